@@ -1,0 +1,42 @@
+# lossland — set-up and everyday commands. `make demo` and `make test` install first if needed.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+# torch is pinned to the CPU wheel that lies on this disk; an unpinned torch pulls a multi-GB CUDA build.
+TORCH ?= torch==2.13.0
+CURVLINOPS ?= curvlinops-for-pytorch==3.0.1
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test smoke lint bench clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PY) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[dev]"
+	# --no-deps: curvlinops' backpack dependency would pull torchvision, which breaks lightning here.
+	$(PIP) install -q --no-deps "$(CURVLINOPS)"
+	-$(PIP) uninstall -y -q torchvision 2>/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)  ## train the default experiment (FSI ConvNet on mnist5k, sphere SGD) on the CPU
+	$(BIN)/python train.py
+
+test: $(STAMP)  ## the default test run (includes the CI smoke sweep); slow tests: make test ARGS="-m slow"
+	$(BIN)/python -m pytest $(ARGS)
+
+smoke: $(STAMP)  ## the CI smoke sweep alone, into multirun/smoke
+	$(BIN)/python train.py -m experiment=smoke elr=1e-4,1e-3,1e-2 logger=csv hydra.sweep.dir=multirun/smoke
+	$(BIN)/lossland collect multirun/smoke
+
+lint: $(STAMP)
+	$(BIN)/ruff check lossland tests benchmarks train.py connect.py
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/step_overhead.py
+
+clean:
+	rm -rf $(VENV) multirun outputs

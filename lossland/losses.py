@@ -1,0 +1,76 @@
+"""Losses. Each is an ``nn.Module`` mapping (model output, integer labels) to a scalar batch mean.
+
+Labels are always class indices ``0..K-1`` (the data modules remap class subsets). A loss says how
+many model outputs it needs for K classes (``num_outputs``) and how to turn outputs into predicted
+labels (``predict``), so error rates are computed the same way for every loss.
+
+Conventions (see README):
+- ``CrossEntropy``: mean over the batch of -log softmax(ŷ)_y.
+- ``MSE``: Σ_classes (ŷ_i − 1[y=i])², mean over the batch (``per_class_mean=True`` also divides
+  by K, i.e. ``torch.nn.functional.mse_loss`` against one-hot targets).
+- ``CubicHinge``: binary, one output, y ∈ {−1,+1} (label 0 → −1, label 1 → +1):
+  mean over the batch of max(0, 1 − y·ŷ)³.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Loss(nn.Module):
+    name = "loss"
+    binary = False
+
+    def num_outputs(self, num_classes: int) -> int:
+        return num_classes
+
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        return output.argmax(dim=1)
+
+    def per_sample(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.per_sample(output, target).mean()
+
+
+class CrossEntropy(Loss):
+    name = "ce"
+
+    def per_sample(self, output, target):
+        return F.cross_entropy(output, target, reduction="none")
+
+    def forward(self, output, target):
+        return F.cross_entropy(output, target)
+
+
+class MSE(Loss):
+    name = "mse"
+
+    def __init__(self, per_class_mean: bool = False):
+        super().__init__()
+        self.per_class_mean = per_class_mean
+
+    def per_sample(self, output, target):
+        onehot = F.one_hot(target, output.shape[1]).to(output.dtype)
+        sq = (output - onehot).pow(2)
+        return sq.mean(dim=1) if self.per_class_mean else sq.sum(dim=1)
+
+
+class CubicHinge(Loss):
+    name = "hinge3"
+    binary = True
+
+    def num_outputs(self, num_classes: int) -> int:
+        if num_classes != 2:
+            raise ValueError(f"the cubic hinge loss is binary: it needs 2 classes, the data has {num_classes}")
+        return 1
+
+    def predict(self, output):
+        return (output.reshape(-1) > 0).long()
+
+    def per_sample(self, output, target):
+        y = target.to(output.dtype) * 2 - 1
+        return torch.clamp(1 - y * output.reshape(-1), min=0).pow(3)

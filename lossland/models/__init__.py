@@ -1,0 +1,8 @@
+"""Architectures: plain ``nn.Module`` s built from ``input_shape`` (C, H, W) or (D,) and ``num_outputs``."""
+
+from lossland.models.cnn_prelu import CNNPReLU
+from lossland.models.convnet_si import ConvNetSI
+from lossland.models.mlp import MLP
+from lossland.models.vgg import VGG16BN
+
+__all__ = ["MLP", "ConvNetSI", "CNNPReLU", "VGG16BN"]
