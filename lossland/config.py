@@ -1,0 +1,83 @@
+"""Config helpers: where the configs live, composing them in code, and checking command-line overrides
+before Hydra starts, so that a mistake gets one clear line that names the valid choices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from lossland.errors import LosslandError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
+POSITIVE = ("elr", "lr")
+
+
+def groups(config_dir: Path = CONFIG_DIR) -> dict[str, list[str]]:
+    """Config group -> its options (YAML file stems)."""
+    out = {}
+    for d in sorted(p for p in config_dir.rglob("*") if p.is_dir()):
+        opts = sorted(f.stem for f in d.glob("*.yaml"))
+        if opts:
+            out[d.relative_to(config_dir).as_posix()] = opts
+    return out
+
+
+def compose(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
+    """The config ``train.py`` would run with these overrides (for tests, notebooks and tools)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides or []))
+
+
+def _values(override) -> list:
+    if override.is_sweep_override():
+        return list(override.sweep_iterator()) if not override.is_interval_sweep() else []
+    return [override.value()]
+
+
+def check_overrides(argv: list[str], config_name: str = "train") -> None:
+    """Raise :class:`LosslandError` for an unknown group option, an unknown key, or a non-positive rate."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    args = [a for a in argv if "=" in a and not a.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(args)
+    except HydraException as e:
+        raise LosslandError(f"cannot parse overrides: {str(e).splitlines()[0]}") from None
+    known = groups()
+    group_choices = []
+    for o in parsed:
+        key = o.key_or_group
+        if key.startswith("hydra") or o.is_delete():
+            continue
+        if key in known:
+            for v in _values(o):
+                if v is not None and str(v) not in known[key]:
+                    raise LosslandError(f"unknown option {key}={v}; valid {key} options: {', '.join(known[key])}")
+            group_choices.append(f"{key}={_values(o)[0]}" if _values(o) else None)
+        elif key in POSITIVE:
+            for v in _values(o):
+                try:
+                    ok = float(v) > 0
+                except (TypeError, ValueError):
+                    ok = False
+                if not ok:
+                    raise LosslandError(f"{key}={v} is not valid: {key} must be a positive number")
+    cfg = compose([g for g in group_choices if g], config_name)
+    for o in parsed:
+        key = o.key_or_group
+        if key.startswith("hydra") or key in known or o.is_add() or o.is_force_add() or o.is_delete():
+            continue
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        if not isinstance(node, DictConfig) or leaf not in node:
+            where = f"under {parent}" if parent else "at top level"
+            valid = ", ".join(sorted(str(k) for k in node.keys())) if isinstance(node, DictConfig) else "none"
+            raise LosslandError(f"unknown config key {key!r}; valid keys {where}: {valid} "
+                                f"(use +{key}=... to add a new key)")

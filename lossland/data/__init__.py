@@ -1,0 +1,8 @@
+"""Tensor-resident data modules (one per ``conf/data`` option)."""
+
+from lossland.data.base import BlockLoader, TensorDataModule
+from lossland.data.embedded import MNIST5k, Digits
+from lossland.data.files import CIFAR10, MNIST
+from lossland.data.synthetic import Gaussians, Spheres
+
+__all__ = ["TensorDataModule", "BlockLoader", "MNIST5k", "Digits", "Spheres", "Gaussians", "MNIST", "CIFAR10"]

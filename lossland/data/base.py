@@ -1,0 +1,247 @@
+"""Tensor-resident data: the whole dataset lives in memory (on the training device) and mini-batches
+are index slices of a per-epoch permutation drawn from the ``data`` RNG stream. No per-sample collation.
+
+Subclasses implement :meth:`TensorDataModule.load` returning ``{"train": (x, y)}`` and optionally
+``"test": (x, y)`` (for data with an official test split) as numpy arrays: images as (N, C, H, W),
+vectors as (N, D), labels as integers. The base class applies, in order: class subset (labels remapped
+to 0..K-1 in the order given), split into train/val/test (a fixed ``split_seed`` permutation), training
+``fraction``, normalization (statistics of the training split) and zero-padding to ``pad_to``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+
+from lossland.errors import DataError
+from lossland.seeding import generator
+
+NORMALIZATIONS = ("standard", "unit", "none")
+
+
+class BlockLoader:
+    """One epoch of training batches, grouped into blocks of consecutive SGD steps.
+
+    Each item is a list of ``(x, y)`` mini-batches; the training step takes one optimizer step per
+    mini-batch. Block boundaries fall on every step where a scheduled callback is due, so callbacks
+    always see the weights of the exact step they asked for.
+    """
+
+    def __init__(self, x, y, order: torch.Tensor, batch_size: int, block_sizes: Sequence[int]):
+        self.x, self.y, self.order, self.batch_size = x, y, order, batch_size
+        self.block_sizes = list(block_sizes)
+
+    def __len__(self) -> int:
+        return len(self.block_sizes)
+
+    def __iter__(self):
+        b, start = self.batch_size, 0
+        for size in self.block_sizes:
+            idx = self.order[start * b:(start + size) * b].view(size, b)
+            xs, ys = self.x[idx], self.y[idx]
+            yield [(xs[i], ys[i]) for i in range(size)]
+            start += size
+
+
+class TensorBatches:
+    """Consecutive slices of ``batch_size`` examples, in order (evaluation)."""
+
+    def __init__(self, x, y, batch_size: int):
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch_size)
+
+    def __iter__(self):
+        for i in range(0, len(self.x), self.batch_size):
+            yield self.x[i:i + self.batch_size], self.y[i:i + self.batch_size]
+
+
+def block_sizes(first_step: int, num_steps: int, max_block: int,
+                next_boundary: Callable[[int], int | None]) -> list[int]:
+    """Split steps ``first_step+1 .. first_step+num_steps`` into blocks of at most ``max_block`` steps,
+    ending a block at every step returned by ``next_boundary(step)`` (the next due step after ``step``)."""
+    sizes, step, end = [], first_step, first_step + num_steps
+    while step < end:
+        stop = min(step + max_block, end)
+        nb = next_boundary(step)
+        if nb is not None and step < nb < stop:
+            stop = nb
+        sizes.append(stop - step)
+        step = stop
+    return sizes
+
+
+class TensorDataModule(L.LightningDataModule):
+    name = "data"
+
+    def __init__(self, batch_size: int = 128, train_size: int | None = None, val_size: int = 0,
+                 test_size: int | None = None, classes: Sequence[int] | None = None, fraction: float = 1.0,
+                 normalize: str = "standard", pad_to: int | None = None, split_seed: int = 0,
+                 eval_batch_size: int = 1000, drop_last: bool = True, seed: int = 0):
+        super().__init__()
+        if normalize not in NORMALIZATIONS:
+            raise DataError(f"data.normalize={normalize!r} is not valid; valid: {', '.join(NORMALIZATIONS)}")
+        if not 0 < fraction <= 1:
+            raise DataError(f"data.fraction must lie in (0, 1], got {fraction}")
+        if batch_size <= 0:
+            raise DataError(f"data.batch_size must be positive, got {batch_size}")
+        self.batch_size, self.train_size, self.val_size, self.test_size = batch_size, train_size, val_size, test_size
+        self.classes = list(classes) if classes is not None else None
+        self.fraction, self.normalize, self.pad_to = fraction, normalize, pad_to
+        self.split_seed, self.eval_batch_size, self.drop_last, self.seed = split_seed, eval_batch_size, drop_last, seed
+        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.num_classes = 0
+        self.order_generator = generator(seed, "data")
+        self.max_block = 16
+        self.next_boundary: Callable[[int], int | None] = lambda step: None
+
+    # ----------------------------------------------------------------- loading
+    def load(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        raise NotImplementedError
+
+    def prepare(self, device: str | torch.device = "cpu") -> TensorDataModule:
+        """Load, subset, split, normalize and pad once; idempotent."""
+        if self.splits:
+            return self
+        raw = self.load()
+        x, y = raw["train"]
+        x, y = self._subset(x, y)
+        if "test" in raw:
+            xt, yt = self._subset(*raw["test"])
+            pools = {"pool": (x, y), "test": (xt, yt)}
+        else:
+            pools = {"pool": (x, y)}
+        splits = self._split(pools)
+        splits = self._normalize_and_pad(splits)
+        self.splits = {k: (torch.as_tensor(a, dtype=torch.float32, device=device),
+                           torch.as_tensor(b, dtype=torch.long, device=device)) for k, (a, b) in splits.items()}
+        return self
+
+    def _subset(self, x: np.ndarray, y: np.ndarray):
+        y = np.asarray(y).astype(np.int64)
+        if self.classes is None:
+            uniq = np.unique(y)
+            self.num_classes = max(self.num_classes, int(uniq.max()) + 1)
+            return np.asarray(x), y
+        missing = sorted(set(self.classes) - set(np.unique(y).tolist()))
+        if missing:
+            raise DataError(f"data.classes: classes {missing} do not occur in {self.name}; "
+                            f"valid: {sorted(np.unique(y).tolist())}")
+        keep = np.isin(y, self.classes)
+        remap = {c: i for i, c in enumerate(self.classes)}
+        self.num_classes = len(self.classes)
+        return np.asarray(x)[keep], np.array([remap[int(v)] for v in y[keep]], dtype=np.int64)
+
+    def _split(self, pools):
+        rng = np.random.default_rng(self.split_seed)
+        x, y = pools["pool"]
+        perm = rng.permutation(len(x))
+        n = len(x)
+        if "test" in pools:
+            xt, yt = pools["test"]
+            tperm = rng.permutation(len(xt))
+            n_test = len(xt) if self.test_size is None else self.test_size
+            test = (xt[tperm[:n_test]], yt[tperm[:n_test]])
+            n_train = n - self.val_size if self.train_size is None else self.train_size
+        else:
+            n_test = self.test_size if self.test_size is not None else n // 5
+            n_train = n - self.val_size - n_test if self.train_size is None else self.train_size
+            idx = perm[n_train + self.val_size:n_train + self.val_size + n_test]
+            test = (x[idx], y[idx])
+        if n_train <= 0 or n_train + self.val_size + (0 if "test" in pools else n_test) > n:
+            raise DataError(f"{self.name} has {n} training examples: cannot take train_size={n_train}, "
+                            f"val_size={self.val_size}" + ("" if "test" in pools else f", test_size={n_test}"))
+        if "test" in pools and n_test > len(pools["test"][0]):
+            raise DataError(f"{self.name} has {len(pools['test'][0])} test examples, test_size={n_test}")
+        tr = perm[:max(1, int(round(n_train * self.fraction)))]
+        va = perm[n_train:n_train + self.val_size]
+        out = {"train": (x[tr], y[tr]), "test": test}
+        if self.val_size:
+            out["val"] = (x[va], y[va])
+        return out
+
+    def _normalize_and_pad(self, splits):
+        xtr = splits["train"][0].astype(np.float32)
+        axes = (0, 2, 3) if xtr.ndim == 4 else (0,)
+        if self.normalize == "standard":
+            mean = xtr.mean(axis=axes, keepdims=True)
+            std = xtr.std(axis=axes, keepdims=True) + 1e-8
+            if xtr.ndim != 4:  # vectors: one scalar statistic, keeps geometry (e.g. spheres' radii ratio)
+                mean, std = xtr.mean(), xtr.std() + 1e-8
+        elif self.normalize == "unit":
+            mean, std = 0.0, max(float(xtr.max()), 1e-8)
+        else:
+            mean, std = 0.0, 1.0
+        out = {}
+        for k, (a, b) in splits.items():
+            a = (a.astype(np.float32) - mean) / std
+            if self.pad_to and a.ndim == 4:
+                h, w = a.shape[2:]
+                if h > self.pad_to or w > self.pad_to:
+                    raise DataError(f"data.pad_to={self.pad_to} is smaller than the {h}x{w} images")
+                ph, pw = self.pad_to - h, self.pad_to - w
+                a = np.pad(a, ((0, 0), (0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)))
+            out[k] = (a, b)
+        return out
+
+    # ------------------------------------------------------------- properties
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.splits["train"][0].shape[1:])
+
+    @property
+    def steps_per_epoch(self) -> int:
+        n = len(self.splits["train"][0])
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def to(self, device) -> TensorDataModule:
+        self.splits = {k: (a.to(device), b.to(device)) for k, (a, b) in self.splits.items()}
+        return self
+
+    def eval_batches(self, num_batches: int, split: str = "train", seed: int | None = None):
+        """A fixed list of ``num_batches`` mini-batches (of ``batch_size``) drawn from the ``eval`` stream:
+        the same examples at every evaluation point, so metric trajectories are comparable."""
+        x, y = self.splits[split]
+        g = generator(self.seed if seed is None else seed, "eval")
+        perm = torch.randperm(len(x), generator=g).to(x.device)
+        b = min(self.batch_size, len(x))
+        k = max(1, min(num_batches, len(x) // b))
+        return [(x[perm[i * b:(i + 1) * b]], y[perm[i * b:(i + 1) * b]]) for i in range(k)]
+
+    # ------------------------------------------------------ Lightning hooks
+    def setup(self, stage: str | None = None):
+        self.prepare()
+
+    def train_dataloader(self):
+        x, y = self.splits["train"]
+        n = len(x)
+        order = torch.randperm(n, generator=self.order_generator).to(x.device)
+        steps = self.steps_per_epoch
+        if not self.drop_last and n % self.batch_size:
+            raise DataError("data.drop_last=false is not supported by the block loader")
+        first = self.trainer.global_step if self.trainer is not None else 0
+        max_steps = self.trainer.max_steps if self.trainer is not None else -1
+        if max_steps is not None and max_steps >= 0:
+            steps = max(0, min(steps, max_steps - first))
+        return BlockLoader(x, y, order, self.batch_size, block_sizes(first, steps, self.max_block, self.next_boundary))
+
+    def eval_loader(self, split: str, limit: int | None = None) -> TensorBatches:
+        """The whole ``split`` (or its first ``limit`` examples) in batches of ``eval_batch_size``."""
+        x, y = self.splits[split]
+        return TensorBatches(x[:limit], y[:limit], self.eval_batch_size)
+
+    def val_dataloader(self):
+        return self.eval_loader("val") if "val" in self.splits else []
+
+    def test_dataloader(self):
+        return self.eval_loader("test")
+
+    def state_dict(self):
+        return {"order_generator": self.order_generator.get_state()}
+
+    def load_state_dict(self, state):
+        self.order_generator.set_state(state["order_generator"])

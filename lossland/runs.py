@@ -1,0 +1,55 @@
+"""Reading finished runs back: config, model weights and checkpoints from a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from lossland.errors import LosslandError
+
+
+def run_config(run_dir: str | Path):
+    path = Path(run_dir) / ".hydra" / "config.yaml"
+    if not path.exists():
+        raise LosslandError(f"{run_dir} is not a lossland run directory (no .hydra/config.yaml)")
+    return OmegaConf.load(path)
+
+
+def checkpoint_paths(run_dir: str | Path) -> list[Path]:
+    """Scheduled checkpoints in step order, then ``last.ckpt``."""
+    d = Path(run_dir) / "checkpoints"
+    steps = sorted(d.glob("step=*.ckpt"))
+    return steps + ([d / "last.ckpt"] if (d / "last.ckpt").exists() else [])
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise LosslandError(f"checkpoint {path} does not exist") from None
+    except Exception as e:
+        raise LosslandError(f"checkpoint {path} is corrupt or unreadable: {type(e).__name__}") from None
+
+
+def model_state(ckpt: dict) -> dict[str, torch.Tensor]:
+    """The ``model.`` part of a LandscapeModule checkpoint's state dict, without the prefix."""
+    return {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+
+
+def load_weights_into(model: torch.nn.Module, dm, run_dir: str | Path) -> dict:
+    """Load the final weights of another run (``init_from``) into ``model`` and continue its data-order
+    RNG stream. Returns the checkpoint."""
+    path = Path(run_dir) / "checkpoints" / "last.ckpt"
+    if not path.exists():
+        raise LosslandError(f"init_from={run_dir}: no checkpoints/last.ckpt there")
+    ckpt = load_checkpoint(path)
+    try:
+        model.load_state_dict(model_state(ckpt))
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise LosslandError(f"init_from={run_dir}: its weights do not fit this model ({first})") from None
+    if type(dm).__qualname__ in ckpt:  # Lightning stores the datamodule's state under its class name
+        dm.load_state_dict(ckpt[type(dm).__qualname__])
+    return ckpt
