@@ -76,7 +76,7 @@ def check_overrides(argv: list[str], config_name: str = "train") -> None:
             continue
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent) if parent else cfg
-        if not isinstance(node, DictConfig) or leaf not in node:
+        if not isinstance(node, DictConfig) or leaf not in list(node.keys()):
             where = f"under {parent}" if parent else "at top level"
             valid = ", ".join(sorted(str(k) for k in node.keys())) if isinstance(node, DictConfig) else "none"
             raise LosslandError(f"unknown config key {key!r}; valid keys {where}: {valid} "

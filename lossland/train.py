@@ -53,6 +53,23 @@ def sweep_name(cfg: DictConfig) -> str:
         return str(output_dir(cfg))
 
 
+def build(node, what: str, **kwargs):
+    """``hydra.utils.instantiate`` with a user error (one line naming the group) for a bad option."""
+    from hydra.errors import InstantiationException
+    from omegaconf.errors import MissingMandatoryValue
+
+    try:
+        return instantiate(node, **kwargs)
+    except MissingMandatoryValue as e:
+        raise LosslandError(f"{what}.{e.key} must be set ({what}.{e.key}=...)") from None
+    except InstantiationException as e:
+        cause = e.__cause__ if e.__cause__ is not None else e
+        if isinstance(cause, LosslandError):
+            raise cause from None
+        msg = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
+        raise LosslandError(f"cannot build {what} ({node.get('_target_')}): {msg}") from None
+
+
 def check_rates(cfg: DictConfig) -> None:
     for key in ("elr", "lr"):
         v = cfg.get(key)
@@ -66,13 +83,18 @@ def build_model(cfg: DictConfig, dm, loss) -> torch.nn.Module:
     model_cfg = cfg.model
     if model_cfg.get("last_norm", None) == "auto":  # FSI ConvNet: 10 for CE, 1.5 for MSE (Kodryan et al.)
         model_cfg = OmegaConf.merge(model_cfg, {"last_norm": 1.5 if loss.name == "mse" else 10.0})
+    try:
+        num_outputs = loss.num_outputs(dm.num_classes)
+    except ValueError as e:
+        raise LosslandError(f"loss={loss.name} does not fit data={dm.name}: {e}") from None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(stream_seed(cfg.seed, "init"))
-        return instantiate(model_cfg, input_shape=list(dm.input_shape), num_outputs=loss.num_outputs(dm.num_classes))
+        return build(model_cfg, "model", input_shape=list(dm.input_shape),
+                     num_outputs=num_outputs)
 
 
 def build_data(cfg: DictConfig):
-    dm = instantiate(cfg.data, seed=cfg.seed)
+    dm = build(cfg.data, "data", seed=cfg.seed)
     model_cls = hydra_target(cfg.model)
     need = getattr(model_cls, "input_size", None)
     if need and dm.pad_to is None:
@@ -103,7 +125,7 @@ def build_loggers(cfg: DictConfig, out: Path):
 
 def build_schedule(cfg: DictConfig):
     node = cfg.get("schedule")
-    return instantiate(node) if node and node.get("_target_") else None
+    return build(node, "schedule") if node and node.get("_target_") else None
 
 
 def total_steps(cfg: DictConfig, dm) -> int:
@@ -126,7 +148,7 @@ def run(cfg: DictConfig) -> dict:
     loggers = []
     try:
         dm = build_data(cfg)
-        loss = instantiate(cfg.loss)
+        loss = build(cfg.loss, "loss")
         model = build_model(cfg, dm, loss)
         if cfg.get("init_from"):
             from lossland.runs import load_weights_into
@@ -134,8 +156,8 @@ def run(cfg: DictConfig) -> dict:
             load_weights_into(model, dm, cfg.init_from)
         atomic_torch_save(model.state_dict(), out / "checkpoints" / "init.pt")
         steps = total_steps(cfg, dm)
-        module = LandscapeModule(model, loss, optimizer=instantiate(cfg.optimizer),
-                                 regularizer=instantiate(cfg.regularizer), schedule=build_schedule(cfg),
+        module = LandscapeModule(model, loss, optimizer=build(cfg.optimizer, "optimizer"),
+                                 regularizer=build(cfg.regularizer, "regularizer"), schedule=build_schedule(cfg),
                                  max_loss=cfg.get("max_loss"))
         callbacks = []
         mcfg = cfg.metrics
@@ -158,7 +180,7 @@ def run(cfg: DictConfig) -> dict:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(stream_seed(cfg.seed, "noise"))
             trainer.fit(module, datamodule=dm)
-            summary["steps"], summary["epochs"] = trainer.global_step, trainer.current_epoch
+            summary.update(steps=trainer.global_step, epochs=trainer.current_epoch, data_order=dm.order_digest)
             if module.diverged_at is not None:
                 summary.update(status="diverged", diverged_at_step=module.diverged_at)
                 log.warning("run diverged at step %d (non-finite or too large loss)", module.diverged_at)

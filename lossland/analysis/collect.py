@@ -30,14 +30,14 @@ def run_row(run_dir: Path, root: Path) -> dict:
 
 
 def phase_of(run_dir: Path, summary: dict) -> str | None:
-    """The phase label of a sphere run (elr set); None for other runs."""
-    if summary.get("elr") is None or not any("optimizer=" not in o and "sphere" for o in summary.get("overrides", [""])):
-        return None
+    """The phase label of a sphere-optimizer run (one that logged ``elr``); None for other runs."""
     try:
         from lossland.analysis.phases import assign_phase
         from lossland.analysis.runs import load_run
 
         run = load_run(run_dir)
+        if "elr" not in run.metrics:
+            return None
         return assign_phase(run.summary, run.history())
     except Exception:
         return None

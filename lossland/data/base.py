@@ -10,6 +10,7 @@ to 0..K-1 in the order given), split into train/val/test (a fixed ``split_seed``
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 
 import lightning as L
@@ -96,6 +97,7 @@ class TensorDataModule(L.LightningDataModule):
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.num_classes = 0
         self.order_generator = generator(seed, "data")
+        self.order_digest = ""  # hash chain of every epoch's permutation: equal digests = equal batch order
         self.max_block = 16
         self.next_boundary: Callable[[int], int | None] = lambda step: None
 
@@ -219,7 +221,9 @@ class TensorDataModule(L.LightningDataModule):
     def train_dataloader(self):
         x, y = self.splits["train"]
         n = len(x)
-        order = torch.randperm(n, generator=self.order_generator).to(x.device)
+        order = torch.randperm(n, generator=self.order_generator)
+        self.order_digest = hashlib.sha1(self.order_digest.encode() + order.numpy().tobytes()).hexdigest()[:16]
+        order = order.to(x.device)
         steps = self.steps_per_epoch
         if not self.drop_last and n % self.batch_size:
             raise DataError("data.drop_last=false is not supported by the block loader")
@@ -241,7 +245,8 @@ class TensorDataModule(L.LightningDataModule):
         return self.eval_loader("test")
 
     def state_dict(self):
-        return {"order_generator": self.order_generator.get_state()}
+        return {"order_generator": self.order_generator.get_state(), "order_digest": self.order_digest}
 
     def load_state_dict(self, state):
         self.order_generator.set_state(state["order_generator"])
+        self.order_digest = state.get("order_digest", "")

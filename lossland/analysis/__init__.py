@@ -1,0 +1,1 @@
+"""Analysis of run records: phases, plots, tables."""

@@ -1,0 +1,37 @@
+"""Recomputing BatchNorm running statistics at a weight point (e.g. a point on a path between minima)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import update_bn
+
+
+def has_bn(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def iterate_batches(x: torch.Tensor, batch_size: int, max_batches: int | None = None):
+    """Consecutive slices of ``x`` (at most ``max_batches`` of them)."""
+    for i, start in enumerate(range(0, len(x), batch_size)):
+        if max_batches is not None and i >= max_batches:
+            break
+        yield x[start:start + batch_size]
+
+
+@torch.no_grad()
+def recompute_bn(model: nn.Module, batches: Iterable | torch.Tensor, batch_size: int = 256,
+                 device: torch.device | str | None = None) -> nn.Module:
+    """Reset every BN layer's running statistics and re-estimate them as the *cumulative* average
+    (momentum=None) over ``batches`` in train mode, without gradients; restores momenta and the train/eval
+    mode afterwards (``torch.optim.swa_utils.update_bn``). ``batches`` is an iterable of input tensors or of
+    (x, y) tuples, or one tensor cut into ``batch_size`` slices. A net without BN is returned unchanged.
+    Note: train mode also enables dropout during the passes, as in SWA and Garipov et al."""
+    if not has_bn(model):
+        return model
+    if isinstance(batches, torch.Tensor):
+        batches = iterate_batches(batches, batch_size)
+    update_bn(batches, model, device=device)
+    return model

@@ -1,0 +1,293 @@
+"""Paths between two weight points A and B.
+
+A path is a callable ``t -> state_dict`` with ``t_range = (t0, t1)``: A at ``t0`` and B at ``t1``. State dicts
+hold every entry of the model's ``state_dict()``; floating entries (parameters and BN running statistics) are
+moved along the path, integer entries (``num_batches_tracked``) are taken from A. BN statistics along a path
+are placeholders: recompute them per point (:func:`lossland.connect.bn.recompute_bn`) before evaluating.
+Any path can follow any alignment: pass the already aligned B (:func:`lossland.connect.align.align`).
+
+- :func:`linear`: (1−t)A + tB, t ∈ [0, 1].
+- :func:`arc`: μ + cos(πt/2)(A−μ) + sin(πt/2)(B−μ), t ∈ [0, 1], μ the mean neuron of both nets.
+- :func:`weight_adjustment`: t ∈ [0, 2], the output layer refit by least squares (Anokhin & Yarotsky 2020).
+- :func:`bezier`, :func:`polychain`: Garipov et al. (2018) curves with a (trainable) bend θ, t ∈ [0, 1].
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from lossland.connect.align import unit_layers
+
+State = dict[str, torch.Tensor]
+
+
+def as_state(x: nn.Module | Mapping[str, torch.Tensor]) -> State:
+    """A detached copy of a model's state dict (or of a given state dict)."""
+    sd = x.state_dict() if isinstance(x, nn.Module) else x
+    return {k: v.detach().clone() for k, v in sd.items()}
+
+
+def _combine(states: list[State], coefs: list[float | torch.Tensor]) -> State:
+    """Σ_i coefs[i]·states[i] on floating entries; other entries from the first state."""
+    out = {}
+    for k, v in states[0].items():
+        if v.is_floating_point():
+            out[k] = sum(c * s[k] for c, s in zip(coefs, states))
+        else:
+            out[k] = v
+    return out
+
+
+class Path:
+    """Base class: ``path(t)`` is the state dict at ``t`` in ``t_range``; ``a``, ``b`` the endpoint states."""
+
+    t_range: tuple[float, float] = (0.0, 1.0)
+    name = "path"
+
+    def __init__(self, a, b):
+        self.a, self.b = as_state(a), as_state(b)
+        if self.a.keys() != self.b.keys():
+            raise ValueError("A and B have different state-dict keys")
+
+    def _check(self, t: float) -> float:
+        t0, t1 = self.t_range
+        if not (t0 - 1e-9 <= float(t) <= t1 + 1e-9):
+            raise ValueError(f"t={t} outside the path's range [{t0}, {t1}]")
+        return float(t)
+
+    def __call__(self, t: float) -> State:
+        raise NotImplementedError
+
+
+class Linear(Path):
+    name = "linear"
+
+    def __call__(self, t):
+        t = self._check(t)
+        return _combine([self.a, self.b], [1.0 - t, t])
+
+
+class Arc(Path):
+    """Arc around the mean neuron (one hidden layer only): a neuron is its slice of every slot of the hidden
+    layer (row of W1, b1 entry, column of W2, BN entries); μ is the mean neuron over the 2n neurons of A and
+    B. Entries outside the hidden layer's slots (b2) move linearly."""
+
+    name = "arc"
+
+    def __init__(self, a, b, template: nn.Module | None = None):
+        super().__init__(a, b)
+        template = template if template is not None else (a if isinstance(a, nn.Module) else None)
+        if template is None:
+            raise ValueError("arc needs the model (pass modules, or template=...) to know its neurons")
+        layers = unit_layers(template)
+        if len(layers) != 1:
+            raise ValueError(f"the arc path needs a net with one hidden layer; this one has {len(layers)}")
+        self.mu: State = {}
+        for s in layers[0].slots:
+            va, vb = self.a[s.key], self.b[s.key]
+            self.mu[s.key] = 0.5 * (va.mean(s.axis, keepdim=True) + vb.mean(s.axis, keepdim=True))
+
+    def __call__(self, t):
+        t = self._check(t)
+        if t in (0.0, 1.0):
+            return as_state(self.a if t == 0.0 else self.b)
+        c, s = math.cos(math.pi * t / 2), math.sin(math.pi * t / 2)
+        out = _combine([self.a, self.b], [1.0 - t, t])
+        for k, mu in self.mu.items():
+            out[k] = mu + c * (self.a[k] - mu) + s * (self.b[k] - mu)
+        return out
+
+
+def _last_linear(template: nn.Module) -> tuple[str, nn.Linear]:
+    last = None
+    for name, m in template.named_modules():
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            last = (name, m)
+    if last is None or not isinstance(last[1], nn.Linear):
+        raise ValueError("weight adjustment needs a net whose last weighted layer is nn.Linear")
+    return last
+
+
+def _features_and_outputs(template: nn.Module, state: State, x: torch.Tensor, layer_name: str,
+                          bn_batches=None, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs of layer ``layer_name`` and outputs of the net at weight point ``state`` on ``x`` (eval mode,
+    no grad)."""
+    from lossland.connect.bn import has_bn, recompute_bn
+
+    model = template
+    if bn_batches is not None and has_bn(template):
+        model = copy.deepcopy(template)
+        model.load_state_dict(state)
+        recompute_bn(model, bn_batches)
+        state = as_state(model)
+    feats, outs = [], []
+    layer = model.get_submodule(layer_name)
+    hook = layer.register_forward_pre_hook(lambda mod, inp: feats.append(inp[0].detach()))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                outs.append(functional_call(model, state, (x[i:i + batch_size],)))
+    finally:
+        hook.remove()
+        model.train(was_training)
+    return torch.cat(feats), torch.cat(outs)
+
+
+def least_squares_output_layer(features: torch.Tensor, targets: torch.Tensor,
+                               ridge: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(W, b) minimising ‖features·Wᵀ + b − targets‖²_F (+ ridge·‖W‖²), solved in float64 with
+    ``torch.linalg.lstsq`` (minimum-norm solution when rank-deficient)."""
+    h = torch.cat([features.double(), torch.ones(len(features), 1, dtype=torch.float64,
+                                                 device=features.device)], 1)
+    y = targets.double()
+    if ridge > 0:
+        reg = torch.eye(h.shape[1], dtype=torch.float64, device=h.device) * math.sqrt(ridge)
+        reg[-1, -1] = 0.0
+        h = torch.cat([h, reg])
+        y = torch.cat([y, torch.zeros(h.shape[1], y.shape[1], dtype=torch.float64, device=y.device)])
+    driver = "gelsd" if h.device.type == "cpu" else None
+    sol = torch.linalg.lstsq(h, y, driver=driver).solution
+    w, b = sol[:-1].T, sol[-1]
+    return w.to(targets.dtype), b.to(targets.dtype)
+
+
+class WeightAdjustment(Path):
+    """Weight Adjustment (Anokhin & Yarotsky 2020), t ∈ [0, 2].
+
+    Convention: on [0, 1] every layer but the output layer follows ``base`` (a path A→B over [0, 1]), and the
+    output layer (W, b) is the least-squares fit making the net reproduce A's outputs (logits) on the fitting
+    data ``x`` (hidden features in eval mode; BN recomputed on ``bn_batches`` first if given). On [1, 2] the
+    hidden layers stay at B and the output layer moves linearly from the refit at t=1 to B's own output layer.
+    At t=0 the refit equals A's output layer whenever A's features (with a ones column) have full column rank
+    on ``x``; the path is exactly B at t=2."""
+
+    t_range = (0.0, 2.0)
+    name = "weight_adjustment"
+
+    def __init__(self, a, b, x: torch.Tensor, base: Path | str = "linear", template: nn.Module | None = None,
+                 ridge: float = 0.0, bn_batches=None, batch_size: int = 1024):
+        super().__init__(a, b)
+        template = template if template is not None else (a if isinstance(a, nn.Module) else None)
+        if template is None:
+            raise ValueError("weight adjustment needs the model (pass modules, or template=...)")
+        self.template = copy.deepcopy(template)
+        self.layer_name, layer = _last_linear(self.template)
+        self.wkey, self.bkey = f"{self.layer_name}.weight", f"{self.layer_name}.bias"
+        if layer.bias is None:
+            raise ValueError("weight adjustment needs an output layer with a bias")
+        if isinstance(base, str):
+            base = make_path(base, a, b, template=template)
+        if tuple(base.t_range) != (0.0, 1.0):
+            raise ValueError("the base path of weight adjustment must run over t ∈ [0, 1]")
+        self.base, self.x, self.ridge = base, x, ridge
+        self.bn_batches, self.batch_size = bn_batches, batch_size
+        _, self.targets = _features_and_outputs(self.template, self.a, x, self.layer_name, bn_batches,
+                                                 batch_size)
+        self._refit_at_1: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def refit(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
+        """Least-squares output layer for the hidden layers of ``state``, targets = A's outputs on ``x``."""
+        feats, _ = _features_and_outputs(self.template, state, self.x, self.layer_name, self.bn_batches,
+                                         self.batch_size)
+        w, b = least_squares_output_layer(feats, self.targets, self.ridge)
+        return w.to(state[self.wkey].dtype), b.to(state[self.bkey].dtype)
+
+    def __call__(self, t):
+        t = self._check(t)
+        if t <= 1.0:
+            state = self.base(t)
+            state[self.wkey], state[self.bkey] = self.refit(state)
+            if t == 1.0:
+                self._refit_at_1 = (state[self.wkey], state[self.bkey])
+            return state
+        if t >= 2.0:
+            return as_state(self.b)
+        if self._refit_at_1 is None:
+            self._refit_at_1 = self.refit(self.base(1.0))
+        u = t - 1.0
+        state = as_state(self.b)
+        w1, b1 = self._refit_at_1
+        state[self.wkey] = (1 - u) * w1 + u * self.b[self.wkey]
+        state[self.bkey] = (1 - u) * b1 + u * self.b[self.bkey]
+        return state
+
+
+class Bezier(Path):
+    """Quadratic Bezier curve (1−t)²A + 2t(1−t)θ + t²B, t ∈ [0, 1]. ``theta`` (state dict, may require grad)
+    defaults to the midpoint (A+B)/2; entries missing from ``theta`` are taken from the midpoint."""
+
+    name = "bezier"
+
+    def __init__(self, a, b, theta: Mapping[str, torch.Tensor] | None = None):
+        super().__init__(a, b)
+        mid = _combine([self.a, self.b], [0.5, 0.5])
+        self.theta = {**mid, **(dict(theta) if theta is not None else {})}
+
+    @staticmethod
+    def coefs(t: float) -> list[float]:
+        """Weights of (A, θ, B) at t."""
+        return [(1 - t) ** 2, 2 * t * (1 - t), t ** 2]
+
+    def __call__(self, t):
+        t = self._check(t)
+        return _combine([self.a, self.theta, self.b], self.coefs(t))
+
+
+class PolyChain(Bezier):
+    """Polygonal chain A → θ → B, the bend at t = 1/2, t ∈ [0, 1] (Garipov et al. 2018)."""
+
+    name = "polychain"
+
+    @staticmethod
+    def coefs(t: float) -> list[float]:
+        if t <= 0.5:
+            return [1 - 2 * t, 2 * t, 0.0]
+        return [0.0, 2 - 2 * t, 2 * t - 1]
+
+
+def linear(a, b) -> Linear:
+    """Straight line (1−t)A + tB, t ∈ [0, 1]."""
+    return Linear(a, b)
+
+
+def arc(a, b, template: nn.Module | None = None) -> Arc:
+    """Arc μ + cos(πt/2)(A−μ) + sin(πt/2)(B−μ) around the mean neuron μ, t ∈ [0, 1] (one hidden layer)."""
+    return Arc(a, b, template)
+
+
+def weight_adjustment(a, b, x: torch.Tensor, base_path: Path | str = "linear", **kw) -> WeightAdjustment:
+    """Weight Adjustment path over t ∈ [0, 2] following ``base_path`` ("linear", "arc" or a Path)."""
+    return WeightAdjustment(a, b, x, base_path, **kw)
+
+
+def bezier(a, b, theta=None) -> Bezier:
+    """Quadratic Bezier curve with bend ``theta`` (default: the linear path's midpoint), t ∈ [0, 1]."""
+    return Bezier(a, b, theta)
+
+
+def polychain(a, b, theta=None) -> PolyChain:
+    """Two segments A→θ→B (default θ: the linear path's midpoint), t ∈ [0, 1]."""
+    return PolyChain(a, b, theta)
+
+
+PATHS: dict[str, Callable[..., Path]] = {"linear": linear, "arc": arc, "bezier": bezier,
+                                         "polychain": polychain}
+
+
+def make_path(kind: str, a, b, template: nn.Module | None = None, **kw) -> Path:
+    """A path by name: linear, arc, bezier, polychain, or weight_adjustment (needs ``x``)."""
+    if kind == "arc":
+        return arc(a, b, template=template)
+    if kind in ("weight_adjustment", "wa"):
+        return weight_adjustment(a, b, template=template, **kw)
+    if kind not in PATHS:
+        raise ValueError(f"unknown path {kind!r}; valid: {', '.join([*PATHS, 'weight_adjustment'])}")
+    return PATHS[kind](a, b, **kw)

@@ -1,0 +1,1 @@
+"""Metrics: pure functions of models, losses and data (gradients, curvature, sharpness, landscape slices)."""

