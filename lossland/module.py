@@ -63,21 +63,37 @@ class LandscapeModule(L.LightningModule):
                 group["lr"] = value
 
     # ------------------------------------------------------------- training
+    def _fast_path(self) -> bool:
+        """Plain fp32 on one device: call backward and the optimizer directly, skipping the per-step
+        precision/strategy hooks (the step counter is still advanced through Lightning's own hooks)."""
+        from lightning.pytorch.plugins.precision import Precision
+        from lightning.pytorch.strategies import SingleDeviceStrategy
+
+        trainer = self.trainer
+        return type(trainer.precision_plugin) is Precision and isinstance(trainer.strategy, SingleDeviceStrategy)
+
     def training_step(self, block, batch_idx):
         opt = self.optimizers()
+        fast = self._fast_path()
         step0 = self.trainer.global_step
-        losses, errors = [], []
+        losses, outputs = [], []
         for i, (x, y) in enumerate(block):
             if self.schedule is not None:
                 self._set_rate(opt.optimizer, step0 + i)
             out = self.model(x)
             loss = self.loss(out, y)
             total = loss + self.regularizer(self.model) if self.regularizer is not None else loss
-            opt.zero_grad(set_to_none=True)
-            self.manual_backward(total)
-            opt.step()
+            opt.optimizer.zero_grad(set_to_none=True)
+            if fast:
+                total.backward()
+                opt._on_before_step()
+                opt.optimizer.step()
+                opt._on_after_step()
+            else:
+                self.manual_backward(total)
+                opt.step()
             losses.append(loss.detach())
-            errors.append((self.loss.predict(out.detach()) != y).float().mean())
+            outputs.append(out.detach())
         losses = torch.stack(losses)
         bad = ~torch.isfinite(losses)
         if self.max_loss is not None:
@@ -86,10 +102,11 @@ class LandscapeModule(L.LightningModule):
             self.diverged_at = step0 + int(bad.nonzero()[0, 0]) + 1
             self.trainer.should_stop = True
             return None
-        errors = torch.stack(errors)
+        targets = torch.cat([y for _, y in block])
+        wrong = (self.loss.predict(torch.cat(outputs)) != targets).float()
         self.stage_metrics["train_"]["loss"].update(losses)
-        self.stage_metrics["train_"]["error"].update(errors)
-        row = {"train/batch_loss": float(losses.mean()), "train/batch_error": float(errors.mean())}
+        self.stage_metrics["train_"]["error"].update(wrong)
+        row = {"train/batch_loss": float(losses.mean()), "train/batch_error": float(wrong.mean())}
         stats = getattr(opt.optimizer, "last_stats", None)
         if stats is not None:
             row.update(stats())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -123,6 +124,23 @@ def build_loggers(cfg: DictConfig, out: Path):
     return loggers
 
 
+def build_optimizer(cfg: DictConfig, model, dm):
+    """The optimizer factory ``params -> Optimizer``. Sphere optimizers first check numerically that every
+    trainable parameter is scale-invariant (refusing the model otherwise) and draw random-walk directions
+    from the ``noise`` stream."""
+    from functools import partial
+
+    from lossland.optim import SphereSGD, require_scale_invariant
+    from lossland.seeding import generator
+
+    factory = build(cfg.optimizer, "optimizer")
+    if issubclass(hydra_target(cfg.optimizer), SphereSGD):
+        x = dm.splits["train"][0][: min(64, dm.batch_size)]
+        require_scale_invariant(model, x)
+        factory = partial(factory, generator=generator(cfg.seed, "noise", x.device))
+    return factory
+
+
 def build_schedule(cfg: DictConfig):
     node = cfg.get("schedule")
     return build(node, "schedule") if node and node.get("_target_") else None
@@ -133,6 +151,49 @@ def total_steps(cfg: DictConfig, dm) -> int:
     if max_steps is not None and max_steps >= 0:
         return int(max_steps)
     return int(cfg.trainer.max_epochs) * dm.steps_per_epoch
+
+
+@dataclass
+class Job:
+    dm: object
+    module: LandscapeModule
+    callbacks: list
+    trainer: L.Trainer
+
+
+def prepare_job(cfg: DictConfig, out: Path) -> Job:
+    """Everything ``run`` trains with: data, model (+ ``init_from`` weights), optimizer, callbacks,
+    loggers and the Lightning trainer. Saves the initial weights to ``checkpoints/init.pt``."""
+    dm = build_data(cfg)
+    loss = build(cfg.loss, "loss")
+    model = build_model(cfg, dm, loss)
+    if cfg.get("init_from"):
+        from lossland.runs import load_weights_into
+
+        load_weights_into(model, dm, cfg.init_from)
+    atomic_torch_save(model.state_dict(), out / "checkpoints" / "init.pt")
+    steps = total_steps(cfg, dm)
+    module = LandscapeModule(model, loss, optimizer=build_optimizer(cfg, model, dm),
+                             regularizer=build(cfg.regularizer, "regularizer"), schedule=build_schedule(cfg),
+                             max_loss=cfg.get("max_loss"))
+    callbacks = []
+    mcfg = cfg.metrics
+    if mcfg.get("enabled", True):
+        schedule = StepSchedule(mcfg.every_n_steps, mcfg.log_spaced, mcfg.num_points).bind(steps)
+        callbacks.append(PhaseMetrics(schedule, mcfg.eval_batches, mcfg.test_examples, gm=mcfg.gm,
+                                      test=mcfg.test, cosines=mcfg.cosines))
+    ck = cfg.checkpoint
+    if ck.get("every_n_steps") or ck.get("log_spaced"):
+        callbacks.append(StepCheckpoint(out / "checkpoints", StepSchedule(
+            ck.every_n_steps, ck.get("log_spaced", False), ck.get("num_points", 20)).bind(steps)))
+    scheduled = [c for c in callbacks if hasattr(c, "schedule")]
+    dm.next_boundary = lambda s: min((n for c in scheduled if (n := c.schedule.next_due(s)) is not None),
+                                     default=None)
+    dm.max_block = int(cfg.steps_per_call)
+    trainer = instantiate(cfg.trainer, logger=build_loggers(cfg, out), callbacks=callbacks,
+                          default_root_dir=str(out), enable_checkpointing=False,
+                          reload_dataloaders_every_n_epochs=1, num_sanity_val_steps=0, log_every_n_steps=1)
+    return Job(dm, module, callbacks, trainer)
 
 
 def run(cfg: DictConfig) -> dict:
@@ -147,36 +208,9 @@ def run(cfg: DictConfig) -> dict:
                "final": {}}
     loggers = []
     try:
-        dm = build_data(cfg)
-        loss = build(cfg.loss, "loss")
-        model = build_model(cfg, dm, loss)
-        if cfg.get("init_from"):
-            from lossland.runs import load_weights_into
-
-            load_weights_into(model, dm, cfg.init_from)
-        atomic_torch_save(model.state_dict(), out / "checkpoints" / "init.pt")
-        steps = total_steps(cfg, dm)
-        module = LandscapeModule(model, loss, optimizer=build(cfg.optimizer, "optimizer"),
-                                 regularizer=build(cfg.regularizer, "regularizer"), schedule=build_schedule(cfg),
-                                 max_loss=cfg.get("max_loss"))
-        callbacks = []
-        mcfg = cfg.metrics
-        if mcfg.get("enabled", True):
-            schedule = StepSchedule(mcfg.every_n_steps, mcfg.log_spaced, mcfg.num_points).bind(steps)
-            callbacks.append(PhaseMetrics(schedule, mcfg.eval_batches, mcfg.test_examples, gm=mcfg.gm,
-                                          test=mcfg.test, cosines=mcfg.cosines))
-        ck = cfg.checkpoint
-        if ck.get("every_n_steps") or ck.get("log_spaced"):
-            callbacks.append(StepCheckpoint(out / "checkpoints", StepSchedule(
-                ck.every_n_steps, ck.get("log_spaced", False), ck.get("num_points", 20)).bind(steps)))
-        scheduled = [c for c in callbacks if hasattr(c, "schedule")]
-        dm.next_boundary = lambda s: min((n for c in scheduled if (n := c.schedule.next_due(s)) is not None),
-                                         default=None)
-        dm.max_block = int(cfg.steps_per_call)
-        loggers = build_loggers(cfg, out)
-        trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks, default_root_dir=str(out),
-                              enable_checkpointing=False, reload_dataloaders_every_n_epochs=1,
-                              num_sanity_val_steps=0, log_every_n_steps=1)
+        job = prepare_job(cfg, out)
+        dm, module, callbacks, trainer = job.dm, job.module, job.callbacks, job.trainer
+        loggers = trainer.loggers
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(stream_seed(cfg.seed, "noise"))
             trainer.fit(module, datamodule=dm)
@@ -189,7 +223,8 @@ def run(cfg: DictConfig) -> dict:
                 summary["status"] = "ok"
         summary["final"] = final_metrics(module, dm, callbacks)
         save_checkpoint(trainer, out / "checkpoints" / "last.ckpt")
-    except LosslandError:
+    except LosslandError as e:
+        summary["error"] = str(e)
         raise
     except Exception as e:  # an unexpected failure is recorded; the sweep goes on
         summary["error"] = f"{type(e).__name__}: {e}"
