@@ -53,3 +53,23 @@ def load_weights_into(model: torch.nn.Module, dm, run_dir: str | Path) -> dict:
     if type(dm).__qualname__ in ckpt:  # Lightning stores the datamodule's state under its class name
         dm.load_state_dict(ckpt[type(dm).__qualname__])
     return ckpt
+
+
+def load_run_model(run_dir: str | Path, checkpoint: str | Path | None = None, data: bool = True):
+    """Rebuild a finished run: ``(model, loss, dm, cfg)`` with the weights of ``checkpoint`` (default:
+    ``checkpoints/last.ckpt``; may also be a path). ``dm`` is the run's prepared data module (same split)."""
+    from lossland.train import build, build_data, build_model
+
+    cfg = run_config(run_dir)
+    dm = build_data(cfg)
+    loss = build(cfg.loss, "loss")
+    model = build_model(cfg, dm, loss)
+    path = Path(checkpoint) if checkpoint is not None else Path(run_dir) / "checkpoints" / "last.ckpt"
+    if not path.is_absolute() and not path.exists():
+        path = Path(run_dir) / "checkpoints" / path
+    try:
+        model.load_state_dict(model_state(load_checkpoint(path)))
+    except RuntimeError as e:
+        raise LosslandError(f"{path}: weights do not fit the run's model ({str(e).splitlines()[0]})") from None
+    model.eval()
+    return model, loss, dm, cfg
