@@ -84,3 +84,13 @@ def test_unreadable_data_file(tmp_path):
 def test_collect_on_empty_dir(tmp_path):
     res = run_cli("-m", "lossland.cli", "collect", str(tmp_path))
     assert res.returncode != 0 and "no runs under" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_report_on_the_smoke_sweep(smoke_sweep):
+    res = run_cli("-m", "lossland.cli", "report", str(smoke_sweep))
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = smoke_sweep / "report"
+    for name in ("phase_diagram.png", "final_metrics.png", "cosines.png", "index.html"):
+        assert (report / name).stat().st_size > 0
+    assert "phase_diagram.png" in (report / "index.html").read_text()
+    assert list((report / "wandb").glob("offline-run-*")), "figures were not logged to the sweep's W&B group"
