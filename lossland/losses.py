@@ -54,7 +54,8 @@ class MSE(Loss):
         self.per_class_mean = per_class_mean
 
     def per_sample(self, output, target):
-        onehot = F.one_hot(target, output.shape[1]).to(output.dtype)
+        # a comparison rather than F.one_hot, which torch.func.vmap cannot batch (per-sample gradients)
+        onehot = (target.unsqueeze(1) == torch.arange(output.shape[1], device=output.device)).to(output.dtype)
         sq = (output - onehot).pow(2)
         return sq.mean(dim=1) if self.per_class_mean else sq.sum(dim=1)
 

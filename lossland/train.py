@@ -180,8 +180,11 @@ def prepare_job(cfg: DictConfig, out: Path) -> Job:
     mcfg = cfg.metrics
     if mcfg.get("enabled", True):
         schedule = StepSchedule(mcfg.every_n_steps, mcfg.log_spaced, mcfg.num_points).bind(steps)
+        from lossland.callbacks.curvature import curvature_extra
+
         callbacks.append(PhaseMetrics(schedule, mcfg.eval_batches, mcfg.test_examples, gm=mcfg.gm,
-                                      test=mcfg.test, cosines=mcfg.cosines))
+                                      test=mcfg.test, cosines=mcfg.cosines,
+                                      extra=curvature_extra(mcfg.get("curvature"))))
     ck = cfg.checkpoint
     if ck.get("every_n_steps") or ck.get("log_spaced"):
         callbacks.append(StepCheckpoint(out / "checkpoints", StepSchedule(

@@ -169,12 +169,7 @@ def functional_loss(model: nn.Module, loss, batches: Batches,
 
 
 def _per_sample(loss, output, target) -> torch.Tensor:
-    """Per-sample losses, usable under ``vmap`` (lossland's MSE one-hot encodes with ``F.one_hot``,
-    which vmap cannot batch, so it is re-expressed here with a comparison — same values)."""
-    if getattr(loss, "name", None) == "mse":
-        onehot = (target.unsqueeze(1) == torch.arange(output.shape[1], device=output.device)).to(output.dtype)
-        sq = (output - onehot).pow(2)
-        return sq.mean(dim=1) if getattr(loss, "per_class_mean", False) else sq.sum(dim=1)
+    """Per-sample losses (vmap-friendly for lossland's losses); a loss without ``per_sample`` is looped."""
     if hasattr(loss, "per_sample"):
         return loss.per_sample(output, target)
     return torch.stack([loss(output[i:i + 1], target[i:i + 1]) for i in range(len(output))])

@@ -1,0 +1,194 @@
+"""Curvature of every saved checkpoint of a run (``lossland curvature <run dir>``).
+
+For each checkpoint (``lossland.runs.checkpoint_paths``, in step order; a checkpoint whose step was
+already measured, e.g. ``last.ckpt`` after the final ``step=`` checkpoint, is skipped) the weights are
+loaded into the run's model and :func:`lossland.metrics.curvature.compute_curvature` is evaluated on a
+fixed training subset: the first ``examples`` examples of the run's phase-metric evaluation
+mini-batches (``dm.eval_batches``), cut into the same mini-batches — the same examples for every
+checkpoint, and the same numbers the training-time callback (``metrics.curvature``) logs at that step.
+
+Settings not given default to the run's ``metrics.curvature`` config (then to
+``lossland.callbacks.curvature.DEFAULTS``). Results go to the run's records: one row per checkpoint
+(``step`` = the checkpoint's global step, ``epoch``) appended to ``metrics.csv`` and ``curvature.json``
+(selection, settings, per-checkpoint values). Running the command again replaces the rows its
+previous run appended (identified through the previous ``curvature.json``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from pathlib import Path
+
+from lossland.callbacks.curvature import DEFAULTS, curvature_subset, parse_selection
+from lossland.errors import LosslandError
+from lossland.records import METRICS, atomic_write, write_json
+
+RESULT = "curvature.json"
+
+
+def run_curvature_settings(cfg) -> dict:
+    """The run's ``metrics.curvature`` block merged over the defaults (plain dict)."""
+    from omegaconf import OmegaConf
+
+    node = cfg.get("metrics", {}).get("curvature") if cfg is not None else None
+    own = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else (node or {})
+    return {**DEFAULTS, **own}
+
+
+def curvature_of_run(run_dir: str | Path, selection=None, examples: int | None = None, bn: str | None = None,
+                     params=None, seed: int | None = None, device: str = "cpu", progress: bool = True,
+                     write: bool = True) -> list[dict]:
+    """Measure ``selection`` at every checkpoint of ``run_dir``; returns one dict per checkpoint:
+    ``{"checkpoint": file name, "step", "epoch", <metric>: value, ...}``.
+
+    ``selection``: as :func:`lossland.callbacks.curvature.parse_selection` (names, ``"hessian_top:k=3"``
+    strings, or a mapping), with the run's configured per-metric options as defaults. ``examples``
+    (-1: the run's setting; ``None``: all evaluation mini-batches), ``bn`` ("train" | "eval"),
+    ``params`` ("all" | "si" | a module name) and ``seed`` default to the run's ``metrics.curvature``.
+    ``write``: append the rows to ``metrics.csv`` and write ``curvature.json``.
+    """
+    from tqdm.auto import tqdm
+
+    from lossland.metrics.curvature import compute_curvature
+    from lossland.runs import checkpoint_paths, load_checkpoint, load_run_model, model_state, run_config
+
+    run_dir = Path(run_dir)
+    cfg = run_config(run_dir)
+    paths = checkpoint_paths(run_dir)
+    if not paths:
+        raise LosslandError(f"{run_dir} has no checkpoints (train with checkpoint.every_n_steps=N "
+                            f"or checkpoint.log_spaced=true)")
+    own = run_curvature_settings(cfg)
+    try:
+        chosen = parse_selection(own["selection"] if selection is None else selection, own.get("options"))
+    except ValueError as e:
+        raise LosslandError(str(e)) from None
+    explicit = examples is not None
+    examples = own["examples"] if examples is None else (examples or None)
+    bn = bn or own["bn"]
+    params = own["params"] if params is None else params
+    seed = int(own["seed"] if seed is None else seed)
+    if bn not in ("train", "eval"):
+        raise LosslandError(f"--bn must be 'train' or 'eval', got {bn!r}")
+
+    model, loss, dm, cfg = load_run_model(run_dir, paths[0])
+    eval_batches = int(cfg.metrics.get("eval_batches", 8))
+    if explicit and examples is not None:  # more examples than the callback's mini-batches hold
+        eval_batches = max(eval_batches, math.ceil(examples / dm.batch_size))
+    x, y, batch_size = curvature_subset(dm.eval_batches(eval_batches), examples)
+    model.to(device)
+    x, y = x.to(device), y.to(device)
+
+    rows, seen, t0 = [], set(), time.time()
+    bar = tqdm(paths, desc="curvature", unit="ckpt", disable=not progress)
+    for path in bar:
+        ckpt = load_checkpoint(path)
+        step = int(ckpt.get("global_step", -1))
+        if step in seen:
+            continue
+        seen.add(step)
+        bar.set_postfix(step=step)
+        try:
+            model.load_state_dict(model_state(ckpt))
+        except RuntimeError as e:
+            first = str(e).splitlines()[0]
+            raise LosslandError(f"{path}: weights do not fit the run's model ({first})") from None
+        t = time.time()
+        try:
+            values = compute_curvature(model, loss, x, y, chosen, params=params, bn=bn, batch_size=batch_size,
+                                       seed=seed)
+        except ValueError as e:
+            raise LosslandError(f"curvature of {path.name}: {e}") from None
+        rows.append({"checkpoint": path.name, "step": step, "epoch": int(ckpt.get("epoch", 0)), **values,
+                     "_wall_s": round(time.time() - t, 3)})
+    bar.close()
+    if write:
+        settings = {"params": params, "bn": bn, "examples": len(x), "batch_size": batch_size, "seed": seed,
+                    "device": str(device), "eval_batches": eval_batches}
+        record_curvature(run_dir, rows, chosen, settings, wall_s=round(time.time() - t0, 3))
+    for r in rows:
+        r.pop("_wall_s")
+    return rows
+
+
+def _is_previous(row: dict[str, str], entry: dict) -> bool:
+    """Is this ``metrics.csv`` row (strings) the one written for ``entry`` of a previous curvature.json?"""
+    filled = {k for k, v in row.items() if k not in ("step", "epoch") and v not in ("", None)}
+    values = entry.get("values", {})
+    if not row.get("step") or int(float(row["step"])) != entry.get("step") or filled != set(values):
+        return False
+    for k, v in values.items():
+        cell = float(row[k])
+        if v is None and math.isfinite(cell):
+            return False
+        if v is not None and cell != float(v):
+            return False
+    return True
+
+
+def append_rows(run_dir: str | Path, rows: list[dict], previous: list[dict] | None = None) -> Path:
+    """Append metric rows (``step``, ``epoch``, metrics) to ``metrics.csv`` (atomic rewrite keeping every
+    existing row and column, new columns at the end); rows matching an entry of ``previous`` (earlier
+    ``curvature.json`` checkpoints) are dropped first."""
+    path = Path(run_dir) / METRICS
+    header, old = ["step", "epoch"], []
+    if path.exists():
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            header = list(reader.fieldnames or header)
+            old = [r for r in reader]
+    if previous:
+        old = [r for r in old if not any(_is_previous(r, e) for e in previous)]
+    cols = dict.fromkeys(header)
+    for r in rows:
+        cols.update(dict.fromkeys(r))
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=list(cols), lineterminator="\n", restval="")
+    w.writeheader()
+    for r in old:
+        w.writerow({k: v for k, v in r.items() if k is not None})
+    for r in rows:
+        w.writerow({k: (int(v) if k in ("step", "epoch") else repr(float(v))) for k, v in r.items()})
+    return atomic_write(path, out.getvalue())
+
+
+def record_curvature(run_dir: str | Path, rows: list[dict], selection: dict, settings: dict,
+                     wall_s: float | None = None) -> Path:
+    """Write ``curvature.json`` and append ``rows`` to ``metrics.csv`` (replacing a previous run's rows)."""
+    run_dir = Path(run_dir)
+    prev_path = run_dir / RESULT
+    previous = []
+    if prev_path.exists():
+        try:
+            previous = json.loads(prev_path.read_text()).get("checkpoints", [])
+        except (json.JSONDecodeError, AttributeError):
+            previous = []
+    meta = ("checkpoint", "step", "epoch", "_wall_s")
+    entries = [{"checkpoint": r["checkpoint"], "step": r["step"], "epoch": r["epoch"],
+                "wall_s": r.get("_wall_s"), "values": {k: v for k, v in r.items() if k not in meta}}
+               for r in rows]
+    csv_rows = [{"step": e["step"], "epoch": e["epoch"], **e["values"]} for e in entries]
+    append_rows(run_dir, csv_rows, previous)
+    return write_json(prev_path, {"selection": selection, "settings": settings, "wall_s": wall_s,
+                                  "checkpoints": entries})
+
+
+def print_rows(rows: list[dict], title: str | None = None) -> None:
+    """A rich table of the per-checkpoint values."""
+    from rich.console import Console
+    from rich.table import Table
+
+    metrics = list(dict.fromkeys(k for r in rows for k in r if k not in ("checkpoint", "step", "epoch")))
+    table = Table(title=title)
+    for col in ("step", "epoch", *metrics):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(str(r["step"]), str(r["epoch"]), *(f"{r[m]:.6g}" if m in r else "" for m in metrics))
+    Console().print(table)
+
+
+__all__ = ["curvature_of_run", "append_rows", "record_curvature", "run_curvature_settings", "print_rows"]
