@@ -185,7 +185,7 @@ def print_rows(rows: list[dict], title: str | None = None) -> None:
     metrics = list(dict.fromkeys(k for r in rows for k in r if k not in ("checkpoint", "step", "epoch")))
     table = Table(title=title)
     for col in ("step", "epoch", *metrics):
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", overflow="fold")
     for r in rows:
         table.add_row(str(r["step"]), str(r["epoch"]), *(f"{r[m]:.6g}" if m in r else "" for m in metrics))
     Console().print(table)

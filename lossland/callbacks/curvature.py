@@ -58,7 +58,11 @@ def parse_selection(selection, options: Mapping | None = None) -> dict[str, dict
     unknown = sorted(set(items) - set(METRICS))
     if unknown:
         raise ValueError(f"unknown curvature metric(s) {', '.join(unknown)}; valid: {', '.join(METRICS)}")
-    return {name: {**dict(options.get(name) or {}), **opts} for name, opts in items.items()}
+    out = {name: {**dict(options.get(name) or {}), **opts} for name, opts in items.items()}
+    for opts in out.values():  # YAML / Hydra read `kind: true` as a boolean
+        if isinstance(opts.get("kind"), bool):
+            opts["kind"] = str(opts["kind"]).lower()
+    return out
 
 
 def _option(text: str) -> tuple[str, object]:
@@ -129,6 +133,10 @@ class CurvatureExtra:
         try:
             with torch.random.fork_rng(devices=devices), torch.enable_grad():
                 return self.measure(model, module.loss, train_batches)
+        except ValueError as e:  # a selection that does not fit the model or loss: a user error
+            from lossland.errors import LosslandError
+
+            raise LosslandError(f"metrics.curvature: {e}") from None
         finally:
             for p, g in grads.items():
                 p.grad = g
