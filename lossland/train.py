@@ -110,7 +110,7 @@ def hydra_target(node):
 
 
 def build_loggers(cfg: DictConfig, out: Path):
-    from lossland.records import RecordLogger
+    from lossland.loggers import RecordLogger
 
     loggers = [RecordLogger(out)]
     if cfg.logger.get("kind") == "wandb":
