@@ -39,7 +39,7 @@ case "$SCALE" in
     : "${MNIST_ROOT:?SCALE=full needs MNIST_ROOT=<folder with the MNIST IDX files>}"
     DATA="data=mnist data.root=$MNIST_ROOT data.batch_size=128"
     EPOCHS=${EPOCHS:-20}
-    EVAL="train_examples=10000 path.fit_examples=20000"
+    EVAL="train_examples=10000 ++path.fit_examples=20000"
     JOBS=${JOBS:-$( [ "$DEVICE" = cuda ] && echo 1 || echo 3 )} ;;
   *) echo "SCALE must be embedded or full, not $SCALE" >&2; exit 2 ;;
 esac
