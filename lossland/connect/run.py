@@ -49,10 +49,35 @@ def _output_dir(cfg: DictConfig) -> Path:
     return output_dir(cfg)
 
 
+_DATA_CACHE: dict = {}     # data config -> prepared data module (all runs of a sweep share one split)
+
+
+def _load_run_model(run_dir: Path, checkpoint: Path):
+    """:func:`lossland.runs.load_run_model`, building each distinct data config once per process (the
+    split depends on the data config only; the run's seed only drives the training batch order)."""
+    from lossland.runs import load_checkpoint, model_state, run_config
+    from lossland.train import build, build_data, build_model
+
+    cfg = run_config(run_dir)
+    key = OmegaConf.to_yaml(cfg.data) + str(cfg.model.get("_target_"))
+    if key not in _DATA_CACHE:
+        while len(_DATA_CACHE) >= 2:
+            _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
+        _DATA_CACHE[key] = build_data(cfg)
+    dm = _DATA_CACHE[key]
+    loss = build(cfg.loss, "loss")
+    model = build_model(cfg, dm, loss)
+    try:
+        model.load_state_dict(model_state(load_checkpoint(checkpoint)))
+    except RuntimeError as e:
+        raise LosslandError(f"{checkpoint}: weights do not fit the run's model ({str(e).splitlines()[0]})") \
+            from None
+    return model.eval(), loss, dm, cfg
+
+
 def load_run(run_dir: str | Path, checkpoint: str | None = None, key: str = "a") -> dict:
     """A finished run as {dir, model, loss, dm, cfg, summary}; cached per (dir, checkpoint, mtime)."""
     from lossland.records import read_summary
-    from lossland.runs import load_run_model
 
     d = Path(str(run_dir)).expanduser()
     if not d.is_dir():
@@ -68,7 +93,7 @@ def load_run(run_dir: str | Path, checkpoint: str | None = None, key: str = "a")
     if cache_key in _CACHE:
         return _CACHE[cache_key]
     try:
-        model, loss, dm, cfg = load_run_model(d, ck)
+        model, loss, dm, cfg = _load_run_model(d, ck)
     except LosslandError as e:
         raise LosslandError(f"{key}={run_dir}: {e}") from None
     try:
