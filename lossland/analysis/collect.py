@@ -73,7 +73,8 @@ def print_table(rows: list[dict], title: str = "") -> None:
     cols = [c for c in shown if any(r.get(c) not in (None, "") for r in rows)]
     table = Table(title=title)
     for c in cols:
-        table.add_column(c.removeprefix("final_"), justify="right" if c not in ("run", "overrides", "status") else "left")
+        left = c in ("run", "overrides", "status")
+        table.add_column(c.removeprefix("final_"), justify="left" if left else "right")
     for r in rows:
         table.add_row(*(_fmt(r.get(c)) for c in cols))
     Console(width=200).print(table)

@@ -20,7 +20,8 @@ class StepSchedule:
                  at_start: bool = True):
         if every_n_steps is not None and every_n_steps <= 0:
             raise ValueError(f"every_n_steps must be positive, got {every_n_steps}")
-        self.every_n_steps, self.log_spaced, self.num_points, self.at_start = every_n_steps, log_spaced, num_points, at_start
+        self.every_n_steps, self.log_spaced = every_n_steps, log_spaced
+        self.num_points, self.at_start = num_points, at_start
         self.total_steps: int | None = None
         self._steps: list[int] = []
 

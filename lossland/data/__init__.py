@@ -1,7 +1,7 @@
 """Tensor-resident data modules (one per ``conf/data`` option)."""
 
 from lossland.data.base import BlockLoader, TensorDataModule
-from lossland.data.embedded import MNIST5k, Digits
+from lossland.data.embedded import Digits, MNIST5k
 from lossland.data.files import CIFAR10, MNIST
 from lossland.data.synthetic import Gaussians, Spheres
 
