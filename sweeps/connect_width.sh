@@ -13,7 +13,8 @@
 #
 # Environment: OUT (output folder; default multirun/connect_width/<timestamp>), WIDTHS ("10 50 100 500 1000
 # 2000"), PRIORS ("none weight_decay dropout"), PAIRS (3, at most 10), EPOCHS, LR, JOBS (priors run in
-# parallel, one process each; default 3 on CPU, 1 on cuda), PYTHON, EXTRA_TRAIN / EXTRA_CONNECT (more overrides).
+# parallel, one process each; default 3 on CPU, 1 on cuda), PYTHON, EXTRA_TRAIN / EXTRA_CONNECT (more overrides),
+# SKIP_TRAIN=1 (reuse the nets already in $OUT/train and only connect; remove $OUT/connect first).
 # Layout: $OUT/train/<prior>/w<width>-s<seed>/ (train.py jobs), $OUT/connect/<prior>/<job>/connect.json,
 # $OUT/connect/width_table.{csv,md}, $OUT/connect/width_plot.png, $OUT/logs/, $OUT/timing.txt.
 # The table is built from the connect.json files only (width, prior and seeds are read from the runs' configs).
@@ -64,11 +65,15 @@ prior_args() {
 
 one_prior() {  # train every net of one prior, then connect its pairs (one Hydra multirun each, sequential jobs)
   local prior=$1
+  if [ "${SKIP_TRAIN:-0}" = 1 ]; then
+    [ -d "$OUT/train/$prior" ] || { echo "SKIP_TRAIN=1 but $OUT/train/$prior does not exist" >&2; return 1; }
+  else
   # shellcheck disable=SC2046,SC2086
   "$PY" train.py -m model=mlp "model.hidden=$hidden" "seed=$seeds_a,$seeds_b" $(prior_args "$prior") \
     $DATA optimizer=momentum "lr=$LR" "trainer.max_epochs=$EPOCHS" $TRAINER metrics.enabled=false logger=csv \
     trainer.enable_progress_bar=false ${EXTRA_TRAIN:-} \
     "hydra.sweep.dir=$OUT/train/$prior" 'hydra.sweep.subdir=w${model.hidden.0}-s${seed}'
+  fi
   # the pair index p connects seed p (A) with seed 1p (B); all 8 methods of a pair run back to back
   # shellcheck disable=SC2086
   "$PY" connect.py -m "+root=$OUT/train/$prior" "+w=$widths" "+pair=$pairs" \

@@ -154,3 +154,17 @@ def test_bezier_is_differentiable_in_the_bend():
     out = torch.func.functional_call(a, state, (X,))
     out.pow(2).mean().backward()
     assert all(v.grad is not None and v.grad.abs().sum() > 0 for v in theta.values())
+
+
+def test_least_squares_with_dead_units_reproduces_the_targets():
+    # units that are zero on every fitting example (dead ReLUs) must not break the fast solver
+    g = torch.Generator().manual_seed(0)
+    h = torch.relu(torch.randn(400, 30, generator=g))
+    h[:, [3, 17]] = 0.0
+    w_true, b_true = torch.randn(5, 30, generator=g), torch.randn(5, generator=g)
+    w_true[:, [3, 17]] = 0.0
+    y = h @ w_true.T + b_true
+    w, b = least_squares_output_layer(h, y)
+    torch.testing.assert_close(h @ w.T + b, y, rtol=0, atol=1e-4)
+    assert torch.all(w[:, [3, 17]] == 0)
+    torch.testing.assert_close(w, w_true, rtol=0, atol=1e-4)

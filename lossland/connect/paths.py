@@ -144,18 +144,32 @@ def _features_and_outputs(template: nn.Module, state: State, x: torch.Tensor, la
 def least_squares_output_layer(features: torch.Tensor, targets: torch.Tensor,
                                ridge: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """(W, b) minimising ‖features·Wᵀ + b − targets‖²_F (+ ridge·‖W‖²), solved in float64 with
-    ``torch.linalg.lstsq`` (minimum-norm solution when rank-deficient; LAPACK ``gelsy``, a complete orthogonal
-    factorization, on CPU: several times faster than the SVD-based ``gelsd`` for wide hidden layers)."""
+    ``torch.linalg.lstsq`` (minimum-norm solution when rank-deficient).
+
+    Features that are zero on every example (dead ReLU units) get weight 0 and are left out of the solve.
+    On CPU the solver is LAPACK ``gelsy`` (complete orthogonal factorization, several times faster than the
+    SVD-based ``gelsd`` for wide layers); if its solution misses the normal equations (``gelsy``'s rank
+    decision can fail on other rank deficiencies) it is recomputed with ``gelsd``."""
     h = torch.cat([features.double(), torch.ones(len(features), 1, dtype=torch.float64,
                                                  device=features.device)], 1)
     y = targets.double()
+    keep = (h != 0).any(0)
+    hk = h[:, keep]
     if ridge > 0:
-        reg = torch.eye(h.shape[1], dtype=torch.float64, device=h.device) * math.sqrt(ridge)
-        reg[-1, -1] = 0.0
-        h = torch.cat([h, reg])
-        y = torch.cat([y, torch.zeros(h.shape[1], y.shape[1], dtype=torch.float64, device=y.device)])
-    driver = "gelsy" if h.device.type == "cpu" else None
-    sol = torch.linalg.lstsq(h, y, driver=driver).solution
+        reg = torch.eye(hk.shape[1], dtype=torch.float64, device=h.device) * math.sqrt(ridge)
+        reg[-1, -1] = 0.0  # the bias (ones column, always kept, last) is not penalised
+        hk = torch.cat([hk, reg])
+        y = torch.cat([y, torch.zeros(hk.shape[1], y.shape[1], dtype=torch.float64, device=y.device)])
+    if h.device.type == "cpu":
+        sol_k = torch.linalg.lstsq(hk, y, driver="gelsy").solution
+        grad = hk.T @ (hk @ sol_k - y)
+        if not bool(torch.isfinite(sol_k).all()) or \
+                float(grad.norm()) > 1e-7 * float(hk.norm()) ** 2 * max(float(sol_k.norm()), 1.0):
+            sol_k = torch.linalg.lstsq(hk, y, driver="gelsd").solution
+    else:
+        sol_k = torch.linalg.lstsq(hk, y).solution
+    sol = torch.zeros(h.shape[1], y.shape[1], dtype=torch.float64, device=h.device)
+    sol[keep] = sol_k
     w, b = sol[:-1].T, sol[-1]
     return w.to(targets.dtype), b.to(targets.dtype)
 
