@@ -4,7 +4,7 @@
 #   sweeps/sphere_finetune.sh
 source "$(dirname "$0")/_common.sh"
 OUT=${OUT:-multirun/sphere_finetune/$STAMP}
-STEPS=${STEPS:-1200}
+STEPS=${STEPS:-800}
 PHASE1_ELR=${PHASE1_ELR:-1e-3}
 PHASE2_ELR=${PHASE2_ELR:-1e-2}
 $PY train.py -m experiment=sphere_ce "elr=$PHASE1_ELR,$PHASE2_ELR" trainer.max_steps=$STEPS ${FULL[@]+"${FULL[@]}"} \
