@@ -199,12 +199,22 @@ def prepare_job(cfg: DictConfig, out: Path) -> Job:
     return Job(dm, module, callbacks, trainer)
 
 
+def quiet_lightning() -> None:
+    """Lightning's start-up banners (accelerator, tips) and a torch-version deprecation warning repeat on every
+    job of a sweep; keep Lightning's warnings and errors only."""
+    import warnings
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
 def run(cfg: DictConfig) -> dict:
     """Train one job and write ``summary.json``, ``metrics.csv`` and checkpoints into its directory.
     Returns the summary. User errors raise :class:`LosslandError`; a divergence is a status, not an error."""
     out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     check_rates(cfg)
+    quiet_lightning()
     t0 = time.time()
     summary = {"status": "failed", "seed": int(cfg.seed), "elr": cfg.get("elr"), "lr": cfg.get("lr"),
                "overrides": job_overrides(), "steps": 0, "epochs": 0, "wall_s": 0.0, "diverged_at_step": None,

@@ -7,7 +7,7 @@ ELRS=${ELRS:-1e-3,3e-3,1e-2,3e-2,1e-1}
 STEPS=${STEPS:-800}
 for FRACTION in 1.0 0.1; do
   $PY train.py -m experiment=sphere_ce loss=mse "elr=$ELRS" data.fraction=$FRACTION trainer.max_steps=$STEPS \
-    ${FULL[@]+"${FULL[@]}"} trainer.enable_progress_bar=false "hydra.sweep.dir=$OUT/fraction=$FRACTION" "$@"
-  $LOSSLAND collect "$OUT/fraction=$FRACTION"
-  $LOSSLAND report "$OUT/fraction=$FRACTION"
+    ${FULL[@]+"${FULL[@]}"} trainer.enable_progress_bar=false "hydra.sweep.dir=$OUT/fraction_$FRACTION" "$@"
+  $LOSSLAND collect "$OUT/fraction_$FRACTION"
+  $LOSSLAND report "$OUT/fraction_$FRACTION"
 done

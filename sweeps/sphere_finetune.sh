@@ -13,8 +13,8 @@ i=0
 for BASE in $PHASE1_ELR $PHASE2_ELR; do
   NEW=$($PY -c "b=float('$BASE'); print(','.join(f'{v:g}' for v in (b/2, b/10, b*10)))")
   $PY train.py -m experiment=sphere_ce "elr=$NEW" "init_from=$OUT/pretrain/$i" trainer.max_steps=$STEPS \
-    ${FULL[@]+"${FULL[@]}"} trainer.enable_progress_bar=false "hydra.sweep.dir=$OUT/from_elr=$BASE" "$@"
-  $LOSSLAND collect "$OUT/from_elr=$BASE"
+    ${FULL[@]+"${FULL[@]}"} trainer.enable_progress_bar=false "hydra.sweep.dir=$OUT/from_elr_$BASE" "$@"
+  $LOSSLAND collect "$OUT/from_elr_$BASE"
   i=$((i + 1))
 done
 $LOSSLAND collect "$OUT"
