@@ -6,7 +6,7 @@
 #   SCALE=full DATA_ROOT=~/data/cifar10 STEPS=200000 sweeps/sphere_elr_ce.sh
 source "$(dirname "$0")/_common.sh"
 OUT=${OUT:-multirun/sphere_elr_ce/$STAMP}
-ELRS=${ELRS:-1e-3,3e-3,1e-2,3e-2,1e-1}
+ELRS=${ELRS:-3e-3,1e-2,3e-2,1e-1}
 STEPS=${STEPS:-800}
 $PY train.py -m experiment=sphere_ce loss=ce "elr=$ELRS" trainer.max_steps=$STEPS ${FULL[@]+"${FULL[@]}"} \
   trainer.enable_progress_bar=false "hydra.sweep.dir=$OUT" "$@"

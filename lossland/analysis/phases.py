@@ -14,7 +14,10 @@ The rule (thresholds are the module constants below, overridable by keyword):
    the tail (the final train error when none is logged); ``cos_tail`` = mean ``cos_prev`` over the tail.
 2. **Phase 3** (destabilized, random-walk-like): ``E_tail ≥ PHASE3_CHANCE_FRACTION·(1 − 1/K)`` (near
    chance error, K classes) and ``cos_tail < PHASE3_MAX_COS`` (when ``cos_prev`` is not logged, the error
-   criterion alone decides).
+   criterion alone decides). The random-walk cosine is the sharp criterion; the error bound only has to
+   separate near-chance runs from phase 2 (on the embedded CE recipe, phase-3 tail errors measured on the
+   small fixed evaluation subset fluctuate between 0.57 and 0.89 around a mean of 0.78-0.86, phase-2 ones
+   stay at 0.06-0.2), hence 0.75 rather than a tighter fraction of chance.
 3. **Phase 1** (convergence): the final train error is below ``CONVERGED_TRAIN_ERROR`` →
    ``"1-converged"``; else, if the train loss still falls over the tail → ``"1-not-converged"``. "Still
    falls" means: a least-squares fit of ``log L = c − a·log(step + 1)`` over the tail (a power law, so
@@ -39,7 +42,7 @@ PHASES = ("1-converged", "1-not-converged", "2", "3")
 
 TAIL_FRACTION = 0.3           # the last 30% of the run's steps
 MIN_TAIL_POINTS = 3
-PHASE3_CHANCE_FRACTION = 0.9  # tail train error ≥ 0.9·(1 − 1/K): 0.81 for K = 10, 0.45 for K = 2
+PHASE3_CHANCE_FRACTION = 0.75  # tail train error ≥ 0.75·(1 − 1/K): 0.675 for K = 10, 0.375 for K = 2
 PHASE3_MAX_COS = 0.2          # tail mean consecutive-weights cosine below this
 CONVERGED_TRAIN_ERROR = 0.01  # final train error below 1%: "1-converged"
 PHASE1_MIN_DECAY = 0.2        # power-law exponent of the train loss over the tail
