@@ -259,6 +259,7 @@ def final_metrics(module: LandscapeModule, dm, callbacks) -> dict[str, float]:
     """Full-pass loss and error (BN in eval mode) on every split at the final weights, plus the last value
     of every scheduled metric (e.g. ``gm``, measured with BN in train mode on the evaluation subset)."""
     final: dict[str, float] = {}
+    dm.to(next(module.model.parameters()).device)  # Lightning may have moved the model back to the CPU
     for cb in callbacks:
         if isinstance(cb, PhaseMetrics):
             final.update({k: v for k, v in cb.last.items() if not k.startswith(("train_", "test_"))})

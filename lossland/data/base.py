@@ -216,9 +216,14 @@ class TensorDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------ Lightning hooks
     def setup(self, stage: str | None = None):
+        """Prepare, then move every split to the training device once (batches are slices of it)."""
         self.prepare()
+        if self.trainer is not None:
+            self.to(self.trainer.strategy.root_device)
 
     def train_dataloader(self):
+        """The next epoch (Lightning reloads it every epoch): its permutation from the data-order stream,
+        cut into blocks that end on every due step and at ``max_steps``."""
         x, y = self.splits["train"]
         n = len(x)
         order = torch.randperm(n, generator=self.order_generator)
