@@ -7,7 +7,7 @@
 # methods x widths tables (mean +- std of the max test-accuracy loss along the path, in percentage points)
 # and the plot of max accuracy loss against width.
 #
-#   sweeps/connect_width.sh                                   # embedded: mnist5k on CPU (about 30 min, 2 cores)
+#   sweeps/connect_width.sh                                   # embedded: mnist5k on CPU (23 min measured on an idle 2-core machine)
 #   SCALE=full MNIST_ROOT=/data/mnist sweeps/connect_width.sh # full MNIST (IDX files in MNIST_ROOT)
 #   SCALE=full MNIST_ROOT=/data/mnist DEVICE=cuda sweeps/connect_width.sh
 #
