@@ -1,27 +1,61 @@
-"""Reading finished runs back: config, model weights and checkpoints from a run directory."""
+"""The one place that reads a run directory back: config, summary, metrics as arrays, checkpoints, and the
+rebuilt model (cached).
+
+A *run directory* is a ``train.py`` job directory: it holds ``summary.json`` (written when the run starts,
+with ``status: "running"``, and again when it ends) and/or ``.hydra/config.yaml`` with a ``checkpoints/``
+folder. :func:`find_runs` is the one way to find runs under a directory; analysis never parses directory
+names. ``metrics.csv`` has columns ``step``, ``epoch`` and sparse metric columns (empty cell = not logged
+in that row); :attr:`Run.metrics` holds one float64 array per column, NaN where empty. Metric names with
+``/`` are also available with ``_`` (``train/loss`` → ``train_loss``) unless that name exists.
+
+Status: ``ok`` | ``diverged`` | ``failed`` | ``interrupted``. A run whose ``summary.json`` still says
+``running`` but whose process is gone (killed), or that has no ``summary.json`` at all, is ``interrupted``.
+"""
 
 from __future__ import annotations
 
+import csv
+import json
+import math
+import os
+import socket
+from functools import cached_property, lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from lossland.errors import LosslandError
 
+SUMMARY = "summary.json"
+METRICS = "metrics.csv"
+CONFIG = Path(".hydra") / "config.yaml"
+STATUSES = ("ok", "diverged", "failed", "interrupted", "running")
 
-def run_config(run_dir: str | Path):
-    path = Path(run_dir) / ".hydra" / "config.yaml"
-    if not path.exists():
-        raise LosslandError(f"{run_dir} is not a lossland run directory (no .hydra/config.yaml)")
-    return OmegaConf.load(path)
+__all__ = ["Run", "find_runs", "open_run", "load_runs", "load_checkpoint", "model_state", "is_run_dir",
+           "SUMMARY", "METRICS", "CONFIG"]
 
 
-def checkpoint_paths(run_dir: str | Path) -> list[Path]:
-    """Scheduled checkpoints in step order, then ``last.ckpt``."""
-    d = Path(run_dir) / "checkpoints"
-    steps = sorted(d.glob("step=*.ckpt"))
-    return steps + ([d / "last.ckpt"] if (d / "last.ckpt").exists() else [])
+def is_run_dir(path: Path) -> bool:
+    return (path / SUMMARY).is_file() or ((path / CONFIG).is_file() and (path / "checkpoints").is_dir())
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Every run directory under ``root`` (itself included), sorted by depth then path. Our own outputs
+    (``report/``) and hidden directories (``.hydra``, ``.submitit``) are skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        raise LosslandError(f"{root} is not a directory")
+    found = {p.parent for p in root.rglob(SUMMARY)}
+    found |= {p.parent.parent for p in root.rglob(CONFIG.as_posix())}
+    out = []
+    for d in found:
+        rel = d.relative_to(root).parts
+        if any(part.startswith(".") or part == "report" for part in rel) or not is_run_dir(d):
+            continue
+        out.append(d)
+    return sorted(out, key=lambda p: (len(p.parts), str(p)))
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -34,42 +68,235 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def model_state(ckpt: dict) -> dict[str, torch.Tensor]:
-    """The ``model.`` part of a LandscapeModule checkpoint's state dict, without the prefix."""
+    """The ``model.`` part of a checkpoint's state dict, without the prefix."""
     return {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
 
 
-def load_weights_into(model: torch.nn.Module, dm, run_dir: str | Path) -> dict:
-    """Load the final weights of another run (``init_from``) into ``model`` and continue its data-order
-    RNG stream. Returns the checkpoint."""
-    path = Path(run_dir) / "checkpoints" / "last.ckpt"
+def _process_alive(summary: dict) -> bool:
+    pid, host = summary.get("pid"), summary.get("host")
+    if pid is None or host != socket.gethostname():
+        return host is not None and host != socket.gethostname()  # another machine: assume it still runs
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_metrics_csv(path: Path) -> dict[str, np.ndarray]:
     if not path.exists():
-        raise LosslandError(f"init_from={run_dir}: no checkpoints/last.ckpt there")
-    ckpt = load_checkpoint(path)
+        return {}
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not header:
+            return {}
+        cols: list[list[float]] = [[] for _ in header]
+        for row in reader:
+            if not row:
+                continue
+            for i in range(len(header)):
+                cell = row[i].strip() if i < len(row) else ""
+                try:
+                    cols[i].append(float(cell) if cell else math.nan)
+                except ValueError:
+                    cols[i].append(math.nan)
+    metrics = {name: np.asarray(c, dtype=np.float64) for name, c in zip(header, cols)}
+    for name in list(metrics):
+        alias = name.replace("/", "_")
+        if alias != name and alias not in metrics:
+            metrics[alias] = metrics[name]
+    return metrics
+
+
+def _first(a) -> float | None:
+    if a is None:
+        return None
+    a = a[~np.isnan(a)]
+    return float(a[0]) if a.size else None
+
+
+class Run:
+    """One run directory, read lazily: ``config``, ``summary``, ``metrics``, ``checkpoints()``,
+    ``model(checkpoint)``. Build one with :func:`open_run` (cached per directory and record times)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._models: dict[str, tuple] = {}
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    # ------------------------------------------------------------------ records
+    @cached_property
+    def config(self) -> DictConfig:
+        path = self.path / CONFIG
+        if not path.exists():
+            raise LosslandError(f"{self.path} is not a lossland run directory (no .hydra/config.yaml)")
+        return OmegaConf.load(path)
+
+    @cached_property
+    def summary(self) -> dict:
+        """``summary.json`` ({} when the run never wrote one); an unreadable file is a user error."""
+        path = self.path / SUMMARY
+        if not path.exists():
+            return {}
+        try:
+            summary = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise LosslandError(f"unreadable {path}: {e}") from None
+        if not isinstance(summary, dict):
+            raise LosslandError(f"unreadable {path}: not a JSON object")
+        return summary
+
+    @property
+    def status(self) -> str:
+        s = self.summary.get("status")
+        if s is None or (s == "running" and not _process_alive(self.summary)):
+            return "interrupted"
+        return str(s)
+
+    @cached_property
+    def metrics(self) -> dict[str, np.ndarray]:
+        return read_metrics_csv(self.path / METRICS)
+
+    def rows(self) -> list[dict[str, float]]:
+        """``metrics.csv`` as one dict per row (columns empty in that row omitted)."""
+        m = {k: v for k, v in self.metrics.items() if k in self._columns()}
+        n = len(m.get("step", []))
+        return [{k: float(v[i]) for k, v in m.items() if not math.isnan(v[i])} for i in range(n)]
+
+    def _columns(self) -> list[str]:
+        path = self.path / METRICS
+        if not path.exists():
+            return []
+        with open(path, newline="") as f:
+            return next(csv.reader(f), [])
+
+    @property
+    def elr(self) -> float | None:
+        """The run's elr: ``summary["elr"]``, else the first logged ``elr``, else ``summary["lr"]``."""
+        for v in (self.summary.get("elr"), _first(self.metrics.get("elr")), self.summary.get("lr")):
+            if v is not None:
+                try:
+                    v = float(v)
+                except (TypeError, ValueError):
+                    continue
+                if math.isfinite(v):
+                    return v
+        return None
+
+    @property
+    def final(self) -> dict:
+        return dict(self.summary.get("final") or {})
+
+    def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, values) of one metric, rows where it was logged; the last value wins on repeated steps."""
+        v = self.metrics.get(name)
+        if v is None or "step" not in self.metrics:
+            return np.empty(0), np.empty(0)
+        s = self.metrics["step"]
+        keep = ~np.isnan(v)
+        s, v = s[keep], v[keep]
+        if s.size:
+            order = np.argsort(s, kind="stable")
+            s, v = s[order], v[order]
+            last = np.r_[s[1:] != s[:-1], True]
+            s, v = s[last], v[last]
+        return s, v
+
+    def final_value(self, name: str) -> float:
+        """``summary["final"][name]`` when present, else the last logged value, else NaN."""
+        v = self.final.get(name)
+        if v is not None:
+            try:
+                return float(v)
+            except (TypeError, ValueError):
+                pass
+        _, vals = self.series(name)
+        return float(vals[-1]) if vals.size else math.nan
+
+    def history(self) -> dict[str, np.ndarray]:
+        """The metrics as a dict of arrays (the form :func:`lossland.analysis.phases.assign_phase` takes)."""
+        return self.metrics
+
+    # -------------------------------------------------------------- checkpoints
+    def checkpoints(self) -> list[Path]:
+        """Scheduled checkpoints in step order, then ``last.ckpt``."""
+        d = self.path / "checkpoints"
+        return sorted(d.glob("step=*.ckpt")) + ([d / "last.ckpt"] if (d / "last.ckpt").exists() else [])
+
+    def owns(self, ckpt: dict) -> bool:
+        """Was ``ckpt`` written by this run (not by an earlier run in the same directory)? Checkpoints
+        and summaries of older versions carry no run id and are accepted."""
+        mine, theirs = self.summary.get("run_id"), (ckpt.get("lossland") or {}).get("run_id")
+        return mine is None or theirs is None or mine == theirs
+
+    def checkpoint_path(self, checkpoint: str | Path | None = None) -> Path:
+        """``checkpoints/last.ckpt`` by default; a name inside ``checkpoints/`` or any path."""
+        path = Path(checkpoint) if checkpoint is not None else self.path / "checkpoints" / "last.ckpt"
+        if not path.is_absolute() and not path.exists():
+            path = self.path / "checkpoints" / path
+        if not path.exists():
+            raise LosslandError(f"{self.path}: no checkpoint {path.name} (did the run finish?)")
+        return path
+
+    # ------------------------------------------------------------------ rebuild
+    def data(self):
+        """The run's prepared data module (the same split; built once per data config per process)."""
+        from lossland.build import build_data
+
+        return build_data(self.config)
+
+    def model(self, checkpoint: str | Path | None = None):
+        """``(model, loss, dm)`` rebuilt from the config with the weights of ``checkpoint`` (default
+        ``last.ckpt``), in eval mode; cached per checkpoint file and modification time."""
+        from lossland.build import build_loss, build_model
+
+        path = self.checkpoint_path(checkpoint)
+        key = f"{path.resolve()}:{path.stat().st_mtime_ns}"
+        if key not in self._models:
+            dm = self.data()
+            loss = build_loss(self.config)
+            model = build_model(self.config, dm, loss)
+            load_weights(model, load_checkpoint(path), path)
+            self._models[key] = (model.eval(), loss, dm)
+        return self._models[key]
+
+
+def load_weights(model: torch.nn.Module, ckpt: dict, where) -> None:
     try:
         model.load_state_dict(model_state(ckpt))
     except RuntimeError as e:
-        first = str(e).splitlines()[0]
-        raise LosslandError(f"init_from={run_dir}: its weights do not fit this model ({first})") from None
-    if type(dm).__qualname__ in ckpt:  # Lightning stores the datamodule's state under its class name
-        dm.load_state_dict(ckpt[type(dm).__qualname__])
-    return ckpt
+        raise LosslandError(f"{where}: weights do not fit the run's model ({str(e).splitlines()[0]})") from None
 
 
-def load_run_model(run_dir: str | Path, checkpoint: str | Path | None = None, data: bool = True):
-    """Rebuild a finished run: ``(model, loss, dm, cfg)`` with the weights of ``checkpoint`` (default:
-    ``checkpoints/last.ckpt``; may also be a path). ``dm`` is the run's prepared data module (same split)."""
-    from lossland.train import build, build_data, build_model
+@lru_cache(maxsize=8)
+def _open(path: str, stamp: tuple) -> Run:
+    return Run(path)
 
-    cfg = run_config(run_dir)
-    dm = build_data(cfg)
-    loss = build(cfg.loss, "loss")
-    model = build_model(cfg, dm, loss)
-    path = Path(checkpoint) if checkpoint is not None else Path(run_dir) / "checkpoints" / "last.ckpt"
-    if not path.is_absolute() and not path.exists():
-        path = Path(run_dir) / "checkpoints" / path
-    try:
-        model.load_state_dict(model_state(load_checkpoint(path)))
-    except RuntimeError as e:
-        raise LosslandError(f"{path}: weights do not fit the run's model ({str(e).splitlines()[0]})") from None
-    model.eval()
-    return model, loss, dm, cfg
+
+def open_run(path: str | Path) -> Run:
+    """A :class:`Run` for ``path``, cached per process until its summary or last checkpoint changes
+    (a multirun over connection methods reuses its two endpoints' rebuilt models)."""
+    p = Path(str(path)).expanduser()
+    if not p.is_dir():
+        raise LosslandError(f"{path}: no such run directory")
+    stamp = tuple((p / f).stat().st_mtime_ns if (p / f).exists() else 0
+                  for f in (SUMMARY, "checkpoints/last.ckpt", METRICS))
+    return _open(str(p.resolve()), stamp)
+
+
+def load_runs(root: str | Path) -> tuple[list[Run], list[str]]:
+    """Every run under ``root``; returns (runs, one-line problems for runs that could not be read)."""
+    runs, problems = [], []
+    for d in find_runs(root):
+        run = Run(d)
+        try:
+            run.summary  # noqa: B018 — read now so that an unreadable file is reported here
+            runs.append(run)
+        except LosslandError as e:
+            problems.append(str(e))
+    return runs, problems
