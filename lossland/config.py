@@ -13,6 +13,44 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 POSITIVE = ("elr", "lr")
 
 
+def _hydra():
+    """Hydra's runtime config of the current job, or None outside a Hydra app (tests, notebooks)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def output_dir(cfg: DictConfig) -> Path:
+    """The job's directory: ``cfg.out_dir`` if set, else Hydra's output directory, else the cwd."""
+    if cfg.get("out_dir"):
+        return Path(cfg.out_dir)
+    hc = _hydra()
+    return Path(hc.runtime.output_dir) if hc is not None else Path.cwd()
+
+
+def job_overrides() -> list[str]:
+    hc = _hydra()
+    return list(hc.overrides.task) if hc is not None else []
+
+
+def _group(*, _root_) -> str:
+    """Resolver ``${lossland.group:}``: the sweep directory of a multirun job, else the run directory."""
+    hc = _hydra()
+    if hc is not None:
+        return Path(hc.sweep.dir if hc.mode.name == "MULTIRUN" else hc.run.dir).as_posix()
+    return str(_root_.get("out_dir") or Path.cwd())
+
+
+def _job_name(*, _root_) -> str:
+    """Resolver ``${lossland.job_name:}``: the job's overrides, else the run directory's name."""
+    return ",".join(job_overrides()) or Path(str(_root_.get("out_dir") or Path.cwd())).name
+
+
+for _name, _fn in (("lossland.group", _group), ("lossland.job_name", _job_name)):
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _fn)
+
+
 def groups(config_dir: Path = CONFIG_DIR) -> dict[str, list[str]]:
     """Config group -> its options (YAML file stems)."""
     out = {}

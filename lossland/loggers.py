@@ -1,28 +1,33 @@
-"""The Lightning logger behind ``metrics.csv`` (kept apart from :mod:`lossland.records` so that reading
-records does not import Lightning)."""
+"""The logger behind ``metrics.csv`` (kept apart from :mod:`lossland.records` so that reading records does not
+import Lightning)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import time
 from pathlib import Path
 
-from lightning.pytorch.loggers.logger import Logger, rank_zero_experiment
+from lightning.fabric.loggers.logger import Logger, rank_zero_experiment
 
-from lossland.records import METRICS, atomic_write
+from lossland.records import atomic_write
+from lossland.runs import METRICS, Run
 
 
 class RecordLogger(Logger):
-    """Lightning logger keeping every logged scalar in memory and writing ``metrics.csv`` atomically
-    (at most every ``flush_s`` seconds, and at the end). Columns: ``step``, ``epoch``, then metric names."""
+    """Keeps every logged scalar in memory and writes ``metrics.csv`` atomically when the trainer flushes
+    (at every due step and checkpoint) and at the end. Columns: ``step``, ``epoch``, then metric names.
 
-    def __init__(self, save_dir: str | Path, flush_s: float = 10.0):
+    ``resume_step``: continue the records of an interrupted run, keeping its rows up to that step (rows
+    logged after its last checkpoint are dropped: the resumed run logs them again).
+    """
+
+    def __init__(self, save_dir: str | Path, resume_step: int | None = None):
         super().__init__()
         self._dir = Path(save_dir)
         self.rows: list[dict[str, float]] = []
-        self.flush_s, self._last_flush = flush_s, time.monotonic()
         self.epoch = 0
+        if resume_step is not None:
+            self.rows = [r for r in Run(self._dir).rows() if r["step"] <= resume_step]
 
     @property
     def name(self):
@@ -33,7 +38,7 @@ class RecordLogger(Logger):
         return 0
 
     @property
-    def save_dir(self):
+    def root_dir(self):
         return str(self._dir)
 
     @property
@@ -54,8 +59,6 @@ class RecordLogger(Logger):
             last.update(row)  # one row per step where the metrics do not collide
         else:
             self.rows.append(row)
-        if time.monotonic() - self._last_flush > self.flush_s:
-            self.save()
 
     def save(self):
         cols: dict[str, None] = {"step": None, "epoch": None}
@@ -67,7 +70,7 @@ class RecordLogger(Logger):
         for r in self.rows:
             w.writerow({k: (int(v) if k in ("step", "epoch") else repr(v)) for k, v in r.items()})
         atomic_write(self._dir / METRICS, out.getvalue())
-        self._last_flush = time.monotonic()
 
     def finalize(self, status: str = "success"):
         self.save()
+

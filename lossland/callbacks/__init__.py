@@ -1,7 +1,7 @@
-"""Lightning callbacks: scheduled metrics and checkpoints."""
+"""Scheduled work during training: phase metrics and checkpoints on a :class:`DueSteps` plan."""
 
-from lossland.callbacks.checkpoint import StepCheckpoint, save_checkpoint
+from lossland.callbacks.checkpoint import StepCheckpoint
 from lossland.callbacks.phase_metrics import PhaseMetrics
-from lossland.callbacks.schedule import ScheduledCallback, StepSchedule
+from lossland.callbacks.schedule import DueSteps, PeriodicCallback
 
-__all__ = ["StepSchedule", "ScheduledCallback", "PhaseMetrics", "StepCheckpoint", "save_checkpoint"]
+__all__ = ["DueSteps", "PeriodicCallback", "PhaseMetrics", "StepCheckpoint"]

@@ -1,23 +1,16 @@
-"""Checkpoints at scheduled steps, written atomically as ``checkpoints/step=<step>.ckpt``."""
+"""Checkpoints at scheduled steps: ``checkpoints/step=<step>.ckpt`` (written atomically by the trainer)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from lossland.callbacks.schedule import ScheduledCallback, StepSchedule
-from lossland.records import atomic_torch_save
+from lossland.callbacks.schedule import DueSteps, PeriodicCallback
 
 
-def save_checkpoint(trainer, path: str | Path) -> Path:
-    """Lightning's full checkpoint (weights, optimizer, data-order RNG), saved atomically."""
-    ckpt = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
-    return atomic_torch_save(ckpt, path)
-
-
-class StepCheckpoint(ScheduledCallback):
-    def __init__(self, directory: str | Path, schedule: StepSchedule):
-        super().__init__(schedule)
+class StepCheckpoint(PeriodicCallback):
+    def __init__(self, directory: str | Path, plan: DueSteps):
+        super().__init__(plan)
         self.directory = Path(directory)
 
     def run_at(self, trainer, module, step):
-        save_checkpoint(trainer, self.directory / f"step={step:08d}.ckpt")
+        trainer.save_checkpoint(self.directory / f"step={step:08d}.ckpt")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lossland.callbacks.schedule import ScheduledCallback, StepSchedule
+from lossland.callbacks.schedule import DueSteps, PeriodicCallback
 from lossland.metrics.gradients import evaluate, gradient_stats, trainable
 
 
@@ -16,7 +16,7 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.nn.functional.cosine_similarity(a, b, dim=0))
 
 
-class PhaseMetrics(ScheduledCallback):
+class PhaseMetrics(PeriodicCallback):
     """At each due step, on ``eval_batches`` fixed training mini-batches and ``test_examples`` test examples:
 
     - ``train_loss``, ``train_error``, ``gm``, ``grad_mean_norm``: one forward+backward per mini-batch with
@@ -29,15 +29,15 @@ class PhaseMetrics(ScheduledCallback):
     (e.g. curvature), logged alongside.
     """
 
-    def __init__(self, schedule: StepSchedule, eval_batches: int = 8, test_examples: int = 1000,
+    def __init__(self, plan: DueSteps, eval_batches: int = 8, test_examples: int = 1000,
                  gm: bool = True, test: bool = True, cosines: bool = True, extra=None):
-        super().__init__(schedule)
+        super().__init__(plan)
         self.eval_batches, self.test_examples = eval_batches, test_examples
         self.gm, self.test, self.cosines, self.extra = gm, test, cosines, extra
         self.last: dict[str, float] = {}
         self._prev = self._init = None
 
-    def setup(self, trainer, module, stage):
+    def on_train_start(self, trainer, module):
         dm = trainer.datamodule
         self.train_batches = dm.eval_batches(self.eval_batches)
         self.test_batches = dm.eval_loader("test", limit=self.test_examples)
@@ -65,4 +65,11 @@ class PhaseMetrics(ScheduledCallback):
 
     def run_at(self, trainer, module, step):
         self.last = self.measure(module)
-        module.record(self.last, step)
+        trainer.log(self.last, step)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "last": self.last, "prev": self._prev, "init": self._init}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.last, self._prev, self._init = state["last"], state["prev"], state["init"]

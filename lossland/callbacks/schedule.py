@@ -1,31 +1,32 @@
-"""Step schedules for expensive work (metrics, checkpoints) and the base class of callbacks that use them.
+"""When scheduled work is due (metrics, checkpoints): :class:`DueSteps`, and the base class of callbacks
+that run on such a plan. (Rate schedules, ``step -> elr``, are :mod:`lossland.optim.schedules`.)
 
-Steps count optimizer updates: step 0 is the initial point, step s the weights after s updates. The data
-loader ends its blocks of SGD steps at every due step, so a callback runs at exactly the step it asked for.
+Steps count optimizer updates: step 0 is the initial point, step s the weights after s updates. The loop
+(:class:`lossland.loop.Trainer`) calls :meth:`PeriodicCallback.on_step` after every due step, so a
+callback runs at exactly the step it asked for.
 """
 
 from __future__ import annotations
 
 import bisect
 
-import lightning as L
 import numpy as np
 
 
-class StepSchedule:
-    """Due at step 0 (if ``at_start``), every ``every_n_steps`` steps, or at ``num_points`` log-spaced steps
+class DueSteps:
+    """The steps at which scheduled work is due: step 0 (if ``at_start``), every ``every_n_steps`` steps, or at ``num_points`` log-spaced steps
     in [1, total_steps] (``log_spaced=True``), and at the last step."""
 
     def __init__(self, every_n_steps: int | None = None, log_spaced: bool = False, num_points: int = 50,
                  at_start: bool = True):
         if every_n_steps is not None and every_n_steps <= 0:
-            raise ValueError(f"every_n_steps must be positive, got {every_n_steps}")
+            raise ValueError(f"every_n_steps must be a positive number of steps, got {every_n_steps}")
         self.every_n_steps, self.log_spaced = every_n_steps, log_spaced
         self.num_points, self.at_start = num_points, at_start
         self.total_steps: int | None = None
         self._steps: list[int] = []
 
-    def bind(self, total_steps: int) -> StepSchedule:
+    def bind(self, total_steps: int) -> DueSteps:
         """Fix the run length (needed for log-spaced steps and the final point)."""
         self.total_steps = total_steps
         steps = {total_steps}
@@ -52,24 +53,25 @@ class StepSchedule:
         return self._steps[i] if i < len(self._steps) else None
 
 
-class ScheduledCallback(L.Callback):
-    """Runs :meth:`run_at` at step 0 (``on_train_start``) and at every due step after an update."""
+class PeriodicCallback:
+    """Runs :meth:`run_at` at every due step of its :class:`DueSteps` plan (step 0 included, at the start
+    of training). Hooks are called by :class:`lossland.loop.Trainer` through Fabric's ``call``."""
 
-    def __init__(self, schedule: StepSchedule):
-        self.schedule = schedule
+    def __init__(self, plan: DueSteps):
+        self.plan = plan
         self.last_step: int | None = None
 
-    def run_at(self, trainer: L.Trainer, module: L.LightningModule, step: int) -> None:
+    def run_at(self, trainer, module, step: int) -> None:
         raise NotImplementedError
 
-    def _maybe_run(self, trainer, module):
+    def on_step(self, trainer, module) -> None:
         step = trainer.global_step
-        if self.schedule.is_due(step) and step != self.last_step and not getattr(module, "diverged_at", None):
+        if self.plan.is_due(step) and step != self.last_step:
             self.last_step = step
             self.run_at(trainer, module, step)
 
-    def on_train_start(self, trainer, module):
-        self._maybe_run(trainer, module)
+    def state_dict(self) -> dict:
+        return {"last_step": self.last_step}
 
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        self._maybe_run(trainer, module)
+    def load_state_dict(self, state: dict) -> None:
+        self.last_step = state.get("last_step")

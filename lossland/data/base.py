@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
-import lightning as L
 import numpy as np
 import torch
 
@@ -23,32 +22,9 @@ from lossland.seeding import generator
 NORMALIZATIONS = ("standard", "unit", "none")
 
 
-class BlockLoader:
-    """One epoch of training batches, grouped into blocks of consecutive SGD steps.
-
-    Each item is a list of ``(x, y)`` mini-batches; the training step takes one optimizer step per
-    mini-batch. Block boundaries fall on every step where a scheduled callback is due, so callbacks
-    always see the weights of the exact step they asked for.
-    """
-
-    def __init__(self, x, y, order: torch.Tensor, batch_size: int, block_sizes: Sequence[int]):
-        self.x, self.y, self.order, self.batch_size = x, y, order, batch_size
-        self.block_sizes = list(block_sizes)
-
-    def __len__(self) -> int:
-        return len(self.block_sizes)
-
-    def __iter__(self):
-        b, start = self.batch_size, 0
-        for size in self.block_sizes:
-            idx = self.order[start * b:(start + size) * b].view(size, b)
-            xs, ys = self.x[idx], self.y[idx]
-            yield [(xs[i], ys[i]) for i in range(size)]
-            start += size
-
-
 class TensorBatches:
-    """Consecutive slices of ``batch_size`` examples, in order (evaluation)."""
+    """Consecutive slices of ``batch_size`` examples, in order: the one batch slicer (evaluation, BN
+    recomputation, curvature data)."""
 
     def __init__(self, x, y, batch_size: int):
         self.x, self.y, self.batch_size = x, y, batch_size
@@ -76,14 +52,13 @@ def block_sizes(first_step: int, num_steps: int, max_block: int,
     return sizes
 
 
-class TensorDataModule(L.LightningDataModule):
+class TensorDataModule:
     name = "data"
 
     def __init__(self, batch_size: int = 128, train_size: int | None = None, val_size: int = 0,
                  test_size: int | None = None, classes: Sequence[int] | None = None, fraction: float = 1.0,
                  normalize: str = "standard", pad_to: int | None = None, split_seed: int = 0,
                  eval_batch_size: int = 1000, drop_last: bool = True, seed: int = 0):
-        super().__init__()
         if normalize not in NORMALIZATIONS:
             raise DataError(f"data.normalize={normalize!r} is not valid; valid: {', '.join(NORMALIZATIONS)}")
         if not 0 < fraction <= 1:
@@ -98,8 +73,7 @@ class TensorDataModule(L.LightningDataModule):
         self.num_classes = 0
         self.order_generator = generator(seed, "data")
         self.order_digest = ""  # hash chain of every epoch's permutation: equal digests = equal batch order
-        self.max_block = 16
-        self.next_boundary: Callable[[int], int | None] = lambda step: None
+        self._epoch_start = (self.order_generator.get_state(), self.order_digest)
 
     # ----------------------------------------------------------------- loading
     def load(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -214,44 +188,31 @@ class TensorDataModule(L.LightningDataModule):
         k = max(1, min(num_batches, len(x) // b))
         return [(x[perm[i * b:(i + 1) * b]], y[perm[i * b:(i + 1) * b]]) for i in range(k)]
 
-    # ------------------------------------------------------ Lightning hooks
-    def setup(self, stage: str | None = None):
-        """Prepare, then move every split to the training device once (batches are slices of it)."""
-        self.prepare()
-        if self.trainer is not None:
-            self.to(self.trainer.strategy.root_device)
-
-    def train_dataloader(self):
-        """The next epoch (Lightning reloads it every epoch): its permutation from the data-order stream,
-        cut into blocks that end on every due step and at ``max_steps``."""
-        x, y = self.splits["train"]
-        n = len(x)
-        order = torch.randperm(n, generator=self.order_generator)
+    # ------------------------------------------------------------- training order
+    def epoch_order(self, replay: bool = False) -> torch.Tensor:
+        """The next epoch's permutation of the training split, from the data-order stream (on the data's
+        device). ``replay=True`` draws the current epoch's permutation again (resuming mid-epoch)."""
+        if replay:
+            state, self.order_digest = self._epoch_start
+            self.order_generator.set_state(state)
+        self._epoch_start = (self.order_generator.get_state(), self.order_digest)
+        x = self.splits["train"][0]
+        order = torch.randperm(len(x), generator=self.order_generator)
         self.order_digest = hashlib.sha1(self.order_digest.encode() + order.numpy().tobytes()).hexdigest()[:16]
-        order = order.to(x.device)
-        steps = self.steps_per_epoch
-        if not self.drop_last and n % self.batch_size:
-            raise DataError("data.drop_last=false is not supported by the block loader")
-        first = self.trainer.global_step if self.trainer is not None else 0
-        max_steps = self.trainer.max_steps if self.trainer is not None else -1
-        if max_steps is not None and max_steps >= 0:
-            steps = max(0, min(steps, max_steps - first))
-        return BlockLoader(x, y, order, self.batch_size, block_sizes(first, steps, self.max_block, self.next_boundary))
+        if not self.drop_last and len(x) % self.batch_size:
+            raise DataError("data.drop_last=false is not supported: every step takes a full batch")
+        return order.to(x.device)
 
     def eval_loader(self, split: str, limit: int | None = None) -> TensorBatches:
         """The whole ``split`` (or its first ``limit`` examples) in batches of ``eval_batch_size``."""
         x, y = self.splits[split]
         return TensorBatches(x[:limit], y[:limit], self.eval_batch_size)
 
-    def val_dataloader(self):
-        return self.eval_loader("val") if "val" in self.splits else []
-
-    def test_dataloader(self):
-        return self.eval_loader("test")
-
     def state_dict(self):
-        return {"order_generator": self.order_generator.get_state(), "order_digest": self.order_digest}
+        return {"order_generator": self.order_generator.get_state(), "order_digest": self.order_digest,
+                "epoch_start": self._epoch_start}
 
     def load_state_dict(self, state):
         self.order_generator.set_state(state["order_generator"])
         self.order_digest = state.get("order_digest", "")
+        self._epoch_start = state.get("epoch_start", (self.order_generator.get_state(), self.order_digest))

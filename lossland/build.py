@@ -1,0 +1,149 @@
+"""The one place that turns a composed config into objects: data, loss, model, optimizer, regularizer,
+rate schedule, callbacks and loggers. ``train.py``, :mod:`lossland.runs` (rebuilding a finished run),
+``connect`` and every command build through these functions.
+
+Every object comes from a ``_target_`` node via :func:`instantiate_node`, which turns a bad option into
+one line naming the config group. Models are built under the ``init`` RNG stream, so the same seed gives
+the same initial weights whatever the optimizer, schedule or regularizer.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache, partial
+from pathlib import Path
+
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from lossland.callbacks import DueSteps, PhaseMetrics, StepCheckpoint
+from lossland.callbacks.curvature import curvature_extra
+from lossland.data import TensorDataModule
+from lossland.errors import DataError, LosslandError
+from lossland.loggers import RecordLogger
+from lossland.optim import SphereSGD, require_scale_invariant
+from lossland.seeding import generator, stream_seed
+
+__all__ = ["instantiate_node", "build_data", "build_loss", "build_model", "build_optimizer", "build_regularizer",
+           "build_schedule", "build_callbacks", "build_loggers", "total_steps", "target_class"]
+
+
+def instantiate_node(node, what: str, **kwargs):
+    """``hydra.utils.instantiate`` with a user error (one line naming the group) for a bad option."""
+    try:
+        return instantiate(node, **kwargs)
+    except MissingMandatoryValue as e:
+        raise LosslandError(f"{what}.{e.key} must be set ({what}.{e.key}=...)") from None
+    except InstantiationException as e:
+        cause = e.__cause__ if e.__cause__ is not None else e
+        if isinstance(cause, LosslandError):
+            raise cause from None
+        msg = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
+        raise LosslandError(f"cannot build {what} ({node.get('_target_')}): {msg}") from None
+
+
+def target_class(node) -> type:
+    return get_class(node._target_)
+
+
+# ------------------------------------------------------------------------------------------------ data
+@lru_cache(maxsize=4)
+def _prepared_splits(data_yaml: str, pad_to: int | None):
+    """Load, split, normalize and pad once per data config and process (the split does not depend on the
+    run's seed, which only drives the batch order and the evaluation subset)."""
+    dm = instantiate_node(OmegaConf.create(data_yaml), "data")
+    if pad_to and dm.pad_to is None:
+        dm.pad_to = pad_to
+    dm.prepare()
+    for split, (x, _) in dm.splits.items():
+        if not torch.isfinite(x).all():
+            raise DataError(f"data={dm.name}: the {split} split holds non-finite values (NaN or inf)")
+    return dm.splits, dm.num_classes, dm.pad_to
+
+
+def build_data(cfg: DictConfig) -> TensorDataModule:
+    """The run's data module, prepared (tensors on the CPU; moved to the training device at setup)."""
+    pad_to = getattr(target_class(cfg.model), "input_size", None)
+    splits, num_classes, pad = _prepared_splits(OmegaConf.to_yaml(cfg.data, resolve=True), pad_to)
+    dm = instantiate_node(cfg.data, "data", seed=cfg.seed)
+    dm.splits, dm.num_classes, dm.pad_to = dict(splits), num_classes, pad
+    return dm
+
+
+# ---------------------------------------------------------------------------------------- model, loss
+def build_loss(cfg: DictConfig):
+    return instantiate_node(cfg.loss, "loss")
+
+
+def build_model(cfg: DictConfig, dm: TensorDataModule, loss) -> torch.nn.Module:
+    """The model under the ``init`` RNG stream."""
+    model_cfg = cfg.model
+    if model_cfg.get("last_norm", None) == "auto":  # FSI ConvNet: 10 for CE, 1.5 for MSE (Kodryan et al.)
+        model_cfg = OmegaConf.merge(model_cfg, {"last_norm": 1.5 if loss.name == "mse" else 10.0})
+    try:
+        num_outputs = loss.num_outputs(dm.num_classes)
+    except ValueError as e:
+        raise LosslandError(f"loss={loss.name} does not fit data={dm.name}: {e}") from None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(stream_seed(cfg.seed, "init"))
+        return instantiate_node(model_cfg, "model", input_shape=list(dm.input_shape), num_outputs=num_outputs)
+
+
+# ------------------------------------------------------------------------------- optimization pieces
+def build_optimizer(cfg: DictConfig, model: torch.nn.Module, dm: TensorDataModule):
+    """The optimizer factory ``params -> Optimizer``. Sphere optimizers first check numerically that every
+    trainable parameter is scale-invariant (refusing the model otherwise) and draw random-walk directions
+    from the ``noise`` stream."""
+    factory = instantiate_node(cfg.optimizer, "optimizer")
+    if issubclass(target_class(cfg.optimizer), SphereSGD):
+        x = dm.splits["train"][0][: min(64, dm.batch_size)]
+        require_scale_invariant(model, x)
+        factory = partial(factory, generator=generator(cfg.seed, "noise", x.device))
+    return factory
+
+
+def build_regularizer(cfg: DictConfig):
+    return instantiate_node(cfg.regularizer, "regularizer")
+
+
+def build_schedule(cfg: DictConfig):
+    """The rate schedule ``step -> rate`` (``elr`` of sphere optimizers, else ``lr``)."""
+    return instantiate_node(cfg.schedule, "schedule")
+
+
+def total_steps(cfg: DictConfig, dm: TensorDataModule) -> int:
+    """``trainer.max_steps`` when set (≥ 1; epochs then do not bound the run), else
+    ``trainer.max_epochs`` epochs."""
+    max_steps = cfg.trainer.get("max_steps", -1)
+    if max_steps is not None and int(max_steps) >= 0:
+        return int(max_steps)
+    return int(cfg.trainer.max_epochs) * dm.steps_per_epoch
+
+
+# ------------------------------------------------------------------------------ callbacks and loggers
+def build_callbacks(cfg: DictConfig, steps: int, out: Path) -> list:
+    """Phase metrics and scheduled checkpoints, each on its own :class:`DueSteps` plan."""
+    callbacks = []
+    m = cfg.metrics
+    if m.get("enabled", True):
+        plan = DueSteps(m.every_n_steps, m.log_spaced, m.num_points).bind(steps)
+        callbacks.append(PhaseMetrics(plan, m.eval_batches, m.test_examples, gm=m.gm, test=m.test,
+                                      cosines=m.cosines, extra=curvature_extra(m.get("curvature"))))
+    ck = cfg.checkpoint
+    if ck.get("every_n_steps") or ck.get("log_spaced"):
+        plan = DueSteps(ck.every_n_steps, ck.get("log_spaced", False), ck.get("num_points", 20)).bind(steps)
+        callbacks.append(StepCheckpoint(out / "checkpoints", plan))
+    return callbacks
+
+
+def build_loggers(cfg: DictConfig, out: Path, resume_step: int | None = None) -> list:
+    """``metrics.csv`` (always; continued from ``resume_step``) plus every ``_target_`` logger of
+    ``cfg.logger`` (e.g. W&B), given the run directory and the resolved run config."""
+    loggers = [RecordLogger(out, resume_step=resume_step)]
+    config = OmegaConf.to_container(cfg, resolve=True)
+    for name, node in (cfg.get("logger") or {}).items():
+        if isinstance(node, DictConfig) and node.get("_target_"):
+            loggers.append(instantiate_node(node, f"logger.{name}", save_dir=str(out), config=config))
+    return loggers

@@ -1,0 +1,179 @@
+"""Every value of a training config checked up front, from one table (:data:`RULES`), before the first job of
+a sweep starts (``train.py`` checks every job of a multirun) and again when a job starts. A bad value is one
+line: ``<key>=<value> is not valid: <what it must be>``.
+
+Objects that check their own arguments (loss, regularizer, rate schedule, model) are built once here, so
+their refusals come up front too. The model's keys are checked against its constructor: a recipe that sets
+a key another model does not have (``experiment=smoke`` sets ``model.width``) is refused naming both.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+from omegaconf import DictConfig, OmegaConf
+
+from lossland.errors import LosslandError
+
+
+def _num(v) -> float | None:
+    if isinstance(v, bool):
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _int(v) -> int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    x = _num(v)
+    return int(x) if x is not None and x == int(x) and not isinstance(v, str) else None
+
+
+def positive(v):
+    return (x := _num(v)) is not None and x > 0
+
+
+def non_negative(v):
+    return (x := _num(v)) is not None and x >= 0
+
+
+def positive_int(v):
+    return (x := _int(v)) is not None and x >= 1
+
+
+def non_negative_int(v):
+    return (x := _int(v)) is not None and x >= 0
+
+
+def boolean(v):
+    return isinstance(v, bool)
+
+
+def optional(check):
+    def f(v):
+        return v is None or check(v)
+    f.__name__ = f"optional_{check.__name__}"
+    return f
+
+
+def one_of(*choices):
+    def f(v):
+        return str(v).lower() in choices
+    f.what = "one of " + ", ".join(choices)
+    return f
+
+
+WHAT = {positive: "a positive number", non_negative: "a number ≥ 0", positive_int: "a positive integer",
+        non_negative_int: "an integer ≥ 0", boolean: "true or false"}
+
+
+def _what(check) -> str:
+    if hasattr(check, "what"):
+        return check.what
+    name = check.__name__
+    if name.startswith("optional_"):
+        base = {f.__name__: w for f, w in WHAT.items()}[name[len("optional_"):]]
+        return f"{base} or null"
+    return WHAT[check]
+
+
+# key -> check; keys absent from a config (another data or model option) are skipped.
+RULES = {
+    "seed": non_negative_int,
+    "elr": positive,
+    "lr": positive,
+    "max_loss": optional(positive),
+    "steps_per_call": positive_int,
+    "overwrite": boolean,
+    "resume": one_of("auto", "true", "false"),
+    "trainer.max_steps": lambda v: (x := _int(v)) is not None and (x == -1 or x >= 1),
+    "trainer.max_epochs": optional(positive_int),
+    "trainer.devices": lambda v: str(v) == "auto" or positive_int(v),
+    "trainer.accelerator": one_of("cpu", "gpu", "cuda", "auto"),
+    "trainer.check_val_every_n_epoch": positive_int,
+    "trainer.deterministic": boolean,
+    "trainer.enable_progress_bar": boolean,
+    "metrics.enabled": boolean,
+    "metrics.every_n_steps": optional(positive_int),
+    "metrics.log_spaced": boolean,
+    "metrics.num_points": positive_int,
+    "metrics.eval_batches": positive_int,
+    "metrics.test_examples": positive_int,
+    "checkpoint.every_n_steps": optional(positive_int),
+    "checkpoint.log_spaced": boolean,
+    "checkpoint.num_points": positive_int,
+    "data.batch_size": positive_int,
+    "data.eval_batch_size": positive_int,
+    "data.train_size": optional(positive_int),
+    "data.val_size": non_negative_int,
+    "data.test_size": optional(positive_int),
+    "data.fraction": lambda v: (x := _num(v)) is not None and 0 < x <= 1,
+    "data.dim": positive_int,
+    "data.split_seed": non_negative_int,
+    "model.width": positive,
+    "model.hidden": lambda v: isinstance(v, (list, tuple)) and all(positive_int(h) for h in v),
+    "model.dropout": lambda v: (x := _num(v)) is not None and 0 <= x < 1,
+    "regularizer.coef": non_negative,
+}
+RULES["trainer.max_steps"].what = "-1 (bounded by max_epochs) or a positive number of steps"
+RULES["trainer.devices"].what = "a positive integer or auto"
+RULES["data.fraction"].what = "a number in (0, 1]"
+RULES["model.hidden"].what = "a list of positive integers, e.g. [100,50]"
+RULES["model.dropout"].what = "a number in [0, 1)"
+
+
+def _plain(v):
+    return OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+
+
+def validate(cfg: DictConfig, recipe: str | None = None) -> None:
+    """Raise :class:`LosslandError` (one line) for the first invalid value of a training config."""
+    for key, check in RULES.items():
+        try:
+            value = OmegaConf.select(cfg, key, throw_on_missing=True, default="__absent__")
+        except Exception as e:  # an interpolation that does not resolve, a missing mandatory value
+            raise LosslandError(f"{key}: {str(e).splitlines()[0]}") from None
+        if isinstance(value, str) and value == "__absent__":
+            continue
+        value = _plain(value)
+        if not check(value):
+            raise LosslandError(f"{key}={value} is not valid: {key.rpartition('.')[2]} must be {_what(check)}")
+    metrics = cfg.get("metrics")
+    if metrics is not None and metrics.get("enabled", True) and not metrics.get("log_spaced") \
+            and metrics.get("every_n_steps") is None:
+        raise LosslandError("metrics.every_n_steps=null is not valid without metrics.log_spaced=true")
+    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="cpu"))
+    if accelerator in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise LosslandError(f"trainer.accelerator={accelerator}: no CUDA GPU is available on this machine "
+                                "(use trainer=cpu)")
+    if cfg.get("model") is not None:
+        check_model_keys(cfg.model, recipe)
+
+
+def check_model_keys(model: DictConfig, recipe: str | None = None) -> None:
+    """Every key of the model node must be a parameter of its class."""
+    from hydra.utils import get_class
+
+    try:
+        cls = get_class(model._target_)
+    except Exception as e:
+        raise LosslandError(f"model: cannot import {model.get('_target_')} ({e})") from None
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        return
+    for key in model:
+        if str(key).startswith("_") or key in params:
+            continue
+        by = f" (set by experiment={recipe})" if recipe else ""
+        raise LosslandError(f"model.{key}{by} is not an option of {model._target_}; its options: "
+                            + ", ".join(k for k in params if k not in ("self", "input_shape", "num_outputs")))
