@@ -1,10 +1,10 @@
-"""A run's records on disk: ``metrics.csv`` (every logged scalar with step and epoch), ``summary.json``,
-checkpoints. Every file is written atomically (temp file in the same directory, then ``os.replace``).
-The Lightning logger that writes ``metrics.csv`` is :class:`lossland.loggers.RecordLogger`."""
+"""Writing files atomically — text, JSON, torch objects and figures — the one implementation every record,
+report and figure of lossland goes through (temp file in the same directory, then ``os.replace``).
+Reading records back is :mod:`lossland.runs`; the logger behind ``metrics.csv`` is
+:class:`lossland.loggers.RecordLogger`."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import math
@@ -12,9 +12,6 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
-
-SUMMARY = "summary.json"
-METRICS = "metrics.csv"
 
 
 def atomic_write(path: str | Path, data: str | bytes) -> Path:
@@ -55,22 +52,8 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write(path, json.dumps(finite_or_none(obj), indent=2, default=str) + "\n")
 
 
-def read_summary(run_dir: str | Path) -> dict:
-    return json.loads((Path(run_dir) / SUMMARY).read_text())
-
-
-def read_metrics(run_dir: str | Path) -> list[dict[str, float]]:
-    """Rows of ``metrics.csv`` as dicts of floats (empty cells omitted)."""
-    path = Path(run_dir) / METRICS
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
-
-
-def __getattr__(name: str):  # ``from lossland.records import RecordLogger`` without importing Lightning eagerly
-    if name == "RecordLogger":
-        from lossland.loggers import RecordLogger
-
-        return RecordLogger
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def atomic_figure(fig, path: str | Path, dpi: int = 120) -> Path:
+    """Save a matplotlib ``Figure`` (object API, no pyplot) as PNG atomically."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return atomic_write(path, buf.getvalue())

@@ -1,4 +1,5 @@
-"""``lossland collect``: one table of a sweep, one row per run, from the runs' ``summary.json`` files."""
+"""``lossland collect``: one table of a sweep, one row per run, from the runs' records (:mod:`lossland.runs`).
+Runs that were killed or preempted are listed with status ``interrupted``."""
 
 from __future__ import annotations
 
@@ -7,49 +8,44 @@ import io
 from pathlib import Path
 
 from lossland.errors import LosslandError
-from lossland.records import atomic_write, read_summary
+from lossland.records import atomic_write
+from lossland.runs import Run, find_runs
 
 FIRST = ("run", "overrides", "status", "phase", "seed", "elr", "lr", "steps", "epochs", "wall_s", "diverged_at_step")
 
 
-def find_run_dirs(root: str | Path) -> list[Path]:
-    root = Path(root)
-    if not root.is_dir():
-        raise LosslandError(f"{root} is not a directory")
-    return sorted((p.parent for p in root.rglob("summary.json")), key=lambda p: (len(p.parts), str(p)))
-
-
-def run_row(run_dir: Path, root: Path) -> dict:
-    s = read_summary(run_dir)
-    row = {"run": run_dir.relative_to(root).as_posix() or ".", "overrides": " ".join(s.get("overrides", []))}
-    row.update({k: s.get(k) for k in FIRST[2:] if k in s or k == "phase"})
+def run_row(run: Run, root: Path) -> dict:
+    s = run.summary
+    row = {"run": run.path.relative_to(root).as_posix() or ".", "overrides": " ".join(s.get("overrides", [])),
+           "status": run.status}
+    row.update({k: s.get(k) for k in FIRST[3:] if k in s or k == "phase"})
     if row.get("phase") is None:
-        row["phase"] = phase_of(run_dir, s)
+        row["phase"] = phase_of(run)
+    if "error" in s:
+        row["error"] = s["error"]
     row.update({f"final_{k}": v for k, v in (s.get("final") or {}).items()})
     return row
 
 
-def phase_of(run_dir: Path, summary: dict) -> str | None:
-    """The phase label of a sphere-optimizer run (one that logged ``elr``); None for other runs."""
-    try:
-        from lossland.analysis.phases import assign_phase
-        from lossland.analysis.runs import load_run
+def phase_of(run: Run) -> str | None:
+    """The phase label of a sphere-optimizer run that finished (one that logged ``elr``); None otherwise."""
+    if run.status not in ("ok", "diverged") or "elr" not in run.metrics:
+        return None
+    from lossland.analysis.phases import assign_phase
 
-        run = load_run(run_dir)
-        if "elr" not in run.metrics:
-            return None
+    try:
         return assign_phase(run.summary, run.history())
-    except Exception:
+    except (ValueError, KeyError):
         return None
 
 
 def collect(root: str | Path) -> tuple[list[dict], Path]:
     """Write ``<root>/results.csv`` (atomically) and return its rows and path."""
     root = Path(root)
-    dirs = find_run_dirs(root)
-    if not dirs:
+    runs = [Run(d) for d in find_runs(root)]
+    if not runs:
         raise LosslandError(f"no runs under {root} (no summary.json found)")
-    rows = [run_row(d, root) for d in dirs]
+    rows = [run_row(r, root) for r in runs]
     cols = list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
@@ -69,11 +65,11 @@ def print_table(rows: list[dict], title: str = "") -> None:
     from rich.table import Table
 
     shown = ["run", "overrides", "status", "phase", "steps", "wall_s", "final_train_loss", "final_train_error",
-             "final_test_error", "final_gm"]
+             "final_test_error", "final_gm", "error"]
     cols = [c for c in shown if any(r.get(c) not in (None, "") for r in rows)]
     table = Table(title=title)
     for c in cols:
-        left = c in ("run", "overrides", "status")
+        left = c in ("run", "overrides", "status", "error")
         table.add_column(c.removeprefix("final_"), justify="left" if left else "right")
     for r in rows:
         table.add_row(*(_fmt(r.get(c)) for c in cols))

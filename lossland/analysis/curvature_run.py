@@ -1,6 +1,6 @@
 """Curvature of every saved checkpoint of a run (``lossland curvature <run dir>``).
 
-For each checkpoint (``lossland.runs.checkpoint_paths``, in step order; a checkpoint whose step was
+For each checkpoint (:meth:`lossland.runs.Run.checkpoints`, in step order; a checkpoint whose step was
 already measured, e.g. ``last.ckpt`` after the final ``step=`` checkpoint, is skipped) the weights are
 loaded into the run's model and :func:`lossland.metrics.curvature.compute_curvature` is evaluated on a
 fixed training subset: the first ``examples`` examples of the run's phase-metric evaluation
@@ -16,6 +16,7 @@ previous run appended (identified through the previous ``curvature.json``).
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -25,7 +26,8 @@ from pathlib import Path
 
 from lossland.callbacks.curvature import DEFAULTS, curvature_subset, parse_selection
 from lossland.errors import LosslandError
-from lossland.records import METRICS, atomic_write, write_json
+from lossland.records import atomic_write, write_json
+from lossland.runs import METRICS
 
 RESULT = "curvature.json"
 
@@ -54,11 +56,12 @@ def curvature_of_run(run_dir: str | Path, selection=None, examples: int | None =
     from tqdm.auto import tqdm
 
     from lossland.metrics.curvature import compute_curvature
-    from lossland.runs import checkpoint_paths, load_checkpoint, load_run_model, model_state, run_config
+    from lossland.runs import load_checkpoint, load_weights, open_run
 
     run_dir = Path(run_dir)
-    cfg = run_config(run_dir)
-    paths = checkpoint_paths(run_dir)
+    run = open_run(run_dir)
+    cfg = run.config
+    paths = run.checkpoints()
     if not paths:
         raise LosslandError(f"{run_dir} has no checkpoints (train with checkpoint.every_n_steps=N "
                             f"or checkpoint.log_spaced=true)")
@@ -75,7 +78,8 @@ def curvature_of_run(run_dir: str | Path, selection=None, examples: int | None =
     if bn not in ("train", "eval"):
         raise LosslandError(f"--bn must be 'train' or 'eval', got {bn!r}")
 
-    model, loss, dm, cfg = load_run_model(run_dir, paths[0])
+    model, loss, dm = run.model(paths[0])
+    model = copy.deepcopy(model)  # the cached model stays as loaded
     eval_batches = int(cfg.metrics.get("eval_batches", 8))
     if explicit and examples is not None:  # more examples than the callback's mini-batches hold
         eval_batches = max(eval_batches, math.ceil(examples / dm.batch_size))
@@ -87,16 +91,14 @@ def curvature_of_run(run_dir: str | Path, selection=None, examples: int | None =
     bar = tqdm(paths, desc="curvature", unit="ckpt", disable=not progress)
     for path in bar:
         ckpt = load_checkpoint(path)
+        if not run.owns(ckpt):  # left by an earlier run in the same directory: never measured
+            continue
         step = int(ckpt.get("global_step", -1))
         if step in seen:
             continue
         seen.add(step)
         bar.set_postfix(step=step)
-        try:
-            model.load_state_dict(model_state(ckpt))
-        except RuntimeError as e:
-            first = str(e).splitlines()[0]
-            raise LosslandError(f"{path}: weights do not fit the run's model ({first})") from None
+        load_weights(model, ckpt, path)
         t = time.time()
         try:
             values = compute_curvature(model, loss, x, y, chosen, params=params, bn=bn, batch_size=batch_size,

@@ -11,13 +11,12 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from lossland.records import atomic_figure
+
 
 def _save(fig: Figure, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    return path
+    return atomic_figure(fig, path)
 
 
 def plot_slice_1d(result: dict, path, title: str | None = None, log_loss: bool = False) -> Path:

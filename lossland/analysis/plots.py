@@ -2,15 +2,13 @@
 so the caller's backend is left alone). Each ``plot_*`` function returns a ``Figure``; :func:`save_figure`
 writes it atomically.
 
-Conventions: runs are :class:`lossland.analysis.runs.Run`; colour encodes elr on a log scale (viridis);
+Conventions: runs are :class:`lossland.runs.Run`; colour encodes elr on a log scale (viridis);
 runs without an elr are skipped; several seeds at one elr share its colour and column.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +20,8 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from lossland.analysis.runs import Run
+from lossland.records import atomic_figure
+from lossland.runs import Run
 
 __all__ = ["PHASE_COLORS", "phase_bands", "plot_phase_diagram", "plot_final_metrics", "plot_cosines",
            "save_figure"]
@@ -39,18 +38,8 @@ def _figure(w: float, h: float) -> Figure:
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
-    """Write ``fig`` as PNG to ``path`` atomically (temp file in the same directory, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``fig`` as PNG to ``path`` atomically."""
+    return atomic_figure(fig, path, dpi=dpi)
 
 
 def _elr_norm(elrs: Sequence[float]) -> Normalize:

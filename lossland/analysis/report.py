@@ -1,6 +1,6 @@
 """``write_report(sweep_dir)``: the sphere study's report for one sweep (DESIGN.md study S).
 
-Reads every run under ``sweep_dir`` (``summary.json`` + ``metrics.csv``; see :mod:`lossland.analysis.runs`),
+Reads every run under ``sweep_dir`` (``summary.json`` + ``metrics.csv``; see :mod:`lossland.runs`),
 assigns each a phase (:mod:`lossland.analysis.phases`) and writes into ``<sweep_dir>/report/``:
 
 - ``phase_diagram.png``: GM (log) against train loss (log), one trajectory per run coloured by elr;
@@ -17,8 +17,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -30,8 +28,9 @@ from lossland.analysis.plots import (
     plot_phase_diagram,
     save_figure,
 )
-from lossland.analysis.runs import Run, load_runs
 from lossland.errors import LosslandError
+from lossland.records import atomic_write
+from lossland.runs import Run, load_runs
 
 __all__ = ["ReportResult", "write_report", "run_table"]
 
@@ -47,18 +46,6 @@ class ReportResult(NamedTuple):
     files: list[Path]
     boundaries: dict[str, tuple[float, float]]
 
-
-def _atomic_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _num(v: float | None) -> float | None:
@@ -146,6 +133,6 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
         files.append(save_figure(fig, out / name))
     table = {"sweep_dir": str(root), "boundaries": {k: list(v) for k, v in boundaries.items()},
              "runs": rows, "problems": problems}
-    files.append(_atomic_text(out / "phases.json", json.dumps(table, indent=2, default=str) + "\n"))
-    files.append(_atomic_text(out / "index.html", _html(root, rows, boundaries, problems)))
+    files.append(atomic_write(out / "phases.json", json.dumps(table, indent=2, default=str) + "\n"))
+    files.append(atomic_write(out / "index.html", _html(root, rows, boundaries, problems)))
     return ReportResult(files, boundaries)

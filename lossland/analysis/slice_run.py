@@ -64,7 +64,7 @@ def slice_of_run(run_dir: str | Path, to: str | Path | None = None, dims: int = 
     from lossland.metrics.curvature import select_params
     from lossland.metrics.landscape import direction_to, random_direction, slice_1d, slice_2d
     from lossland.records import write_json
-    from lossland.runs import load_run_model
+    from lossland.runs import open_run
 
     if dims not in (1, 2):
         raise LosslandError(f"--dims must be 1 or 2, got {dims}")
@@ -75,7 +75,9 @@ def slice_of_run(run_dir: str | Path, to: str | Path | None = None, dims: int = 
         raise LosslandError(f"--points must be at least 2, got {points}")
     run_dir = Path(run_dir)
     t0 = time.time()
-    model, loss, dm, cfg = load_run_model(run_dir, checkpoint)
+    run = open_run(run_dir)
+    model, loss, dm = run.model(checkpoint)
+    cfg = run.config
     try:
         names = list(select_params(model, params))
     except ValueError as e:
@@ -86,7 +88,7 @@ def slice_of_run(run_dir: str | Path, to: str | Path | None = None, dims: int = 
 
     directions, described = [], []
     if to is not None:
-        other = load_run_model(to, data=False)[0]
+        other = open_run(to).model()[0]
         _same_architecture(model, other, names, to)
         directions.append(direction_to(model, other.to(device), params))
         described.append(f"to {Path(to)}")

@@ -14,7 +14,8 @@ import numpy as np
 
 
 class DueSteps:
-    """The steps at which scheduled work is due: step 0 (if ``at_start``), every ``every_n_steps`` steps, or at ``num_points`` log-spaced steps
+    """The steps at which scheduled work is due: step 0 (if ``at_start``), every ``every_n_steps`` steps,
+    or at ``num_points`` log-spaced steps
     in [1, total_steps] (``log_spaced=True``), and at the last step."""
 
     def __init__(self, every_n_steps: int | None = None, log_spaced: bool = False, num_points: int = 50,

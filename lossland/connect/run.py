@@ -15,25 +15,26 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lossland.config import output_dir
 from lossland.connect.align import align
 from lossland.connect.bn import has_bn, iterate_batches
 from lossland.connect.evaluate import evaluate_path, write_connect_json
 from lossland.connect.paths import make_path, weight_adjustment
 from lossland.connect.plots import plot_paths
 from lossland.errors import LosslandError
+from lossland.runs import open_run
 
 log = logging.getLogger("lossland.connect")
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent.parent / "conf" / "connect"
 CURVES = ("bezier", "polychain")
-_CACHE: dict = {}          # run dir -> loaded run (a multirun over methods reuses its two endpoints)
-_CACHE_SIZE = 4
 
 
 def compose_connect(overrides: list[str] | None = None) -> DictConfig:
@@ -43,68 +44,18 @@ def compose_connect(overrides: list[str] | None = None) -> DictConfig:
     return compose(overrides, "connect", CONFIG_DIR)
 
 
-def _output_dir(cfg: DictConfig) -> Path:
-    from lossland.train import output_dir
-
-    return output_dir(cfg)
-
-
-_DATA_CACHE: dict = {}     # data config -> prepared data module (all runs of a sweep share one split)
-
-
-def _load_run_model(run_dir: Path, checkpoint: Path):
-    """:func:`lossland.runs.load_run_model`, building each distinct data config once per process (the
-    split depends on the data config only; the run's seed only drives the training batch order)."""
-    from lossland.runs import load_checkpoint, model_state, run_config
-    from lossland.train import build, build_data, build_model
-
-    cfg = run_config(run_dir)
-    key = OmegaConf.to_yaml(cfg.data) + str(cfg.model.get("_target_"))
-    if key not in _DATA_CACHE:
-        while len(_DATA_CACHE) >= 2:
-            _DATA_CACHE.pop(next(iter(_DATA_CACHE)))
-        _DATA_CACHE[key] = build_data(cfg)
-    dm = _DATA_CACHE[key]
-    loss = build(cfg.loss, "loss")
-    model = build_model(cfg, dm, loss)
-    try:
-        model.load_state_dict(model_state(load_checkpoint(checkpoint)))
-    except RuntimeError as e:
-        raise LosslandError(f"{checkpoint}: weights do not fit the run's model ({str(e).splitlines()[0]})") \
-            from None
-    return model.eval(), loss, dm, cfg
-
-
 def load_run(run_dir: str | Path, checkpoint: str | None = None, key: str = "a") -> dict:
-    """A finished run as {dir, model, loss, dm, cfg, summary}; cached per (dir, checkpoint, mtime)."""
-    from lossland.records import read_summary
-
+    """A finished run as {dir, model, loss, dm, cfg, summary} (models cached by :func:`lossland.runs.open_run`)."""
     d = Path(str(run_dir)).expanduser()
-    if not d.is_dir():
-        raise LosslandError(f"{key}={run_dir}: no such run directory")
-    if not (d / ".hydra" / "config.yaml").exists():
-        raise LosslandError(f"{key}={run_dir} is not a lossland run directory (no .hydra/config.yaml)")
-    ck = Path(checkpoint) if checkpoint else d / "checkpoints" / "last.ckpt"
-    if not ck.is_absolute() and not ck.exists():
-        ck = d / "checkpoints" / ck
-    if not ck.exists():
-        raise LosslandError(f"{key}={run_dir}: no checkpoint {ck.name} (did the run finish?)")
-    cache_key = (str(d.resolve()), str(ck.resolve()), ck.stat().st_mtime_ns)
-    if cache_key in _CACHE:
-        return _CACHE[cache_key]
     try:
-        model, loss, dm, cfg = _load_run_model(d, ck)
+        run = open_run(d)
+        run.config  # noqa: B018 — refuse a directory that is not a run before anything else
+        model, loss, dm = run.model(checkpoint)
+        summary = run.summary
     except LosslandError as e:
         raise LosslandError(f"{key}={run_dir}: {e}") from None
-    try:
-        summary = read_summary(d)
-    except (OSError, ValueError):
-        summary = {}
-    run = {"dir": str(d.resolve()), "model": model, "loss": loss, "dm": dm, "cfg": cfg, "summary": summary}
-    while len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[cache_key] = run
-    return run
+    return {"dir": str(run.path.resolve()), "model": model, "loss": loss, "dm": dm, "cfg": run.config,
+            "summary": summary}
 
 
 def prior_of(cfg: DictConfig) -> str:
@@ -208,9 +159,8 @@ def _align(cfg: DictConfig, a, b, x_train):
 def _train_curve(cfg: DictConfig, out: Path, a, b, loss, train, device):
     import lightning as L
 
-    from lossland.callbacks import save_checkpoint
     from lossland.connect.curves import Batches, CurveModule
-    from lossland.records import RecordLogger
+    from lossland.loggers import RecordLogger
 
     p = cfg.path
     module = CurveModule(p.kind, a, b, loss, lr=float(p.lr), momentum=float(p.get("momentum", 0.9)),
@@ -227,9 +177,16 @@ def _train_curve(cfg: DictConfig, out: Path, a, b, loss, train, device):
                         accelerator="gpu" if str(device).startswith("cuda") else "cpu", devices=1,
                         default_root_dir=str(out), log_every_n_steps=1, num_sanity_val_steps=0)
     trainer.fit(module, train_dataloaders=Batches(x, y, batch_size=bs, seed=int(cfg.seed)))
-    save_checkpoint(trainer, out / "checkpoints" / "curve.ckpt")
+    save_atomically(trainer, out / "checkpoints" / "curve.ckpt")
     logger.finalize("success")
     return module.cpu().path(), {"steps": int(trainer.global_step)}
+
+
+def save_atomically(trainer, path: Path) -> None:
+    """``trainer.save_checkpoint`` (Lightning's public API) to a temp file, then renamed into place."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    trainer.save_checkpoint(tmp)
+    os.replace(tmp, path)
 
 
 def run_connect(cfg: DictConfig) -> dict:
@@ -242,7 +199,7 @@ def run_connect(cfg: DictConfig) -> dict:
     if int(cfg.num_points) < 2:
         raise LosslandError(f"num_points={cfg.num_points} is not valid: at least 2 points")
     t_start = time.time()
-    out = _output_dir(cfg)
+    out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     ra = load_run(cfg.a, cfg.get("checkpoint"), "a")
     rb = load_run(cfg.b, cfg.get("checkpoint"), "b")
