@@ -145,5 +145,6 @@ def build_loggers(cfg: DictConfig, out: Path, resume_step: int | None = None) ->
     config = OmegaConf.to_container(cfg, resolve=True)
     for name, node in (cfg.get("logger") or {}).items():
         if isinstance(node, DictConfig) and node.get("_target_"):
-            loggers.append(instantiate_node(node, f"logger.{name}", save_dir=str(out), config=config))
+            make = instantiate_node(node, f"logger.{name}", _partial_=True, save_dir=str(out))
+            loggers.append(make(config=config))  # `config` would clash with instantiate's own argument
     return loggers

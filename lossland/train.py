@@ -49,6 +49,9 @@ from lossland.seeding import stream_seed
 log = logging.getLogger("lossland")
 
 # Keys that do not change what a run computes: a run re-launched with other values is the same run.
+# What a run writes into its directory (Hydra's .hydra/ and <app>.log are not a run's records).
+RECORDS = ("summary.json", "metrics.csv", "checkpoints", "wandb", "error.log", "curvature.json", "slice.json",
+           "slice.png")
 NOT_IN_DIGEST = ("out_dir", "resume", "overwrite", "logger", "trainer.enable_progress_bar")
 
 
@@ -63,11 +66,13 @@ def config_digest(cfg: DictConfig) -> str:
 
 
 def clear_run_dir(out: Path) -> None:
-    """Remove an earlier run's records (checkpoints, W&B runs, metrics, summary), keeping ``.hydra``."""
-    for p in out.iterdir():
-        if p.name == ".hydra":
-            continue
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    """Remove an earlier run's records (checkpoints, W&B runs, metrics, summary); Hydra's own files stay."""
+    for name in RECORDS:
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
 
 
 def newest_checkpoint(run: Run) -> dict | None:
@@ -88,7 +93,7 @@ def decide(cfg: DictConfig, out: Path, digest: str) -> tuple[str, dict | None]:
     """What to do in ``out``: ("train", None), ("skip", summary) or ("resume", checkpoint)."""
     run = Run(out)
     previous = run.summary if (out / "summary.json").exists() else None
-    has_records = any(p.name != ".hydra" for p in out.iterdir())
+    has_records = any((out / name).exists() for name in RECORDS)
     if cfg.get("overwrite"):
         if has_records:
             clear_run_dir(out)

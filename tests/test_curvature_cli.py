@@ -16,8 +16,8 @@ from lossland.cli import main
 from lossland.losses import CrossEntropy
 from lossland.metrics.curvature import compute_curvature
 from lossland.models import MLP
-from lossland.records import read_metrics
-from lossland.runs import checkpoint_paths, load_checkpoint, load_run_model
+from lossland.runs import Run
+from lossland.runs import Run, load_checkpoint
 
 TINY = ["data=digits", "data.batch_size=32", "model=mlp", "model.hidden=[8]", "optimizer=sgd", "lr=0.1",
         "trainer.max_steps=8", "metrics.every_n_steps=4", "metrics.eval_batches=2",
@@ -55,7 +55,7 @@ def run_dir(tmp_path_factory, one_thread):
 
 
 def callback_rows(d):
-    return [r for r in read_metrics(d) if "hessian_top_eig" in r and "gm" in r]
+    return [r for r in Run(d).rows() if "hessian_top_eig" in r and "gm" in r]
 
 
 def eval_subset(dm, k, n):
@@ -74,11 +74,11 @@ def test_callback_logs_curvature_at_scheduled_steps(run_dir):
 
 def test_callback_values_equal_recomputation_from_checkpoints(run_dir):
     rows = {int(r["step"]): r for r in callback_rows(run_dir)}
-    ckpts = {load_checkpoint(p)["global_step"]: p for p in checkpoint_paths(run_dir)
+    ckpts = {load_checkpoint(p)["global_step"]: p for p in Run(run_dir).checkpoints()
              if p.name.startswith("step=")}
     assert sorted(ckpts) == STEPS
     for step, path in ckpts.items():
-        model, loss, dm, _ = load_run_model(run_dir, path)
+        model, loss, dm = Run(run_dir).model(path)
         x, y = eval_subset(dm, 2, 48)
         ref = compute_curvature(model, loss, x, y, {"hessian_top": {}, "fisher_trace": {}}, bn="train",
                                 batch_size=32)
@@ -88,7 +88,7 @@ def test_callback_values_equal_recomputation_from_checkpoints(run_dir):
 
 def test_callback_values_against_dense_ground_truth(run_dir):
     """Final step: top eigenvalue of the dense Hessian, empirical Fisher trace by a per-sample loop."""
-    model, loss, dm, _ = load_run_model(run_dir, checkpoint_paths(run_dir)[-1])
+    model, loss, dm = Run(run_dir).model(Run(run_dir).checkpoints()[-1])
     model = model.double()
     x, y = eval_subset(dm, 2, 48)
     x = x.double()
@@ -142,7 +142,7 @@ def test_slice_command_writes_json_and_png(run_dir, tmp_path, capsys):
     assert "slice.json" in out and (tmp_path / "slice.png").stat().st_size > 1000
     rec = json.loads((tmp_path / "slice.json").read_text())
     assert rec["alphas"] == pytest.approx([-1, -0.5, 0, 0.5, 1]) and len(rec["loss"]) == 5
-    model, loss, dm, _ = load_run_model(run_dir)
+    model, loss, dm = Run(run_dir).model()
     x, y = eval_subset(dm, 2, 64)
     with torch.no_grad():
         assert rec["loss"][2] == pytest.approx(loss(model(x), y).item(), rel=1e-5)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lossland.data import CIFAR10, MNIST, Digits, MNIST5k, Spheres
-from lossland.data.base import BlockLoader, block_sizes
+from lossland.data.base import block_sizes
 from lossland.errors import DataError
 
 
@@ -56,12 +56,15 @@ def test_block_sizes_end_on_due_steps():
     assert sum(sizes) == 20 and max(sizes) <= 8 and {5, 12} <= set(ends)
 
 
-def test_block_loader_is_a_permutation():
-    x = torch.arange(40).float().view(40, 1)
-    y = torch.arange(40)
-    order = torch.randperm(40)
-    seen = torch.cat([yb for block in BlockLoader(x, y, order, 4, [3, 5, 2]) for _, yb in block])
-    assert torch.equal(seen, order)
+def test_epoch_order_is_a_permutation_and_replays_exactly():
+    dm = Digits(train_size=40, test_size=10, batch_size=4).prepare()
+    first = dm.epoch_order()
+    assert sorted(first.tolist()) == list(range(40))
+    digest = dm.order_digest
+    again = dm.epoch_order(replay=True)  # resuming mid-epoch: the same permutation, the same digest
+    assert torch.equal(first, again) and dm.order_digest == digest
+    second = dm.epoch_order()
+    assert not torch.equal(first, second) and dm.order_digest != digest
 
 
 def _write_idx(path, arr):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lossland.analysis.phases import assign_phase
-from lossland.analysis.runs import load_run
+from lossland.runs import Run
 from tests.conftest import ROOT
 
 
@@ -19,7 +19,7 @@ def test_sphere_ce_recipe_finds_three_phases_in_elr_order(tmp_path):
                          env=dict(os.environ, OUT=str(out)), timeout=3600)
     assert res.returncode == 0, res.stderr[-3000:]
     table = json.loads((out / "report" / "phases.json").read_text())
-    runs = sorted((load_run(d) for d in out.glob("[0-9]*")), key=lambda r: r.elr)
+    runs = sorted((Run(d) for d in out.glob("[0-9]*")), key=lambda r: r.elr)
     labels = [assign_phase(r.summary, r.history()) for r in runs]
     assert sorted(row["phase"] for row in table["runs"]) == sorted(labels)
     order = [int(lbl[0]) for lbl in labels]

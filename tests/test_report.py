@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from lossland.analysis.runs import find_runs, load_run, load_runs
+from lossland.runs import Run, find_runs, load_runs
 from lossland.errors import LosslandError
 
 STEPS = [0, 10, 30, 100, 300, 1000, 2000, 3000]
@@ -71,7 +71,7 @@ def sweep(tmp_path):
 def test_find_and_load_runs(sweep):
     dirs = find_runs(sweep)
     assert [d.name for d in dirs] == ["0", "1", "2", "3", "4", "5", "6", "8"]
-    run = load_run(sweep / "0")
+    run = Run(sweep / "0")
     assert run.elr == 1e-4 and run.status == "ok"
     steps, loss = run.series("train_loss")
     assert steps.tolist() == STEPS and loss.size == len(STEPS)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lossland.errors import LosslandError
-from lossland.records import read_metrics
+from lossland.runs import Run
 from lossland.train import run
 
 SPHERE = ["data=digits", "data.batch_size=32", "data.pad_to=32", "model=convnet_si", "model.width=0.125",
@@ -14,7 +14,7 @@ SPHERE = ["data=digits", "data.batch_size=32", "data.pad_to=32", "model=convnet_
 def test_sphere_norm_and_logged_stats(make_cfg, tmp_path):
     s = run(make_cfg(*SPHERE, "elr=0.01", "trainer.max_steps=20"))
     assert s["status"] == "ok"
-    rows = [r for r in read_metrics(tmp_path / "run") if "elr" in r]
+    rows = [r for r in Run(tmp_path / "run").rows() if "elr" in r]
     assert rows and all(r["elr"] == pytest.approx(0.01) for r in rows)
     rho0 = rows[0]["rho0"]
     assert all(r["weight_norm"] == pytest.approx(rho0, rel=1e-6) for r in rows)
@@ -25,7 +25,7 @@ def test_sphere_norm_and_logged_stats(make_cfg, tmp_path):
 def test_step_schedule_changes_elr_at_its_step(make_cfg, tmp_path):
     run(make_cfg(*SPHERE, "elr=0.01", "trainer.max_steps=32", "schedule=step", "schedule.at_step=16",
                  "schedule.factor=0.1", "steps_per_call=8"))
-    elr = {int(r["step"]): r["elr"] for r in read_metrics(tmp_path / "run") if "elr" in r}
+    elr = {int(r["step"]): r["elr"] for r in Run(tmp_path / "run").rows() if "elr" in r}
     # the row at step s reports the elr of the s-th update; updates 1..16 use 0.01, later ones 0.001
     assert len(elr) >= 4 and min(elr) <= 16 < max(elr)
     assert all(v == pytest.approx(0.01 if s <= 16 else 0.001) for s, v in elr.items())

@@ -27,9 +27,9 @@ def test_run_writes_complete_records(make_cfg, tmp_path):
     header = (d / "metrics.csv").read_text().splitlines()[0].split(",")
     assert header[:2] == ["step", "epoch"] and "gm" in header and "train/batch_loss" in header
     # scheduled metrics ran at exactly the steps they asked for
-    from lossland.records import read_metrics
+    from lossland.runs import Run
 
-    gm_steps = [r["step"] for r in read_metrics(d) if "gm" in r]
+    gm_steps = [r["step"] for r in Run(d).rows() if "gm" in r]
     assert gm_steps == [0, 4, 8, 12]
 
 

@@ -76,8 +76,8 @@ def slice_of_run(run_dir: str | Path, to: str | Path | None = None, dims: int = 
     run_dir = Path(run_dir)
     t0 = time.time()
     run = open_run(run_dir)
+    cfg = run.config  # refuses a directory that is not a run
     model, loss, dm = run.model(checkpoint)
-    cfg = run.config
     try:
         names = list(select_params(model, params))
     except ValueError as e:
