@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lossland.entry import fail
 from lossland.errors import LosslandError
-
-
-def fail(err: Exception | str, code: int = 2):
-    print(f"lossland: error: {err}", file=sys.stderr)
-    sys.exit(code)
 
 
 def cmd_collect(args):
@@ -67,55 +63,37 @@ cmd_connect_table.options = [
 ]
 
 
-def cmd_curvature(args):
+def curvature_job(cfg) -> None:
+    """The ``lossland curvature`` Hydra app (``conf/curvature.yaml``)."""
+    from omegaconf import OmegaConf
+
     from lossland.analysis.curvature_run import curvature_of_run, print_rows
 
-    rows = curvature_of_run(args.run_dir, args.select, args.examples, args.bn, args.params, args.seed,
-                            args.device)
-    print_rows(rows, title=f"{args.run_dir}: curvature (appended to metrics.csv, curvature.json)")
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    rows = curvature_of_run(cfg.run, plain["selection"], plain["examples"], plain["bn"], plain["params"],
+                            plain["seed"], plain["device"], progress=plain["progress"], options=plain["options"])
+    print_rows(rows, title=f"{cfg.run}: curvature (appended to metrics.csv, curvature.json)")
 
 
-cmd_curvature.options = [  # see docs/curvature.md
-    ("--select", {"default": None, "help": "metrics, e.g. hessian_top:k=3,fisher_trace:kind=true "
-                  "(default: the run's metrics.curvature.selection)"}),
-    ("--examples", {"type": int, "default": None, "help": "training examples (default: the run's setting)"}),
-    ("--bn", {"choices": ["train", "eval"], "default": None, "help": "BN mode (default: the run's, train)"}),
-    ("--params", {"default": None, "help": "all | si | <module name> (default: the run's, all)"}),
-    ("--seed", {"type": int, "default": None, "help": "probe / Lanczos seed (default: the run's, 0)"}),
-    ("--device", {"default": "cpu", "help": "torch device (default cpu)"}),
-]
+def slice_job(cfg) -> None:
+    """The ``lossland slice`` Hydra app (``conf/slice.yaml``)."""
+    from omegaconf import OmegaConf
 
-
-def cmd_slice(args):
     from lossland.analysis.slice_run import slice_of_run
 
-    result = slice_of_run(args.run_dir, to=args.to, dims=args.dims, points=args.points, span=args.range,
-                          examples=args.examples or None, split=args.split, bn=args.bn, params=args.params,
-                          seed=args.seed, norm=args.norm, out=args.out, name=args.name,
-                          checkpoint=args.checkpoint, log=args.log, device=args.device)
+    c = OmegaConf.to_container(cfg, resolve=True)
+    result = slice_of_run(c["run"], to=c["to"], dims=c["dims"], points=c["points"], span=c["range"],
+                          examples=c["examples"] or None, split=c["split"], bn=c["bn"], params=c["params"],
+                          seed=c["seed"], norm=c["norm"], out=c["out"], name=c["name"], checkpoint=c["checkpoint"],
+                          log=c["log"], device=c["device"], progress=c["progress"])
     for f in result["files"]:
         print(f)
 
 
-cmd_slice.options = [  # see docs/curvature.md
-    ("--to", {"default": None, "help": "another run: slice along the direction to its final weights"}),
-    ("--dims", {"type": int, "choices": [1, 2], "default": 1, "help": "1 (line) or 2 (contour)"}),
-    ("--points", {"type": int, "default": 21, "help": "grid points per axis (default 21)"}),
-    ("--range", {"type": float, "nargs": 2, "metavar": ("A", "B"), "default": None,
-                 "help": "coefficient range per axis (default -1 1; with --to -0.5 1.5 along it)"}),
-    ("--examples", {"type": int, "default": 1024, "help": "examples evaluated (default 1024; 0: all)"}),
-    ("--split", {"choices": ["train", "test"], "default": "train", "help": "data split (default train)"}),
-    ("--bn", {"choices": ["train", "eval"], "default": "train", "help": "BN mode (default train)"}),
-    ("--params", {"default": "all", "help": "all | si | <module name> (default all)"}),
-    ("--seed", {"type": int, "default": 0, "help": "seed of the random directions (default 0)"}),
-    ("--norm", {"choices": ["filter", "layer", "none"], "default": "filter",
-                "help": "direction normalization (default filter)"}),
-    ("--log", {"action": "store_true", "help": "log-scale loss in the plot"}),
-    ("--out", {"default": None, "help": "output folder (default: the run dir)"}),
-    ("--name", {"default": "slice", "help": "file stem: <name>.json, <name>.png (default slice)"}),
-    ("--checkpoint", {"default": None, "help": "checkpoint to slice around (default last.ckpt)"}),
-    ("--device", {"default": "cpu", "help": "torch device (default cpu)"}),
-]
+# Commands that are Hydra apps: `lossland <cmd> RUN_DIR key=value ...` (their config: conf/<cmd>.yaml).
+HYDRA_APPS = {"curvature": (curvature_job, "curvature at every checkpoint of a run, appended to its metrics.csv "
+                            "and curvature.json"),
+              "slice": (slice_job, "loss-landscape slice around a run's weights: <run>/slice.json and slice.png")}
 
 
 COMMANDS = {
@@ -127,15 +105,24 @@ COMMANDS = {
                 "connect.png", [("a", "run directory of model A"), ("b", "run directory of model B")]),
     "connect-table": (cmd_connect_table, "width study: <dir>/width_table.{csv,md} and width_plot.png from "
                       "connect.json files", [("dir", "a folder holding connect.json files (any depth)")]),
-    "curvature": (cmd_curvature, "curvature at every checkpoint of a run, appended to its metrics.csv and "
-                  "curvature.json", [("run_dir", "a run directory with checkpoints")]),
-    "slice": (cmd_slice, "loss-landscape slice around a run's final weights: <run>/slice.json and slice.png",
-              [("run_dir", "a run directory")]),
 }
 
 
+def hydra_app(name: str, argv: list[str]) -> None:
+    """``lossland <name> RUN_DIR [key=value ...]`` = the Hydra app ``conf/<name>.yaml`` with ``run=RUN_DIR``."""
+    from lossland.config import override_value
+    from lossland.entry import launch
+
+    if argv and "=" not in argv[0] and not argv[0].startswith("-"):
+        argv = [f"run={override_value(argv[0])}", *argv[1:]]
+    launch(name, HYDRA_APPS[name][0], argv=argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lossland", description="Tools over lossland run and sweep directories.")
+    epilog = "\n".join(f"  {n:<14}{h} (lossland {n} --help: its options)" for n, (_, h) in HYDRA_APPS.items())
+    parser = argparse.ArgumentParser(prog="lossland", description="Tools over lossland run and sweep directories.",
+                                     epilog="Hydra apps (lossland <cmd> RUN_DIR key=value ...):\n" + epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (func, help_, positionals) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
@@ -150,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in HYDRA_APPS:
+        return hydra_app(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

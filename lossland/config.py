@@ -62,7 +62,7 @@ def groups(config_dir: Path = CONFIG_DIR) -> dict[str, list[str]]:
 
 
 def compose(overrides: list[str] | None = None, config_name: str = "train",
-            config_dir: Path = CONFIG_DIR) -> DictConfig:
+            config_dir: Path = CONFIG_DIR, return_hydra_config: bool = False) -> DictConfig:
     """The config ``train.py`` would run with these overrides (for tests, notebooks and tools); another
     app's with ``config_dir`` (e.g. ``conf/connect`` for ``connect.py``)."""
     from hydra import compose as hydra_compose
@@ -71,7 +71,8 @@ def compose(overrides: list[str] | None = None, config_name: str = "train",
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides or []))
+        return hydra_compose(config_name=config_name, overrides=list(overrides or []),
+                             return_hydra_config=return_hydra_config)
 
 
 def _values(override) -> list:
@@ -121,3 +122,13 @@ def check_overrides(argv: list[str], config_name: str = "train", config_dir: Pat
             valid = ", ".join(sorted(str(k) for k in node.keys())) if isinstance(node, DictConfig) else "none"
             raise LosslandError(f"unknown config key {key!r}; valid keys {where}: {valid} "
                                 f"(use +{key}=... to add a new key)")
+
+
+def override_value(value: str) -> str:
+    """A Hydra override value for an arbitrary string such as a path (quoted when it holds characters the
+    override grammar reserves)."""
+    import re
+
+    if re.fullmatch(r"[\w/.\-~+:@]+", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -16,7 +16,6 @@ from lossland.cli import main
 from lossland.losses import CrossEntropy
 from lossland.metrics.curvature import compute_curvature
 from lossland.models import MLP
-from lossland.runs import Run
 from lossland.runs import Run, load_checkpoint
 
 TINY = ["data=digits", "data.batch_size=32", "model=mlp", "model.hidden=[8]", "optimizer=sgd", "lr=0.1",
@@ -113,7 +112,7 @@ def test_callback_values_against_dense_ground_truth(run_dir):
 def test_curvature_command_appends_rows_for_every_checkpoint(run_dir, capsys):
     before = list(csv.DictReader(open(run_dir / "metrics.csv")))
     header = open(run_dir / "metrics.csv").readline().strip().split(",")
-    main(["curvature", str(run_dir), "--select", "hessian_top,ggn_trace"])
+    main(["curvature", str(run_dir), "selection=[hessian_top,ggn_trace]"])
     capsys.readouterr()
     after = list(csv.DictReader(open(run_dir / "metrics.csv")))
     assert open(run_dir / "metrics.csv").readline().strip().split(",")[:len(header)] == header
@@ -130,14 +129,14 @@ def test_curvature_command_appends_rows_for_every_checkpoint(run_dir, capsys):
     assert record["settings"]["bn"] == "train" and record["settings"]["examples"] == 48
     assert [c["step"] for c in record["checkpoints"]] == STEPS
     # a second run replaces its previous rows instead of duplicating them
-    main(["curvature", str(run_dir), "--select", "hessian_top"])
+    main(["curvature", str(run_dir), "selection=[hessian_top]"])
     again = list(csv.DictReader(open(run_dir / "metrics.csv")))
     assert len(again) == len(after) and [int(r["step"]) for r in again[len(before):]] == STEPS
     assert all(r["ggn_trace"] == "" for r in again[len(before):])
 
 
 def test_slice_command_writes_json_and_png(run_dir, tmp_path, capsys):
-    main(["slice", str(run_dir), "--points", "5", "--examples", "64", "--out", str(tmp_path)])
+    main(["slice", str(run_dir), "points=5", "examples=64", f"out={tmp_path}"])
     out = capsys.readouterr().out
     assert "slice.json" in out and (tmp_path / "slice.png").stat().st_size > 1000
     rec = json.loads((tmp_path / "slice.json").read_text())
@@ -148,8 +147,8 @@ def test_slice_command_writes_json_and_png(run_dir, tmp_path, capsys):
         assert rec["loss"][2] == pytest.approx(loss(model(x), y).item(), rel=1e-5)
     assert len(set(np.round(rec["loss"], 6))) > 1
     # toward another run's weights, 2-d: alpha = 1 is the other run
-    main(["slice", str(run_dir), "--to", str(run_dir), "--dims", "2", "--points", "3", "--range", "0", "1",
-          "--examples", "32", "--out", str(tmp_path), "--name", "to"])
+    main(["slice", str(run_dir), f"to={run_dir}", "dims=2", "points=3", "range=[0,1]", "examples=32",
+          f"out={tmp_path}", "name=to"])
     rec = json.loads((tmp_path / "to.json").read_text())
     assert np.asarray(rec["loss"]).shape == (3, 3) and (tmp_path / "to.png").exists()
     loss_grid = np.asarray(rec["loss"])
@@ -160,7 +159,7 @@ def test_commands_fail_with_one_line(tmp_path, run_dir, capsys):
     (tmp_path / "nock" / ".hydra").mkdir(parents=True)
     (tmp_path / "nock" / ".hydra" / "config.yaml").write_text(open(run_dir / ".hydra" / "config.yaml").read())
     for argv, msg in [(["curvature", str(tmp_path / "nock")], "no checkpoints"),
-                      (["curvature", str(run_dir), "--select", "hessian_max"], "unknown curvature metric"),
+                      (["curvature", str(run_dir), "selection=[hessian_max]"], "unknown curvature metric"),
                       (["slice", str(tmp_path)], "not a lossland run directory")]:
         with pytest.raises(SystemExit) as e:
             main(argv)

@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from lossland.runs import Run, find_runs, load_runs
 from lossland.errors import LosslandError
+from lossland.runs import Run, find_runs, load_runs
 
 STEPS = [0, 10, 30, 100, 300, 1000, 2000, 3000]
 

@@ -43,7 +43,7 @@ def run_curvature_settings(cfg) -> dict:
 
 def curvature_of_run(run_dir: str | Path, selection=None, examples: int | None = None, bn: str | None = None,
                      params=None, seed: int | None = None, device: str = "cpu", progress: bool = True,
-                     write: bool = True) -> list[dict]:
+                     write: bool = True, options: dict | None = None) -> list[dict]:
     """Measure ``selection`` at every checkpoint of ``run_dir``; returns one dict per checkpoint:
     ``{"checkpoint": file name, "step", "epoch", <metric>: value, ...}``.
 
@@ -51,7 +51,8 @@ def curvature_of_run(run_dir: str | Path, selection=None, examples: int | None =
     strings, or a mapping), with the run's configured per-metric options as defaults. ``examples``
     (-1: the run's setting; ``None``: all evaluation mini-batches), ``bn`` ("train" | "eval"),
     ``params`` ("all" | "si" | a module name) and ``seed`` default to the run's ``metrics.curvature``.
-    ``write``: append the rows to ``metrics.csv`` and write ``curvature.json``.
+    ``write``: append the rows to ``metrics.csv`` and write ``curvature.json``. ``options``
+    (``{metric: {option: value}}``) override the run's per-metric options.
     """
     from tqdm.auto import tqdm
 
@@ -67,7 +68,10 @@ def curvature_of_run(run_dir: str | Path, selection=None, examples: int | None =
                             f"or checkpoint.log_spaced=true)")
     own = run_curvature_settings(cfg)
     try:
-        chosen = parse_selection(own["selection"] if selection is None else selection, own.get("options"))
+        merged = {k: dict(v or {}) for k, v in (own.get("options") or {}).items()}
+        for name, opts in (options or {}).items():
+            merged.setdefault(name, {}).update(opts or {})
+        chosen = parse_selection(own["selection"] if selection is None else selection, merged)
     except ValueError as e:
         raise LosslandError(str(e)) from None
     explicit = examples is not None

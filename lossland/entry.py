@@ -1,0 +1,133 @@
+"""The check-then-launch code of every Hydra entry point (``train.py``, ``connect.py``, ``lossland curvature``,
+``lossland slice``): one helper, :func:`launch`.
+
+Before Hydra starts: the overrides are checked (unknown group option or key: one line naming the valid
+ones, exit 2); for ``train.py`` every job of a sweep is composed and validated (:mod:`lossland.schema`), so a
+bad value in the fifth job is refused before the first one trains; a sweep directory that holds another
+sweep is refused unless ``overwrite=true``. During a sweep a user error in one job becomes that job's
+``failed`` record and the others run; at the end the failed jobs are listed and the process exits 1.
+A single run that fails exits 2 (a user error) or 1; one interrupted by SIGTERM / SIGINT exits 128 + signal.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from hydra.core.override_parser.types import ValueType
+from omegaconf import DictConfig, OmegaConf
+
+from lossland.config import CONFIG_DIR, check_overrides, compose, output_dir
+from lossland.errors import LosslandError
+
+log = logging.getLogger("lossland")
+
+
+def fail(err: Exception | str, code: int = 2):
+    print(f"lossland: error: {err}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _parse(argv: list[str]):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_overrides([a for a in argv if "=" in a and not a.startswith("-")])
+
+
+def expand_jobs(argv: list[str]) -> list[list[str]]:
+    """The override list of every job a basic multirun of ``argv`` would launch (cartesian product of the
+    sweep values, as Hydra's basic sweeper does); one job without ``-m``."""
+    parsed = _parse(argv)
+    multirun = "-m" in argv or "--multirun" in argv
+    axes = []
+    for o in parsed:
+        key = o.get_key_element()
+        if o.is_sweep_override() and multirun and not o.is_interval_sweep():
+            axes.append([f"{key}={v}" for v in o.sweep_string_iterator()])
+        else:
+            axes.append([o.input_line])
+    return [list(job) for job in itertools.product(*axes)] if axes else [[]]
+
+
+def check_sweep_dir(jobs: list[list[str]], config_name: str, argv: list[str]) -> None:
+    """Refuse a sweep into a directory that holds another sweep (different overrides), unless
+    ``overwrite=true``, which then also removes job directories the new sweep does not have."""
+    cfg = compose(jobs[0], config_name, return_hydra_config=True)
+    sweep = Path(cfg.hydra.sweep.dir)
+    previous = sweep / "multirun.yaml"
+    if not previous.exists():
+        return
+    ignore = ("overwrite=", "resume=", "hydra.", "trainer.enable_progress_bar=")
+    old = sorted(o for o in OmegaConf.load(previous).hydra.overrides.task if not o.startswith(ignore))
+    new = sorted(a for a in argv if "=" in a and not a.startswith("-") and not a.startswith(ignore))
+    if old == new:
+        return
+    if not cfg.get("overwrite"):
+        raise LosslandError(f"{sweep} holds another sweep ({' '.join(old) or 'no overrides'}); choose another "
+                            "hydra.sweep.dir or pass overwrite=true (which deletes its runs)")
+    for d in sweep.iterdir():
+        if d.is_dir() and d.name.isdigit() and int(d.name) >= len(jobs):
+            shutil.rmtree(d)
+
+
+class _Jobs:
+    """Outcomes of the jobs run in this process (the basic launcher runs them all here)."""
+
+    def __init__(self):
+        self.failed: list[tuple[str, str]] = []
+        self.count = 0
+
+
+def launch(config_name: str, job: Callable[[DictConfig], object], validate: Callable | None = None,
+           argv: list[str] | None = None) -> None:
+    """Check the command line, then run ``job`` as the Hydra app ``conf/<config_name>.yaml``."""
+    import hydra
+
+    argv = sys.argv[1:] if argv is None else argv
+    multirun = "-m" in argv or "--multirun" in argv
+    help_only = any(a in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info") for a in argv)
+    try:
+        if not help_only:
+            check_overrides(argv, config_name)
+            if validate is not None and not any(o.is_interval_sweep() or o.value_type == ValueType.GLOB_CHOICE_SWEEP
+                                                for o in _parse(argv)):
+                jobs = expand_jobs(argv)
+                for overrides in jobs:
+                    recipe = next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), None)
+                    validate(compose(overrides, config_name), recipe)
+                if multirun:
+                    check_sweep_dir(jobs, config_name, argv)
+    except LosslandError as e:
+        fail(e)
+    outcome = _Jobs()
+
+    @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
+    def main(cfg: DictConfig) -> None:
+        from lossland.loop import Interrupted
+
+        outcome.count += 1
+        try:
+            result = job(cfg)
+        except Interrupted as e:
+            fail(f"{output_dir(cfg)}: {e} (last.ckpt saved; run the same command again to resume)",
+                 128 + e.signum)
+        except LosslandError as e:
+            if not multirun:
+                fail(e)
+            log.error("job failed: %s", e)
+            outcome.failed.append((str(output_dir(cfg)), str(e)))
+            return
+        if isinstance(result, dict) and result.get("status") == "failed":
+            outcome.failed.append((str(output_dir(cfg)), str(result.get("error", "failed"))))
+
+    sys.argv = [sys.argv[0], *argv]
+    main()
+    if outcome.failed:
+        print(f"lossland: {len(outcome.failed)} of {outcome.count} job(s) failed:", file=sys.stderr)
+        for where, why in outcome.failed:
+            print(f"  {where}: {why}", file=sys.stderr)
+        sys.exit(1)
