@@ -67,12 +67,17 @@ def curvature_job(cfg) -> None:
     """The ``lossland curvature`` Hydra app (``conf/curvature.yaml``)."""
     from omegaconf import OmegaConf
 
-    from lossland.analysis.curvature_run import curvature_of_run, print_rows
+    from lossland.analysis.curvature_run import UnreadableCheckpoints, curvature_of_run, print_rows
 
     plain = OmegaConf.to_container(cfg, resolve=True)
-    rows = curvature_of_run(cfg.run, plain["selection"], plain["examples"], plain["bn"], plain["params"],
-                            plain["seed"], plain["device"], progress=plain["progress"], options=plain["options"])
-    print_rows(rows, title=f"{cfg.run}: curvature (appended to metrics.csv, curvature.json)")
+    title = f"{cfg.run}: curvature (appended to metrics.csv, curvature.json)"
+    try:
+        rows = curvature_of_run(cfg.run, plain["selection"], plain["examples"], plain["bn"], plain["params"],
+                                plain["seed"], plain["device"], progress=plain["progress"], options=plain["options"])
+    except UnreadableCheckpoints as e:
+        print_rows(e.rows, title=title)
+        raise
+    print_rows(rows, title=title)
 
 
 def slice_job(cfg) -> None:

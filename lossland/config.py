@@ -20,6 +20,11 @@ def _hydra():
     return HydraConfig.get() if HydraConfig.initialized() else None
 
 
+def under_hydra() -> bool:
+    """Is this a job of a Hydra app (which writes ``.hydra/config.yaml`` itself)?"""
+    return _hydra() is not None
+
+
 def output_dir(cfg: DictConfig) -> Path:
     """The job's directory: ``cfg.out_dir`` if set, else Hydra's output directory, else the cwd."""
     if cfg.get("out_dir"):

@@ -174,6 +174,13 @@ def check_model_keys(model: DictConfig, recipe: str | None = None) -> None:
     for key in model:
         if str(key).startswith("_") or key in params:
             continue
-        by = f" (set by experiment={recipe})" if recipe else ""
+        by = f" (set by experiment={recipe})" if recipe and _recipe_sets(recipe, f"model.{key}") else ""
         raise LosslandError(f"model.{key}{by} is not an option of {model._target_}; its options: "
                             + ", ".join(k for k in params if k not in ("self", "input_shape", "num_outputs")))
+
+
+def _recipe_sets(recipe: str, key: str) -> bool:
+    from lossland.config import CONFIG_DIR
+
+    path = CONFIG_DIR / "experiment" / f"{recipe}.yaml"
+    return path.exists() and OmegaConf.select(OmegaConf.load(path), key, default=None) is not None

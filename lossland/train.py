@@ -36,13 +36,13 @@ from lossland.build import (
     instantiate_node,
     total_steps,
 )
-from lossland.config import job_overrides, output_dir
+from lossland.config import job_overrides, output_dir, under_hydra
 from lossland.errors import LosslandError
 from lossland.loop import Diverged, Interrupted
 from lossland.metrics.gradients import evaluate
 from lossland.module import LandscapeModule
-from lossland.records import atomic_torch_save, write_json
-from lossland.runs import Run, load_checkpoint, load_weights
+from lossland.records import atomic_torch_save, atomic_write, write_json
+from lossland.runs import CONFIG, Run, load_checkpoint, load_weights
 from lossland.schema import validate
 from lossland.seeding import stream_seed
 
@@ -143,6 +143,8 @@ def run(cfg: DictConfig) -> dict:
         summary["resumed_from_step"] = int(state["global_step"])
         log.info("%s: resuming from step %d", out, state["global_step"])
     write_json(out / "summary.json", summary)
+    if not under_hydra():  # run outside a Hydra app (tests, notebooks): the record is still complete
+        atomic_write(out / CONFIG, OmegaConf.to_yaml(cfg))
     trainer = None
     try:
         trainer, module, dm = prepare(cfg, out, summary["run_id"], state)
@@ -157,7 +159,8 @@ def run(cfg: DictConfig) -> dict:
             summary.update(status="diverged", diverged_at_step=d.step)
             summary["final"] = {k: v for k, v in final_metrics(trainer, scheduled=False).items()}
             log.warning("run diverged at step %d (non-finite or too large loss)", d.step)
-        summary.update(steps=trainer.global_step, epochs=trainer.current_epoch, data_order=dm.order_digest)
+        summary.update(steps=trainer.global_step, epochs=trainer.current_epoch, data_order=dm.order_digest,
+                       bound_by="steps" if trainer.max_steps >= 0 else "epochs")
         save_last(trainer, out, summary)
     except Interrupted as e:
         summary.update(status="interrupted", steps=e.step, epochs=trainer.current_epoch, error=str(e))

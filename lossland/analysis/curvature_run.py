@@ -91,10 +91,16 @@ def curvature_of_run(run_dir: str | Path, selection=None, examples: int | None =
     model.to(device)
     x, y = x.to(device), y.to(device)
 
-    rows, seen, t0 = [], set(), time.time()
+    rows, seen, unreadable, t0 = [], set(), [], time.time()
+    settings = {"params": params, "bn": bn, "examples": len(x), "batch_size": batch_size, "seed": seed,
+                "device": str(device), "eval_batches": eval_batches}
     bar = tqdm(paths, desc="curvature", unit="ckpt", disable=not progress)
     for path in bar:
-        ckpt = load_checkpoint(path)
+        try:
+            ckpt = load_checkpoint(path)
+        except LosslandError as e:
+            unreadable.append(str(e))
+            continue
         if not run.owns(ckpt):  # left by an earlier run in the same directory: never measured
             continue
         step = int(ckpt.get("global_step", -1))
@@ -111,14 +117,22 @@ def curvature_of_run(run_dir: str | Path, selection=None, examples: int | None =
             raise LosslandError(f"curvature of {path.name}: {e}") from None
         rows.append({"checkpoint": path.name, "step": step, "epoch": int(ckpt.get("epoch", 0)), **values,
                      "_wall_s": round(time.time() - t, 3)})
+        if write:  # partial work is kept: each checkpoint's values are on disk as soon as they exist
+            record_curvature(run_dir, rows, chosen, settings, wall_s=round(time.time() - t0, 3))
     bar.close()
-    if write:
-        settings = {"params": params, "bn": bn, "examples": len(x), "batch_size": batch_size, "seed": seed,
-                    "device": str(device), "eval_batches": eval_batches}
-        record_curvature(run_dir, rows, chosen, settings, wall_s=round(time.time() - t0, 3))
-    for r in rows:
-        r.pop("_wall_s")
-    return rows
+    result = [{k: v for k, v in r.items() if k != "_wall_s"} for r in rows]
+    if unreadable:
+        raise UnreadableCheckpoints(result, unreadable)
+    return result
+
+
+class UnreadableCheckpoints(LosslandError):
+    """Some checkpoints could not be read; the others were measured and written (``rows``)."""
+
+    def __init__(self, rows: list[dict], problems: list[str]):
+        super().__init__(f"{len(problems)} checkpoint(s) could not be read (the others were measured): "
+                         + "; ".join(problems))
+        self.rows = rows
 
 
 def _is_previous(row: dict[str, str], entry: dict) -> bool:

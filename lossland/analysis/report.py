@@ -120,6 +120,14 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
     runs, problems = load_runs(root)
     if not runs:
         raise LosslandError(f"report: no runs under {root} (a run directory holds a summary.json)")
+    unfinished = [r for r in runs if r.status not in ("ok", "diverged")]
+    problems += [f"{r.path}: {r.status}" + (f" ({r.summary['error']})" if r.summary.get("error") else "")
+                 for r in unfinished]
+    runs = [r for r in runs if r.status in ("ok", "diverged")]
+    if not runs:
+        counts = ", ".join(f"{sum(r.status == s for r in unfinished)} {s}"
+                           for s in sorted({r.status for r in unfinished}))
+        raise LosslandError(f"report: no run under {root} finished ({counts}); nothing to report")
     out = Path(out_dir) if out_dir is not None else root / "report"
     phases = [classify_run(r.summary, r.metrics, num_classes).phase for r in runs]
     boundaries = phase_boundaries([r.elr for r in runs], phases)

@@ -1,0 +1,176 @@
+"""Reliability (docs/reliability.md): kills by real signals, resumption, reused directories, failed jobs in
+a sweep, max_steps, divergence, long analyses keeping partial work."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from lossland.config import compose
+from lossland.runs import Run
+from lossland.train import run
+from tests.conftest import ROOT, run_cli
+
+# 45 steps per epoch (1437 training digits / 32); checkpoints at 250, 500, 750: mid-epoch.
+LONG = ["data=digits", "data.batch_size=32", "model=mlp", "model.hidden=[64,32]", "optimizer=momentum", "lr=0.02",
+        "trainer.max_steps=3000", "metrics.every_n_steps=100", "checkpoint.every_n_steps=250",
+        "trainer.deterministic=true", "logger=csv", "trainer.enable_progress_bar=false"]
+
+
+def start(out, *extra):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "train.py", *LONG, *extra, f"hydra.run.dir={out}"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path, proc, timeout=120):
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, f"the run ended before {path.name} appeared: {proc.stderr.read()[-2000:]}"
+        assert time.time() - t0 < timeout
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole") / "run"
+    proc = start(out)
+    assert proc.wait() == 0, proc.stderr.read()[-2000:]
+    return json.loads((out / "summary.json").read_text())
+
+
+def resume(out):
+    res = run_cli("train.py", *LONG, f"hydra.run.dir={out}", timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(uninterrupted, tmp_path):
+    out = tmp_path / "run"
+    proc = start(out)
+    wait_for(out / "checkpoints" / "step=00000750.ckpt", proc)
+    proc.kill()
+    proc.wait()
+    killed = Run(out)
+    assert killed.status == "interrupted"  # summary says running, the process is gone
+    steps = killed.series("gm")[0]
+    assert len(steps) and steps.max() >= 700  # metrics.csv is complete up to the last evaluation
+    res = run_cli("-m", "lossland.cli", "collect", str(out))
+    assert "interrupted" in res.stdout
+    resumed = resume(out)
+    assert resumed["status"] == "ok" and resumed["resumed_from_step"] >= 750
+    assert resumed["final"] == uninterrupted["final"]  # bit-identical, not approximately equal
+    assert resumed["data_order"] == uninterrupted["data_order"] and resumed["steps"] == 3000
+
+
+def test_sigterm_saves_last_checkpoint_and_exits_nonzero(uninterrupted, tmp_path):
+    out = tmp_path / "run"
+    proc = start(out)
+    wait_for(out / "checkpoints" / "step=00000250.ckpt", proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait() == 128 + signal.SIGTERM
+    assert "interrupted by SIGTERM" in proc.stderr.read()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["steps"] >= 250
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == summary["steps"]
+    assert resume(out)["final"] == uninterrupted["final"]
+
+
+TINY = ["data=digits", "data.batch_size=32", "model=mlp", "model.hidden=[16]", "optimizer=sgd",
+        "metrics.every_n_steps=4", "metrics.eval_batches=2"]
+
+
+def test_sweep_rerun_skips_finished_jobs_and_refuses_another_sweep(tmp_path):
+    sweep = tmp_path / "s"
+    args = ["-m", *TINY, "trainer.max_steps=8", "lr=0.1,0.05", "logger=csv", f"hydra.sweep.dir={sweep}"]
+    assert run_cli("train.py", *args).returncode == 0
+    first = json.loads((sweep / "1" / "summary.json").read_text())
+    again = run_cli("train.py", *args)
+    assert again.returncode == 0 and "already finished ok: skipped" in again.stderr + again.stdout
+    assert json.loads((sweep / "1" / "summary.json").read_text()) == first
+    other = run_cli("train.py", "-m", *TINY, "trainer.max_steps=8", "lr=0.2", "logger=csv", f"hydra.sweep.dir={sweep}")
+    assert other.returncode == 2 and "holds another sweep" in other.stderr
+    over = run_cli("train.py", "-m", *TINY, "trainer.max_steps=8", "lr=0.2", "logger=csv", "overwrite=true",
+                   f"hydra.sweep.dir={sweep}")
+    assert over.returncode == 0, over.stderr[-2000:]
+    assert not (sweep / "1").exists()  # the extra job directory of the old sweep is gone
+    assert json.loads((sweep / "0" / "summary.json").read_text())["lr"] == 0.2
+
+
+def test_a_run_directory_of_another_run_is_refused(make_cfg):
+    run(make_cfg(*TINY, "trainer.max_steps=4", "lr=0.1"))
+    with pytest.raises(Exception, match="holds records of another run"):
+        run(make_cfg(*TINY, "trainer.max_steps=4", "lr=0.2"))
+    assert run(make_cfg(*TINY, "trainer.max_steps=4", "lr=0.2", "overwrite=true"))["lr"] == 0.2
+
+
+def test_one_bad_job_does_not_end_the_sweep(tmp_path):
+    sweep = tmp_path / "s"
+    res = run_cli("train.py", "-m", *TINY, "trainer.max_steps=4", "data=digits,mnist", "logger=csv",
+                  f"hydra.sweep.dir={sweep}")
+    assert res.returncode == 1
+    assert "1 of 2 job(s) failed" in res.stderr and "data.root must be set" in res.stderr
+    statuses = {json.loads((sweep / j / "summary.json").read_text())["status"] for j in ("0", "1")}
+    assert statuses == {"ok", "failed"}
+
+
+def test_max_steps_beyond_max_epochs_is_honoured(make_cfg, tmp_path):
+    s = run(make_cfg(*TINY, "trainer.max_epochs=1", "trainer.max_steps=100", "metrics.every_n_steps=30"))
+    assert s["status"] == "ok" and s["steps"] == 100 and s["epochs"] == 2 and s["bound_by"] == "steps"
+    gm_steps = Run(tmp_path / "run").series("gm")[0]
+    assert gm_steps[-1] == 100  # the final phase metrics are measured at the last step
+
+
+def test_divergence_stops_before_the_bad_update(make_cfg, tmp_path):
+    s = run(make_cfg(*TINY, "lr=1e12", "trainer.max_steps=12"))
+    assert s["status"] == "diverged"
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    weights = [v for k, v in ckpt["state_dict"].items() if k.startswith("model.")]
+    assert ckpt["lossland"]["finite"] and all(torch.isfinite(w).all() for w in weights)
+    assert ckpt["global_step"] == s["diverged_at_step"] - 1 == s["last_ckpt_step"]
+    assert "gm" not in s["final"]  # no pre-divergence phase metric is presented as final
+
+
+def test_non_finite_data_is_refused_as_data(make_cfg, monkeypatch):
+    from lossland.data import Digits
+    from lossland.errors import DataError
+
+    real = Digits.load
+
+    def poisoned(self):
+        raw = real(self)
+        x, y = raw["train"]
+        x = x.astype("float32")
+        x[3, 0] = float("nan")
+        return {"train": (x, y)}
+
+    monkeypatch.setattr(Digits, "load", poisoned)
+    with pytest.raises(DataError, match="non-finite"):
+        run(make_cfg(*TINY, "trainer.max_steps=4", "data.normalize=none"))
+
+
+def test_report_on_only_failed_runs_says_so(tmp_path):
+    d = tmp_path / "s" / "0"
+    d.mkdir(parents=True)
+    (d / "summary.json").write_text(json.dumps({"status": "failed", "error": "boom"}))
+    res = run_cli("-m", "lossland.cli", "report", str(tmp_path / "s"), "--no-wandb")
+    assert res.returncode == 2 and "no run under" in res.stderr and "1 failed" in res.stderr
+
+
+def test_curvature_keeps_partial_work_and_reports_unreadable_checkpoints(make_cfg, tmp_path):
+    from lossland.cli import main
+
+    run(make_cfg(*TINY, "trainer.max_steps=8", "checkpoint.every_n_steps=4", "metrics.curvature.enabled=false"))
+    d = tmp_path / "run"
+    (d / "checkpoints" / "step=00000004.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit) as e:
+        main(["curvature", str(d), "selection=[hessian_top]", "examples=32", "progress=false"])
+    assert e.value.code == 2
+    done = json.loads((d / "curvature.json").read_text())["checkpoints"]
+    assert sorted(c["step"] for c in done) == [0, 8]  # the readable ones were measured and written
