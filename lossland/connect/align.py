@@ -26,7 +26,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import ot
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
@@ -280,6 +279,7 @@ def ot_matching(a: nn.Module, b: nn.Module, method: str = "exact", reg: float = 
     barycentre of B's units. Data-free: ``x`` is unused."""
     if method not in ("exact", "sinkhorn"):
         raise ValueError(f"unknown OT method {method!r}; valid: exact, sinkhorn")
+    import ot  # here, not at the top: POT takes about 3 s to import and only OT alignment needs it
     layers = _check_pair(a, b)
     sa, sb = _state(a), _state(b)
     owners: dict[str, set[int]] = {}
