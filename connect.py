@@ -10,10 +10,8 @@ from lossland.cli import fail
 from lossland.config import CONFIG_DIR, check_overrides
 from lossland.errors import LosslandError
 
-CONNECT_CONFIG_DIR = CONFIG_DIR / "connect"
 
-
-@hydra.main(version_base="1.3", config_path=str(CONNECT_CONFIG_DIR), config_name="connect")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="connect")
 def main(cfg: DictConfig) -> None:
     from lossland.connect.run import run_connect
 
@@ -25,7 +23,7 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     try:
-        check_overrides(sys.argv[1:], "connect", CONNECT_CONFIG_DIR)
+        check_overrides(sys.argv[1:], "connect", CONFIG_DIR)
     except LosslandError as e:
         fail(e)
     main()

@@ -3,7 +3,16 @@
 import pytest
 import torch
 
-from lossland.connect.align import align, permute_model, random_permutations, unit_layers
+from lossland.connect.align import (
+    activation_matching,
+    align,
+    no_alignment,
+    ot_matching,
+    permute_model,
+    random_permutations,
+    unit_layers,
+    weight_matching,
+)
 from lossland.connect.bn import recompute_bn
 from lossland.models import MLP, ConvNetSI
 
@@ -62,9 +71,9 @@ def test_permute_model_rejects_wrong_number_of_maps():
         permute_model(_mlp((24, 16)), [None])
 
 
-METHODS = [("weight", {}), ("activation", {}), ("ot", {"ot_method": "exact"}),
-           ("ot", {"ot_method": "sinkhorn", "reg": 0.01}), ("ot", {"ot_method": "sinkhorn", "hard": False,
-                                                                    "reg": 0.002})]
+METHODS = [(weight_matching, {}), (activation_matching, {}), (ot_matching, {"method": "exact"}),
+           (ot_matching, {"method": "sinkhorn", "reg": 0.01}), (ot_matching, {"method": "sinkhorn", "hard": False,
+                                                                              "reg": 0.002})]
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -86,12 +95,17 @@ def test_alignment_recovers_planted_permutation(case, method, kw):
 
 
 def test_align_none_and_unknown_method():
+    from lossland.config import CONFIG_DIR, check_overrides
+    from lossland.errors import LosslandError
+
     a, b, _ = _planted("mlp1")
-    assert _max_diff(align(a, b, "none"), b) == 0
-    with pytest.raises(ValueError, match="valid"):
-        align(a, b, "bogus")
+    assert _max_diff(align(a, b, no_alignment), b) == 0
+    with pytest.raises(LosslandError, match="valid align options: activation, none, ot_exact"):
+        check_overrides(["align=bogus"], "connect", CONFIG_DIR)
     with pytest.raises(ValueError, match="needs data"):
-        align(a, b, "activation")
+        align(a, b, activation_matching)
+    with pytest.raises(ValueError, match="valid: exact, sinkhorn"):
+        align(a, b, ot_matching, method="bogus")
 
 
 def test_alignment_reduces_distance_between_independent_nets():
@@ -101,7 +115,7 @@ def test_alignment_reduces_distance_between_independent_nets():
     def dist(m):
         return sum((pa - pm).pow(2).sum() for pa, pm in zip(a.parameters(), m.parameters())).item()
 
-    for method in ("weight", "activation", "ot"):
+    for method in (weight_matching, activation_matching, ot_matching):
         aligned = align(a, b, method, x=x)
         assert dist(aligned) <= dist(b) + 1e-6
         with torch.no_grad():

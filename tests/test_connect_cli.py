@@ -9,7 +9,7 @@ import torch
 from omegaconf import OmegaConf
 
 from lossland.config import compose
-from lossland.connect.run import compose_connect, run_connect
+from lossland.connect.run import compose_connect, instantiate_method, method_record, run_connect
 from lossland.connect.study import check_width_trends, width_table, width_table_markdown, write_width_table
 from lossland.errors import LosslandError
 from lossland.records import write_json
@@ -41,6 +41,40 @@ def runs(tmp_path_factory):
     finally:
         torch.set_num_threads(n)
     return out
+
+
+LABELS = {  # (align option, path option) -> connect.json "method", as before the configs became _target_ configs
+    ("none", "linear"): ("none", "linear", "linear"),
+    ("weight", "arc"): ("weight", "arc", "arc, weight"),
+    ("activation", "weight_adjustment"): ("activation", "linear+WA", "linear+WA, activation"),
+    ("ot_exact", "weight_adjustment_arc"): ("ot", "arc+WA", "arc+WA, ot_exact"),
+    ("ot_sinkhorn", "bezier"): ("ot", "bezier", "bezier, ot_sinkhorn"),
+    ("ot_soft", "polychain"): ("ot", "polychain", "polychain, ot_sinkhorn_soft"),
+}
+
+
+@pytest.mark.parametrize("align, path", list(LABELS))
+def test_config_root_groups_and_method_labels(align, path):
+    """conf/connect.yaml sits beside conf/train.yaml; align=... path=... pick conf/align, conf/path options."""
+    from lossland.config import CONFIG_DIR, check_overrides
+
+    overrides = ["a=x", "b=y", f"align={align}", f"path={path}"]
+    check_overrides(overrides, "connect", CONFIG_DIR)
+    cfg = compose_connect(overrides)
+    assert cfg.align._partial_ and cfg.path._partial_
+    assert callable(instantiate_method(cfg.align)) and callable(instantiate_method(cfg.path))
+    assert tuple(method_record(cfg.align, cfg.path).values()) == LABELS[(align, path)]
+
+
+def test_config_overrides_reach_the_method():
+    cfg = compose_connect(["align=weight", "align.max_iter=3", "path=weight_adjustment",
+                           "path.base._target_=lossland.connect.paths.arc", "path.base.label=arc"])
+    assert instantiate_method(cfg.align).keywords == {"max_iter": 3}
+    assert method_record(cfg.align, cfg.path)["label"] == "arc+WA, weight"
+    with pytest.raises(LosslandError, match="unknown config key 'align.bogus'"):
+        from lossland.config import CONFIG_DIR, check_overrides
+
+        check_overrides(["align=weight", "align.bogus=1"], "connect", CONFIG_DIR)
 
 
 def _final(run_dir):

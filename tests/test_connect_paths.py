@@ -3,13 +3,12 @@
 import pytest
 import torch
 
-from lossland.connect.align import align
+from lossland.connect.align import align, weight_matching
 from lossland.connect.paths import (
     arc,
     bezier,
     least_squares_output_layer,
     linear,
-    make_path,
     polychain,
     weight_adjustment,
 )
@@ -37,7 +36,7 @@ def _paths(a, b):
     theta = {k: torch.randn_like(v) for k, v in a.state_dict().items()}
     return {
         "linear": linear(a, b), "arc": arc(a, b),
-        "wa_linear": weight_adjustment(a, b, X, "linear"), "wa_arc": weight_adjustment(a, b, X, "arc"),
+        "wa_linear": weight_adjustment(a, b, X, linear), "wa_arc": weight_adjustment(a, b, X, arc),
         "bezier": bezier(a, b), "polychain": polychain(a, b),
         "bezier_theta": bezier(a, b, theta), "polychain_theta": polychain(a, b, theta),
     }
@@ -47,7 +46,7 @@ def _paths(a, b):
 def test_every_path_starts_at_a_and_ends_at_b(aligned):
     a, b = _pair()
     if aligned:
-        b = align(a, b, "weight")
+        b = align(a, b, weight_matching)
     for name, path in _paths(a, b).items():
         t0, t1 = path.t_range
         assert (t0, t1) == ((0.0, 2.0) if name.startswith("wa") else (0.0, 1.0)), name
@@ -91,7 +90,7 @@ def test_arc_needs_one_hidden_layer():
         arc(a, b)
 
 
-@pytest.mark.parametrize("base", ["linear", "arc"])
+@pytest.mark.parametrize("base", [linear, arc], ids=["linear", "arc"])
 def test_weight_adjustment_reproduces_a_on_its_fitting_data(base):
     a, b = _pair()
     path = weight_adjustment(a, b, X, base)
@@ -110,7 +109,7 @@ def test_weight_adjustment_reproduces_a_on_its_fitting_data(base):
 def test_weight_adjustment_refit_is_the_least_squares_solution(hidden):
     a, b = _pair(hidden)
     key_w, key_b = f"net.{len(a.net) - 1}.weight", f"net.{len(a.net) - 1}.bias"  # the output layer
-    path = weight_adjustment(a, b, X, "linear")
+    path = weight_adjustment(a, b, X, linear)
     with torch.no_grad():
         target = a(X).double()
     for t in (0.3, 0.7, 1.0):
@@ -138,13 +137,27 @@ def test_least_squares_ridge_shrinks():
     assert w1.norm() < w0.norm()
 
 
-def test_make_path_by_name():
+def test_path_configs_build_paths():
+    """Every conf/path option is a _target_ config: instantiated, a builder (a, b, data=...) -> WeightPath."""
+    from lossland.config import CONFIG_DIR, check_overrides
+    from lossland.connect.paths import PathData, WeightPath
+    from lossland.connect.run import compose_connect, instantiate_method
+    from lossland.errors import LosslandError
+
     a, b = _pair()
-    assert make_path("linear", a, b).name == "linear"
-    assert make_path("arc", a, b).name == "arc"
-    assert make_path("weight_adjustment", a, b, x=X).t_range == (0.0, 2.0)
-    with pytest.raises(ValueError, match="valid"):
-        make_path("spline", a, b)
+    data = PathData(x=X)
+    expected = {"linear": ("linear", (0.0, 1.0)), "arc": ("arc", (0.0, 1.0)),
+                "weight_adjustment": ("weight_adjustment", (0.0, 2.0)),
+                "weight_adjustment_arc": ("weight_adjustment", (0.0, 2.0))}
+    for option, (name, t_range) in expected.items():
+        path = instantiate_method(compose_connect([f"path={option}"]).path)(a, b, data=data)
+        assert isinstance(path, WeightPath) and path.name == name and path.t_range == t_range, option
+    wa_arc = instantiate_method(compose_connect(["path=weight_adjustment_arc", "path.fit_examples=50"]).path)
+    p = wa_arc(a, b, data=data)
+    assert len(p.x) == 50
+    torch.testing.assert_close(p.base(0.3)["net.1.weight"], arc(a, b)(0.3)["net.1.weight"])
+    with pytest.raises(LosslandError, match="valid path options: arc, bezier, linear"):
+        check_overrides(["path=spline"], "connect", CONFIG_DIR)
 
 
 def test_bezier_is_differentiable_in_the_bend():

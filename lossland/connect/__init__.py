@@ -1,12 +1,18 @@
 """Mode connectivity: neuron alignment, paths between minima, curve training, evaluation along paths.
 
-Typical use: ``b2 = align(a, b, "weight")``; ``p = arc(a, b2)``; ``r = evaluate_path(p, a, loss, train=(x, y),
-test=(xt, yt))``; ``write_connect_json(r, "connect.json")``; ``plot_paths(r, "connect.png")``.
+Typical use: ``from lossland.connect.align import align``; ``b2 = align(a, b, weight_matching)``;
+``p = arc(a, b2)``; ``r = evaluate_path(p, a, loss, train=(x, y), test=(xt, yt))``;
+``write_connect_json(r, "connect.json")``; ``plot_paths(r, "connect.png")``.
+Jobs (``connect.py``) build the alignment method and the path from the ``conf/align`` and ``conf/path``
+configs (``_target_``): :mod:`lossland.connect.run`.
+
+The function :func:`lossland.connect.align.align` is not re-exported here: as a package attribute it would
+shadow the module ``lossland.connect.align`` (which the ``_target_`` paths of ``conf/align`` name).
 """
 
 from lossland.connect.align import (
     activation_matching,
-    align,
+    no_alignment,
     ot_matching,
     permute_model,
     random_permutations,
@@ -16,20 +22,20 @@ from lossland.connect.align import (
 from lossland.connect.bn import has_bn, recompute_bn
 from lossland.connect.evaluate import evaluate_model, evaluate_path, write_connect_json
 from lossland.connect.paths import (
-    Path,
+    PathData,
+    WeightPath,
     arc,
     bezier,
     least_squares_output_layer,
     linear,
-    make_path,
     polychain,
     weight_adjustment,
 )
 from lossland.connect.plots import plot_paths
 
 __all__ = [
-    "align", "weight_matching", "activation_matching", "ot_matching", "permute_model", "random_permutations",
-    "unit_layers", "has_bn", "recompute_bn", "evaluate_model", "evaluate_path", "write_connect_json",
-    "Path", "linear", "arc", "weight_adjustment", "bezier", "polychain", "make_path",
+    "no_alignment", "weight_matching", "activation_matching", "ot_matching", "permute_model",
+    "random_permutations", "unit_layers", "has_bn", "recompute_bn", "evaluate_model", "evaluate_path",
+    "write_connect_json", "WeightPath", "PathData", "linear", "arc", "weight_adjustment", "bezier", "polychain",
     "least_squares_output_layer", "plot_paths",
 ]

@@ -13,16 +13,19 @@ Conventions
   ``perm[i]``) or a soft matrix ``M`` (n×n float: aligned unit ``i`` = Σ_j M[i, j]·(B's unit j)); the
   same map is applied to every slot of the layer. ``None`` means identity. Permutations leave the
   function unchanged; soft maps do not.
+- An *alignment method* is a callable ``method(a, b, x=None) -> maps`` (``x``: training inputs, used by
+  methods that need data): :func:`no_alignment`, :func:`weight_matching`, :func:`activation_matching`,
+  :func:`ot_matching`, with their options bound by ``functools.partial`` or by a ``conf/align`` config
+  (``_target_`` + ``_partial_: true``). :func:`align` applies one.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import ot
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
@@ -166,8 +169,15 @@ def _lap(score: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(linear_sum_assignment(score, maximize=True)[1], dtype=torch.long)
 
 
-def weight_matching(a: nn.Module, b: nn.Module, max_iter: int = 100, seed: int = 0) -> list[torch.Tensor]:
+def no_alignment(a: nn.Module, b: nn.Module, x: torch.Tensor | None = None) -> list[None]:
+    """Identity maps (B as trained: the naive path). ``x`` is unused."""
+    return [None] * len(_check_pair(a, b))
+
+
+def weight_matching(a: nn.Module, b: nn.Module, max_iter: int = 100, seed: int = 0,
+                    x: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Ainsworth et al. (2022) weight matching: permutations of B's units maximising Σ ⟨W_A, P W_B P'ᵀ⟩.
+    Data-free: ``x`` is unused.
 
     Coordinate descent: each unit layer in turn (random order per sweep) solves a linear assignment on the
     summed similarity of all its parameter slots (incoming rows, biases, outgoing columns, BN affine), with
@@ -225,12 +235,17 @@ def _unit_activations(model: nn.Module, layers: Sequence[UnitLayer], x: torch.Te
         model.train(was_training)
 
 
-def activation_matching(a: nn.Module, b: nn.Module, x: torch.Tensor, batch_size: int = 512,
-                        eps: float = 1e-8) -> list[torch.Tensor]:
+def activation_matching(a: nn.Module, b: nn.Module, x: torch.Tensor | None = None, batch_size: int = 512,
+                        eps: float = 1e-8, examples: int | None = None) -> list[torch.Tensor]:
     """Per unit layer, the permutation of B's units maximising the summed Pearson correlation with A's units
     of their activations on data ``x`` (eval mode; conv channels pooled over positions), solved with
     ``linear_sum_assignment``. Layers are independent: B's activations do not depend on its permutations.
-    Statistics are accumulated over batches of ``batch_size`` (float64)."""
+    Statistics are accumulated over batches of ``batch_size`` (float64); ``examples``: use the first N rows
+    of ``x`` only (None: all)."""
+    if x is None:
+        raise ValueError("activation matching needs data: activation_matching(a, b, x=...)")
+    if examples is not None:
+        x = x[: int(examples)]
     layers = _check_pair(a, b)
     stats = [None] * len(layers)
     for za_list, zb_list in zip(_unit_activations(a, layers, x, batch_size),
@@ -251,7 +266,7 @@ def activation_matching(a: nn.Module, b: nn.Module, x: torch.Tensor, batch_size:
 
 
 def ot_matching(a: nn.Module, b: nn.Module, method: str = "exact", reg: float = 0.01, hard: bool = True,
-                num_iter: int = 10_000) -> list[torch.Tensor]:
+                num_iter: int = 10_000, x: torch.Tensor | None = None) -> list[torch.Tensor]:
     """Optimal-transport alignment (Singh & Jaggi 2020; Anokhin & Yarotsky 2020), front to back.
 
     Per unit layer, a neuron is the concatenation of its parameter slots: incoming weights (with B's inputs
@@ -261,9 +276,10 @@ def ot_matching(a: nn.Module, b: nn.Module, method: str = "exact", reg: float = 
     ``method="exact"``: ``ot.emd``; ``"sinkhorn"``: entropic ``ot.sinkhorn`` (log-domain) with ``reg``.
     ``hard=True`` returns permutations (assignment maximizing the plan); ``hard=False`` returns soft maps
     M = n·T (T[i, j] mass from A's unit i to B's unit j), i.e. each aligned unit is the transport-weighted
-    barycentre of B's units."""
+    barycentre of B's units. Data-free: ``x`` is unused."""
     if method not in ("exact", "sinkhorn"):
         raise ValueError(f"unknown OT method {method!r}; valid: exact, sinkhorn")
+    import ot  # here, not at the top: POT takes about 3 s to import and only OT alignment needs it
     layers = _check_pair(a, b)
     sa, sb = _state(a), _state(b)
     owners: dict[str, set[int]] = {}
@@ -296,30 +312,15 @@ def ot_matching(a: nn.Module, b: nn.Module, method: str = "exact", reg: float = 
     return maps
 
 
-METHODS = ("none", "weight", "activation", "ot", "ot_exact", "ot_sinkhorn")
+AlignmentMethod = Callable[..., list]
 
 
-def align(a: nn.Module, b: nn.Module, method: str = "weight", x: torch.Tensor | None = None,
+def align(a: nn.Module, b: nn.Module, alignment: AlignmentMethod = weight_matching, x: torch.Tensor | None = None,
           return_maps: bool = False, **kw):
-    """A copy of ``b`` with its hidden units aligned to ``a``'s.
-
-    ``method``: ``"none"`` (copy), ``"weight"`` (:func:`weight_matching`), ``"activation"``
-    (:func:`activation_matching`, needs data ``x``), ``"ot"`` (:func:`ot_matching`; its transport method is
-    passed as ``ot_method="exact"|"sinkhorn"``; ``"ot_exact"`` / ``"ot_sinkhorn"`` are shorthands).
-    Other keywords (``reg``, ``hard``, ``batch_size``, ...) go to the matching function. With
-    ``return_maps`` also returns the per-layer maps."""
-    if method == "none":
-        maps = [None] * len(_check_pair(a, b))
-    elif method in ("weight", "weight_matching"):
-        maps = weight_matching(a, b, **kw)
-    elif method in ("activation", "activation_matching"):
-        if x is None:
-            raise ValueError("activation matching needs data: align(a, b, 'activation', x=...)")
-        maps = activation_matching(a, b, x, **kw)
-    elif method in ("ot", "ot_matching", "ot_exact", "ot_sinkhorn"):
-        ot_method = kw.pop("ot_method", "exact" if method != "ot_sinkhorn" else "sinkhorn")
-        maps = ot_matching(a, b, method=ot_method, **kw)
-    else:
-        raise ValueError(f"unknown alignment method {method!r}; valid: {', '.join(METHODS)}")
+    """A copy of ``b`` with its hidden units aligned to ``a``'s by ``alignment`` (an alignment method, see the
+    module doc: :func:`no_alignment`, :func:`weight_matching`, :func:`activation_matching` (needs data ``x``),
+    :func:`ot_matching`, or any of them with bound options, e.g. an instantiated ``conf/align`` config).
+    Keywords ``kw`` go to ``alignment``. With ``return_maps`` also returns the per-layer maps."""
+    maps = alignment(a, b, x=x, **kw)
     aligned = permute_model(b, maps)
     return (aligned, maps) if return_maps else aligned

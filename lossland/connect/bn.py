@@ -8,17 +8,11 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
+from lossland.data import TensorBatches
+
 
 def has_bn(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-
-
-def iterate_batches(x: torch.Tensor, batch_size: int, max_batches: int | None = None):
-    """Consecutive slices of ``x`` (at most ``max_batches`` of them)."""
-    for i, start in enumerate(range(0, len(x), batch_size)):
-        if max_batches is not None and i >= max_batches:
-            break
-        yield x[start:start + batch_size]
 
 
 @torch.no_grad()
@@ -32,6 +26,6 @@ def recompute_bn(model: nn.Module, batches: Iterable | torch.Tensor, batch_size:
     if not has_bn(model):
         return model
     if isinstance(batches, torch.Tensor):
-        batches = iterate_batches(batches, batch_size)
+        batches = TensorBatches(batches, batches, batch_size)  # update_bn reads the inputs only
     update_bn(batches, model, device=device)
     return model

@@ -5,20 +5,29 @@ minimises the loss of the net at the curve point θ(t), computed with ``torch.fu
 bend's entries for parameters that are trainable in the template (``requires_grad``) are optimised; the
 endpoints, frozen parameters and BN buffers of the bend stay at their initial value, the midpoint (A+B)/2 of
 the linear path. BN layers use batch statistics in training; recompute them per point when evaluating.
+
+:func:`train_curve` is the path builder of the ``bezier`` / ``polychain`` configs: it trains a
+:class:`CurveModule` with ``lightning.Trainer`` (public API only), logs ``train/loss`` and ``train/t`` per step
+into ``metrics.csv`` (:class:`lossland.loggers.RecordLogger`, fed by the :class:`RecordMetrics` callback) and
+saves ``checkpoints/curve.ckpt`` (``Trainer.save_checkpoint``, then an atomic rename).
 """
 
 from __future__ import annotations
 
 import copy
+import math
+import os
+from pathlib import Path
 
 import lightning as L
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from lossland.connect.paths import Bezier, PolyChain, _combine, as_state
+from lossland.connect.paths import Bezier, PathData, PolyChain, _combine, as_state
+from lossland.loggers import RecordLogger
 
-CURVES = {"bezier": Bezier, "polychain": PolyChain}
+CURVES = {c.name: c for c in (Bezier, PolyChain)}  # the curve named in a checkpoint's hyperparameters
 
 
 def _safe(key: str) -> str:
@@ -42,7 +51,8 @@ class TensorStore(nn.Module):
 
 
 class Batches:
-    """Re-iterable (x, y) mini-batches sliced from in-memory tensors, reshuffled each pass (seeded).
+    """Re-iterable (x, y) mini-batches sliced from in-memory tensors, reshuffled each pass (seeded): the
+    shuffled training loader of curves (:class:`lossland.data.TensorBatches` slices in order).
 
     Pass this (or any non-list iterable / DataLoader) to ``Trainer.fit``: Lightning reads a *list* as several
     dataloaders."""
@@ -127,3 +137,55 @@ class CurveModule(L.LightningModule):
         """The trained curve as a detached path (for :func:`lossland.connect.evaluate.evaluate_path`)."""
         theta = {k: v.detach().clone() for k, v in self.theta.to_state().items()}
         return self.curve(self.end_a.to_state(), self.end_b.to_state(), theta)
+
+
+class RecordMetrics(L.Callback):
+    """Feeds the module's logged step metrics (``trainer.callback_metrics``) into a
+    :class:`~lossland.loggers.RecordLogger` (a Lightning Fabric logger, which ``lightning.Trainer`` does not
+    take as its logger) after every training batch, and writes ``metrics.csv`` when training ends."""
+
+    def __init__(self, records: RecordLogger):
+        self.records = records
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        self.records.log_metrics({**metrics, "epoch": trainer.current_epoch}, step=trainer.global_step)
+
+    def on_train_end(self, trainer, pl_module):
+        self.records.finalize("success")
+
+
+def save_atomically(trainer: L.Trainer, path: Path) -> None:
+    """``trainer.save_checkpoint`` (Lightning's public API) to a temp file, then renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    trainer.save_checkpoint(tmp)
+    os.replace(tmp, path)
+
+
+def train_curve(a: nn.Module, b: nn.Module, data: PathData, curve: str = "bezier", epochs: int = 10,
+                steps: int = -1, batch_size: int = 128, lr: float = 0.05, momentum: float = 0.9,
+                optimizer: str = "sgd", weight_decay: float = 0.0) -> Bezier:
+    """Path builder of a trained curve (``curve``: bezier | polychain) between ``a`` and the aligned ``b``:
+    ``steps`` optimizer steps (≤ 0: ``epochs`` passes) over ``data``'s training split (``data.x``, ``data.y``,
+    ``data.loss``, seeded by ``data.seed``) on ``data.device``. With ``data.out`` set, writes
+    ``metrics.csv`` and ``checkpoints/curve.ckpt`` there. The returned path's ``training`` is
+    ``{"steps": n}``."""
+    module = CurveModule(curve, copy.deepcopy(a).cpu(), copy.deepcopy(b).cpu(), data.loss, lr=float(lr),
+                         momentum=float(momentum), weight_decay=float(weight_decay), optimizer=str(optimizer),
+                         seed=int(data.seed))
+    bs = int(batch_size)
+    max_steps = int(steps) if steps is not None and int(steps) > 0 else int(epochs) * math.ceil(len(data.x) / bs)
+    out = Path(data.out) if data.out is not None else None
+    callbacks = [RecordMetrics(RecordLogger(out))] if out is not None else []
+    trainer = L.Trainer(max_steps=max_steps, max_epochs=-1, logger=False, callbacks=callbacks,
+                        enable_checkpointing=False, enable_progress_bar=bool(data.progress),
+                        enable_model_summary=False,
+                        accelerator="gpu" if str(data.device).startswith("cuda") else "cpu", devices=1,
+                        default_root_dir=str(out) if out is not None else None, num_sanity_val_steps=0)
+    trainer.fit(module, train_dataloaders=Batches(data.x, data.y, batch_size=bs, seed=int(data.seed)))
+    if out is not None:
+        save_atomically(trainer, out / "checkpoints" / "curve.ckpt")
+    path = module.cpu().path()
+    path.training = {"steps": int(trainer.global_step)}
+    return path

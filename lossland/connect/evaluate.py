@@ -9,18 +9,18 @@ is t = (t0 + t1)/2 (added to the grid if ``num_points`` misses it).
 from __future__ import annotations
 
 import copy
-import json
-import math
 import os
-import tempfile
 from collections.abc import Iterable
+from itertools import islice
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from lossland.connect.bn import has_bn, iterate_batches, recompute_bn
+from lossland.connect.bn import has_bn, recompute_bn
+from lossland.data import TensorBatches
+from lossland.records import write_json
 
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 has only trapz
 
@@ -97,8 +97,8 @@ def evaluate_path(path, model_template: nn.Module, loss: nn.Module, train: tuple
         state = path(float(t))
         model.load_state_dict({k: v.detach() for k, v in state.items()})
         if bn:
-            batches = bn_batches if bn_batches is not None else iterate_batches(train[0], batch_size,
-                                                                                 bn_max_batches)
+            batches = bn_batches if bn_batches is not None else islice(TensorBatches(*train, batch_size),
+                                                                                bn_max_batches)
             recompute_bn(model, batches, batch_size=batch_size)
         vec = _param_vector(model, state)
         if prev is not None:
@@ -119,35 +119,22 @@ def evaluate_path(path, model_template: nn.Module, loss: nn.Module, train: tuple
             "summary": summary}
 
 
-def _jsonable(obj):
+def _builtin(obj):
+    """``obj`` with numpy and torch values turned into Python lists and numbers (for JSON)."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): _builtin(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
+        return [_builtin(v) for v in obj]
+    if isinstance(obj, np.floating):
+        return float(obj)
     if isinstance(obj, np.integer):
         return int(obj)
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, torch.Tensor):
-        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.ndarray, torch.Tensor)):
+        return _builtin(obj.tolist())
     return obj
 
 
 def write_connect_json(result: dict, path: str | os.PathLike) -> None:
-    """Write ``result`` as JSON atomically (temp file in the same folder, then ``os.replace``); non-finite
-    numbers become null."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".connect-", suffix=".json.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_jsonable(result), f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``result`` as JSON atomically (:func:`lossland.records.write_json`: non-finite numbers become
+    null)."""
+    write_json(path, _builtin(result))

@@ -6,6 +6,11 @@ moved along the path, integer entries (``num_batches_tracked``) are taken from A
 are placeholders: recompute them per point (:func:`lossland.connect.bn.recompute_bn`) before evaluating.
 Any path can follow any alignment: pass the already aligned B (:func:`lossland.connect.align.align`).
 
+A *path builder* is a callable ``builder(a, b, data=None) -> WeightPath`` (``data``: a :class:`PathData`
+with the job's training data and settings, used by builders that need them): :func:`linear`, :func:`arc`,
+:func:`weight_adjustment` and the trained curves :func:`lossland.connect.curves.train_curve`, with their
+options bound by ``functools.partial`` or by a ``conf/path`` config (``_target_`` + ``_partial_: true``).
+
 - :func:`linear`: (1−t)A + tB, t ∈ [0, 1].
 - :func:`arc`: μ + cos(πt/2)(A−μ) + sin(πt/2)(B−μ), t ∈ [0, 1], μ the mean neuron of both nets.
 - :func:`weight_adjustment`: t ∈ [0, 2], the output layer refit by least squares (Anokhin & Yarotsky 2020).
@@ -17,12 +22,15 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
 from lossland.connect.align import unit_layers
+from lossland.connect.bn import has_bn, recompute_bn
 
 State = dict[str, torch.Tensor]
 
@@ -44,11 +52,32 @@ def _combine(states: list[State], coefs: list[float | torch.Tensor]) -> State:
     return out
 
 
-class Path:
-    """Base class: ``path(t)`` is the state dict at ``t`` in ``t_range``; ``a``, ``b`` the endpoint states."""
+@dataclass
+class PathData:
+    """What a path builder may use besides the endpoints: the training split (``x``, ``y``), the loss, the BN
+    batches of the job (None for nets without BN), the batch size, and for trained curves the job directory
+    (``out``: ``metrics.csv``, ``checkpoints/curve.ckpt``; None: write nothing), device, seed and progress
+    bar."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None = None
+    loss: nn.Module | None = None
+    bn_batches: list | None = None
+    batch_size: int = 1024
+    out: Path | None = None
+    device: str = "cpu"
+    seed: int = 0
+    progress: bool = False
+
+
+class WeightPath:
+    """Base class of paths in weight space: ``path(t)`` is the state dict at ``t`` in ``t_range``; ``a``, ``b``
+    the endpoint states. ``training``: what building the path did, for the record (trained curves:
+    ``{"steps": n}``), else None."""
 
     t_range: tuple[float, float] = (0.0, 1.0)
     name = "path"
+    training: dict | None = None
 
     def __init__(self, a, b):
         self.a, self.b = as_state(a), as_state(b)
@@ -65,7 +94,7 @@ class Path:
         raise NotImplementedError
 
 
-class Linear(Path):
+class Linear(WeightPath):
     name = "linear"
 
     def __call__(self, t):
@@ -73,7 +102,7 @@ class Linear(Path):
         return _combine([self.a, self.b], [1.0 - t, t])
 
 
-class Arc(Path):
+class Arc(WeightPath):
     """Arc around the mean neuron (one hidden layer only): a neuron is its slice of every slot of the hidden
     layer (row of W1, b1 entry, column of W2, BN entries); μ is the mean neuron over the 2n neurons of A and
     B. Entries outside the hidden layer's slots (b2) move linearly."""
@@ -118,8 +147,6 @@ def _features_and_outputs(template: nn.Module, state: State, x: torch.Tensor, la
                           bn_batches=None, batch_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs of layer ``layer_name`` and outputs of the net at weight point ``state`` on ``x`` (eval mode,
     no grad)."""
-    from lossland.connect.bn import has_bn, recompute_bn
-
     model = template
     if bn_batches is not None and has_bn(template):
         model = copy.deepcopy(template)
@@ -174,7 +201,7 @@ def least_squares_output_layer(features: torch.Tensor, targets: torch.Tensor,
     return w.to(targets.dtype), b.to(targets.dtype)
 
 
-class WeightAdjustment(Path):
+class WeightAdjustment(WeightPath):
     """Weight Adjustment (Anokhin & Yarotsky 2020), t ∈ [0, 2].
 
     Convention: on [0, 1] every layer but the output layer follows ``base`` (a path A→B over [0, 1]), and the
@@ -182,12 +209,14 @@ class WeightAdjustment(Path):
     data ``x`` (hidden features in eval mode; BN recomputed on ``bn_batches`` first if given). On [1, 2] the
     hidden layers stay at B and the output layer moves linearly from the refit at t=1 to B's own output layer.
     At t=0 the refit equals A's output layer whenever A's features (with a ones column) have full column rank
-    on ``x``; the path is exactly B at t=2."""
+    on ``x``; the path is exactly B at t=2. ``base`` is a path over [0, 1] or a path builder (e.g.
+    :func:`linear`, :func:`arc`), called with the endpoints as models."""
 
     t_range = (0.0, 2.0)
     name = "weight_adjustment"
 
-    def __init__(self, a, b, x: torch.Tensor, base: Path | str = "linear", template: nn.Module | None = None,
+    def __init__(self, a, b, x: torch.Tensor, base: WeightPath | Callable[..., WeightPath] | None = None,
+                 template: nn.Module | None = None,
                  ridge: float = 0.0, bn_batches=None, batch_size: int = 1024):
         super().__init__(a, b)
         template = template if template is not None else (a if isinstance(a, nn.Module) else None)
@@ -198,8 +227,10 @@ class WeightAdjustment(Path):
         self.wkey, self.bkey = f"{self.layer_name}.weight", f"{self.layer_name}.bias"
         if layer.bias is None:
             raise ValueError("weight adjustment needs an output layer with a bias")
-        if isinstance(base, str):
-            base = make_path(base, a, b, template=template)
+        if base is None:
+            base = linear
+        if not isinstance(base, WeightPath):
+            base = base(self._as_model(self.a), self._as_model(self.b))
         if tuple(base.t_range) != (0.0, 1.0):
             raise ValueError("the base path of weight adjustment must run over t ∈ [0, 1]")
         self.base, self.x, self.ridge = base, x, ridge
@@ -207,6 +238,11 @@ class WeightAdjustment(Path):
         _, self.targets = _features_and_outputs(self.template, self.a, x, self.layer_name, bn_batches,
                                                  batch_size)
         self._refit_at_1: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _as_model(self, state: State) -> nn.Module:
+        model = copy.deepcopy(self.template)
+        model.load_state_dict(state)
+        return model
 
     def refit(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
         """Least-squares output layer for the hidden layers of ``state``, targets = A's outputs on ``x``."""
@@ -235,7 +271,7 @@ class WeightAdjustment(Path):
         return state
 
 
-class Bezier(Path):
+class Bezier(WeightPath):
     """Quadratic Bezier curve (1−t)²A + 2t(1−t)θ + t²B, t ∈ [0, 1]. ``theta`` (state dict, may require grad)
     defaults to the midpoint (A+B)/2; entries missing from ``theta`` are taken from the midpoint."""
 
@@ -268,41 +304,40 @@ class PolyChain(Bezier):
         return [0.0, 2 - 2 * t, 2 * t - 1]
 
 
-def linear(a, b) -> Linear:
-    """Straight line (1−t)A + tB, t ∈ [0, 1]."""
+def linear(a, b, data: PathData | None = None) -> Linear:
+    """Straight line (1−t)A + tB, t ∈ [0, 1] (``data`` unused)."""
     return Linear(a, b)
 
 
-def arc(a, b, template: nn.Module | None = None) -> Arc:
-    """Arc μ + cos(πt/2)(A−μ) + sin(πt/2)(B−μ) around the mean neuron μ, t ∈ [0, 1] (one hidden layer)."""
+def arc(a, b, data: PathData | None = None, template: nn.Module | None = None) -> Arc:
+    """Arc μ + cos(πt/2)(A−μ) + sin(πt/2)(B−μ) around the mean neuron μ, t ∈ [0, 1] (one hidden layer;
+    ``data`` unused)."""
     return Arc(a, b, template)
 
 
-def weight_adjustment(a, b, x: torch.Tensor, base_path: Path | str = "linear", **kw) -> WeightAdjustment:
-    """Weight Adjustment path over t ∈ [0, 2] following ``base_path`` ("linear", "arc" or a Path)."""
-    return WeightAdjustment(a, b, x, base_path, **kw)
+def weight_adjustment(a, b, x: torch.Tensor | None = None, base: WeightPath | Callable[..., WeightPath] = linear,
+                      data: PathData | None = None, fit_examples: int | None = None, **kw) -> WeightAdjustment:
+    """Weight Adjustment path over t ∈ [0, 2] following ``base`` (a path builder such as :func:`linear` or
+    :func:`arc`, or a path). The fitting inputs are ``x``, else the first ``fit_examples`` (None: all) of
+    ``data.x``; ``bn_batches`` and ``batch_size`` default to ``data``'s. Other keywords go to
+    :class:`WeightAdjustment`."""
+    if x is None:
+        if data is None:
+            raise ValueError("weight adjustment needs fitting inputs: pass x or data")
+        x = data.x if fit_examples is None else data.x[: int(fit_examples)]
+    if data is not None:
+        kw.setdefault("bn_batches", data.bn_batches)
+        kw.setdefault("batch_size", data.batch_size)
+    return WeightAdjustment(a, b, x, base, **kw)
 
 
-def bezier(a, b, theta=None) -> Bezier:
-    """Quadratic Bezier curve with bend ``theta`` (default: the linear path's midpoint), t ∈ [0, 1]."""
+def bezier(a, b, theta=None, data: PathData | None = None) -> Bezier:
+    """Quadratic Bezier curve with bend ``theta`` (default: the linear path's midpoint), t ∈ [0, 1]
+    (untrained; ``data`` unused; trained: :func:`lossland.connect.curves.train_curve`)."""
     return Bezier(a, b, theta)
 
 
-def polychain(a, b, theta=None) -> PolyChain:
-    """Two segments A→θ→B (default θ: the linear path's midpoint), t ∈ [0, 1]."""
+def polychain(a, b, theta=None, data: PathData | None = None) -> PolyChain:
+    """Two segments A→θ→B (default θ: the linear path's midpoint), t ∈ [0, 1] (untrained; ``data``
+    unused)."""
     return PolyChain(a, b, theta)
-
-
-PATHS: dict[str, Callable[..., Path]] = {"linear": linear, "arc": arc, "bezier": bezier,
-                                         "polychain": polychain}
-
-
-def make_path(kind: str, a, b, template: nn.Module | None = None, **kw) -> Path:
-    """A path by name: linear, arc, bezier, polychain, or weight_adjustment (needs ``x``)."""
-    if kind == "arc":
-        return arc(a, b, template=template)
-    if kind in ("weight_adjustment", "wa"):
-        return weight_adjustment(a, b, template=template, **kw)
-    if kind not in PATHS:
-        raise ValueError(f"unknown path {kind!r}; valid: {', '.join([*PATHS, 'weight_adjustment'])}")
-    return PATHS[kind](a, b, **kw)

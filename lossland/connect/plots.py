@@ -1,14 +1,14 @@
-"""PNG figures of loss and accuracy along one or several paths (matplotlib, Agg backend)."""
+"""PNG figures of loss and accuracy along one or several paths (matplotlib object API: no pyplot, no global
+state; written by :func:`lossland.records.atomic_figure`)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from lossland.records import atomic_figure
 
 
 def plot_paths(results: Mapping[str, dict] | Sequence[dict] | dict, out: str | os.PathLike,
@@ -22,7 +22,8 @@ def plot_paths(results: Mapping[str, dict] | Sequence[dict] | dict, out: str | o
         results = {results.get("path", "path"): results}
     elif not isinstance(results, Mapping):
         results = {f"{r.get('path', 'path')}" + (f" #{i}" if i else ""): r for i, r in enumerate(results)}
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax_loss, ax_acc = fig.subplots(1, 2)
     styles = {"train": "-", "test": "--", "val": ":"}
     for i, (label, r) in enumerate(results.items()):
         t0, t1 = r.get("t_range", [min(r["t"]), max(r["t"])])
@@ -43,8 +44,4 @@ def plot_paths(results: Mapping[str, dict] | Sequence[dict] | dict, out: str | o
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    out = os.fspath(out)
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return os.fspath(atomic_figure(fig, out, dpi=120))

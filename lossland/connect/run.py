@@ -1,6 +1,6 @@
 """``run_connect(cfg)``: one mode-connectivity job (``connect.py`` / ``lossland connect``) from a composed
-``conf/connect`` config: load two finished runs, align B to A, build (or train) a path, evaluate it, and write
-``connect.json`` and ``connect.png`` into the job directory.
+``conf/connect.yaml`` config (groups ``conf/align``, ``conf/path``): load two finished runs, align B to A,
+build (or train) a path, evaluate it, and write ``connect.json`` and ``connect.png`` into the job directory.
 
 ``connect.json`` holds: ``status``, ``config`` (the resolved job config), ``a`` / ``b`` (run directory, seed,
 model / regularizer / data config and the run's own final metrics), ``width`` (hidden widths of the model:
@@ -8,40 +8,64 @@ an int for one hidden layer), ``prior`` (none | weight_decay | dropout | weight_
 configs), ``method`` ({align, path, label}), ``result`` (per-point t, losses, accuracies in %, cumulative
 length; see :func:`lossland.connect.evaluate.evaluate_path`), ``summary`` (= ``result["summary"]``) and
 timings. Analysis (:mod:`lossland.connect.study`) reads only these files.
+
+The ``align`` and ``path`` configs are ``_target_`` configs with ``_partial_: true``: instantiated, they are an
+alignment method (:mod:`lossland.connect.align`) and a path builder (:mod:`lossland.connect.paths`); their keys
+``name`` / ``label`` are not arguments but what ``connect.json`` calls the method.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import math
-import os
+import re
 import time
+from datetime import datetime
+from itertools import islice
 from pathlib import Path
 
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lossland.config import output_dir
+from lossland.config import CONFIG_DIR, check_overrides, compose, output_dir
 from lossland.connect.align import align
-from lossland.connect.bn import has_bn, iterate_batches
+from lossland.connect.bn import has_bn
 from lossland.connect.evaluate import evaluate_path, write_connect_json
-from lossland.connect.paths import make_path, weight_adjustment
+from lossland.connect.paths import PathData
 from lossland.connect.plots import plot_paths
+from lossland.data import TensorBatches
 from lossland.errors import LosslandError
 from lossland.runs import open_run
 
 log = logging.getLogger("lossland.connect")
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent.parent / "conf" / "connect"
-CURVES = ("bezier", "polychain")
+RECORD_KEYS = ("name", "label")  # keys of align / path configs naming the method in connect.json
 
 
 def compose_connect(overrides: list[str] | None = None) -> DictConfig:
-    """The config ``connect.py`` would run with these overrides."""
-    from lossland.config import compose
-
+    """The config ``connect.py`` would run with these overrides (``conf/connect.yaml``)."""
     return compose(overrides, "connect", CONFIG_DIR)
+
+
+def instantiate_method(node: DictConfig):
+    """The callable an ``align`` or ``path`` config stands for: its ``_target_`` with the options bound
+    (``_partial_: true``), leaving out the record keys ``name`` / ``label`` at every depth."""
+    def strip(v):
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if k not in RECORD_KEYS}
+        return [strip(x) for x in v] if isinstance(v, list) else v
+
+    return instantiate(strip(OmegaConf.to_container(node, resolve=True)))
+
+
+def method_record(acfg: DictConfig, pcfg: DictConfig) -> dict:
+    """``connect.json``'s ``method``: ``align`` (the alignment's ``name``), ``path`` (the path's ``label``) and
+    ``label``: ``<path>`` for the naive path (alignment label null), ``<path>, <alignment label>`` after
+    alignment (e.g. ``arc+WA, weight``)."""
+    path = str(pcfg.label)
+    suffix = acfg.get("label")
+    return {"align": str(acfg.name), "path": path, "label": f"{path}, {suffix}" if suffix else path}
 
 
 def load_run(run_dir: str | Path, checkpoint: str | None = None, key: str = "a") -> dict:
@@ -52,8 +76,11 @@ def load_run(run_dir: str | Path, checkpoint: str | None = None, key: str = "a")
         run.config  # noqa: B018 — refuse a directory that is not a run before anything else
         model, loss, dm = run.model(checkpoint)
         summary = run.summary
-    except LosslandError as e:
-        raise LosslandError(f"{key}={run_dir}: {e}") from None
+    except LosslandError as e:  # one line naming the argument: "b=DIR: no such run directory"
+        msg = str(e)
+        for prefix in (f"{d}: ", f"{d.resolve()}: "):
+            msg = msg.removeprefix(prefix)
+        raise LosslandError(f"{key}={run_dir}: {msg}") from None
     return {"dir": str(run.path.resolve()), "model": model, "loss": loss, "dm": dm, "cfg": run.config,
             "summary": summary}
 
@@ -124,71 +151,6 @@ def _limit(xy, n):
     return (x, y) if n is None else (x[: int(n)], y[: int(n)])
 
 
-def path_label(pcfg: DictConfig) -> str:
-    kind = pcfg.kind
-    if kind == "weight_adjustment":
-        return f"{pcfg.get('base', 'linear')}+WA"
-    return str(kind)
-
-
-def method_label(acfg: DictConfig, pcfg: DictConfig) -> str:
-    """``<path>`` for the naive path, ``<path>, <alignment>`` after alignment (e.g. ``arc+WA, weight``)."""
-    p = path_label(pcfg)
-    m = str(acfg.method)
-    if m == "none":
-        return p
-    if m == "ot":
-        m = "ot_" + str(acfg.get("ot_method", "exact")) + ("" if acfg.get("hard", True) else "_soft")
-    return f"{p}, {m}"
-
-
-def _align(cfg: DictConfig, a, b, x_train):
-    acfg = cfg.align
-    method = str(acfg.method)
-    kw = {k: v for k, v in OmegaConf.to_container(acfg, resolve=True).items()
-          if k not in ("method", "examples")}
-    x = None
-    if method == "activation":
-        x = x_train[: int(acfg.get("examples") or len(x_train))]
-    try:
-        return align(a, b, method, x=x, **kw)
-    except (ValueError, NotImplementedError) as e:
-        raise LosslandError(f"align={method}: {e}") from None
-
-
-def _train_curve(cfg: DictConfig, out: Path, a, b, loss, train, device):
-    import lightning as L
-
-    from lossland.connect.curves import Batches, CurveModule
-    from lossland.loggers import RecordLogger
-
-    p = cfg.path
-    module = CurveModule(p.kind, a, b, loss, lr=float(p.lr), momentum=float(p.get("momentum", 0.9)),
-                         weight_decay=float(p.get("weight_decay", 0.0)),
-                         optimizer=str(p.get("optimizer", "sgd")),
-                         seed=int(cfg.seed))
-    x, y = train
-    bs = int(p.batch_size)
-    steps = int(p.steps) if p.get("steps") is not None and int(p.steps) > 0 else \
-        int(p.epochs) * math.ceil(len(x) / bs)
-    logger = RecordLogger(out)
-    trainer = L.Trainer(max_steps=steps, max_epochs=-1, logger=logger, enable_checkpointing=False,
-                        enable_progress_bar=bool(cfg.progress), enable_model_summary=False,
-                        accelerator="gpu" if str(device).startswith("cuda") else "cpu", devices=1,
-                        default_root_dir=str(out), log_every_n_steps=1, num_sanity_val_steps=0)
-    trainer.fit(module, train_dataloaders=Batches(x, y, batch_size=bs, seed=int(cfg.seed)))
-    save_atomically(trainer, out / "checkpoints" / "curve.ckpt")
-    logger.finalize("success")
-    return module.cpu().path(), {"steps": int(trainer.global_step)}
-
-
-def save_atomically(trainer, path: Path) -> None:
-    """``trainer.save_checkpoint`` (Lightning's public API) to a temp file, then renamed into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    trainer.save_checkpoint(tmp)
-    os.replace(tmp, path)
-
-
 def run_connect(cfg: DictConfig) -> dict:
     """One connectivity job; returns the record written to ``connect.json``. User errors raise
     :class:`LosslandError` (missing or incompatible runs, a path that does not fit the model)."""
@@ -218,32 +180,27 @@ def run_connect(cfg: DictConfig) -> dict:
     bs = int(cfg.batch_size)
     bn_batches = int(cfg.bn_batches) if cfg.get("bn_batches") else None
 
-    t0 = time.time()
-    b_aligned = _align(cfg, a, b, full_train[0])
-    align_s = time.time() - t0
+    bn_src = list(islice(TensorBatches(*full_train, bs), bn_batches)) if has_bn(a) else None
+    method = method_record(cfg.align, cfg.path)
+    label = method["label"]
 
-    pcfg = cfg.path
-    kind = str(pcfg.kind)
-    extra = {}
     t0 = time.time()
     try:
-        if kind in CURVES:
-            path, extra = _train_curve(cfg, out, a.cpu(), b_aligned.cpu(), loss, full_train, device)
-            a = a.to(device)
-        elif kind == "weight_adjustment":
-            fit = full_train[0][: int(pcfg.fit_examples)] if pcfg.get("fit_examples") else full_train[0]
-            bn_src = list(iterate_batches(full_train[0], bs, bn_batches)) if has_bn(a) else None
-            path = weight_adjustment(a, b_aligned, fit, base_path=str(pcfg.get("base", "linear")), template=a,
-                                     ridge=float(pcfg.get("ridge", 0.0)), bn_batches=bn_src, batch_size=bs)
-        else:
-            path = make_path(kind, a, b_aligned, template=a)
+        b_aligned = align(a, b, instantiate_method(cfg.align), x=full_train[0])
     except (ValueError, NotImplementedError) as e:
-        raise LosslandError(f"path={kind}: {e}") from None
+        raise LosslandError(f"align={method['align']}: {e}") from None
+    align_s = time.time() - t0
+
+    t0 = time.time()
+    data = PathData(x=full_train[0], y=full_train[1], loss=loss, bn_batches=bn_src, batch_size=bs, out=out,
+                    device=str(device), seed=int(cfg.seed), progress=bool(cfg.progress))
+    try:
+        path = instantiate_method(cfg.path)(a, b_aligned, data=data)
+    except (ValueError, NotImplementedError) as e:
+        raise LosslandError(f"path={method['path']}: {e}") from None
     build_s = time.time() - t0
 
     t0 = time.time()
-    bn_src = list(iterate_batches(full_train[0], bs, bn_batches)) if has_bn(a) else None
-    label = method_label(cfg.align, pcfg)
     result = evaluate_path(path, a, loss, train, test, num_points=int(cfg.num_points), bn_batches=bn_src,
                            batch_size=bs, progress=bool(cfg.progress), desc=label)
     eval_s = time.time() - t0
@@ -255,10 +212,10 @@ def run_connect(cfg: DictConfig) -> dict:
         "config": OmegaConf.to_container(cfg, resolve=True),
         "a": info_a, "b": info_b,
         "width": info_a["width"], "prior": prior,
-        "method": {"align": str(cfg.align.method), "path": path_label(pcfg), "label": label},
+        "method": method,
         "result": result,
         "summary": result["summary"],
-        "curve": extra or None,
+        "curve": path.training or None,
         "wall_s": {"align": round(align_s, 3), "path": round(build_s, 3), "evaluate": round(eval_s, 3),
                    "total": round(time.time() - t_start, 3)},
     }
@@ -275,8 +232,6 @@ def run_connect(cfg: DictConfig) -> dict:
 
 def _quote(value: str) -> str:
     """A Hydra override value for an arbitrary path (quoted when it holds characters the grammar reserves)."""
-    import re
-
     if re.fullmatch(r"[\w/.\-~+:@]+", value):
         return value
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -284,11 +239,7 @@ def _quote(value: str) -> str:
 
 def connect_command(args) -> dict:
     """``lossland connect A B [--align X] [--path Y] [--out DIR] [key=value ...]``: the same job as
-    ``python connect.py a=A b=B align=X path=Y ...`` (config composed from ``conf/connect``)."""
-    from datetime import datetime
-
-    from lossland.config import check_overrides
-
+    ``python connect.py a=A b=B align=X path=Y ...`` (config ``conf/connect.yaml``)."""
     overrides = [f"a={_quote(str(args.a))}", f"b={_quote(str(args.b))}", f"align={args.align}",
                  f"path={args.path}", *(args.overrides or [])]
     check_overrides(overrides, "connect", CONFIG_DIR)

@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from lossland.errors import LosslandError
-from lossland.records import atomic_write
+from lossland.records import atomic_figure, atomic_write
 
 NAIVE_LINEAR = "linear"
 PRIOR_ORDER = ("none", "weight_decay", "dropout", "weight_decay+dropout")
@@ -134,14 +134,11 @@ def width_table_csv(rows: list[dict]) -> str:
 
 def plot_width(rows: list[dict], out: str | Path, metric: str = "test.max_acc_loss") -> Path:
     """Max accuracy loss against width (log x), one line per method (error bars: std), one panel per prior."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # here, not at the top: reading tables does not need matplotlib
 
     grid = _grid(rows)
-    fig, axes = plt.subplots(1, max(1, len(grid)), figsize=(5.2 * max(1, len(grid)), 4.2), squeeze=False,
-                             sharey=True)
+    fig = Figure(figsize=(5.2 * max(1, len(grid)), 4.2))
+    axes = fig.subplots(1, max(1, len(grid)), squeeze=False, sharey=True)
     for ax, (prior, (methods, widths, cells)) in zip(axes[0], grid.items()):
         for i, m in enumerate(methods):
             pts = [(w, cells[(m, w)]) for w in widths if (m, w) in cells and isinstance(w, (int, float))]
@@ -156,11 +153,7 @@ def plot_width(rows: list[dict], out: str | Path, metric: str = "test.max_acc_lo
     axes[0][0].set_ylabel(f"{metric} (points)")
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return atomic_figure(fig, out, dpi=120)
 
 
 def check_width_trends(rows: list[dict], min_width: int = 50) -> list[str]:
