@@ -32,8 +32,9 @@ smoke: $(STAMP)  ## the CI smoke sweep alone, into multirun/smoke
 	$(BIN)/python train.py -m experiment=smoke elr=1e-4,1e-3,1e-2 logger=csv hydra.sweep.dir=multirun/smoke
 	$(BIN)/lossland collect multirun/smoke
 
-lint: $(STAMP)
+lint: $(STAMP)  ## style (ruff) and the import layering contracts in pyproject.toml (import-linter)
 	$(BIN)/ruff check lossland tests benchmarks train.py connect.py
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/step_overhead.py

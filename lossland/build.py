@@ -138,10 +138,10 @@ def build_callbacks(cfg: DictConfig, steps: int, out: Path) -> list:
     return callbacks
 
 
-def build_loggers(cfg: DictConfig, out: Path, resume_step: int | None = None) -> list:
-    """``metrics.csv`` (always; continued from ``resume_step``) plus every ``_target_`` logger of
+def build_loggers(cfg: DictConfig, out: Path, rows: list[dict] | None = None) -> list:
+    """``metrics.csv`` (always; continuing ``rows`` when resuming) plus every ``_target_`` logger of
     ``cfg.logger`` (e.g. W&B), given the run directory and the resolved run config."""
-    loggers = [RecordLogger(out, resume_step=resume_step)]
+    loggers = [RecordLogger(out, rows=rows)]
     config = OmegaConf.to_container(cfg, resolve=True)
     for name, node in (cfg.get("logger") or {}).items():
         if isinstance(node, DictConfig) and node.get("_target_"):

@@ -37,11 +37,11 @@ def cmd_connect(args):
 
 
 cmd_connect.options = [  # (flag, argparse keywords); see docs/connect.md
-    ("--align", {"default": "none", "help": "alignment of B to A: a conf/connect/align option "
+    ("--align", {"default": "none", "help": "alignment of B to A: a conf/align option "
                  "(default none)"}),
-    ("--path", {"default": "linear", "help": "path: a conf/connect/path option (default linear)"}),
+    ("--path", {"default": "linear", "help": "path: a conf/path option (default linear)"}),
     ("--out", {"default": None, "help": "job directory (default outputs/connect/<date>/<time>)"}),
-    ("overrides", {"nargs": "*", "help": "more key=value overrides of conf/connect, right after A B "
+    ("overrides", {"nargs": "*", "help": "more key=value overrides of conf/connect.yaml, right after A B "
                    "(e.g. lossland connect A B num_points=41 --path arc)"}),
 ]
 

@@ -56,20 +56,30 @@ for _name, _fn in (("lossland.group", _group), ("lossland.job_name", _job_name))
         OmegaConf.register_new_resolver(_name, _fn)
 
 
-def groups(config_dir: Path = CONFIG_DIR) -> dict[str, list[str]]:
-    """Config group -> its options (YAML file stems)."""
+def groups(config_name: str = "train", config_dir: Path = CONFIG_DIR) -> dict[str, list[str]]:
+    """The config groups an app's primary config (``conf/<config_name>.yaml``) composes -> their options
+    (YAML file stems)."""
+    primary = OmegaConf.load(config_dir / f"{config_name}.yaml")
+    names = []
+    for entry in primary.get("defaults", []):
+        if isinstance(entry, str) or OmegaConf.is_config(entry) is False and not hasattr(entry, "keys"):
+            continue
+        for key in entry.keys():
+            group = str(key).removeprefix("override ").split("@")[0].strip()
+            if not group.startswith("hydra"):
+                names.append(group)
     out = {}
-    for d in sorted(p for p in config_dir.rglob("*") if p.is_dir()):
-        opts = sorted(f.stem for f in d.glob("*.yaml"))
+    for group in names:
+        opts = sorted(f.stem for f in (config_dir / group).glob("*.yaml"))
         if opts:
-            out[d.relative_to(config_dir).as_posix()] = opts
+            out[group] = opts
     return out
 
 
 def compose(overrides: list[str] | None = None, config_name: str = "train",
             config_dir: Path = CONFIG_DIR, return_hydra_config: bool = False) -> DictConfig:
     """The config ``train.py`` would run with these overrides (for tests, notebooks and tools); another
-    app's with ``config_dir`` (e.g. ``conf/connect`` for ``connect.py``)."""
+    app's with ``config_name`` (e.g. ``compose(overrides, "connect")`` for ``connect.py``)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -96,7 +106,7 @@ def check_overrides(argv: list[str], config_name: str = "train", config_dir: Pat
         parsed = OverridesParser.create().parse_overrides(args)
     except HydraException as e:
         raise LosslandError(f"cannot parse overrides: {str(e).splitlines()[0]}") from None
-    known = groups(config_dir)
+    known = groups(config_name, config_dir)
     group_choices = []
     for o in parsed:
         key = o.key_or_group

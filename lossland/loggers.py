@@ -10,24 +10,23 @@ from pathlib import Path
 from lightning.fabric.loggers.logger import Logger, rank_zero_experiment
 
 from lossland.records import atomic_write
-from lossland.runs import METRICS, Run
+
+METRICS = "metrics.csv"
 
 
 class RecordLogger(Logger):
     """Keeps every logged scalar in memory and writes ``metrics.csv`` atomically when the trainer flushes
     (at every due step and checkpoint) and at the end. Columns: ``step``, ``epoch``, then metric names.
 
-    ``resume_step``: continue the records of an interrupted run, keeping its rows up to that step (rows
-    logged after its last checkpoint are dropped: the resumed run logs them again).
+    ``rows``: the records of an interrupted run to continue (those up to its last checkpoint; the resumed
+    run logs the later ones again).
     """
 
-    def __init__(self, save_dir: str | Path, resume_step: int | None = None):
+    def __init__(self, save_dir: str | Path, rows: list[dict[str, float]] | None = None):
         super().__init__()
         self._dir = Path(save_dir)
-        self.rows: list[dict[str, float]] = []
-        self.epoch = 0
-        if resume_step is not None:
-            self.rows = [r for r in Run(self._dir).rows() if r["step"] <= resume_step]
+        self.rows: list[dict[str, float]] = list(rows or [])
+        self.epoch = self.rows[-1]["epoch"] if self.rows else 0
 
     @property
     def name(self):

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lossland.build import build_data, build_loss, build_model
 from lossland.errors import LosslandError
 
 SUMMARY = "summary.json"
@@ -246,15 +247,11 @@ class Run:
     # ------------------------------------------------------------------ rebuild
     def data(self):
         """The run's prepared data module (the same split; built once per data config per process)."""
-        from lossland.build import build_data
-
         return build_data(self.config)
 
     def model(self, checkpoint: str | Path | None = None):
         """``(model, loss, dm)`` rebuilt from the config with the weights of ``checkpoint`` (default
         ``last.ckpt``), in eval mode; cached per checkpoint file and modification time."""
-        from lossland.build import build_loss, build_model
-
         path = self.checkpoint_path(checkpoint)
         key = f"{path.resolve()}:{path.stat().st_mtime_ns}"
         if key not in self._models:

@@ -200,7 +200,8 @@ def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None):
     module = LandscapeModule(model, loss, optimizer=build_optimizer(cfg, model, dm),
                              regularizer=build_regularizer(cfg), schedule=build_schedule(cfg),
                              max_loss=cfg.get("max_loss"))
-    loggers = build_loggers(cfg, out, resume_step=None if resume is None else int(resume["global_step"]))
+    rows = None if resume is None else [r for r in Run(out).rows() if r["step"] <= resume["global_step"]]
+    loggers = build_loggers(cfg, out, rows=rows)
     trainer = instantiate_node(cfg.trainer, "trainer")(
         callbacks=build_callbacks(cfg, steps, out), loggers=loggers, checkpoint_dir=out / "checkpoints",
         run_info={"run_id": run_id}, log_every_n_steps=int(cfg.steps_per_call))

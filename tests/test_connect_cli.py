@@ -35,7 +35,7 @@ def runs(tmp_path_factory):
             cfg = compose([*TINY, *extra, f"out_dir={root / name}"])
             summary = run(cfg)
             assert summary["status"] == "ok"
-            (root / name / ".hydra").mkdir()
+            (root / name / ".hydra").mkdir(exist_ok=True)  # run() writes it outside Hydra too
             OmegaConf.save(cfg, root / name / ".hydra" / "config.yaml")
             out[name] = root / name
     finally:

@@ -11,7 +11,6 @@ import time
 import pytest
 import torch
 
-from lossland.config import compose
 from lossland.runs import Run
 from lossland.train import run
 from tests.conftest import ROOT, run_cli
