@@ -9,6 +9,7 @@ the same initial weights whatever the optimizer, schedule or regularizer.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache, partial
 from pathlib import Path
 
@@ -138,6 +139,14 @@ def build_callbacks(cfg: DictConfig, steps: int, out: Path) -> list:
     return callbacks
 
 
+def _quiet_wandb(offline: bool) -> None:
+    """Silence W&B's console (its deprecation notice about Lightning's ``anonymous`` argument included)
+    before its first run starts."""
+    import wandb
+
+    wandb.setup(settings=wandb.Settings(silent=True, show_warnings=False, mode="offline" if offline else "online"))
+
+
 def build_loggers(cfg: DictConfig, out: Path, rows: list[dict] | None = None) -> list:
     """``metrics.csv`` (always; continuing ``rows`` when resuming) plus every ``_target_`` logger of
     ``cfg.logger`` (e.g. W&B), given the run directory and the resolved run config."""
@@ -145,6 +154,10 @@ def build_loggers(cfg: DictConfig, out: Path, rows: list[dict] | None = None) ->
     config = OmegaConf.to_container(cfg, resolve=True)
     for name, node in (cfg.get("logger") or {}).items():
         if isinstance(node, DictConfig) and node.get("_target_"):
+            if node.get("quiet", False):  # W&B reads this once per process, like its WANDB_MODE
+                os.environ.setdefault("WANDB_SILENT", "true")
+                _quiet_wandb(offline=bool(node.get("offline", True)))
+            node = OmegaConf.create({k: v for k, v in node.items() if k != "quiet"})
             make = instantiate_node(node, f"logger.{name}", _partial_=True, save_dir=str(out))
             loggers.append(make(config=config))  # `config` would clash with instantiate's own argument
     return loggers

@@ -83,8 +83,10 @@ class _Jobs:
 
 
 def launch(config_name: str, job: Callable[[DictConfig], object], validate: Callable | None = None,
-           argv: list[str] | None = None) -> None:
-    """Check the command line, then run ``job`` as the Hydra app ``conf/<config_name>.yaml``."""
+           argv: list[str] | None = None, after_single: Callable | None = None) -> None:
+    """Check the command line, then run ``job`` as the Hydra app ``conf/<config_name>.yaml``.
+    ``validate(cfg, recipe)`` checks every job's config up front; ``after_single(result, cfg)`` runs after a
+    single (not multirun) job, e.g. to print what to do next."""
     import hydra
 
     argv = sys.argv[1:] if argv is None else argv
@@ -123,6 +125,8 @@ def launch(config_name: str, job: Callable[[DictConfig], object], validate: Call
             return
         if isinstance(result, dict) and result.get("status") == "failed":
             outcome.failed.append((str(output_dir(cfg)), str(result.get("error", "failed"))))
+        elif after_single is not None and not multirun:
+            after_single(result, cfg)
 
     sys.argv = [sys.argv[0], *argv]
     main()

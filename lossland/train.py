@@ -177,10 +177,13 @@ def run(cfg: DictConfig) -> dict:
         summary.pop("pid", None)
         if trainer is not None:
             for lg in trainer.loggers:
-                lg.finalize("success" if summary["status"] == "ok" else "failed")
-                if type(lg).__name__ == "WandbLogger":
-                    summary["wandb"] = {"id": lg.experiment.id, "group": lg.experiment.group,
-                                        "dir": lg.experiment.dir}
+                try:
+                    lg.finalize("success" if summary["status"] == "ok" else "failed")
+                    if type(lg).__name__ == "WandbLogger":
+                        summary["wandb"] = {"id": lg.experiment.id, "group": lg.experiment.group,
+                                            "dir": lg.experiment.dir}
+                except Exception as e:  # a tracker's failure must not lose the local records
+                    summary.setdefault("logger_errors", []).append(f"{type(lg).__name__}: {e}")
         write_json(out / "summary.json", summary)
         finish_wandb()
     return summary
@@ -250,6 +253,26 @@ def final_metrics(trainer, scheduled: bool = True) -> dict[str, float]:
         m = evaluate(module.model, module.loss, dm.eval_loader(split), mode="eval")
         final[f"{split}_loss"], final[f"{split}_error"] = m["loss"], m["error"]
     return final
+
+
+def print_summary(summary: dict, cfg: DictConfig) -> None:
+    """What a newcomer sees at the end of one run: the final numbers, where the records are, what next."""
+    from rich.console import Console
+
+    out = output_dir(cfg)
+    final = summary.get("final") or {}
+
+    def pct(key):
+        return f"{100 * final[key]:.2f} %" if final.get(key) is not None else "n/a"
+
+    gm = f"{final['gm']:.4g}" if final.get("gm") is not None else "n/a"
+    console = Console(stderr=False)
+    console.print(f"\n[bold]lossland[/bold]: run {summary['status']} after {summary['steps']} steps "
+                  f"({summary['wall_s']:.0f} s)")
+    console.print(f"  final train error {pct('train_error')}, test error {pct('test_error')}, GM {gm}")
+    console.print(f"  records: {out}/ (summary.json, metrics.csv, checkpoints/)")
+    console.print("  next: a sweep     python train.py -m elr=1e-4,1e-3,1e-2")
+    console.print("        its report  lossland report multirun/<date>/<time>   (lossland collect: a table)")
 
 
 def finish_wandb() -> None:

@@ -33,7 +33,8 @@ REFUSED = [
     (["resume=maybe"], "resume=maybe is not valid: resume must be one of auto, true, false"),
     (["trainer.accelerator=tpu"], "trainer.accelerator=tpu is not valid"),
     (["trainer.devices=0"], "trainer.devices=0 is not valid"),
-    (["experiment=smoke", "model=mlp"], "model.width (set by experiment=smoke) is not an option of lossland.models.MLP"),
+    (["experiment=smoke", "model=mlp"],
+     "model.width (set by experiment=smoke) is not an option of lossland.models.MLP"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""Sphere optimizer, scale-invariance check and elr schedules (DESIGN.md study S)."""
+"""Sphere optimizer, scale-invariance check and elr schedules (docs/studies.md#s)."""
 
 from __future__ import annotations
 

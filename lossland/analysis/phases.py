@@ -1,4 +1,4 @@
-"""Phase of a sphere-training run (Kodryan et al., 2022; DESIGN.md study S) from its recorded metrics.
+"""Phase of a sphere-training run (Kodryan et al., 2022; docs/studies.md#s) from its recorded metrics.
 
 Inputs: the run's ``summary`` ({"status", "final": {"train_loss", "train_error", "test_error", "gm"}, ...})
 and its metrics history: a list of row dicts or a dict of arrays, each with ``step`` and (sparse, NaN or

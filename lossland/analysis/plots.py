@@ -1,4 +1,4 @@
-"""Figures of the sphere study (DESIGN.md study S), drawn with matplotlib's object API (Agg canvas, no pyplot,
+"""Figures of the sphere study (docs/studies.md#s), drawn with matplotlib's object API (Agg canvas, no pyplot,
 so the caller's backend is left alone). Each ``plot_*`` function returns a ``Figure``; :func:`save_figure`
 writes it atomically.
 

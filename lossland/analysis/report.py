@@ -1,4 +1,4 @@
-"""``write_report(sweep_dir)``: the sphere study's report for one sweep (DESIGN.md study S).
+"""``write_report(sweep_dir)``: the sphere study's report for one sweep (docs/studies.md#s).
 
 Reads every run under ``sweep_dir`` (``summary.json`` + ``metrics.csv``; see :mod:`lossland.runs`),
 assigns each a phase (:mod:`lossland.analysis.phases`) and writes into ``<sweep_dir>/report/``:

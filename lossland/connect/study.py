@@ -1,4 +1,4 @@
-"""The width study (DESIGN.md study C): tables and plots over many ``connect.json`` files.
+"""The width study (docs/studies.md#c): tables and plots over many ``connect.json`` files.
 
 Everything is read from the ``connect.json`` files under a folder (never from directory names): the prior
 and width of the connected runs and the method (path + alignment) are stored there by

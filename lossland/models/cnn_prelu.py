@@ -7,7 +7,7 @@ from torch import nn
 
 
 class CNNPReLU(nn.Module):
-    """The CNN of Liang et al. (2018) (DESIGN.md, study E): three Conv4x4 (stride 1, padding 1) + PReLU
+    """The CNN of Liang et al. (2018) (docs/studies.md#e): three Conv4x4 (stride 1, padding 1) + PReLU
     blocks with 64, 128, 256 channels, max-pool 3 after the first two, then a Linear layer."""
 
     def __init__(self, input_shape: Sequence[int], num_outputs: int, channels: Sequence[int] = (64, 128, 256)):

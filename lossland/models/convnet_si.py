@@ -7,7 +7,7 @@ from torch import nn
 
 
 class ConvNetSI(nn.Module):
-    """Fully scale-invariant ConvNet of Kodryan et al. (2022) (DESIGN.md, study S).
+    """Fully scale-invariant ConvNet of Kodryan et al. (2022) (docs/studies.md#s).
 
     Conv3x3(no bias)-BN(affine=False)-ReLU blocks with channels ``width``·(32, 64, 128, 256), max-pool 2
     after blocks 2-4, a final max-pool 4 (32x32 inputs → 1x1), then a Linear layer *frozen* at random

@@ -1,4 +1,4 @@
-"""SGD on the sphere for scale-invariant (SI) parameters (Kodryan et al., 2022; DESIGN.md study S).
+"""SGD on the sphere for scale-invariant (SI) parameters (Kodryan et al., 2022; docs/studies.md#s).
 
 Conventions
 -----------
