@@ -185,6 +185,10 @@ def prepare_job(cfg: DictConfig, out: Path) -> Job:
         callbacks.append(PhaseMetrics(schedule, mcfg.eval_batches, mcfg.test_examples, gm=mcfg.gm,
                                       test=mcfg.test, cosines=mcfg.cosines,
                                       extra=curvature_extra(mcfg.get("curvature"))))
+    from lossland.callbacks.grad_norms import grad_norm_callback  # per-layer grad_norm/<layer> (docs/optim_lab.md)
+
+    if (grad_norms := grad_norm_callback(mcfg.get("grad_norms"), steps)) is not None:
+        callbacks.append(grad_norms)
     ck = cfg.checkpoint
     if ck.get("every_n_steps") or ck.get("log_spaced"):
         callbacks.append(StepCheckpoint(out / "checkpoints", StepSchedule(

@@ -87,7 +87,8 @@ def predicted_median(fn: Function2d, lr: float, sigma: float, radius: float) -> 
         return math.nan
     a = 1 + lr * mu
     sd = sigma / math.sqrt(a * a - 1)
-    return max(0.0, math.log(radius / (0.6745 * sd)) / math.log(a))
+    n = math.log(radius / (0.6745 * sd)) / math.log(a)
+    return n if n >= 2 else math.nan  # the noise alone jumps out in a step or two: no growth regime to predict
 
 
 @dataclass

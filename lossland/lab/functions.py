@@ -2,7 +2,8 @@
 shape, one value per point), so that autograd gives their gradients and many runs are evaluated at once.
 
 Each function carries its plot window (``xlim``, ``ylim``), a default ``start`` point, its ``critical``
-points (marked on plots) and ``saddle`` (the strict saddle used by escape statistics, or None). They are
+points (marked on plots), ``saddle`` (the saddle used by escape statistics, or None) and a suggested step size
+``lr`` and number of ``steps`` for its trajectories (the lab's ``lr``/``steps`` default to them). They are
 built from ``conf/function/<name>.yaml`` (``_target_`` classes). ``Expression`` parses a user formula in
 x1, x2 with :mod:`ast`, allowing only numbers, the names x1, x2, pi, e, the operators + − * / ** and unary −,
 and a fixed list of math functions — nothing else is ever evaluated.
@@ -43,7 +44,10 @@ class Function2d:
 
     def __init__(self, start: Sequence[float] = (1.0, 1.0), xlim: Sequence[float] = (-2.0, 2.0),
                  ylim: Sequence[float] = (-2.0, 2.0), critical: Sequence[Sequence[float]] = (),
-                 saddle: Sequence[float] | None = None):
+                 saddle: Sequence[float] | None = None, lr: float = 0.01, steps: int = 200):
+        if not (math.isfinite(float(lr)) and float(lr) > 0):
+            raise LosslandError(f"function.lr={lr} is not valid: it must be a positive number")
+        self.lr, self.steps = float(lr), int(steps)
         self.start = check_point(start, "function.start")
         self.xlim = check_point(xlim, "function.xlim")
         self.ylim = check_point(ylim, "function.ylim")

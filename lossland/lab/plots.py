@@ -67,7 +67,7 @@ def trajectories_figure(fn, trajs, title: str | None = None) -> Figure:
                 color=c, ms=4)
         ax.plot(*t.points[-1], "o", color=c, ms=6, mec="k")
         steps = np.arange(len(t.losses))
-        ax2.plot(steps, t.losses, color=c, label=t.label + (f" (left window at {t.stopped})" if t.stopped else ""))
+        ax2.plot(steps, t.losses, color=c, label=t.label + (f" (stopped at {t.stopped})" if t.stopped else ""))
     start = trajs[0].points[0] if trajs else fn.start
     ax.plot(*start, "*", color="gold", ms=14, mec="k", zorder=6, label="start")
     ax.legend(loc="best", fontsize=8, framealpha=0.85)
@@ -79,7 +79,7 @@ def trajectories_figure(fn, trajs, title: str | None = None) -> Figure:
     if finite.size and finite.min() > 0 and finite.max() / max(finite.min(), 1e-300) > 100:
         ax2.set_yscale("log")
     elif finite.size and np.abs(finite).max() > 100 * max(np.median(np.abs(finite)), 1e-12):
-        ax2.set_yscale("symlog", linthresh=max(1e-3, float(np.median(np.abs(finite)))))
+        ax2.set_yscale("symlog", linthresh=0.1, linscale=0.5)
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=8)
     ax2.set_title("loss vs step")
@@ -124,3 +124,80 @@ def animate(fn, trajs, path: str | Path, fps: int = 20, max_frames: int = 120) -
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def escape_figure(fn, stats) -> Figure:
+    """Left: empirical CDF of escape times per σ (at the middle λ); right: median escape time vs σ, one line
+    per λ, with the 10–90% band and the strict-saddle prediction (dashed) where it applies."""
+    from lossland.lab.escape import predicted_median
+
+    fig = Figure(figsize=(12, 4.8))
+    ax, ax2 = fig.subplots(1, 2)
+    j = len(stats.lrs) // 2
+    cmap = __import__("matplotlib").colormaps["viridis"]
+    for i, s in enumerate(stats.sigmas):
+        t = np.sort(stats.times[i, j])
+        t = t[np.isfinite(t)]
+        if t.size:
+            ax.step(t, np.arange(1, t.size + 1) / stats.runs, where="post",
+                    color=cmap(i / max(1, len(stats.sigmas) - 1)), label=f"σ = {s:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("escape time (steps)")
+    ax.set_ylabel(f"fraction of {stats.runs} runs escaped")
+    ax.set_title(f"noisy GD at the saddle of ${fn.formula}$, λ = {stats.lrs[j]:g}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    sig = np.asarray(stats.sigmas)
+    pos = sig > 0
+    for j, lr in enumerate(stats.lrs):
+        c = f"C{j}"
+        q = np.array([[np.quantile(t[np.isfinite(t)], p) if np.isfinite(t).any() else np.nan
+                       for p in (0.1, 0.5, 0.9)] for t in stats.times[:, j]])
+        ax2.plot(sig[pos], q[pos, 1], "o-", color=c, label=f"λ = {lr:g}")
+        ax2.fill_between(sig[pos], q[pos, 0], q[pos, 2], color=c, alpha=0.15)
+        pred = np.array([predicted_median(fn, lr, s, stats.radius) for s in sig[pos]])
+        if np.isfinite(pred).any():
+            ax2.plot(sig[pos], pred, "--", color=c, lw=1)
+    ax2.set_xscale("log")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("σ (noise scale)")
+    ax2.set_ylabel("escape time: median, 10–90% band")
+    ttl = "escape time vs σ and λ"
+    if any(np.isfinite(predicted_median(fn, lr, s, stats.radius)) for lr in stats.lrs for s in sig[pos]):
+        ttl += " (dashed: strict-saddle prediction)"
+    ax2.set_title(ttl)
+    ax2.grid(alpha=0.3, which="both")
+    ax2.legend(fontsize=8)
+    return fig
+
+
+def vanishing_figure(rows: list[dict], steps: int) -> Figure:
+    """Top: per-layer gradient norm of the deepest nets (layer 1 = input) at init (solid) and after k steps
+    (dashed), without / with BN; bottom: the input layer's gradient norm vs depth."""
+    acts = list(dict.fromkeys(r["activation"] for r in rows))
+    bns = list(dict.fromkeys(r["batch_norm"] for r in rows))
+    deepest = max(r["depth"] for r in rows)
+    fig = Figure(figsize=(5.5 * len(bns), 8.5))
+    axes = np.atleast_2d(np.array(fig.subplots(2, len(bns), squeeze=False)))
+    for col, bn in enumerate(bns):
+        ax, ax2 = axes[0, col], axes[1, col]
+        for i, act in enumerate(acts):
+            for when, ls in (("init", "-"), ("k", "--")):
+                sel = [r for r in rows if r["activation"] == act and r["batch_norm"] == bn and r["when"] == when]
+                deep = sorted((r["layer"], r["norm"]) for r in sel if r["depth"] == deepest)
+                lbl = f"{act}, {'init' if when == 'init' else f'after {steps} steps'}"
+                ax.plot(*zip(*deep), ls, marker=".", color=f"C{i}", label=lbl)
+                first = sorted((r["depth"], r["norm"]) for r in sel if r["layer"] == 1)
+                ax2.plot(*zip(*first), ls, marker="o", color=f"C{i}", label=lbl)
+        ax.set_yscale("log")
+        ax.set_xlabel(f"layer (1 = input), depth {deepest} hidden layers")
+        ax.set_ylabel("‖∇ layer‖")
+        ax.set_title(f"per-layer gradient norm, {'with' if bn else 'without'} BN")
+        ax2.set_yscale("log")
+        ax2.set_xlabel("depth (hidden layers)")
+        ax2.set_ylabel("‖∇ input layer‖")
+        ax2.set_title(f"input-layer gradient norm vs depth, {'with' if bn else 'without'} BN")
+        for a in (ax, ax2):
+            a.grid(alpha=0.3, which="both")
+            a.legend(fontsize=7)
+    return fig
