@@ -57,7 +57,7 @@ def contour(ax, fn, levels: int = 30):
 
 def trajectories_figure(fn, trajs, title: str | None = None) -> Figure:
     """Left: every optimizer's path over the contour plot (one colour each); right: f vs step."""
-    fig = Figure(figsize=(12, 5.2))
+    fig = Figure(figsize=(12, 5.2), layout="constrained")
     ax, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 1]})
     contour(ax, fn)
     for i, t in enumerate(trajs):
@@ -131,7 +131,7 @@ def escape_figure(fn, stats) -> Figure:
     per λ, with the 10–90% band and the strict-saddle prediction (dashed) where it applies."""
     from lossland.lab.escape import predicted_median
 
-    fig = Figure(figsize=(12, 4.8))
+    fig = Figure(figsize=(12, 4.8), layout="constrained")
     ax, ax2 = fig.subplots(1, 2)
     j = len(stats.lrs) // 2
     cmap = __import__("matplotlib").colormaps["viridis"]
@@ -177,7 +177,7 @@ def vanishing_figure(rows: list[dict], steps: int) -> Figure:
     acts = list(dict.fromkeys(r["activation"] for r in rows))
     bns = list(dict.fromkeys(r["batch_norm"] for r in rows))
     deepest = max(r["depth"] for r in rows)
-    fig = Figure(figsize=(5.5 * len(bns), 8.5))
+    fig = Figure(figsize=(5.5 * len(bns), 8.5), layout="constrained")
     axes = np.atleast_2d(np.array(fig.subplots(2, len(bns), squeeze=False)))
     for col, bn in enumerate(bns):
         ax, ax2 = axes[0, col], axes[1, col]
@@ -200,4 +200,53 @@ def vanishing_figure(rows: list[dict], steps: int) -> Figure:
         for a in (ax, ax2):
             a.grid(alpha=0.3, which="both")
             a.legend(fontsize=7)
+    return fig
+
+
+def keskar_interp_figure(curves: list[dict], pairs: int = 1, batch_sizes=None) -> Figure:
+    """Keskar et al.'s Fig. 3: cross-entropy (left axis, log) and accuracy (right axis) along
+    α·x_LB + (1 − α)·x_SB; train solid, test dashed. The first ``pairs`` seed pairs are drawn boldly, the
+    others thinly."""
+    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+    ax = fig.subplots()
+    ax2 = ax.twinx()
+    for k, c in enumerate(curves):
+        bold = k < max(1, pairs)
+        kw = {"lw": 2.0 if bold else 0.8, "alpha": 1.0 if bold else 0.35}
+        lab = (lambda s: s) if k == 0 else (lambda s: None)
+        a = np.asarray(c["alphas"])
+        ax.plot(a, c["train_loss"], "-", color="C0", label=lab("train loss"), **kw)
+        ax.plot(a, c["test_loss"], "--", color="C0", label=lab("test loss"), **kw)
+        ax2.plot(a, c["train_acc"], "-", color="C3", label=lab("train accuracy"), **kw)
+        ax2.plot(a, c["test_acc"], "--", color="C3", label=lab("test accuracy"), **kw)
+    ax.set_yscale("log")
+    ax.set_xlabel("α  (θ = α·x_LB + (1 − α)·x_SB; 0 = SB minimum, 1 = LB minimum)")
+    ax.set_ylabel("cross-entropy", color="C0")
+    ax2.set_ylabel("accuracy (%)", color="C3")
+    for x in (0, 1):
+        ax.axvline(x, color="0.6", lw=0.8, ls=":")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper center")
+    sizes = f" (SB {batch_sizes[0]}, LB {batch_sizes[1]})" if batch_sizes else ""
+    ax.set_title(f"1-d interpolation between the SB and LB minima{sizes}, {len(curves)} seed pairs")
+    return fig
+
+
+def keskar_sharpness_figure(run_rows: list[dict], eps) -> Figure:
+    """ε-sharpness of every run, SB vs LB, one panel per ε (log scale)."""
+    fig = Figure(figsize=(4.2 * len(eps), 4.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(eps), squeeze=False)[0])
+    for ax, e in zip(axes, eps):
+        for i, regime in enumerate(("SB", "LB")):
+            v = [r[f"sharpness_eps={e:g}"] for r in run_rows if r["regime"] == regime]
+            ax.plot(np.full(len(v), i) + np.linspace(-0.08, 0.08, len(v)), v, "o", color=f"C{i}", alpha=0.8)
+            if v:
+                ax.plot([i - 0.2, i + 0.2], [np.mean(v)] * 2, "-", color="k", lw=2)
+        ax.set_xticks([0, 1], ["SB", "LB"])
+        ax.set_xlim(-0.6, 1.6)
+        ax.set_yscale("log")
+        ax.set_ylabel("ε-sharpness (%)")
+        ax.set_title(f"ε = {e:g}")
+        ax.grid(alpha=0.3, which="both", axis="y")
     return fig
