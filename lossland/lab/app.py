@@ -136,7 +136,12 @@ def run_lab(cfg: DictConfig) -> list[Path]:
         raise LosslandError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
     out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    files = globals()[f"run_{name}"](cfg, out)
+    from omegaconf.errors import MissingMandatoryValue
+
+    try:
+        files = globals()[f"run_{name}"](cfg, out)
+    except MissingMandatoryValue as e:
+        raise LosslandError(f"{e.full_key} must be set ({e.full_key}=...)") from None
     for f in files:
         print(f)
     return files
