@@ -24,7 +24,7 @@ __all__ = ["layer_grad_norms", "GradNorms", "grad_norm_callback"]
 
 
 def layer_grad_norms(model: nn.Module, loss, batch: tuple[torch.Tensor, torch.Tensor], mode: str = "train",
-                     seed: int = 0) -> "OrderedDict[str, float]":
+                     seed: int = 0) -> OrderedDict[str, float]:
     """{owning module name: ‖gradient of the batch loss w.r.t. that module's trainable parameters‖}, in the
     model's parameter order. The model (weights, BN buffers, ``.grad``) and the global RNG are left as found."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 from pathlib import Path
@@ -81,7 +80,8 @@ def run_trajectories(cfg: DictConfig, out: Path) -> list[Path]:
                               "points": tr.points.tolist(), "losses": tr.losses.tolist()} for tr in trajs]}
     files.append(write_json(out / "trajectories.json", record))
     for tr in trajs:
-        where = f"stopped at step {tr.stopped} (left |x_i| <= bound or non-finite)" if tr.stopped is not None else f"step {len(tr.losses) - 1}"
+        where = (f"stopped at step {tr.stopped} (left |x_i| <= bound or non-finite)" if tr.stopped is not None
+                 else f"step {len(tr.losses) - 1}")
         print(f"{tr.label:>10}: f = {tr.losses[-1]:.6g} at ({tr.points[-1][0]:.4g}, {tr.points[-1][1]:.4g}), {where}")
     if t.get("animate"):
         fmt = str(t.get("animation_format", "gif"))
@@ -97,8 +97,7 @@ def run_trajectories(cfg: DictConfig, out: Path) -> list[Path]:
 
 def run_escape(cfg: DictConfig, out: Path) -> list[Path]:
     from lossland.lab.escape import escape_stats
-    from lossland.lab.plots import save
-    from lossland.lab.plots import escape_figure
+    from lossland.lab.plots import escape_figure, save
 
     fn = build_function(cfg)
     t = cfg.task

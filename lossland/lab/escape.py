@@ -109,7 +109,7 @@ class EscapeStats:
             for j, lr in enumerate(self.lrs):
                 t = self.times[i, j]
                 done = t[np.isfinite(t)]
-                q = (lambda p: float(np.quantile(done, p)) if done.size else math.nan)
+                q = (lambda p, done=done: float(np.quantile(done, p)) if done.size else math.nan)
                 out.append({"function": self.function, "lr": lr, "sigma": s, "runs": self.runs,
                             "escaped": float(done.size / t.size), "median": q(0.5),
                             "mean": float(done.mean()) if done.size else math.nan, "p10": q(0.1), "p90": q(0.9),

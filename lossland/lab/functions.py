@@ -59,6 +59,11 @@ class Function2d:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.value(x[..., 0], x[..., 1])
 
+    @property
+    def title(self) -> str:
+        """Plot title (matplotlib mathtext)."""
+        return f"${self.formula}$"
+
     def value(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
 
@@ -134,7 +139,7 @@ class Ravine(Function2d):
         if not (math.isfinite(condition) and condition >= 1):
             raise LosslandError(f"function.condition must be ≥ 1, got {condition}")
         self.condition, self.angle = float(condition), float(angle)
-        self.formula = f"ravine, condition {self.condition:g}"
+        self.formula = f"(u^2 + {self.condition:g}\\,v^2)/2,\\ (u, v) = x\\ \\mathrm{{rotated}}\\ {self.angle:g}^\\circ"
 
     def value(self, x1, x2):
         c, s = math.cos(math.radians(self.angle)), math.sin(math.radians(self.angle))
@@ -181,6 +186,13 @@ class Expression(Function2d):
                                 "(e.g. function.expr='x1**4 - x1**2 + x2**2')")
         self.expr = str(expr).strip()
         self.formula = self.expr
+        self._parse()
+
+    @property
+    def title(self) -> str:
+        return f"f = {self.expr}"
+
+    def _parse(self) -> None:
         try:
             tree = ast.parse(self.expr.replace("^", "**"), mode="eval")
         except SyntaxError as e:

@@ -71,7 +71,7 @@ def trajectories_figure(fn, trajs, title: str | None = None) -> Figure:
     start = trajs[0].points[0] if trajs else fn.start
     ax.plot(*start, "*", color="gold", ms=14, mec="k", zorder=6, label="start")
     ax.legend(loc="best", fontsize=8, framealpha=0.85)
-    ax.set_title(title or f"${fn.formula}$")
+    ax.set_title(title or fn.title)
     ax2.set_xlabel("step")
     ax2.set_ylabel("f(θ)")
     losses = np.concatenate([t.losses for t in trajs]) if trajs else np.zeros(1)
@@ -110,7 +110,7 @@ def animate(fn, trajs, path: str | Path, fps: int = 20, max_frames: int = 120) -
             p = t.points[:k]
             ln.set_data(p[:, 0], p[:, 1])
             hd.set_data([p[-1, 0]], [p[-1, 1]])
-        title.set_text(f"${fn.formula}$, step {k - 1}")
+        title.set_text(f"{fn.title}, step {k - 1}")
         return [*lines, *heads, title]
 
     anim = animation.FuncAnimation(fig, draw, frames=frames, blit=False)
@@ -144,7 +144,7 @@ def escape_figure(fn, stats) -> Figure:
     ax.set_xscale("log")
     ax.set_xlabel("escape time (steps)")
     ax.set_ylabel(f"fraction of {stats.runs} runs escaped")
-    ax.set_title(f"noisy GD at the saddle of ${fn.formula}$, λ = {stats.lrs[j]:g}")
+    ax.set_title(f"noisy GD at the saddle of {fn.title}, λ = {stats.lrs[j]:g}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     sig = np.asarray(stats.sigmas)
