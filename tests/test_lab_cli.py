@@ -95,3 +95,21 @@ def test_bad_input_gets_one_clear_line(args, expected, tmp_path):
     assert "Traceback" not in res.stderr
     err = [ln for ln in res.stderr.splitlines() if ln.startswith("lossland: error:")]
     assert len(err) == 1 and expected in err[0], res.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_keskar_recipe_script(tmp_path):
+    """sweeps/keskar_sb_lb.sh itself, one seed, one epoch, a 16-unit MLP (≈ 20 s on an idle 2-core machine)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = dict(os.environ, OUT=str(tmp_path), SEEDS="0", EPOCHS="1", HIDDEN="[16]", PYTHON=sys.executable,
+               EXTRA_LAB="task.maxiter=1 task.alphas=[-1,2,4] progress=false")
+    res = subprocess.run(["bash", "sweeps/keskar_sb_lb.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path / "keskar" / "keskar_table.md").exists() and (tmp_path / "timing.txt").exists()
+    assert {p.name for p in tmp_path.glob("bs*")} == {"bs32-s0", "bs400-s0"}

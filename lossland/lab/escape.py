@@ -1,6 +1,6 @@
 """Saddle-escape statistics of noisy gradient descent, vectorized over many runs.
 
-The update is the one of :class:`lossland.optim.NoisyGD` (the seed lecture's rule, after Ge et al. 2015),
+The update is the one of :class:`lossland.optim.NoisyGD` (the lecture's rule (docs/optim_lab.md), after Ge et al. 2015),
 written in closed tensor form over a batch of independent 2-d runs (state ``X``: (..., 2)):
 
     X ← X − λ·∇f(X) + σ·ε,   ε ~ N(0, I) drawn as one ``randn(X.shape)`` per step from ``generator``.

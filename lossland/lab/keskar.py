@@ -15,8 +15,8 @@ smaller is SB, the larger LB) and ``seed``. Everything is read through ``losslan
   run's running statistics for a net with BN — lossland's MLP has none by default).
 
 Output: ``keskar_runs.csv`` (one row per run), ``keskar_table.{csv,md}`` (Keskar et al.'s F1 row, as quoted in
-the seed lecture, beside ours), ``keskar.json`` (everything, with the interpolation curves), and the figures
-``keskar_interp.png`` and ``keskar_sharpness.png``.
+the lecture of docs/optim_lab.md, beside ours), ``keskar.json`` (everything, with the interpolation curves), and
+the figures ``keskar_interp.png`` and ``keskar_sharpness.png``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ log = logging.getLogger("lossland.lab")
 
 __all__ = ["KESKAR_F1", "find_runs", "report"]
 
-# Keskar et al. (2017), Table 2, network F1 (fully connected, MNIST), as quoted in the seed lecture (week 3):
+# Keskar et al. (2017), Table 2, network F1 (fully connected, MNIST), as quoted in the course lecture that is the
+# source of study O (docs/optim_lab.md):
 # accuracy in percent, mean ± std over their runs.
 KESKAR_F1 = {"name": "F1 (Keskar et al. 2017, MNIST)", "train_sb": (99.66, 0.05), "train_lb": (99.92, 0.01),
              "test_sb": (98.03, 0.07), "test_lb": (97.81, 0.07)}
@@ -167,7 +168,7 @@ def report(sweep_dir, out, eps=(1e-3, 5e-4), subspace=None, maxiter: int = 10, s
         table.append(t)
     md = write_table(table, out, "keskar_table")
     print("accuracy in %, mean ± std over seeds; ε-sharpness in % (Keskar et al.'s metric); "
-          "F1 row: Keskar et al. Table 2 as quoted in the seed lecture (no sharpness there)")
+          "F1 row: Keskar et al. Table 2 as quoted in the course lecture (docs/optim_lab.md; no sharpness there)")
     print(md)
     files = [out / "keskar_runs.csv", out / "keskar_runs.md", out / "keskar_table.csv", out / "keskar_table.md",
              write_json(out / "keskar.json", {"sweep": str(sweep_dir), "eps": eps, "subspace": subspace,

@@ -1,5 +1,5 @@
-"""Vanishing gradients (the seed lecture's "computational problems"): per-layer gradient norms of deep MLPs
-with sigmoid / tanh / ReLU activations, with and without BatchNorm, at initialization and after k SGD steps.
+"""Vanishing gradients (the lecture's "computational problems", docs/optim_lab.md): per-layer gradient norms of
+deep MLPs with sigmoid / tanh / ReLU activations, with and without BatchNorm, at initialization and after k SGD steps.
 
 Measurement: :func:`lossland.callbacks.grad_norms.layer_grad_norms` (the same function as the training
 metric ``grad_norm/<layer>``) on one fixed training mini-batch, for the Linear layers only (layer 1 = the
@@ -93,7 +93,7 @@ def study(dm, activations, depths, width: int = 64, batch_norms=(False, True), s
 
 def study_command(cfg: DictConfig, out):
     """``lab.py task=vanishing``: the study on ``task.data`` → vanishing.csv, vanishing.json, vanishing.png and
-    the seed's worked example."""
+    the lecture's worked example."""
     from lossland.lab.app import write_table
     from lossland.lab.plots import save, vanishing_figure
     from lossland.records import write_json

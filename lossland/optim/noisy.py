@@ -1,5 +1,6 @@
-"""Gradient descent with additive Gaussian noise (the seed lecture's rule for escaping saddle points, after
-Ge et al., 2015, "Escaping from saddle points — online stochastic gradient for tensor decomposition").
+"""Gradient descent with additive Gaussian noise: the rule for escaping saddle points of the lecture in
+docs/optim_lab.md, after Ge et al., 2015, "Escaping from saddle points — online stochastic gradient for tensor
+decomposition".
 
 One step, for every parameter θ:
 
