@@ -21,6 +21,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 from lossland.callbacks import DueSteps, PhaseMetrics, StepCheckpoint
 from lossland.callbacks.curvature import curvature_extra
+from lossland.callbacks.grad_norms import grad_norm_callback
 from lossland.data import TensorDataModule
 from lossland.errors import DataError, LosslandError
 from lossland.loggers import RecordLogger
@@ -132,6 +133,8 @@ def build_callbacks(cfg: DictConfig, steps: int, out: Path) -> list:
         plan = DueSteps(m.every_n_steps, m.log_spaced, m.num_points).bind(steps)
         callbacks.append(PhaseMetrics(plan, m.eval_batches, m.test_examples, gm=m.gm, test=m.test,
                                       cosines=m.cosines, extra=curvature_extra(m.get("curvature"))))
+    if (grad_norms := grad_norm_callback(m.get("grad_norms"), steps)) is not None:  # docs/optim_lab.md
+        callbacks.append(grad_norms)
     ck = cfg.checkpoint
     if ck.get("every_n_steps") or ck.get("log_spaced"):
         plan = DueSteps(ck.every_n_steps, ck.get("log_spaced", False), ck.get("num_points", 20)).bind(steps)

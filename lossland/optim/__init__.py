@@ -1,5 +1,6 @@
 """Optimizers on the sphere for scale-invariant parameters, the SI check, and elr schedules."""
 
+from lossland.optim.noisy import NoisyGD
 from lossland.optim.scale_invariance import (
     NotScaleInvariantError,
     check_scale_invariance,
@@ -8,5 +9,5 @@ from lossland.optim.scale_invariance import (
 from lossland.optim.schedules import Constant, PiecewiseLinear, Schedule, StepChange
 from lossland.optim.sphere import SphereSGD, retraction_error
 
-__all__ = ["SphereSGD", "retraction_error", "NotScaleInvariantError", "check_scale_invariance",
+__all__ = ["NoisyGD", "SphereSGD", "retraction_error", "NotScaleInvariantError", "check_scale_invariance",
            "require_scale_invariant", "Schedule", "Constant", "StepChange", "PiecewiseLinear"]

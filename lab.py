@@ -1,0 +1,8 @@
+"""lossland optimizer lab: ``python lab.py [-m] function=... task=... key=value ...`` (see docs/optim_lab.md)."""
+
+from lossland.entry import launch
+
+if __name__ == "__main__":
+    from lossland.lab.app import run_lab
+
+    launch("lab", run_lab)
