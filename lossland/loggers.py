@@ -9,9 +9,7 @@ from pathlib import Path
 
 from lightning.fabric.loggers.logger import Logger, rank_zero_experiment
 
-from lossland.records import atomic_write
-
-METRICS = "metrics.csv"
+from lossland.records import METRICS_CSV, atomic_write
 
 
 class RecordLogger(Logger):
@@ -68,7 +66,7 @@ class RecordLogger(Logger):
         w.writeheader()
         for r in self.rows:
             w.writerow({k: (int(v) if k in ("step", "epoch") else repr(v)) for k, v in r.items()})
-        atomic_write(self._dir / METRICS, out.getvalue())
+        atomic_write(self._dir / METRICS_CSV, out.getvalue())
 
     def finalize(self, status: str = "success"):
         self.save()

@@ -13,6 +13,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+# A run directory's record files (read back by lossland.runs).
+SUMMARY_JSON = "summary.json"
+METRICS_CSV = "metrics.csv"
+CONFIG_YAML = Path(".hydra") / "config.yaml"
+
 
 def atomic_write(path: str | Path, data: str | bytes) -> Path:
     path = Path(path)

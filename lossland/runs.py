@@ -28,18 +28,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from lossland.build import build_data, build_loss, build_model
 from lossland.errors import LosslandError
+from lossland.records import CONFIG_YAML, METRICS_CSV, SUMMARY_JSON
 
-SUMMARY = "summary.json"
-METRICS = "metrics.csv"
-CONFIG = Path(".hydra") / "config.yaml"
 STATUSES = ("ok", "diverged", "failed", "interrupted", "running")
 
 __all__ = ["Run", "find_runs", "open_run", "load_runs", "load_checkpoint", "model_state", "is_run_dir",
-           "SUMMARY", "METRICS", "CONFIG"]
+           "SUMMARY_JSON", "METRICS_CSV", "CONFIG_YAML"]
 
 
 def is_run_dir(path: Path) -> bool:
-    return (path / SUMMARY).is_file() or ((path / CONFIG).is_file() and (path / "checkpoints").is_dir())
+    return (path / SUMMARY_JSON).is_file() or ((path / CONFIG_YAML).is_file() and (path / "checkpoints").is_dir())
 
 
 def find_runs(root: str | Path) -> list[Path]:
@@ -48,8 +46,8 @@ def find_runs(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise LosslandError(f"{root} is not a directory")
-    found = {p.parent for p in root.rglob(SUMMARY)}
-    found |= {p.parent.parent for p in root.rglob(CONFIG.as_posix())}
+    found = {p.parent for p in root.rglob(SUMMARY_JSON)}
+    found |= {p.parent.parent for p in root.rglob(CONFIG_YAML.as_posix())}
     out = []
     for d in found:
         rel = d.relative_to(root).parts
@@ -133,7 +131,7 @@ class Run:
     # ------------------------------------------------------------------ records
     @cached_property
     def config(self) -> DictConfig:
-        path = self.path / CONFIG
+        path = self.path / CONFIG_YAML
         if not path.exists():
             raise LosslandError(f"{self.path} is not a lossland run directory (no .hydra/config.yaml)")
         return OmegaConf.load(path)
@@ -141,7 +139,7 @@ class Run:
     @cached_property
     def summary(self) -> dict:
         """``summary.json`` ({} when the run never wrote one); an unreadable file is a user error."""
-        path = self.path / SUMMARY
+        path = self.path / SUMMARY_JSON
         if not path.exists():
             return {}
         try:
@@ -161,7 +159,7 @@ class Run:
 
     @cached_property
     def metrics(self) -> dict[str, np.ndarray]:
-        return read_metrics_csv(self.path / METRICS)
+        return read_metrics_csv(self.path / METRICS_CSV)
 
     def rows(self) -> list[dict[str, float]]:
         """``metrics.csv`` as one dict per row (columns empty in that row omitted)."""
@@ -170,7 +168,7 @@ class Run:
         return [{k: float(v[i]) for k, v in m.items() if not math.isnan(v[i])} for i in range(n)]
 
     def _columns(self) -> list[str]:
-        path = self.path / METRICS
+        path = self.path / METRICS_CSV
         if not path.exists():
             return []
         with open(path, newline="") as f:
@@ -282,7 +280,7 @@ def open_run(path: str | Path) -> Run:
     if not p.is_dir():
         raise LosslandError(f"{path}: no such run directory")
     stamp = tuple((p / f).stat().st_mtime_ns if (p / f).exists() else 0
-                  for f in (SUMMARY, "checkpoints/last.ckpt", METRICS))
+                  for f in (SUMMARY_JSON, "checkpoints/last.ckpt", METRICS_CSV))
     return _open(str(p.resolve()), stamp)
 
 

@@ -41,8 +41,8 @@ from lossland.errors import LosslandError
 from lossland.loop import Diverged, Interrupted
 from lossland.metrics.gradients import evaluate
 from lossland.module import LandscapeModule
-from lossland.records import atomic_torch_save, atomic_write, write_json
-from lossland.runs import CONFIG, Run, load_checkpoint, load_weights
+from lossland.records import CONFIG_YAML, atomic_torch_save, atomic_write, write_json
+from lossland.runs import Run, load_checkpoint, load_weights
 from lossland.schema import validate
 from lossland.seeding import stream_seed
 
@@ -144,7 +144,7 @@ def run(cfg: DictConfig) -> dict:
         log.info("%s: resuming from step %d", out, state["global_step"])
     write_json(out / "summary.json", summary)
     if not under_hydra():  # run outside a Hydra app (tests, notebooks): the record is still complete
-        atomic_write(out / CONFIG, OmegaConf.to_yaml(cfg))
+        atomic_write(out / CONFIG_YAML, OmegaConf.to_yaml(cfg))
     trainer = None
     try:
         trainer, module, dm = prepare(cfg, out, summary["run_id"], state)

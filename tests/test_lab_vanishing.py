@@ -63,7 +63,7 @@ def test_grad_norm_callback_config():
     assert grad_norm_callback(None, 10) is None
     assert grad_norm_callback(OmegaConf.create({"enabled": False}), 10) is None
     cb = grad_norm_callback(OmegaConf.create({"enabled": True, "every_n_steps": 4}), 10)
-    assert cb.schedule.steps == [0, 4, 8, 10]
+    assert cb.plan.steps == [0, 4, 8, 10]
 
 
 def test_deep_sigmoid_vanishes_relu_and_bn_less_so():

@@ -26,8 +26,7 @@ from pathlib import Path
 
 from lossland.callbacks.curvature import DEFAULTS, curvature_subset, parse_selection
 from lossland.errors import LosslandError
-from lossland.records import atomic_write, write_json
-from lossland.runs import METRICS
+from lossland.records import METRICS_CSV, atomic_write, write_json
 
 RESULT = "curvature.json"
 
@@ -154,7 +153,7 @@ def append_rows(run_dir: str | Path, rows: list[dict], previous: list[dict] | No
     """Append metric rows (``step``, ``epoch``, metrics) to ``metrics.csv`` (atomic rewrite keeping every
     existing row and column, new columns at the end); rows matching an entry of ``previous`` (earlier
     ``curvature.json`` checkpoints) are dropped first."""
-    path = Path(run_dir) / METRICS
+    path = Path(run_dir) / METRICS_CSV
     header, old = ["step", "epoch"], []
     if path.exists():
         with open(path, newline="") as f:
