@@ -41,7 +41,7 @@ from lossland.metrics.curvature import Curvature, curvature_operator, per_sample
 from lossland.models import ConvNetSI
 
 try:  # optional: the comparison needs it, lossland does not
-    import pyhessian.hessian
+    import pyhessian.hessian  # noqa: F401
 
     pyh = sys.modules["pyhessian.hessian"]  # the module (the package re-exports its class under the same name)
 except ImportError:
@@ -117,19 +117,13 @@ def clear(model):
     model.zero_grad(set_to_none=True)
 
 
-def per_product(op, reps: int, columns: int = 1) -> float:
-    gen = torch.Generator().manual_seed(0)
-    V = torch.randn(op.shape[0], columns, generator=gen)
-    if columns == 1:
-        op @ V[:, 0]  # warm-up (and graph build for the cached path)
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            op @ V[:, 0]
-        return (time.perf_counter() - t0) / reps
+def per_product(op, reps: int) -> float:
+    v = torch.randn(op.shape[0], generator=torch.Generator().manual_seed(0))
+    op @ v  # warm-up (and the graph build of the cached path)
     t0 = time.perf_counter()
     for _ in range(reps):
-        op @ V
-    return (time.perf_counter() - t0) / (reps * columns)
+        op @ v
+    return (time.perf_counter() - t0) / reps
 
 
 def hvp_section(model, loss, x, y, reps):
