@@ -11,14 +11,14 @@ batch, BN in eval mode (PyHessian's only mode), cross-entropy, one process, one 
    Lanczos, tol 1e-10, untimed). Products counted; also ARPACK (``method="arpack"``) for the record.
 3. Trace: PyHessian ``hessian.trace(tol=tol)`` (Hutchinson, stops when the running mean changes by
    < tol) against lossland's Hutchinson with the same number of probes, and against lossland's deflated
-   Hutchinson (``deflate`` Lanczos vectors + ``probes`` projected probes) — equal accuracy means a
-   standard error no larger than PyHessian's (std of its probe values / √probes).
+   Hutchinson (``deflate`` Lanczos vectors, then projected probes until its standard error is no larger
+   than PyHessian's = std of PyHessian's probe values / √probes: equal accuracy).
 
 Prints values, errors, products, and the ratios t_PyHessian / t_lossland (> 1: lossland faster); the last
 line is machine-readable. About 3 minutes on one CPU core. PyHessian is optional:
 
     pip install --no-deps pyhessian     # pure Python; its dependencies are lossland's
-    python benchmarks/curvature.py [--epochs 20] [--n 512] [--k 1] [--tol 1e-3] [--threads 1]
+    python benchmarks/curvature.py [--epochs 20] [--n 512] [--k 1 3] [--tol 1e-3] [--seed 0] [--threads 1]
 """
 
 from __future__ import annotations
@@ -170,23 +170,29 @@ def _curvlinops_batched(model, loss, data, reps):
     return (time.perf_counter() - t0) / (reps * 8)
 
 
-def eig_section(model, loss, x, y, k, tol):
-    print(f"\n2. top-{k} Hessian eigenvalues, tol {tol:g}")
+def reference_eigs(model, loss, x, y, k):
     ref = Curvature(model, loss, (x, y), bn="eval").top_eigs(k, tol=1e-10)
-    print(f"   reference (lossland Lanczos, tol 1e-10): {np.array2string(ref, precision=6)}")
+    print(f"\n2. top-k Hessian eigenvalues; reference (lossland Lanczos, tol 1e-10): "
+          f"{np.array2string(ref, precision=6)}")
+    return ref
+
+
+def eig_section(model, loss, x, y, k, tol, seed, ref):
+    print(f"   top-{k}, tol {tol:g}")
+    ref = ref[:k]
     curv, t_build = timed(Curvature, model, loss, (x, y), bn="eval")
-    ours, t_ours = timed(curv.top_eigs, k, tol=tol)
+    ours, t_ours = timed(curv.top_eigs, k, tol=tol, seed=seed)
     t_ours += t_build
     err_ours = np.max(np.abs(ours - ref) / np.abs(ref))
     print(f"   lossland Lanczos:  {np.array2string(ours, precision=6)} in {t_ours:.2f} s, "
           f"{curv.op.products} products, max rel. error {err_ours:.1e}")
     arpack = curvature_operator(model, loss, (x, y))
-    vals, t_arp = timed(top_eigenvalues, arpack, k, tol, method="arpack")
+    vals, t_arp = timed(top_eigenvalues, arpack, k, tol, seed, method="arpack")
     print(f"   lossland ARPACK:   {np.array2string(vals, precision=6)} in {t_arp:.2f} s, {arpack.products} products, "
           f"max rel. error {np.max(np.abs(vals - ref) / np.abs(ref)):.1e}")
     if pyh is None:
         return None
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     with Counter() as c:
         (theirs, _), t_py = timed(lambda: pyhessian_object(model, x, y).eigenvalues(top_n=k, tol=tol))
     clear(model)
@@ -201,32 +207,32 @@ def eig_section(model, loss, x, y, k, tol):
     return ratio, agree, err_ours, err_py
 
 
-def trace_section(model, loss, x, y, tol, deflate, probes):
+def trace_section(model, loss, x, y, tol, deflate, seed):
     print(f"\n3. Hessian trace (Hutchinson, Rademacher probes), PyHessian tol {tol:g}")
     if pyh is not None:
+        torch.manual_seed(seed)  # PyHessian draws its probes from the global generator
         with Counter() as c:
             values, t_py = timed(lambda: pyhessian_object(model, x, y).trace(tol=tol))
         clear(model)
         n_py = len(values)
         est_py, se_py = float(np.mean(values)), float(np.std(values, ddof=1) / math.sqrt(n_py))
-        print(f"   PyHessian:                     {est_py:.4f} ± {se_py:.3f} in {t_py:.2f} s, {c.calls} products")
+        print(f"   PyHessian:                       {est_py:.4f} ± {se_py:.3f} in {t_py:.2f} s, {c.calls} products")
     else:
-        n_py, t_py, se_py, est_py = 33, None, None, None
+        n_py, t_py, se_py, est_py = 33, None, 10.0, None
     curv, t_build = timed(Curvature, model, loss, (x, y), bn="eval")
-    (est, se), t_plain = timed(curv.trace, probes=n_py, seed=0)
+    (est, se), t_plain = timed(curv.trace, probes=n_py, seed=seed)
     t_plain += t_build
-    print(f"   lossland, {n_py} probes:          {est:.4f} ± {se:.3f} in {t_plain:.2f} s, {curv.op.products} products")
+    print(f"   lossland, same {n_py} probes:      {est:.4f} ± {se:.3f} in {t_plain:.2f} s, {curv.op.products} products")
     curv, t_build = timed(Curvature, model, loss, (x, y), bn="eval")
-    (est_d, se_d), t_defl = timed(curv.trace, probes=probes, seed=0, deflate=deflate)
+    (est_d, se_d), t_defl = timed(curv.trace, probes=200, seed=seed, deflate=deflate, target_se=se_py)
     t_defl += t_build
-    print(f"   lossland, deflate {deflate} + {probes} probes: {est_d:.4f} ± {se_d:.3f} in {t_defl:.2f} s, "
+    print(f"   lossland, deflate {deflate}, to se ≤ {se_py:.3f}: {est_d:.4f} ± {se_d:.3f} in {t_defl:.2f} s, "
           f"{curv.op.products} products")
     if pyh is None:
         return None
     r_plain, r_defl = t_py / t_plain, t_py / t_defl
-    equal = se_d <= se_py
-    print(f"   ratio t_PyHessian / t_lossland: same probes {r_plain:.2f}; deflated {r_defl:.2f} "
-          f"(standard error {se_d:.3f} {'≤' if equal else '>'} PyHessian's {se_py:.3f}); "
+    print(f"   ratio t_PyHessian / t_lossland: same probes {r_plain:.2f}; deflated at equal accuracy {r_defl:.2f} "
+          f"(standard error {se_d:.3f} {'≤' if se_d <= se_py else '>'} PyHessian's {se_py:.3f}); "
           f"estimates differ by {abs(est_d - est_py) / math.hypot(se_d, se_py):.1f} combined standard errors")
     return r_plain, r_defl, se_d, se_py, est_d, est_py
 
@@ -253,10 +259,10 @@ def main():
     ap.add_argument("--epochs", type=int, default=20, help="training epochs (0: fresh initialization)")
     ap.add_argument("--width", type=float, default=0.25)
     ap.add_argument("--n", type=int, default=512, help="training examples measured (one batch)")
-    ap.add_argument("--k", type=int, default=1, help="top-k eigenvalues")
+    ap.add_argument("--k", type=int, nargs="+", default=[1, 3], help="top-k eigenvalues, for each k given")
     ap.add_argument("--tol", type=float, default=1e-3, help="eigenvalue / trace tolerance (PyHessian's default)")
-    ap.add_argument("--deflate", type=int, default=10, help="Lanczos vectors of lossland's deflated trace")
-    ap.add_argument("--probes", type=int, default=10, help="projected probes of lossland's deflated trace")
+    ap.add_argument("--deflate", type=int, default=8, help="Lanczos vectors of lossland's deflated trace")
+    ap.add_argument("--seed", type=int, default=0, help="probes and start vectors (PyHessian: global torch seed)")
     ap.add_argument("--reps", type=int, default=4, help="products timed per HVP path")
     ap.add_argument("--skip", nargs="*", default=[], choices=["hvp", "eig", "trace", "per_sample"])
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: stable timings on shared CPUs)")
@@ -274,17 +280,21 @@ def main():
           f"examples (one batch), BN eval mode, cross-entropy, {torch.get_num_threads()} thread(s)")
     if "hvp" not in args.skip:
         hvp_section(model, loss, x, y, args.reps)
-    eig = trace = None
+    eig, trace = {}, None
     if "eig" not in args.skip:
-        eig = eig_section(model, loss, x, y, args.k, args.tol)
+        ref = reference_eigs(model, loss, x, y, max(args.k))
+        eig = {k: eig_section(model, loss, x, y, k, args.tol, args.seed, ref) for k in args.k}
     if "trace" not in args.skip:
-        trace = trace_section(model, loss, x, y, args.tol, args.deflate, args.probes)
+        trace = trace_section(model, loss, x, y, args.tol, args.deflate, args.seed)
     if "per_sample" not in args.skip:
         per_sample_section(model, loss, x[:128], y[:128])
-    if eig and trace:
-        print(f"\neig_ratio={eig[0]:.3f} eig_agree={eig[1]:.2e} eig_err={eig[2]:.1e} eig_err_pyhessian={eig[3]:.1e} "
-              f"trace_ratio_same_probes={trace[0]:.3f} trace_ratio={trace[1]:.3f} trace_se={trace[2]:.3f} "
-              f"trace_se_pyhessian={trace[3]:.3f}")
+    if pyh is not None:
+        line = " ".join(f"top{k}_ratio={e[0]:.3f} top{k}_agree={e[1]:.1e} top{k}_err={e[2]:.1e} "
+                        f"top{k}_err_pyhessian={e[3]:.1e}" for k, e in eig.items())
+        if trace:
+            line += (f" trace_ratio_same_probes={trace[0]:.3f} trace_ratio={trace[1]:.3f} trace_se={trace[2]:.3f} "
+                     f"trace_se_pyhessian={trace[3]:.3f}")
+        print("\n" + line.strip())
 
 
 if __name__ == "__main__":

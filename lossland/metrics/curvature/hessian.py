@@ -38,9 +38,9 @@ class Curvature:
         """The k largest eigenvalues, largest first (:func:`top_eigenvalues`)."""
         return top_eigenvalues(self.op, k, tol, seed, **kwargs)
 
-    def trace(self, probes: int = 20, seed: int = 0, deflate: int = 0) -> tuple[float, float]:
-        """Hutchinson trace: (estimate, standard error) (:func:`hutchinson`)."""
-        return hutchinson(self.op, probes, seed, deflate)
+    def trace(self, probes: int = 20, seed: int = 0, deflate: int = 0, **kwargs) -> tuple[float, float]:
+        """Hutchinson trace: (estimate, standard error) (:func:`hutchinson`; ``deflate``, ``target_se``)."""
+        return hutchinson(self.op, probes, seed, deflate, **kwargs)
 
     def density(self, ncv: int = 64, num_repeats: int = 1, seed: int = 0, **kwargs) -> tuple[np.ndarray, np.ndarray]:
         """Eigenvalue density by stochastic Lanczos quadrature: (grid, density) (:func:`spectral_density`)."""

@@ -133,7 +133,8 @@ def _power(op, k, tol, seed, max_steps):
     return np.array(values)
 
 
-def hutchinson(op, probes: int = 20, seed: int = 0, deflate: int = 0) -> tuple[float, float]:
+def hutchinson(op, probes: int = 20, seed: int = 0, deflate: int = 0,
+               target_se: float | None = None, min_probes: int = 4) -> tuple[float, float]:
     """Trace estimate with Rademacher probes, one product each: (estimate, standard error).
 
     ``deflate`` > 0 (Hutch++-style, with the sketch from Lanczos): ``deflate`` Lanczos steps from a
@@ -141,6 +142,10 @@ def hutchinson(op, probes: int = 20, seed: int = 0, deflate: int = 0) -> tuple[f
     that dominate a network Hessian's variance — and tr(QᵀAQ) = Σ Lanczos α exactly; the rest,
     tr((I−QQᵀ)A(I−QQᵀ)), is estimated from ``probes`` projected probes. Unbiased; the standard error
     is that of the projected probes. Costs ``deflate + probes`` products.
+
+    ``target_se``: stop early, after at least ``min_probes`` probes, once the standard error is ≤
+    ``target_se`` (``probes`` is then the maximum) — an accuracy target instead of a budget. The
+    sequential stop makes the estimate very slightly biased towards runs of small spread.
     """
     n = op.shape[1]
     gen = torch.Generator().manual_seed(seed)
@@ -156,6 +161,10 @@ def hutchinson(op, probes: int = 20, seed: int = 0, deflate: int = 0) -> tuple[f
         if Q is not None:
             v = v - Q.T @ (Q @ v)
         values.append(float(v @ (op @ v)))
+        if target_se is not None and len(values) >= max(min_probes, 2) and \
+                np.std(values, ddof=1) / math.sqrt(len(values)) <= target_se:
+            break
+    probes = len(values)
     values = np.array(values)
     se = values.std(ddof=1) / math.sqrt(probes) if probes > 1 else float("nan")
     return head + float(values.mean()) if probes else head, float(se)
