@@ -32,6 +32,7 @@ import time
 
 import numpy as np
 import torch
+from curvlinops import HessianLinearOperator
 from torch import nn
 
 from lossland.data import MNIST5k
@@ -117,57 +118,55 @@ def clear(model):
     model.zero_grad(set_to_none=True)
 
 
-def per_product(op, reps: int) -> float:
-    v = torch.randn(op.shape[0], generator=torch.Generator().manual_seed(0))
-    op @ v  # warm-up (and the graph build of the cached path)
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        op @ v
-    return (time.perf_counter() - t0) / reps
-
-
 def hvp_section(model, loss, x, y, reps):
-    print("\n1. Hessian-vector products (s per product, BN eval, one batch of", len(x), "examples)")
-    rows = {}
+    """Seconds per product of every path, interleaved (one product of each path per round, so load
+    changes on a shared machine hit all paths alike); the minimum over ``reps`` rounds."""
+    print(f"\n1. Hessian-vector products (s per product, min over {reps} interleaved rounds; BN eval, "
+          f"one batch of {len(x)} examples)")
     data = (x, y)
-    rows["lossland double backward, cached graph (default)"] = per_product(
-        curvature_operator(model, loss, data, hvp="double_backward"), reps)
-    rows["lossland double backward, graph rebuilt per product"] = per_product(
-        curvature_operator(model, loss, data, hvp="double_backward", cache=False), reps)
-    rows["lossland forward-over-reverse (torch.func.jvp of grad)"] = per_product(
-        curvature_operator(model, loss, data, hvp="forward_over_reverse"), reps)
-    rows["curvlinops HessianLinearOperator, 1 column"] = per_product(
-        curvature_operator(model, loss, data, hvp="curvlinops"), reps)
-    rows["curvlinops HessianLinearOperator, 8 columns at once (per column)"] = _curvlinops_batched(
-        model, loss, data, max(1, reps // 2))
+    paths = {
+        "lossland double backward, cached graph (default)": curvature_operator(model, loss, data),
+        "lossland double backward, graph rebuilt per product": curvature_operator(model, loss, data, cache=False),
+        "lossland forward-over-reverse (torch.func.jvp of grad)":
+            curvature_operator(model, loss, data, hvp="forward_over_reverse"),
+        "curvlinops HessianLinearOperator, 1 column": curvature_operator(model, loss, data, hvp="curvlinops"),
+    }
+    v = torch.randn(paths[next(iter(paths))].shape[0], generator=torch.Generator().manual_seed(0))
+    calls = {name: (lambda op=op: op @ v) for name, op in paths.items()}
+    calls["curvlinops HessianLinearOperator, 8 columns at once (per column)"] = _curvlinops_batched(model, data)
+    h = None
     if pyh is not None:
         h = pyhessian_object(model, x, y)
-        v = [torch.randn_like(p) for p in h.params]
-        pyh.hessian_vector_product(h.gradsH, h.params, v)
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            pyh.hessian_vector_product(h.gradsH, h.params, v)
-        rows["PyHessian (double backward, cached graph)"] = (time.perf_counter() - t0) / reps
-        del h
-        clear(model)
+        vs = [t.view_as(p) for t, p in zip(v.split([p.numel() for p in h.params]), h.params)]
+        calls["PyHessian (double backward, cached graph)"] = \
+            lambda g=h.gradsH, ps=h.params: pyh.hessian_vector_product(g, ps, vs)
+    times = {name: [] for name in calls}
+    for call in calls.values():
+        call()  # warm-up, graph builds
+    for _ in range(reps):
+        for name, call in calls.items():
+            t0 = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - t0)
+    calls = h = None  # free the graphs
+    clear(model)
+    rows = {name: min(t) for name, t in times.items()}
+    rows["curvlinops HessianLinearOperator, 8 columns at once (per column)"] /= 8
     for name, t in rows.items():
         print(f"   {name:<66} {t:.3f}")
     return rows
 
 
-def _curvlinops_batched(model, loss, data, reps):
-    """curvlinops' own matmat with 8 columns (what lossland's operator did before: one vmapped call)."""
-    from curvlinops import HessianLinearOperator
-
+def _curvlinops_batched(model, data):
+    """curvlinops' own matmat with 8 columns at once (lossland's operator before: one vmapped call)."""
     params = [p for p in model.parameters() if p.requires_grad]
     op = HessianLinearOperator(model, nn.CrossEntropyLoss(), params, [data], check_deterministic=False)
     V = torch.randn(sum(p.numel() for p in params), 8, generator=torch.Generator().manual_seed(0))
-    with bn_mode(model, "eval", elementary=True):
-        op @ V[:, :1]
-        t0 = time.perf_counter()
-        for _ in range(reps):
+
+    def call():
+        with bn_mode(model, "eval", elementary=True):
             op @ V
-    return (time.perf_counter() - t0) / (reps * 8)
+    return call
 
 
 def reference_eigs(model, loss, x, y, k):

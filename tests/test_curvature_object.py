@@ -161,3 +161,13 @@ def test_one_bn_context_for_gm_and_curvature():
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
     assert model.training and not model[1].training and model[2].training
     assert "forward" not in model[1].__dict__
+
+
+def test_hutchinson_target_se_stops_once_the_standard_error_is_reached():
+    model, (x, y) = tiny_mlp(), data()
+    op = curvature_operator(model, CrossEntropy(), (x, y))
+    _, se_all = hutchinson(op, probes=100, seed=2)
+    before = op.products
+    est, se = hutchinson(op, probes=100, seed=2, target_se=2 * se_all)
+    assert se <= 2 * se_all and 4 <= op.products - before < 100
+    assert abs(est - tiny_dense("ce").trace().item()) < 4 * se
