@@ -293,7 +293,8 @@ def main():
         if trace:
             line += (f" trace_ratio_same_probes={trace[0]:.3f} trace_ratio={trace[1]:.3f} trace_se={trace[2]:.3f} "
                      f"trace_se_pyhessian={trace[3]:.3f}")
-        print("\n" + line.strip())
+        if line.strip():
+            print("\n" + line.strip())
 
 
 if __name__ == "__main__":
