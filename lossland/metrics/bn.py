@@ -78,7 +78,8 @@ def bn_mode(model: nn.Module, mode: str = "eval", dropout: bool = False,
         for m, (track, buffers) in zip(bns, saved):
             m.track_running_stats = track
             m._buffers.update(buffers)
-            m.__dict__.pop("forward", None)
+            if elementary:
+                del m.forward
         for m, flag in flags.items():
             m.training = flag
 

@@ -8,6 +8,7 @@ restarts for the top of a network Hessian's spectrum (measured in ``docs/curvatu
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -38,10 +39,12 @@ def lanczos(op, steps: int, start: torch.Tensor, k: int = 0, tol: float = 0.0,
     """
     n = start.numel()
     steps = min(steps, n)
-    Q = torch.empty(steps, n, dtype=start.dtype, device=start.device)
+    Q = torch.empty(min(steps, 16), n, dtype=start.dtype, device=start.device)  # grows by doubling
     alphas, betas = [], []
     q = start
     for j in range(steps):
+        if j == len(Q):
+            Q = torch.cat([Q, torch.empty(min(len(Q), steps - len(Q)), n, dtype=Q.dtype, device=Q.device)])
         Q[j] = q
         w = op @ q
         alphas.append(float(w @ q))
@@ -64,7 +67,7 @@ def lanczos(op, steps: int, start: torch.Tensor, k: int = 0, tol: float = 0.0,
             return np.array(alphas), np.array(betas), Q[:m]
         betas.append(beta)
         q = w / beta
-    return np.array(alphas), np.array(betas), Q  # pragma: no cover
+    return np.array(alphas), np.array(betas), Q[:steps]  # pragma: no cover
 
 
 def _tridiagonal_eigh(alphas, betas) -> tuple[np.ndarray, np.ndarray]:
@@ -81,9 +84,10 @@ def top_eigenvalues(op, k: int = 1, tol: float = 1e-6, seed: int = 0, which: str
     """The ``k`` algebraically largest eigenvalues (``which="SA"``: smallest), largest first.
 
     ``method="lanczos"`` (default): :func:`lanczos` from a seeded Gaussian start until each of the k
-    eigenvalues has estimated relative error ≤ ``tol`` (at most ``max_steps`` products, default
-    dimension). ``"arpack"``: scipy ``eigsh`` (implicitly restarted Lanczos, ``ncv`` vectors per restart,
-    default max(2k + 1, 10), residual ≤ ``tol``·|λ|); ``"power"``: power iteration with deflation,
+    eigenvalues has estimated relative error ≤ ``tol`` (at most ``max_steps`` products, default the
+    smaller of the dimension and 1000; a warning if they do not converge). ``"arpack"``: scipy
+    ``eigsh`` (implicitly restarted Lanczos, ``ncv`` vectors per restart, default max(2k + 1, 10),
+    residual ≤ ``tol``·|λ|); ``"power"``: power iteration with deflation,
     PyHessian's rule (stop at relative change < ``tol``), for comparison. Operators of dimension ≤ k + 1
     are decomposed densely.
     """
@@ -95,7 +99,11 @@ def top_eigenvalues(op, k: int = 1, tol: float = 1e-6, seed: int = 0, which: str
         return np.sort(evals[:k])[::-1].copy()
     if method == "lanczos":
         start = _start(n, seed, op.dtype, op.device)
-        alphas, betas, _ = lanczos(op, max_steps or n, start, k=k, tol=tol, which=which)
+        steps = min(max_steps or 1000, n)
+        alphas, betas, _ = lanczos(op, steps, start, k=k, tol=tol, which=which)
+        if len(alphas) == steps < n:
+            warnings.warn(f"Lanczos: the top-{k} eigenvalues did not reach tol {tol:g} in {steps} products",
+                          stacklevel=2)
         theta = _tridiagonal_eigh(alphas, betas)[0]
         chosen = theta[::-1][:k] if which == "LA" else theta[:k]
         return np.sort(chosen)[::-1].copy()
