@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from lossland.batches import TensorBatches
+
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -47,10 +49,7 @@ def layer_groups(params: dict[str, nn.Parameter]) -> dict[str, dict[str, nn.Para
 def as_batches(data, batch_size: int | None = None) -> Batches:
     """``(x, y)`` → list of batches of ``batch_size`` (``None``: one batch); a list passes through."""
     if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
-        x, y = data
-        if batch_size is None or batch_size >= len(x):
-            return [(x, y)]
-        return list(zip(x.split(batch_size), y.split(batch_size)))
+        return list(TensorBatches(*data, batch_size))
     return list(data)
 
 
