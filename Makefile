@@ -36,8 +36,10 @@ lint: $(STAMP)  ## style (ruff) and the import layering contracts in pyproject.t
 	$(BIN)/ruff check lossland tests benchmarks train.py connect.py
 	$(BIN)/lint-imports
 
-bench: $(STAMP)
+bench: $(STAMP)  ## speed ratios: training-loop overhead vs a raw loop; curvature vs the real PyHessian package
 	$(BIN)/python benchmarks/step_overhead.py
+	$(PIP) install -q --no-deps pyhessian
+	$(BIN)/python benchmarks/curvature.py
 
 clean:
 	rm -rf $(VENV) multirun outputs
