@@ -266,13 +266,14 @@ def print_summary(summary: dict, cfg: DictConfig) -> None:
         return f"{100 * final[key]:.2f} %" if final.get(key) is not None else "n/a"
 
     gm = f"{final['gm']:.4g}" if final.get("gm") is not None else "n/a"
-    console = Console(stderr=False)
+    console = Console(stderr=False, soft_wrap=True)
     console.print(f"\n[bold]lossland[/bold]: run {summary['status']} after {summary['steps']} steps "
                   f"({summary['wall_s']:.0f} s)")
     console.print(f"  final train error {pct('train_error')}, test error {pct('test_error')}, GM {gm}")
     console.print(f"  records: {out}/ (summary.json, metrics.csv, checkpoints/)")
     console.print("  next: a sweep     python train.py -m elr=1e-4,1e-3,1e-2")
-    console.print("        its report  lossland report multirun/<date>/<time>   (lossland collect: a table)")
+    console.print("        its table   lossland collect multirun/<date>/<time>")
+    console.print("        its report  lossland report multirun/<date>/<time>")
 
 
 def finish_wandb() -> None:
