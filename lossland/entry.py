@@ -18,6 +18,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import hydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
 from omegaconf import DictConfig, OmegaConf
 
@@ -33,8 +35,6 @@ def fail(err: Exception | str, code: int = 2):
 
 
 def _parse(argv: list[str]):
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     return OverridesParser.create().parse_overrides([a for a in argv if "=" in a and not a.startswith("-")])
 
 
@@ -87,8 +87,6 @@ def launch(config_name: str, job: Callable[[DictConfig], object], validate: Call
     """Check the command line, then run ``job`` as the Hydra app ``conf/<config_name>.yaml``.
     ``validate(cfg, recipe)`` checks every job's config up front; ``after_single(result, cfg)`` runs after a
     single (not multirun) job, e.g. to print what to do next."""
-    import hydra
-
     argv = sys.argv[1:] if argv is None else argv
     multirun = "-m" in argv or "--multirun" in argv
     help_only = any(a in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info") for a in argv)
@@ -109,7 +107,7 @@ def launch(config_name: str, job: Callable[[DictConfig], object], validate: Call
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def main(cfg: DictConfig) -> None:
-        from lossland.loop import Interrupted
+        from lossland.loop import Interrupted  # here: analysis apps start without importing Lightning
 
         outcome.count += 1
         try:

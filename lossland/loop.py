@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 from lightning.fabric import Fabric
+from tqdm.auto import tqdm
 
 from lossland.data.base import block_sizes
 from lossland.metrics.gradients import evaluate
@@ -242,8 +243,6 @@ class Trainer:
     def _progress_bar(self, total: int):
         if not self.progress or not self.fabric.is_global_zero:
             return None
-        from tqdm.auto import tqdm
-
         return tqdm(total=total, initial=self.global_step, desc="train", unit="step", dynamic_ncols=True,
                     leave=False)
 

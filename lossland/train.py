@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 import time
 import traceback
 import uuid
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
 
 from lossland.build import (
     build_callbacks,
@@ -36,6 +38,7 @@ from lossland.build import (
     instantiate_node,
     total_steps,
 )
+from lossland.callbacks import PhaseMetrics
 from lossland.config import job_overrides, output_dir, under_hydra
 from lossland.errors import LosslandError
 from lossland.loop import Diverged, Interrupted
@@ -242,8 +245,6 @@ def final_metrics(trainer, scheduled: bool = True) -> dict[str, float]:
     """Full-pass loss and error (BN in eval mode) on every split at the final weights, plus the last value
     of every scheduled metric (e.g. ``gm``, measured at the last step with BN in train mode on the
     evaluation subset). ``scheduled=False`` (a diverged run): the full-pass values only."""
-    from lossland.callbacks import PhaseMetrics
-
     module, dm = trainer.module, trainer.datamodule
     final: dict[str, float] = {}
     for cb in trainer.callbacks:
@@ -257,8 +258,6 @@ def final_metrics(trainer, scheduled: bool = True) -> dict[str, float]:
 
 def print_summary(summary: dict, cfg: DictConfig) -> None:
     """What a newcomer sees at the end of one run: the final numbers, where the records are, what next."""
-    from rich.console import Console
-
     out = output_dir(cfg)
     final = summary.get("final") or {}
 
@@ -278,8 +277,6 @@ def print_summary(summary: dict, cfg: DictConfig) -> None:
 
 def finish_wandb() -> None:
     """End the process's W&B run, if any, so that the next job of a multirun starts a new one."""
-    import sys
-
     if "wandb" in sys.modules:
         import wandb
 
