@@ -98,7 +98,8 @@ class Trainer:
             "optimizer_states": [self.optimizer.state_dict()],
             type(dm).__qualname__: dm.state_dict(),  # continue the data order (init_from)
             "lossland": {"version": CHECKPOINT_VERSION, "epoch_start_step": self.epoch_start_step,
-                         "rng": torch.get_rng_state(), "finite": finite, **self.run_info,
+                         "rng": torch.get_rng_state(), "threads": torch.get_num_threads(), "finite": finite,
+                         **self.run_info,
                          "callbacks": {type(c).__name__: c.state_dict() for c in self.callbacks
                                        if hasattr(c, "state_dict")}},
         }
@@ -117,6 +118,8 @@ class Trainer:
         self.global_step, self.current_epoch = int(ckpt["global_step"]), int(ckpt["epoch"])
         self.epoch_start_step = int(meta["epoch_start_step"])
         torch.set_rng_state(meta["rng"])
+        if self.deterministic and meta.get("threads"):  # CPU reductions depend on the thread count
+            torch.set_num_threads(int(meta["threads"]))
         for c in self.callbacks:
             state = meta["callbacks"].get(type(c).__name__)
             if state is not None:
