@@ -13,11 +13,13 @@ launcher (one job at a time) leaves torch's default.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+log = logging.getLogger("lossland")
 SWEEP_JOBS_ENV = "LOSSLAND_SWEEP_JOBS"
 BASIC = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 # The sweep directory of the multirun started in this process (set by the SweepRecord callback).
@@ -80,6 +82,7 @@ def set_job_threads(cfg: DictConfig) -> int | None:
 
         torch.set_num_threads(n)
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(n)
+        log.info("threads: %d (%s launcher, %d cores)", n, launcher_kind(launcher), cores())
     return n
 
 
