@@ -12,7 +12,7 @@ import time
 import pytest
 from omegaconf import OmegaConf
 
-from lossland.launchers import cores, ddp_refusal, job_threads
+from lossland.launchers import cores, ddp_refusal, job_threads, launcher_kind
 from lossland.runs import Run
 from tests.conftest import ROOT, run_cli
 
@@ -134,3 +134,19 @@ def test_ray_sweep_on_a_local_ray_cluster(tmp_path):
     res = run_cli("train.py", "-m", *TINY, "lr=0.1,0.05", "hydra/launcher=ray", f"hydra.sweep.dir={sweep}")
     assert res.returncode == 0, res.stderr[-3000:]
     assert statuses(sweep, 2) == ["ok"] * 2 and all(ordinary_records(sweep / str(i)) for i in range(2))
+
+
+def test_every_launcher_option_composes_against_its_plugin_schema():
+    from lossland.config import compose
+
+    for name, kind in (("joblib", "joblib"), ("submitit_local", "submitit_local"),
+                       ("submitit_slurm", "submitit_slurm"), ("ray", "ray")):
+        cfg = compose([f"hydra/launcher={name}"], return_hydra_config=True)
+        assert launcher_kind(cfg.hydra.launcher) == kind
+    slurm = compose(["hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=1",
+                     "hydra.launcher.timeout_min=240", "hydra.launcher.array_parallelism=12"],
+                    return_hydra_config=True).hydra.launcher
+    assert (slurm.partition, slurm.gpus_per_node, slurm.array_parallelism) == ("gpu", 1, 12)
+    assert slurm.additional_parameters.requeue is True and slurm.max_num_timeout > 0
+    with pytest.raises(Exception, match="timeout_min"):  # typed by the plugin's schema: a wrong type is refused
+        compose(["hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=soon"], return_hydra_config=True)
