@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[dev,scale]"
 	# --no-deps: curvlinops' backpack dependency would pull torchvision, which breaks lightning here.
 	$(PIP) install -q --no-deps "$(CURVLINOPS)"
 	-$(PIP) uninstall -y -q torchvision 2>/dev/null

@@ -55,7 +55,7 @@ log = logging.getLogger("lossland")
 # What a run writes into its directory (Hydra's .hydra/ and <app>.log are not a run's records).
 RECORDS = ("summary.json", "metrics.csv", "checkpoints", "wandb", "error.log", "curvature.json", "slice.json",
            "slice.png")
-NOT_IN_DIGEST = ("out_dir", "resume", "overwrite", "logger", "trainer.enable_progress_bar")
+NOT_IN_DIGEST = ("out_dir", "resume", "overwrite", "logger", "trainer.enable_progress_bar", "threads")
 
 
 def config_digest(cfg: DictConfig) -> str:
@@ -110,6 +110,8 @@ def decide(cfg: DictConfig, out: Path, digest: str) -> tuple[str, dict | None]:
         raise LosslandError(f"{out} holds {what}; choose another directory or pass overwrite=true "
                             "(which deletes them)")
     status = run.status
+    if status == "running" and previous.get("scheduler_job") and previous["scheduler_job"] == scheduler_job():
+        status = "interrupted"  # this job is its own requeued self (SLURM/submitit): the earlier attempt is gone
     if same and status == "ok" and resume != "true":
         return "skip", previous
     if status == "running":
@@ -122,6 +124,15 @@ def decide(cfg: DictConfig, out: Path, digest: str) -> tuple[str, dict | None]:
         clear_run_dir(out)
         return "train", None
     return "resume", ckpt
+
+
+def scheduler_job() -> str | None:
+    """The scheduler's id of this job, the same across its requeues (SLURM, submitit's local executor)."""
+    for key in ("SLURM_ARRAY_JOB_ID", "SLURM_JOB_ID", "SUBMITIT_LOCAL_JOB_ID"):
+        if os.environ.get(key):
+            task = os.environ.get("SLURM_ARRAY_TASK_ID") if key == "SLURM_ARRAY_JOB_ID" else None
+            return f"{os.environ[key]}_{task}" if task else os.environ[key]
+    return None
 
 
 def run(cfg: DictConfig) -> dict:
@@ -141,7 +152,7 @@ def run(cfg: DictConfig) -> dict:
     summary = {"status": "running", "seed": int(cfg.seed), "elr": cfg.get("elr"), "lr": cfg.get("lr"),
                "overrides": job_overrides(), "steps": 0, "epochs": 0, "wall_s": 0.0, "diverged_at_step": None,
                "final": {}, "run_id": previous.get("run_id") or uuid.uuid4().hex[:12], "config_digest": digest,
-               "pid": os.getpid(), "host": socket.gethostname()}
+               "pid": os.getpid(), "host": socket.gethostname(), "scheduler_job": scheduler_job()}
     if action == "resume":
         summary["resumed_from_step"] = int(state["global_step"])
         log.info("%s: resuming from step %d", out, state["global_step"])
@@ -178,6 +189,8 @@ def run(cfg: DictConfig) -> dict:
     finally:
         summary["wall_s"] = round(time.time() - t0 + float(previous.get("wall_s") or 0.0), 3)
         summary.pop("pid", None)
+        if summary["status"] == "running":  # ended by SystemExit (a scheduler's requeue signal handler)
+            summary["status"] = "interrupted"
         if trainer is not None:
             for lg in trainer.loggers:
                 try:
