@@ -191,7 +191,7 @@ class Search:
                             float(((self.lam * (1 - alpha) * (1 - p.shape[-1] * p)) ** 2).sum())
                             for p in model.mixture().values()))
                     gnorm = math.sqrt(sum(float((g ** 2).sum()) for g in g_gamma))
-                    metrics = dict(alpha=alpha, log_decay=self.log_decay.item(), train_loss=float(loss),
+                    metrics = dict(alpha=alpha, log_decay=self.log_decay.item(), train_loss=loss.item(),
                                    train_ce=float(ce), train_acc=float((out.argmax(-1) == yt).float().mean()),
                                    val_q=float(q), val_ce_batch=float(F.cross_entropy(vout, yv)),
                                    gamma_grad_norm=gnorm, prior_grad_norm=prior_grad, lr=self._lr(step))
