@@ -54,3 +54,13 @@ def test_a_bad_prior_is_refused_in_one_line(tmp_path):
     err = [ln for ln in res.stderr.splitlines() if ln.startswith("lossland: error:")]
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert err == ["lossland: error: prior.alpha must be a finite number > 0 (the Dirichlet concentration), got 0"]
+
+
+def test_the_report_draws_the_study_figures(sweep, tmp_path):
+    from lossland.nas.report import report
+
+    files = report(sweep, tmp_path, prefix="nas_")
+    names = {f.name for f in files}
+    assert {"nas_dynamics_weak.png", "nas_dynamics_annealed.png", "nas_entropy.png", "nas_robustness_weights.png",
+            "nas_robustness_inputs.png", "nas_findings.md"} <= names
+    assert all(f.stat().st_size > 0 for f in files)
