@@ -163,7 +163,9 @@ def findings(hist: list[dict], n_ops: int, cfg) -> dict:
     stalled: the structure moved little while its hypergradient is small. Measured as the mean over the last
     quarter of the logged steps of ||dQ/dGamma||, relative to its mean over the first quarter, and the largest
     change of any softmax(gamma) entry over the last quarter; stalled when both are below the tolerances
-    (``findings.grad_ratio_tol``, ``findings.move_tol``) while the structure is not degenerate."""
+    (``findings.grad_ratio_tol``, ``findings.move_tol``) while the structure is not degenerate. Per edge: an
+    edge is undecided when its final entropy is >= ``findings.undecided_frac`` * log K, and stalled when it is
+    undecided and its late hypergradient norm is below ``grad_ratio_tol`` x the early median edge's."""
     f = cfg.findings
     log_k = math.log(n_ops)
     ent_keys = [k for k in hist[-1] if k.startswith("entropy/")]
@@ -176,10 +178,22 @@ def findings(hist: list[dict], n_ops: int, cfg) -> dict:
     window = rows[-q:]
     move = max(max(r[k] for r in window) - min(r[k] for r in window) for k in mix_keys) if window else 0.0
     degenerate = max(final_ent) <= float(f.entropy_tol) * log_k
+    # per edge: undecided at the end (entropy >= undecided_frac * log K) with a late hypergradient below
+    # grad_ratio_tol x the early median per-edge hypergradient -> stalled there
+    edges = [k.removeprefix("entropy/") for k in ent_keys]
+    early = sorted(sum(r[f"grad/{e}"] for r in rows[:q]) / q for e in edges if f"grad/{e}" in rows[0])
+    med = early[len(early) // 2] if early else float("nan")
+    per_edge = {}
+    for e in edges:
+        late = sum(r.get(f"grad/{e}", float("nan")) for r in rows[-q:]) / q
+        undecided = hist[-1][f"entropy/{e}"] >= float(f.undecided_frac) * log_k
+        per_edge[e] = {"entropy": hist[-1][f"entropy/{e}"], "late_grad": late, "undecided": bool(undecided),
+                       "stalled": bool(undecided and late < float(f.grad_ratio_tol) * med)}
     ratio = g_last / g_first if g_first > 0 else float("nan")
     return {"final_entropy_max": max(final_ent), "final_entropy_mean": sum(final_ent) / len(final_ent),
             "log_k": log_k, "degenerate": bool(degenerate),
             "grad_norm_first_quarter": g_first, "grad_norm_last_quarter": g_last, "grad_ratio": ratio,
             "mix_move_last_quarter": move,
             "stalled": bool(not degenerate and ratio < float(f.grad_ratio_tol) and move < float(f.move_tol)),
-            "near_uniform_final": bool(min(final_ent) >= 0.9 * log_k)}
+            "early_median_edge_grad": med, "undecided_edges": sum(v["undecided"] for v in per_edge.values()),
+            "stalled_edges": sum(v["stalled"] for v in per_edge.values()), "edges": per_edge}

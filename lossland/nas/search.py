@@ -186,12 +186,16 @@ class Search:
                 self.w_opt.step()
                 step += 1
                 if step % log_every == 0 or i == self.steps_per_epoch - 1:
+                    metrics_edges = {}
                     with torch.no_grad():
                         prior_grad = math.sqrt(sum(
                             float(((self.lam * (1 - alpha) * (1 - p.shape[-1] * p)) ** 2).sum())
                             for p in model.mixture().values()))
                     gnorm = math.sqrt(sum(float((g ** 2).sum()) for g in g_gamma))
-                    metrics = dict(alpha=alpha, log_decay=self.log_decay.item(), train_loss=loss.item(),
+                    for kind, g in zip(model.kinds, g_gamma):
+                        for e, v in enumerate(g.norm(dim=-1).tolist()):
+                            metrics_edges[f"grad/{kind}/e{e}"] = v
+                    metrics = dict(metrics_edges, alpha=alpha, log_decay=self.log_decay.item(), train_loss=loss.item(),
                                    train_ce=float(ce), train_acc=float((out.argmax(-1) == yt).float().mean()),
                                    val_q=float(q), val_ce_batch=float(F.cross_entropy(vout, yv)),
                                    gamma_grad_norm=gnorm, prior_grad_norm=prior_grad, lr=self._lr(step))
