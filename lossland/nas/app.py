@@ -157,43 +157,56 @@ def run_search(cfg: DictConfig) -> dict:
 
 
 def findings(hist: list[dict], n_ops: int, cfg) -> dict:
-    """The seed's two findings as measurements.
+    """The seed's two findings as measurements (docs/nas.md).
 
     degenerate: every edge's mixture is (near) one-hot at the end: final max entropy <= ``entropy_tol`` * log K.
-    stalled: the structure moved little while its hypergradient is small. Measured as the mean over the last
-    quarter of the logged steps of ||dQ/dGamma||, relative to its mean over the first quarter, and the largest
-    change of any softmax(gamma) entry over the last quarter; stalled when both are below the tolerances
-    (``findings.grad_ratio_tol``, ``findings.move_tol``) while the structure is not degenerate. Per edge: an
-    edge is undecided when its final entropy is >= ``findings.undecided_frac`` * log K, and stalled when it is
-    undecided and its late hypergradient norm is below ``grad_ratio_tol`` x the early median edge's."""
+
+    stalled: the structure stopped moving because the data no longer drives it. The hypergradient of Q splits
+    into the prior's part (closed form, lambda (1 - alpha)(1 - K p)) and the validation-CE part (the rest,
+    ``ce_grad_norm``). Measured: the mean CE part over the last quarter of the logged steps relative to the
+    first quarter (``ce_grad_ratio``) and the largest change of any softmax(gamma) entry over the last quarter
+    (``mix_move_last_quarter``); stalled when both are below ``findings.grad_ratio_tol`` / ``findings.move_tol``.
+    Per edge: undecided (final entropy >= ``findings.undecided_frac`` * log K), and the same stall test on the
+    edge's CE part relative to the early median edge's."""
     f = cfg.findings
     log_k = math.log(n_ops)
     ent_keys = [k for k in hist[-1] if k.startswith("entropy/")]
     final_ent = [hist[-1][k] for k in ent_keys]
     rows = [r for r in hist if "gamma_grad_norm" in r]
     q = max(1, len(rows) // 4)
-    g_first = sum(r["gamma_grad_norm"] for r in rows[:q]) / q
-    g_last = sum(r["gamma_grad_norm"] for r in rows[-q:]) / q
+
+    def mean(key, part):
+        return sum(r.get(key, float("nan")) for r in part) / len(part)
+
     mix_keys = [k for k in hist[-1] if k.startswith("mix/")]
-    window = rows[-q:]
-    move = max(max(r[k] for r in window) - min(r[k] for r in window) for k in mix_keys) if window else 0.0
+
+    def move(keys):
+        return max(max(r[k] for r in rows[-q:]) - min(r[k] for r in rows[-q:]) for k in keys)
+
     degenerate = max(final_ent) <= float(f.entropy_tol) * log_k
-    # per edge: undecided at the end (entropy >= undecided_frac * log K) with a late hypergradient below
-    # grad_ratio_tol x the early median per-edge hypergradient -> stalled there
+    ce_first, ce_last = mean("ce_grad_norm", rows[:q]), mean("ce_grad_norm", rows[-q:])
+    ce_ratio = ce_last / ce_first if ce_first > 0 else float("nan")
+    total_move = move(mix_keys)
     edges = [k.removeprefix("entropy/") for k in ent_keys]
-    early = sorted(sum(r[f"grad/{e}"] for r in rows[:q]) / q for e in edges if f"grad/{e}" in rows[0])
-    med = early[len(early) // 2] if early else float("nan")
+    early = sorted(mean(f"cegrad/{e}", rows[:q]) for e in edges)
+    med = early[len(early) // 2]
     per_edge = {}
     for e in edges:
-        late = sum(r.get(f"grad/{e}", float("nan")) for r in rows[-q:]) / q
+        late = mean(f"cegrad/{e}", rows[-q:])
         undecided = hist[-1][f"entropy/{e}"] >= float(f.undecided_frac) * log_k
-        per_edge[e] = {"entropy": hist[-1][f"entropy/{e}"], "late_grad": late, "undecided": bool(undecided),
-                       "stalled": bool(undecided and late < float(f.grad_ratio_tol) * med)}
-    ratio = g_last / g_first if g_first > 0 else float("nan")
+        moved = move([k for k in mix_keys if k.startswith(f"mix/{e}/")])
+        per_edge[e] = {"entropy": hist[-1][f"entropy/{e}"], "late_ce_grad": late, "late_grad": mean(f"grad/{e}", rows[-q:]),
+                       "move_last_quarter": moved, "undecided": bool(undecided),
+                       "stalled": bool(late < float(f.grad_ratio_tol) * med and moved < float(f.move_tol))}
     return {"final_entropy_max": max(final_ent), "final_entropy_mean": sum(final_ent) / len(final_ent),
             "log_k": log_k, "degenerate": bool(degenerate),
-            "grad_norm_first_quarter": g_first, "grad_norm_last_quarter": g_last, "grad_ratio": ratio,
-            "mix_move_last_quarter": move,
-            "stalled": bool(not degenerate and ratio < float(f.grad_ratio_tol) and move < float(f.move_tol)),
-            "early_median_edge_grad": med, "undecided_edges": sum(v["undecided"] for v in per_edge.values()),
-            "stalled_edges": sum(v["stalled"] for v in per_edge.values()), "edges": per_edge}
+            "grad_norm_first_quarter": mean("gamma_grad_norm", rows[:q]),
+            "grad_norm_last_quarter": mean("gamma_grad_norm", rows[-q:]),
+            "prior_grad_norm_last_quarter": mean("prior_grad_norm", rows[-q:]),
+            "ce_grad_norm_first_quarter": ce_first, "ce_grad_norm_last_quarter": ce_last, "ce_grad_ratio": ce_ratio,
+            "mix_move_last_quarter": total_move,
+            "stalled": bool(ce_ratio < float(f.grad_ratio_tol) and total_move < float(f.move_tol)),
+            "early_median_edge_ce_grad": med, "undecided_edges": sum(v["undecided"] for v in per_edge.values()),
+            "stalled_edges": sum(v["stalled"] for v in per_edge.values()),
+            "stalled_undecided_edges": sum(v["stalled"] and v["undecided"] for v in per_edge.values()),
+            "edges": per_edge}

@@ -187,18 +187,19 @@ class Search:
                 step += 1
                 if step % log_every == 0 or i == self.steps_per_epoch - 1:
                     metrics_edges = {}
-                    with torch.no_grad():
-                        prior_grad = math.sqrt(sum(
-                            float(((self.lam * (1 - alpha) * (1 - p.shape[-1] * p)) ** 2).sum())
-                            for p in model.mixture().values()))
+                    with torch.no_grad():  # dR/dgamma = (1 - alpha)(1 - K p): the prior's part, in closed form
+                        g_prior = [self.lam * (1 - alpha) * (1 - p.shape[-1] * p) for p in model.mixture().values()]
+                    prior_grad = math.sqrt(sum(float((g ** 2).sum()) for g in g_prior))
                     gnorm = math.sqrt(sum(float((g ** 2).sum()) for g in g_gamma))
-                    for kind, g in zip(model.kinds, g_gamma):
-                        for e, v in enumerate(g.norm(dim=-1).tolist()):
+                    ce_grad = math.sqrt(sum(float(((g - gp) ** 2).sum()) for g, gp in zip(g_gamma, g_prior)))
+                    for kind, g, gp in zip(model.kinds, g_gamma, g_prior):
+                        for e, (v, c) in enumerate(zip(g.norm(dim=-1).tolist(), (g - gp).norm(dim=-1).tolist())):
                             metrics_edges[f"grad/{kind}/e{e}"] = v
+                            metrics_edges[f"cegrad/{kind}/e{e}"] = c
                     metrics = dict(metrics_edges, alpha=alpha, log_decay=self.log_decay.item(), train_loss=loss.item(),
-                                   train_ce=float(ce), train_acc=float((out.argmax(-1) == yt).float().mean()),
+                                   train_ce=ce.item(), train_acc=(out.argmax(-1) == yt).float().mean().item(),
                                    val_q=float(q), val_ce_batch=float(F.cross_entropy(vout, yv)),
-                                   gamma_grad_norm=gnorm, prior_grad_norm=prior_grad, lr=self._lr(step))
+                                   gamma_grad_norm=gnorm, prior_grad_norm=prior_grad, ce_grad_norm=ce_grad, lr=self._lr(step))
                     if i == self.steps_per_epoch - 1:
                         metrics["val_acc"] = accuracy(model, xv_all, yv_all)
                         if self.test is not None:
