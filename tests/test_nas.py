@@ -170,3 +170,16 @@ def test_bad_input_is_one_clear_line(override, message):
     with pytest.raises(LosslandError) as e:
         validate(compose([override], "nas"))
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_face_dwell_counts_mixtures_at_face_centres():
+    from lossland.nas.search import face_dwell
+
+    ops = ["a", "b", "c", "d"]
+
+    def row(p):
+        return {f"mix/normal/e0/{o}": v for o, v in zip(ops, p)}
+
+    hist = [row([0.25] * 4), row([0.5, 0.49, 0.005, 0.005]), row([0.34, 0.33, 0.33, 0.0]), row([1.0, 0, 0, 0])]
+    d = face_dwell(hist)
+    assert d["by_m"] == {2: 0.25, 3: 0.25} and d["share"] == 0.5

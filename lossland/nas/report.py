@@ -43,6 +43,7 @@ def load_jobs(sweep: Path) -> dict[str, dict]:
 
 def report(sweep: Path, out: Path | None = None, prefix: str = "") -> list[Path]:
     from lossland.nas import plots
+    from lossland.nas.search import face_dwell
 
     jobs = load_jobs(sweep)
     if not jobs:
@@ -70,7 +71,8 @@ def report(sweep: Path, out: Path | None = None, prefix: str = "") -> list[Path]
                      "edge_entropy_mean": f["final_entropy_mean"], "log_K": f["log_k"], "degenerate": f["degenerate"],
                      "ce_grad_ratio_late_early": f["ce_grad_ratio"],
                      "prior_grad_late": f["prior_grad_norm_last_quarter"], "mix_move_last_quarter": f["mix_move_last_quarter"],
-                     "stalled": f["stalled"], "undecided_edges": f.get("undecided_edges"),
+                     "stalled": f["stalled"], "face_centre_share": face_dwell(j["history"])["share"],
+                     "face_centre_by_m": " ".join(f"{m}:{v:.2f}" for m, v in face_dwell(j["history"])["by_m"].items()), "undecided_edges": f.get("undecided_edges"),
                      "stalled_edges": f.get("stalled_edges"),
                      "stalled_undecided_edges": f.get("stalled_undecided_edges"), "final_A": s["log_decay"],
                      "supernet_acc_w_noise_max": rob["supernet"]["weights"][-1]["mean"],

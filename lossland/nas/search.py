@@ -212,3 +212,21 @@ class Search:
                      self.history[-1].get("val_acc", float("nan")), self.history[-1]["entropy_mean"])
         return {"status": status, "steps": step, "epochs": self.history[-1]["epoch"],
                 "search_wall_s": time.perf_counter() - t0, "log_decay": self.log_decay.item()}
+
+
+def face_dwell(hist: list[dict], tol: float = 0.05) -> dict:
+    """How long the edges' mixtures sat at the centre of a face of the simplex (uniform over m of the K
+    operations, 2 <= m < K, the rest ~0): stationary points of the prior's kernel sum_k log p_k restricted to
+    the face, where a symmetric search lingers. ``{"share": fraction of logged (edge, step) pairs at a face
+    centre (within ``tol`` per entry), "by_m": {m: share}}``."""
+    edges = sorted({k.rsplit("/", 1)[0] for k in hist[0] if k.startswith("mix/")})
+    total, by_m = 0, {}
+    for r in hist:
+        for e in edges:
+            p = sorted((v for k, v in r.items() if k.startswith(e + "/")), reverse=True)
+            total += 1
+            for m in range(2, len(p)):
+                if all(abs(x - 1 / m) < tol for x in p[:m]) and sum(p[m:]) < tol:
+                    by_m[m] = by_m.get(m, 0) + 1
+                    break
+    return {"share": sum(by_m.values()) / max(1, total), "by_m": {m: c / max(1, total) for m, c in sorted(by_m.items())}}
