@@ -183,3 +183,16 @@ def test_face_dwell_counts_mixtures_at_face_centres():
     hist = [row([0.25] * 4), row([0.5, 0.49, 0.005, 0.005]), row([0.34, 0.33, 0.33, 0.0]), row([1.0, 0, 0, 0])]
     d = face_dwell(hist)
     assert d["by_m"] == {2: 0.25, 3: 0.25} and d["share"] == 0.5
+
+
+def test_a_diverging_search_is_a_record_with_status_diverged(tmp_path):
+    import json
+
+    from lossland.nas.app import run_search
+
+    cfg = compose(["logger=csv", "data.train_size=64", "data.val_size=32", "data.test_size=32", "search.epochs=1",
+                   "search.batch_size=32", "nas.channels=2", "search.max_loss=1e-6", f"out_dir={tmp_path}"], "nas")
+    summary = run_search(cfg)
+    assert summary["status"] == "diverged" and summary["steps"] == 0
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "diverged"
+    assert (tmp_path / "metrics.csv").exists() and not (tmp_path / "genotype.yaml").exists()

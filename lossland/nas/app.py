@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -49,11 +48,11 @@ def _build_data(cfg):
 
 def run_search(cfg: DictConfig) -> dict:
     from lossland.build import build_loggers
+    from lossland.models.darts import GenotypeNet
     from lossland.nas import plots
     from lossland.nas.robustness import noise_curve, train_discrete
     from lossland.nas.search import Search, accuracy
     from lossland.nas.supernet import Supernet
-    from lossland.models.darts import GenotypeNet
     from lossland.seeding import generator, stream_seed
     from lossland.train import finish_wandb
 
@@ -85,6 +84,8 @@ def run_search(cfg: DictConfig) -> dict:
         summary.update(search.run(log_metrics))
         loggers[0].save()
         hist = search.history
+        if summary["status"] != "ok":  # diverged: the records so far, no genotype / robustness
+            return summary
         genotype = model.genotype()
         atomic_write(out / "genotype.yaml", OmegaConf.to_yaml(OmegaConf.create(genotype)))
         atomic_torch_save({"state_dict": model.state_dict(), "log_decay": summary["log_decay"],
@@ -150,9 +151,9 @@ def run_search(cfg: DictConfig) -> dict:
                 summary.setdefault("logger_errors", []).append(f"{type(lg).__name__}: {e}")
         write_json(out / SUMMARY_JSON, summary)
         finish_wandb()
-    print(f"lossland nas: prior={cfg.prior.name} {summary['status']} in {summary['wall_s']:.1f} s; "
-          f"test acc supernet {summary.get('test_acc', float('nan')):.4f}, "
-          f"discrete {summary.get('discrete_test_acc', float('nan')):.4f}; {out / 'genotype.yaml'}")
+        print(f"lossland nas: prior={cfg.prior.name} {summary['status']} in {summary['wall_s']:.1f} s; "
+              f"test acc supernet {summary.get('test_acc', float('nan')):.4f}, "
+              f"discrete {summary.get('discrete_test_acc', float('nan')):.4f}; {out / 'genotype.yaml'}")
     return summary
 
 
@@ -195,7 +196,8 @@ def findings(hist: list[dict], n_ops: int, cfg) -> dict:
         late = mean(f"cegrad/{e}", rows[-q:])
         undecided = hist[-1][f"entropy/{e}"] >= float(f.undecided_frac) * log_k
         moved = move([k for k in mix_keys if k.startswith(f"mix/{e}/")])
-        per_edge[e] = {"entropy": hist[-1][f"entropy/{e}"], "late_ce_grad": late, "late_grad": mean(f"grad/{e}", rows[-q:]),
+        per_edge[e] = {"entropy": hist[-1][f"entropy/{e}"], "late_ce_grad": late,
+                       "late_grad": mean(f"grad/{e}", rows[-q:]),
                        "move_last_quarter": moved, "undecided": bool(undecided),
                        "stalled": bool(late < float(f.grad_ratio_tol) * med and moved < float(f.move_tol))}
     return {"final_entropy_max": max(final_ent), "final_entropy_mean": sum(final_ent) / len(final_ent),

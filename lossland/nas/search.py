@@ -177,7 +177,8 @@ class Search:
                 out = model(xt)
                 ce = F.cross_entropy(out, yt)
                 loss = ce + torch.exp(self.log_decay.detach()) * sum((p ** 2).sum() for p in model.weights())
-                if not torch.isfinite(loss) or not torch.isfinite(q) or (s.get("max_loss") and loss.item() > s.max_loss):
+                too_big = s.get("max_loss") is not None and loss.item() > float(s.max_loss)
+                if not torch.isfinite(loss) or not torch.isfinite(q) or too_big:
                     status = "diverged"
                     log.warning("search diverged at step %d (loss %s, Q %s)", step + 1, loss.item(), q.item())
                     break
@@ -199,7 +200,8 @@ class Search:
                     metrics = dict(metrics_edges, alpha=alpha, log_decay=self.log_decay.item(), train_loss=loss.item(),
                                    train_ce=ce.item(), train_acc=(out.argmax(-1) == yt).float().mean().item(),
                                    val_q=float(q), val_ce_batch=float(F.cross_entropy(vout, yv)),
-                                   gamma_grad_norm=gnorm, prior_grad_norm=prior_grad, ce_grad_norm=ce_grad, lr=self._lr(step))
+                                   gamma_grad_norm=gnorm, prior_grad_norm=prior_grad, ce_grad_norm=ce_grad,
+                                   lr=self._lr(step))
                     if i == self.steps_per_epoch - 1:
                         metrics["val_acc"] = accuracy(model, xv_all, yv_all)
                         if self.test is not None:
@@ -229,4 +231,5 @@ def face_dwell(hist: list[dict], tol: float = 0.05) -> dict:
                 if all(abs(x - 1 / m) < tol for x in p[:m]) and sum(p[m:]) < tol:
                     by_m[m] = by_m.get(m, 0) + 1
                     break
-    return {"share": sum(by_m.values()) / max(1, total), "by_m": {m: c / max(1, total) for m, c in sorted(by_m.items())}}
+    total = max(1, total)
+    return {"share": sum(by_m.values()) / total, "by_m": {m: c / total for m, c in sorted(by_m.items())}}
