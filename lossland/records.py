@@ -62,3 +62,28 @@ def atomic_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return atomic_write(path, buf.getvalue())
+
+
+def write_table(rows: list[dict], out: str | Path, stem: str, floatfmt: str = "{:.4g}") -> str:
+    """A study table: ``<out>/<stem>.csv`` and ``<out>/<stem>.md`` (markdown, also returned); NaN shows as —."""
+    import csv
+    import math
+
+    if not rows:
+        raise ValueError(f"{stem}: nothing to tabulate")
+    out, keys = Path(out), list(rows[0])
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write(out / f"{stem}.csv", buf.getvalue())
+
+    def cell(v):
+        if isinstance(v, float):
+            return "—" if math.isnan(v) else floatfmt.format(v)
+        return str(v)
+
+    md = "| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n"
+    md += "".join("| " + " | ".join(cell(r[k]) for k in keys) + " |\n" for r in rows)
+    atomic_write(out / f"{stem}.md", md)
+    return md

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from lossland.callbacks.schedule import DueSteps, PeriodicCallback
-from lossland.metrics.gradients import measuring
+from lossland.metrics.bn import bn_mode
 
 __all__ = ["layer_grad_norms", "GradNorms", "grad_norm_callback"]
 
@@ -30,7 +30,7 @@ def layer_grad_norms(model: nn.Module, loss, batch: tuple[torch.Tensor, torch.Te
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     x, y = batch
     devices = [x.device] if x.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), measuring(model, mode), torch.enable_grad():
+    with torch.random.fork_rng(devices=devices), bn_mode(model, mode, dropout=mode == "train"), torch.enable_grad():
         torch.manual_seed(seed)
         value = loss(model(x), y)
         grads = torch.autograd.grad(value, [p for _, p in named], allow_unused=True)

@@ -16,25 +16,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from lossland.batches import TensorBatches
 from lossland.errors import DataError
 from lossland.seeding import generator
 
 NORMALIZATIONS = ("standard", "unit", "none")
-
-
-class TensorBatches:
-    """Consecutive slices of ``batch_size`` examples, in order: the one batch slicer (evaluation, BN
-    recomputation, curvature data)."""
-
-    def __init__(self, x, y, batch_size: int):
-        self.x, self.y, self.batch_size = x, y, batch_size
-
-    def __len__(self) -> int:
-        return -(-len(self.x) // self.batch_size)
-
-    def __iter__(self):
-        for i in range(0, len(self.x), self.batch_size):
-            yield self.x[i:i + self.batch_size], self.y[i:i + self.batch_size]
 
 
 def block_sizes(first_step: int, num_steps: int, max_block: int,

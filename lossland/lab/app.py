@@ -3,59 +3,24 @@ tables, JSON and figures into the job directory (docs/optim_lab.md)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
-import math
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from lossland.config import output_dir
 from lossland.errors import LosslandError
-from lossland.records import atomic_write, write_json
+from lossland.records import write_json, write_table
 
 log = logging.getLogger("lossland.lab")
 
 TASKS = ("trajectories", "escape", "keskar", "vanishing")
 
 
-def output_dir(cfg: DictConfig) -> Path:
-    if cfg.get("out_dir"):
-        return Path(cfg.out_dir)
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return Path(HydraConfig.get().runtime.output_dir)
-    except ValueError:
-        return Path.cwd()
-
-
 def build_function(cfg: DictConfig):
     from lossland.build import instantiate_node as build
 
     return build(cfg.function, "function")
-
-
-def write_table(rows: list[dict], out: Path, stem: str, floatfmt: str = "{:.4g}") -> str:
-    """``<stem>.csv`` and ``<stem>.md`` (a markdown table, also returned)."""
-    if not rows:
-        raise LosslandError(f"{stem}: nothing to tabulate")
-    keys = list(rows[0])
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys)
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write(out / f"{stem}.csv", buf.getvalue())
-
-    def cell(v):
-        if isinstance(v, float):
-            return "—" if math.isnan(v) else floatfmt.format(v)
-        return str(v)
-
-    md = "| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n"
-    md += "".join("| " + " | ".join(cell(r[k]) for k in keys) + " |\n" for r in rows)
-    atomic_write(out / f"{stem}.md", md)
-    return md
 
 
 def run_trajectories(cfg: DictConfig, out: Path) -> list[Path]:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from lossland.errors import LosslandError
-from lossland.records import write_json
+from lossland.records import write_json, write_table
 from lossland.runs import Run, open_run
 from lossland.runs import find_runs as find_run_dirs
 
@@ -85,7 +85,6 @@ def report(sweep_dir, out, eps=(1e-3, 5e-4), subspace=None, maxiter: int = 10, s
     import torch
     from tqdm.auto import tqdm
 
-    from lossland.lab.app import write_table
     from lossland.lab.plots import keskar_interp_figure, keskar_sharpness_figure, save
     from lossland.metrics.landscape import direction_to, slice_1d
     from lossland.metrics.sharpness import keskar_sharpness

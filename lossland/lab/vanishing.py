@@ -95,9 +95,8 @@ def study_command(cfg: DictConfig, out):
     """``lab.py task=vanishing``: the study on ``task.data`` → vanishing.csv, vanishing.json, vanishing.png and
     the lecture's worked example."""
     from lossland.build import instantiate_node as build
-    from lossland.lab.app import write_table
     from lossland.lab.plots import save, vanishing_figure
-    from lossland.records import write_json
+    from lossland.records import write_json, write_table
 
     t = cfg.task
     dm = build(_load("data", str(t.data), t.get("data_args")), "data", seed=int(cfg.seed)).prepare()

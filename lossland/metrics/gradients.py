@@ -3,36 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from contextlib import contextmanager
 
 import torch
 from torch import nn
 
-_BN = nn.modules.batchnorm._BatchNorm
+from lossland.metrics.bn import bn_mode
 
 
 def trainable(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
-
-
-@contextmanager
-def measuring(model: nn.Module, mode: str = "train"):
-    """Put ``model`` in ``mode`` ("train" or "eval") for a measurement and restore its mode and every BN
-    running statistic afterwards, so that measuring never changes the model."""
-    if mode not in ("train", "eval"):
-        raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
-    was_training = model.training
-    saved = {m: {k: v.clone() for k, v in m._buffers.items() if v is not None}
-             for m in model.modules() if isinstance(m, _BN)}
-    model.train(mode == "train")
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-        with torch.no_grad():
-            for m, bufs in saved.items():
-                for k, v in bufs.items():
-                    m._buffers[k].copy_(v)
 
 
 def gradient_stats(model: nn.Module, loss: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
@@ -49,7 +28,8 @@ def gradient_stats(model: nn.Module, loss: nn.Module, batches: Iterable[tuple[to
     params = list(params) if params is not None else trainable(model)
     total = [torch.zeros_like(p) for p in params]
     norms, losses, errors, n = [], 0.0, 0, 0
-    with measuring(model, mode):
+    # the whole model in ``mode`` (dropout on in train mode), as in training; BN buffers untouched
+    with bn_mode(model, mode, dropout=mode == "train"):
         for x, y in batches:
             out = model(x)
             batch_loss = loss(out, y)
@@ -69,7 +49,7 @@ def evaluate(model: nn.Module, loss: nn.Module, batches: Iterable[tuple[torch.Te
              mode: str = "eval") -> dict[str, float]:
     """Example-weighted mean loss and error rate (fraction, 0-1) over ``batches``."""
     tot_loss = tot_err = n = 0
-    with measuring(model, mode):
+    with bn_mode(model, mode, dropout=mode == "train"):
         for x, y in batches:
             out = model(x)
             tot_loss += float(loss.per_sample(out, y).sum())

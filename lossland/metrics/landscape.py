@@ -24,7 +24,8 @@ from torch import nn
 from torch.func import functional_call, vmap
 from tqdm.auto import tqdm
 
-from lossland.metrics.curvature import as_batches, bn_mode, select_params
+from lossland.metrics.bn import bn_mode
+from lossland.metrics.params import as_batches, select_params
 
 Direction = dict[str, torch.Tensor]
 
@@ -82,7 +83,7 @@ def _evaluate(model, loss, batches, directions: list[Direction], coeffs: np.ndar
         return loss(out, y), (predict(out) == y).to(out.dtype).mean()
 
     chunks = range(0, len(coeffs), points_per_call)
-    with bn_mode(model, bn), torch.no_grad():
+    with bn_mode(model, bn, elementary=True), torch.no_grad():
         for start in tqdm(chunks, desc="landscape", disable=not progress, leave=False):
             c = torch.as_tensor(coeffs[start:start + points_per_call], dtype=next(iter(base.values())).dtype)
             c = c.to(next(iter(base.values())).device)

@@ -20,7 +20,9 @@ import torch
 from scipy.optimize import Bounds, minimize
 from torch import nn
 
-from lossland.metrics.curvature import as_batches, bn_mode, flatten, functional_loss, select_params, unflatten
+from lossland.metrics.bn import bn_mode
+from lossland.metrics.params import as_batches, flatten, functional_loss, select_params, unflatten
+from lossland.metrics.registry import register_metric
 
 
 def keskar_sharpness(model: nn.Module, loss, data, eps: float = 1e-3,
@@ -58,7 +60,7 @@ def keskar_sharpness(model: nn.Module, loss, data, eps: float = 1e-3,
         return -value.item(), -g.detach().cpu().double().numpy()
 
     rng = np.random.default_rng(seed)
-    with bn_mode(model, bn):
+    with bn_mode(model, bn, elementary=True):
         base = -objective(np.zeros_like(bound))[0]
         best = base
         for _ in range(restarts):
@@ -67,3 +69,17 @@ def keskar_sharpness(model: nn.Module, loss, data, eps: float = 1e-3,
                            options={"maxiter": maxiter})
             best = max(best, -float(res.fun))
     return 100.0 * (best - base) / (1.0 + base)
+
+
+@register_metric("keskar_sharpness", options=("eps", "subspace", "maxiter", "restarts"), order=31)
+def _keskar_sharpness(model, loss, data, eps=1e-3, subspace=None, maxiter=10, restarts=1, seed=0, **common):
+    """→ ``keskar_sharpness`` (percent)."""
+    return {"keskar_sharpness": keskar_sharpness(model, loss, data, eps, subspace, maxiter, seed=seed,
+                                                 restarts=restarts, **common)}
+
+
+@register_metric("sharpness", options=("eps", "subspace", "maxiter", "restarts"), order=30)
+def _sharpness(model, loss, data, eps=1e-3, subspace=None, maxiter=10, restarts=1, seed=0, **common):
+    """The same as ``keskar_sharpness``, logged as ``sharpness`` (the name runs have logged it under)."""
+    return {"sharpness": keskar_sharpness(model, loss, data, eps, subspace, maxiter, seed=seed,
+                                          restarts=restarts, **common)}
