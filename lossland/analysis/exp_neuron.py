@@ -19,8 +19,6 @@ Every row counts its diverged runs (``div``: diverged / runs); a diverged run ne
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -29,6 +27,7 @@ from pathlib import Path
 from lossland.analysis import exp_neuron_seed as seed
 from lossland.errors import LosslandError
 from lossland.records import atomic_figure, atomic_write
+from lossland.records import write_table as write_records_table
 from lossland.runs import Run, load_runs
 
 PROTOCOLS = ("quality", "speed", "generalization", "stability")
@@ -243,21 +242,9 @@ def _cell(v) -> str:
     return str(v)
 
 
-def markdown(protocol: str, rows: list[dict]) -> str:
-    cols = COLUMNS[protocol]
-    lines = [f"Units: {seed.UNITS[protocol]}.", "",
-             "| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_cell(r.get(k)) for k, _ in cols) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def _csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
+def display_rows(protocol: str, rows: list[dict]) -> list[dict]:
+    """The table as printed: the protocol's columns under their headers, values as text."""
+    return [{h: _cell(r.get(k)) for k, h in COLUMNS[protocol]} for r in rows]
 
 
 def _num(v):
@@ -308,7 +295,7 @@ def write_table(root: str | Path, protocol: str, out: str | Path | None = None, 
         raise LosslandError(f"no {protocol} runs under {root}"
                             + (" (no run has augment.perturb.target set)" if protocol == "stability" else ""))
     out = Path(out) if out is not None else Path(root) / "exp_neuron"
-    md = markdown(protocol, rows)
-    files = [atomic_write(out / f"{protocol}.csv", _csv(rows)), atomic_write(out / f"{protocol}.md", md),
-             atomic_figure(figure(protocol, rows), out / f"{protocol}.png")]
+    md = f"Units: {seed.UNITS[protocol]}.\n\n" + write_records_table(display_rows(protocol, rows), out, protocol)
+    atomic_write(out / f"{protocol}.md", md)  # the units above the table
+    files = [out / f"{protocol}.csv", out / f"{protocol}.md", atomic_figure(figure(protocol, rows), out / f"{protocol}.png")]
     return {"rows": rows, "markdown": md, "files": files}

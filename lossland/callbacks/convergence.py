@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from lossland.callbacks.schedule import DueSteps, PeriodicCallback
-from lossland.metrics.gradients import measuring
+from lossland.metrics.bn import bn_mode
 
 __all__ = ["ZeroErrorStep", "convergence_callback", "split_counts"]
 
@@ -27,7 +27,7 @@ __all__ = ["ZeroErrorStep", "convergence_callback", "split_counts"]
 def split_counts(model, loss, batches) -> tuple[float, int, int]:
     """(loss summed over the examples, misclassified examples, examples) of ``batches``."""
     tot, wrong, n = 0.0, 0, 0
-    with measuring(model, "eval"):
+    with bn_mode(model, "eval"):
         for x, y in batches:
             out = model(x)
             tot += float(loss.per_sample(out, y).sum())
