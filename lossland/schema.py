@@ -121,7 +121,7 @@ RULES = {
     "model.hidden": lambda v: isinstance(v, (list, tuple)) and all(positive_int(h) for h in v),
     "model.dropout": lambda v: (x := _num(v)) is not None and 0 <= x < 1,
     "regularizer.coef": non_negative,
-    "augment.lam": non_negative,
+    "augment.lam": optional(non_negative),
     "augment.model.w_std": non_negative,
     "augment.perturb.target": lambda v: v is None or str(v) in ("exp_neuron", "hidden_neuron"),
     "augment.perturb.scale": non_negative,

@@ -108,7 +108,7 @@ def test_perturbation_sigma_is_a_tenth_of_the_mean_abs_weight():
 
 
 BAD = [
-    (["augment=exp_neuron", "augment.lam=-1"], "augment.lam=-1 is not valid: lam must be a number ≥ 0"),
+    (["augment=exp_neuron", "augment.lam=-1"], "augment.lam=-1 is not valid: lam must be a number ≥ 0 or null"),
     (["augment.perturb.target=exp_neuron"], "augment.perturb.target=exp_neuron is not valid without the neuron"),
     (["augment.perturb.target=output"], "augment.perturb.target=output is not valid"),
     (["metrics.convergence.every_n_steps=0"], "metrics.convergence.every_n_steps=0 is not valid"),
