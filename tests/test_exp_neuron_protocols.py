@@ -37,9 +37,14 @@ def table(out, protocol):
 def test_quality_recipe(tmp_path):
     stdout = recipe("quality", tmp_path, {"SETS": "spheres:1.01:64,96 spheres:5:64", "EPOCHS": "3"})
     rows = table(tmp_path, "quality")
-    assert [(r["data set"], r["train"]) for r in rows] == [("spheres R2=1.01", "64"), ("spheres R2=1.01", "96"),
-                                                           ("spheres R2=5", "64")]
+    assert [(r["data set"], r["train"]) for r in rows] == [
+        ("spheres R2=1.01", "64"), ("spheres R2=1.01", "96"), ("spheres R2=1.01", "10000"),
+        ("spheres R2=1.01", "15000"), ("spheres R2=1.01", "20000"), ("spheres R2=5", "64")]
+    seed_only = rows[2:5]  # the seed's rows of the same data set, ours empty
+    assert [(r["ours: none"], r["seed: none"], r["seed: exp"]) for r in seed_only] == [
+        ("—", "0\\0", "0\\0"), ("—", "44.3\\7", "3693.2\\1096"), ("—", "8311.8\\2338", "335.8\\35")]
     assert "Units: training split: loss summed" in stdout
+    rows = rows[:2] + rows[5:]
     for r in rows:  # ours: "loss_sum\misclassified"; the seed's at its sizes only
         loss_sum, wrong = r["ours: none"].split("\\")
         assert float(loss_sum) >= 0 and 0 <= int(wrong) <= int(r["train"])
@@ -66,7 +71,10 @@ def test_speed_recipe_reports_the_best_setting_and_counts_divergences(tmp_path):
 def test_generalization_recipe_picks_among_converged_settings(tmp_path):
     recipe("generalization", tmp_path, {"SETS": "spheres:5:64", "EPOCHS": "40", "LRS": "1e-2,3e-2", "LAMS": "1e-3"},
            extra=["data.batch_size=32"])
-    (row,) = table(tmp_path, "generalization")
+    rows = table(tmp_path, "generalization")
+    (row,) = [r for r in rows if r["train"] == "64"]
+    (seed_row,) = [r for r in rows if r["train"] == "5000"]  # the seed's row of the same data set
+    assert seed_row["seed: none"] == "678.1\\140" and seed_row["ours: none"] == "—"
     assert row["elig. none"].endswith("/2") and row["elig. exp"].endswith("/2")
     if row["ours: none"] != "—":
         loss_sum, wrong = row["ours: none"].split("\\")

@@ -102,7 +102,8 @@ def _pair(loss_sum, wrong) -> str:
     loss_sum = float(loss_sum)
     if not math.isfinite(loss_sum):
         return f"inf\\{int(wrong)}"
-    return f"{loss_sum:.4g}\\{int(wrong)}" if loss_sum >= 1 or loss_sum == 0 else f"{loss_sum:.3f}\\{int(wrong)}"
+    text = "0" if loss_sum == 0 else f"{loss_sum:.1f}" if loss_sum >= 1 else f"{loss_sum:.3f}"  # the seed's digits
+    return f"{text}\\{int(wrong)}"
 
 
 def _div(group: list[RunInfo]) -> str:
@@ -127,6 +128,23 @@ def _seed_row(table, dataset: str, size):
     return None
 
 
+def _seed_only_rows(rows: list[dict], table, fmt) -> list[dict]:
+    """The seed's rows of our data sets at sizes we did not run (ours shown as —), so the whole seed table of
+    those data sets stands beside ours."""
+    have = {(r["dataset"], r["train_size"]) for r in rows}
+    ours = {r["dataset"] for r in rows}
+    extra = []
+    for ds, size, none, exp, _arch in table:
+        if ds in ours and (ds, size) not in have:
+            extra.append({"dataset": ds, "train_size": size, "none": "—", "exp": "—", "seed_size": size,
+                          "seed_none": fmt(none), "seed_exp": fmt(exp)})
+    return sorted(rows + extra, key=lambda r: (r["dataset"], r["train_size"] or 0))
+
+
+def _pair_of(v) -> str:
+    return _pair(*v)
+
+
 # ------------------------------------------------------------------------------------------------ protocols
 def quality_rows(infos: list[RunInfo]) -> list[dict]:
     rows = []
@@ -146,7 +164,7 @@ def quality_rows(infos: list[RunInfo]) -> list[dict]:
         row["seed_size"], row["seed_none"], row["seed_exp"] = (
             (s[1], _pair(*s[2]), _pair(*s[3])) if s else (None, "—", "—"))
         rows.append(row)
-    return rows
+    return _seed_only_rows(rows, seed.QUALITY, _pair_of)
 
 
 def speed_rows(infos: list[RunInfo]) -> list[dict]:
@@ -167,7 +185,7 @@ def speed_rows(infos: list[RunInfo]) -> list[dict]:
         s = _seed_row(seed.SPEED, ds, size)
         row["seed_size"], row["seed_none"], row["seed_exp"] = (s[1], s[2], s[3]) if s else (None, "—", "—")
         rows.append(row)
-    return rows
+    return _seed_only_rows(rows, seed.SPEED, lambda v: v)
 
 
 def generalization_rows(infos: list[RunInfo], budget: float | None = None) -> list[dict]:
@@ -191,7 +209,7 @@ def generalization_rows(infos: list[RunInfo], budget: float | None = None) -> li
         row["seed_size"], row["seed_none"], row["seed_exp"] = (
             (s[1], _pair(*s[2]), _pair(*s[3])) if s else (None, "—", "—"))
         rows.append(row)
-    return rows
+    return _seed_only_rows(rows, seed.GENERALIZATION, _pair_of)
 
 
 def stability_rows(infos: list[RunInfo]) -> list[dict]:
@@ -269,7 +287,7 @@ def figure(protocol: str, rows: list[dict]):
         labels = [f"{r['dataset']}\n{r['train_size']}" for r in rows]
         key = {"quality": ("none_misclassified", "exp_misclassified"), "speed": ("none_epochs", "exp_epochs"),
                "generalization": ("none_val_misclassified", "exp_val_misclassified")}[protocol]
-        series = [("ours: none", [_num(r[key[0]]) for r in rows]), ("ours: exp", [_num(r[key[1]]) for r in rows]),
+        series = [("ours: none", [_num(r.get(key[0])) for r in rows]), ("ours: exp", [_num(r.get(key[1])) for r in rows]),
                   ("seed: none", [_num(r["seed_none"]) for r in rows]), ("seed: exp", [_num(r["seed_exp"]) for r in rows])]
         ax.set_ylabel({"quality": "misclassified (train)", "speed": "epochs to zero training errors",
                        "generalization": "misclassified (validation)"}[protocol])
