@@ -59,5 +59,5 @@ UNITS = {
     "stability": "fraction of perturbed runs that diverged",
 }
 
-# Embedded stand-ins compared with the seed's rows of the real data set (different sizes: the seed's size is shown)
-STANDINS = {"mnist5k 1v7": "mnist 1v7", "digits 1v7": "mnist 1v7"}
+# Embedded stand-ins, compared with the seed's row of the real data set of the same role (the seed's size is shown)
+STANDINS = {"mnist5k 1v7": "mnist 1v7", "digits 1v7": "cifar10 0v1"}  # digits: the small MLP set, as CIFAR
