@@ -21,7 +21,8 @@ SPHERES = ["data=spheres", "data.dim=10", "data.radii=[1.0,1.5]", "data.train_si
            "model.activation=sigmoid", "loss=hinge3", "optimizer=adam", "lr=0.01", "metrics.enabled=false"]
 
 
-@pytest.mark.parametrize("base", [MLP((3, 4), 1, hidden=[5], activation="sigmoid"), CNNPReLU((1, 28, 28), 1, [4, 4, 4])])
+@pytest.mark.parametrize("base", [MLP((3, 4), 1, hidden=[5], activation="sigmoid"),
+                                  CNNPReLU((1, 28, 28), 1, [4, 4, 4])])
 def test_with_a_zero_the_output_is_the_base_models(base):
     torch.manual_seed(0)
     shape = (3, 4) if isinstance(base, MLP) else (1, 28, 28)

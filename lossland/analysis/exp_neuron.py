@@ -178,7 +178,8 @@ def speed_rows(infos: list[RunInfo]) -> list[dict]:
             best = min(conv, key=lambda r: (r.summary["converged_epoch"], r.summary["converged_step"]), default=None)
             row[f"{tag}_epochs"] = None if best is None else best.summary["converged_epoch"]
             row[f"{tag}_steps"] = None if best is None else best.summary["converged_step"]
-            row[f"{tag}"] = "—" if best is None else f"{_g(best.summary['converged_epoch'])} ({best.summary['converged_step']} steps)"
+            row[f"{tag}"] = "—" if best is None else \
+                f"{_g(best.summary['converged_epoch'])} ({best.summary['converged_step']} steps)"
             row[f"{tag}_setting"] = "" if best is None else best.setting
             row[f"{tag}_converged"] = f"{len(conv)}/{len(g)}"
             row[f"{tag}_div"] = _div(g) if g else "0/0"
@@ -199,7 +200,8 @@ def generalization_rows(infos: list[RunInfo], budget: float | None = None) -> li
                   and (budget is None or r.summary["converged_epoch"] <= budget) and "val_loss_sum" in r.final]
             best = min(ok, key=lambda r: (r.final["test_misclassified"], r.final["test_loss_sum"]), default=None)
             f = {} if best is None else best.final
-            row[f"{tag}_val_loss_sum"], row[f"{tag}_val_misclassified"] = f.get("val_loss_sum"), f.get("val_misclassified")
+            row[f"{tag}_val_loss_sum"] = f.get("val_loss_sum")
+            row[f"{tag}_val_misclassified"] = f.get("val_misclassified")
             row[f"{tag}_test_misclassified"] = f.get("test_misclassified")
             row[f"{tag}"] = _pair(f.get("val_loss_sum"), f.get("val_misclassified"))
             row[f"{tag}_setting"] = "" if best is None else best.setting
@@ -287,8 +289,10 @@ def figure(protocol: str, rows: list[dict]):
         labels = [f"{r['dataset']}\n{r['train_size']}" for r in rows]
         key = {"quality": ("none_misclassified", "exp_misclassified"), "speed": ("none_epochs", "exp_epochs"),
                "generalization": ("none_val_misclassified", "exp_val_misclassified")}[protocol]
-        series = [("ours: none", [_num(r.get(key[0])) for r in rows]), ("ours: exp", [_num(r.get(key[1])) for r in rows]),
-                  ("seed: none", [_num(r["seed_none"]) for r in rows]), ("seed: exp", [_num(r["seed_exp"]) for r in rows])]
+        series = [("ours: none", [_num(r.get(key[0])) for r in rows]),
+                  ("ours: exp", [_num(r.get(key[1])) for r in rows]),
+                  ("seed: none", [_num(r["seed_none"]) for r in rows]),
+                  ("seed: exp", [_num(r["seed_exp"]) for r in rows])]
         ax.set_ylabel({"quality": "misclassified (train)", "speed": "epochs to zero training errors",
                        "generalization": "misclassified (validation)"}[protocol])
     width = 0.8 / len(series)
@@ -315,5 +319,6 @@ def write_table(root: str | Path, protocol: str, out: str | Path | None = None, 
     out = Path(out) if out is not None else Path(root) / "exp_neuron"
     md = f"Units: {seed.UNITS[protocol]}.\n\n" + write_records_table(display_rows(protocol, rows), out, protocol)
     atomic_write(out / f"{protocol}.md", md)  # the units above the table
-    files = [out / f"{protocol}.csv", out / f"{protocol}.md", atomic_figure(figure(protocol, rows), out / f"{protocol}.png")]
+    png = atomic_figure(figure(protocol, rows), out / f"{protocol}.png")
+    files = [out / f"{protocol}.csv", out / f"{protocol}.md", png]
     return {"rows": rows, "markdown": md, "files": files}
