@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[dev,scale]"
 	# --no-deps: curvlinops' backpack dependency would pull torchvision, which breaks lightning here.
 	$(PIP) install -q --no-deps "$(CURVLINOPS)"
 	-$(PIP) uninstall -y -q torchvision 2>/dev/null
@@ -36,8 +36,10 @@ lint: $(STAMP)  ## style (ruff) and the import layering contracts in pyproject.t
 	$(BIN)/ruff check lossland tests benchmarks train.py connect.py
 	$(BIN)/lint-imports
 
-bench: $(STAMP)
+bench: $(STAMP)  ## speed ratios: training-loop overhead vs a raw loop; curvature vs the real PyHessian package
 	$(BIN)/python benchmarks/step_overhead.py
+	$(PIP) install -q --no-deps pyhessian
+	$(BIN)/python benchmarks/curvature.py
 
 clean:
 	rm -rf $(VENV) multirun outputs

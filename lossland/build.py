@@ -173,7 +173,7 @@ def build_callbacks(cfg: DictConfig, steps: int, out: Path) -> list:
 def _quiet_wandb(offline: bool) -> None:
     """Silence W&B's console (its deprecation notice about Lightning's ``anonymous`` argument included)
     before its first run starts."""
-    import wandb
+    import wandb  # here: W&B is imported only by runs that log to it
 
     wandb.setup(settings=wandb.Settings(silent=True, show_warnings=False, mode="offline" if offline else "online"))
 

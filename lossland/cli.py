@@ -1,4 +1,7 @@
-"""``lossland <command>``: tools over run and sweep directories (see README.md)."""
+"""``lossland <command>``: tools over run and sweep directories (see README.md).
+
+Each command imports its module inside its function, so that ``lossland --help`` and every command start
+without importing the others' dependencies (Lightning, POT, matplotlib)."""
 
 from __future__ import annotations
 

@@ -3,8 +3,15 @@ before Hydra starts, so that a mistake gets one clear line that names the valid 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from lossland.errors import LosslandError
@@ -15,8 +22,6 @@ POSITIVE = ("elr", "lr")
 
 def _hydra():
     """Hydra's runtime config of the current job, or None outside a Hydra app (tests, notebooks)."""
-    from hydra.core.hydra_config import HydraConfig
-
     return HydraConfig.get() if HydraConfig.initialized() else None
 
 
@@ -80,10 +85,6 @@ def compose(overrides: list[str] | None = None, config_name: str = "train",
             config_dir: Path = CONFIG_DIR, return_hydra_config: bool = False) -> DictConfig:
     """The config ``train.py`` would run with these overrides (for tests, notebooks and tools); another
     app's with ``config_name`` (e.g. ``compose(overrides, "connect")`` for ``connect.py``)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides or []),
@@ -98,9 +99,6 @@ def _values(override) -> list:
 
 def check_overrides(argv: list[str], config_name: str = "train", config_dir: Path = CONFIG_DIR) -> None:
     """Raise :class:`LosslandError` for an unknown group option, an unknown key, or a non-positive rate."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
     args = [a for a in argv if "=" in a and not a.startswith("-")]
     try:
         parsed = OverridesParser.create().parse_overrides(args)
@@ -142,8 +140,6 @@ def check_overrides(argv: list[str], config_name: str = "train", config_dir: Pat
 def override_value(value: str) -> str:
     """A Hydra override value for an arbitrary string such as a path (quoted when it holds characters the
     override grammar reserves)."""
-    import re
-
     if re.fullmatch(r"[\w/.\-~+:@]+", value):
         return value
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

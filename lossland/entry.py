@@ -13,18 +13,26 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import shutil
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import hydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
 from omegaconf import DictConfig, OmegaConf
 
 from lossland.config import CONFIG_DIR, check_overrides, compose, output_dir
 from lossland.errors import LosslandError
+from lossland.launchers import LAUNCHED, SWEEP_JOBS_ENV, ddp_refusal, set_job_threads
 
 log = logging.getLogger("lossland")
+# conf/hydra/launcher/<name>.yaml share their names with the launcher plugins' schemas on purpose (the
+# values are then type-checked); Hydra 1.3 still supports that and warns about it.
+warnings.filterwarnings("ignore", message=".*is validated against ConfigStore schema with the same name")
 
 
 def fail(err: Exception | str, code: int = 2):
@@ -33,8 +41,6 @@ def fail(err: Exception | str, code: int = 2):
 
 
 def _parse(argv: list[str]):
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     return OverridesParser.create().parse_overrides([a for a in argv if "=" in a and not a.startswith("-")])
 
 
@@ -61,7 +67,7 @@ def check_sweep_dir(jobs: list[list[str]], config_name: str, argv: list[str]) ->
     previous = sweep / "multirun.yaml"
     if not previous.exists():
         return
-    ignore = ("overwrite=", "resume=", "hydra.", "trainer.enable_progress_bar=")
+    ignore = ("overwrite=", "resume=", "hydra.", "hydra/", "threads=", "trainer.enable_progress_bar=")
     old = sorted(o for o in OmegaConf.load(previous).hydra.overrides.task if not o.startswith(ignore))
     new = sorted(a for a in argv if "=" in a and not a.startswith("-") and not a.startswith(ignore))
     if old == new:
@@ -72,6 +78,33 @@ def check_sweep_dir(jobs: list[list[str]], config_name: str, argv: list[str]) ->
     for d in sweep.iterdir():
         if d.is_dir() and d.name.isdigit() and int(d.name) >= len(jobs):
             shutil.rmtree(d)
+
+
+def check_launcher(jobs: list[list[str]], config_name: str, devices: set[str]) -> None:
+    """Before a sweep: tell the jobs how many of them there are (their thread count,
+    :mod:`lossland.launchers`) and refuse DDP jobs (``trainer.devices`` > 1) the launcher cannot run."""
+    os.environ[SWEEP_JOBS_ENV] = str(len(jobs))
+    if devices - {"1"}:
+        launcher = compose(jobs[0], config_name, return_hydra_config=True).hydra.launcher
+        for d in sorted(devices):
+            if why := ddp_refusal(d, launcher):
+                raise LosslandError(why)
+
+
+def failed_in(sweep: Path) -> tuple[list[tuple[str, str]], int]:
+    """The failed or interrupted jobs of a sweep whose jobs ran in other processes (joblib, submitit, Ray),
+    read from their records; and the number of jobs found."""
+    from lossland.runs import Run  # here: the analysis apps start without importing the run reader
+
+    failed, count = [], 0
+    for d in sorted((d for d in sweep.iterdir() if d.is_dir() and d.name.isdigit()), key=lambda d: int(d.name)):
+        if not (d / "summary.json").exists():
+            continue
+        count += 1
+        run = Run(d)
+        if run.status in ("failed", "interrupted"):
+            failed.append((str(d), str(run.summary.get("error") or run.status)))
+    return failed, count
 
 
 class _Jobs:
@@ -87,8 +120,6 @@ def launch(config_name: str, job: Callable[[DictConfig], object], validate: Call
     """Check the command line, then run ``job`` as the Hydra app ``conf/<config_name>.yaml``.
     ``validate(cfg, recipe)`` checks every job's config up front; ``after_single(result, cfg)`` runs after a
     single (not multirun) job, e.g. to print what to do next."""
-    import hydra
-
     argv = sys.argv[1:] if argv is None else argv
     multirun = "-m" in argv or "--multirun" in argv
     help_only = any(a in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info") for a in argv)
@@ -97,21 +128,25 @@ def launch(config_name: str, job: Callable[[DictConfig], object], validate: Call
             check_overrides(argv, config_name)
             if validate is not None and not any(o.is_interval_sweep() or o.value_type == ValueType.GLOB_CHOICE_SWEEP
                                                 for o in _parse(argv)):
-                jobs = expand_jobs(argv)
+                jobs, devices = expand_jobs(argv), set()
                 for overrides in jobs:
                     recipe = next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), None)
-                    validate(compose(overrides, config_name), recipe)
+                    cfg = compose(overrides, config_name)
+                    validate(cfg, recipe)
+                    devices.add(str(OmegaConf.select(cfg, "trainer.devices", default=1)))
                 if multirun:
                     check_sweep_dir(jobs, config_name, argv)
+                    check_launcher(jobs, config_name, devices)
     except LosslandError as e:
         fail(e)
     outcome = _Jobs()
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def main(cfg: DictConfig) -> None:
-        from lossland.loop import Interrupted
+        from lossland.loop import Interrupted  # here: analysis apps start without importing Lightning
 
         outcome.count += 1
+        set_job_threads(cfg)
         try:
             result = job(cfg)
         except Interrupted as e:
@@ -130,6 +165,8 @@ def launch(config_name: str, job: Callable[[DictConfig], object], validate: Call
 
     sys.argv = [sys.argv[0], *argv]
     main()
+    if multirun and outcome.count == 0 and LAUNCHED.get("dir"):  # the jobs ran in other processes
+        outcome.failed, outcome.count = failed_in(Path(LAUNCHED["dir"]))
     if outcome.failed:
         print(f"lossland: {len(outcome.failed)} of {outcome.count} job(s) failed:", file=sys.stderr)
         for where, why in outcome.failed:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 from lightning.fabric import Fabric
+from tqdm.auto import tqdm
 
 from lossland.data.base import block_sizes
 from lossland.metrics.gradients import evaluate
@@ -99,7 +100,8 @@ class Trainer:
             "optimizer_states": [self.optimizer.state_dict()],
             type(dm).__qualname__: dm.state_dict(),  # continue the data order (init_from)
             "lossland": {"version": CHECKPOINT_VERSION, "epoch_start_step": self.epoch_start_step,
-                         "rng": torch.get_rng_state(), "finite": finite, **self.run_info,
+                         "rng": torch.get_rng_state(), "threads": torch.get_num_threads(), "finite": finite,
+                         **self.run_info,
                          "callbacks": {type(c).__name__: c.state_dict() for c in self.callbacks
                                        if hasattr(c, "state_dict")}},
         }
@@ -118,6 +120,8 @@ class Trainer:
         self.global_step, self.current_epoch = int(ckpt["global_step"]), int(ckpt["epoch"])
         self.epoch_start_step = int(meta["epoch_start_step"])
         torch.set_rng_state(meta["rng"])
+        if self.deterministic and meta.get("threads"):  # CPU reductions depend on the thread count
+            torch.set_num_threads(int(meta["threads"]))
         for c in self.callbacks:
             state = meta["callbacks"].get(type(c).__name__)
             if state is not None:
@@ -248,8 +252,6 @@ class Trainer:
     def _progress_bar(self, total: int):
         if not self.progress or not self.fabric.is_global_zero:
             return None
-        from tqdm.auto import tqdm
-
         return tqdm(total=total, initial=self.global_step, desc="train", unit="step", dynamic_ncols=True,
                     leave=False)
 

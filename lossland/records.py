@@ -5,6 +5,7 @@ Reading records back is :mod:`lossland.runs`; the logger behind ``metrics.csv`` 
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
@@ -12,6 +13,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import torch
 
 # A run directory's record files (read back by lossland.runs).
 SUMMARY_JSON = "summary.json"
@@ -35,8 +38,6 @@ def atomic_write(path: str | Path, data: str | bytes) -> Path:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
-    import torch
-
     buf = io.BytesIO()
     torch.save(obj, buf)
     return atomic_write(path, buf.getvalue())
@@ -66,9 +67,6 @@ def atomic_figure(fig, path: str | Path, dpi: int = 120) -> Path:
 
 def write_table(rows: list[dict], out: str | Path, stem: str, floatfmt: str = "{:.4g}") -> str:
     """A study table: ``<out>/<stem>.csv`` and ``<out>/<stem>.md`` (markdown, also returned); NaN shows as —."""
-    import csv
-    import math
-
     if not rows:
         raise ValueError(f"{stem}: nothing to tabulate")
     out, keys = Path(out), list(rows[0])

@@ -12,8 +12,11 @@ from __future__ import annotations
 import inspect
 import math
 
+import torch
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from lossland.config import CONFIG_DIR
 from lossland.errors import LosslandError
 
 
@@ -160,8 +163,6 @@ def validate(cfg: DictConfig, recipe: str | None = None) -> None:
         raise LosslandError("metrics.every_n_steps=null is not valid without metrics.log_spaced=true")
     accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="cpu"))
     if accelerator in ("gpu", "cuda"):
-        import torch
-
         if not torch.cuda.is_available():
             raise LosslandError(f"trainer.accelerator={accelerator}: no CUDA GPU is available on this machine "
                                 "(use trainer=cpu)")
@@ -176,8 +177,6 @@ def validate(cfg: DictConfig, recipe: str | None = None) -> None:
 
 def check_model_keys(model: DictConfig, recipe: str | None = None) -> None:
     """Every key of the model node must be a parameter of its class."""
-    from hydra.utils import get_class
-
     try:
         cls = get_class(model._target_)
     except Exception as e:
@@ -194,7 +193,5 @@ def check_model_keys(model: DictConfig, recipe: str | None = None) -> None:
 
 
 def _recipe_sets(recipe: str, key: str) -> bool:
-    from lossland.config import CONFIG_DIR
-
     path = CONFIG_DIR / "experiment" / f"{recipe}.yaml"
     return path.exists() and OmegaConf.select(OmegaConf.load(path), key, default=None) is not None

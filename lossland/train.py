@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import socket
+import sys
 import time
 import traceback
 import uuid
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
 
 from lossland.build import (
     apply_perturbation,
@@ -37,6 +39,7 @@ from lossland.build import (
     instantiate_node,
     total_steps,
 )
+from lossland.callbacks import PhaseMetrics
 from lossland.config import job_overrides, output_dir, under_hydra
 from lossland.errors import LosslandError
 from lossland.loop import Diverged, Interrupted
@@ -53,7 +56,7 @@ log = logging.getLogger("lossland")
 # What a run writes into its directory (Hydra's .hydra/ and <app>.log are not a run's records).
 RECORDS = ("summary.json", "metrics.csv", "checkpoints", "wandb", "error.log", "curvature.json", "slice.json",
            "slice.png")
-NOT_IN_DIGEST = ("out_dir", "resume", "overwrite", "logger", "trainer.enable_progress_bar")
+NOT_IN_DIGEST = ("out_dir", "resume", "overwrite", "logger", "trainer.enable_progress_bar", "threads")
 
 
 def config_digest(cfg: DictConfig) -> str:
@@ -108,6 +111,8 @@ def decide(cfg: DictConfig, out: Path, digest: str) -> tuple[str, dict | None]:
         raise LosslandError(f"{out} holds {what}; choose another directory or pass overwrite=true "
                             "(which deletes them)")
     status = run.status
+    if status == "running" and previous.get("scheduler_job") and previous["scheduler_job"] == scheduler_job():
+        status = "interrupted"  # this job is its own requeued self (SLURM/submitit): the earlier attempt is gone
     if same and status == "ok" and resume != "true":
         return "skip", previous
     if status == "running":
@@ -120,6 +125,15 @@ def decide(cfg: DictConfig, out: Path, digest: str) -> tuple[str, dict | None]:
         clear_run_dir(out)
         return "train", None
     return "resume", ckpt
+
+
+def scheduler_job() -> str | None:
+    """The scheduler's id of this job, the same across its requeues (SLURM, submitit's local executor)."""
+    for key in ("SLURM_ARRAY_JOB_ID", "SLURM_JOB_ID", "SUBMITIT_LOCAL_JOB_ID"):
+        if os.environ.get(key):
+            task = os.environ.get("SLURM_ARRAY_TASK_ID") if key == "SLURM_ARRAY_JOB_ID" else None
+            return f"{os.environ[key]}_{task}" if task else os.environ[key]
+    return None
 
 
 def run(cfg: DictConfig) -> dict:
@@ -139,7 +153,7 @@ def run(cfg: DictConfig) -> dict:
     summary = {"status": "running", "seed": int(cfg.seed), "elr": cfg.get("elr"), "lr": cfg.get("lr"),
                "overrides": job_overrides(), "steps": 0, "epochs": 0, "wall_s": 0.0, "diverged_at_step": None,
                "final": {}, "run_id": previous.get("run_id") or uuid.uuid4().hex[:12], "config_digest": digest,
-               "pid": os.getpid(), "host": socket.gethostname()}
+               "pid": os.getpid(), "host": socket.gethostname(), "scheduler_job": scheduler_job()}
     if action == "resume":
         summary["resumed_from_step"] = int(state["global_step"])
         log.info("%s: resuming from step %d", out, state["global_step"])
@@ -177,6 +191,8 @@ def run(cfg: DictConfig) -> dict:
     finally:
         summary["wall_s"] = round(time.time() - t0 + float(previous.get("wall_s") or 0.0), 3)
         summary.pop("pid", None)
+        if summary["status"] == "running":  # ended by SystemExit (a scheduler's requeue signal handler)
+            summary["status"] = "interrupted"
         if trainer is not None:
             for lg in trainer.loggers:
                 try:
@@ -261,8 +277,6 @@ def final_metrics(trainer, scheduled: bool = True) -> dict[str, float]:
     Units: ``<split>_loss`` is the mean loss per example and ``<split>_error`` the fraction misclassified;
     ``<split>_loss_sum`` (the loss summed over the split) and ``<split>_misclassified`` (a count of examples)
     are the same numbers in the units of study E's seed (docs/exp_neuron.md)."""
-    from lossland.callbacks import PhaseMetrics
-
     module, dm = trainer.module, trainer.datamodule
     final: dict[str, float] = {}
     for cb in trainer.callbacks:
@@ -278,8 +292,6 @@ def final_metrics(trainer, scheduled: bool = True) -> dict[str, float]:
 
 def print_summary(summary: dict, cfg: DictConfig) -> None:
     """What a newcomer sees at the end of one run: the final numbers, where the records are, what next."""
-    from rich.console import Console
-
     out = output_dir(cfg)
     final = summary.get("final") or {}
 
@@ -287,19 +299,18 @@ def print_summary(summary: dict, cfg: DictConfig) -> None:
         return f"{100 * final[key]:.2f} %" if final.get(key) is not None else "n/a"
 
     gm = f"{final['gm']:.4g}" if final.get("gm") is not None else "n/a"
-    console = Console(stderr=False)
+    console = Console(stderr=False, soft_wrap=True)
     console.print(f"\n[bold]lossland[/bold]: run {summary['status']} after {summary['steps']} steps "
                   f"({summary['wall_s']:.0f} s)")
     console.print(f"  final train error {pct('train_error')}, test error {pct('test_error')}, GM {gm}")
     console.print(f"  records: {out}/ (summary.json, metrics.csv, checkpoints/)")
     console.print("  next: a sweep     python train.py -m elr=1e-4,1e-3,1e-2")
-    console.print("        its report  lossland report multirun/<date>/<time>   (lossland collect: a table)")
+    console.print("        its table   lossland collect multirun/<date>/<time>")
+    console.print("        its report  lossland report multirun/<date>/<time>")
 
 
 def finish_wandb() -> None:
     """End the process's W&B run, if any, so that the next job of a multirun starts a new one."""
-    import sys
-
     if "wandb" in sys.modules:
         import wandb
 

@@ -25,9 +25,11 @@ TINY_DATA = ["data.train_size=64", "data.test_size=32", "data.batch_size=16"]
 # compose and instantiate without reading.
 NEEDS_ROOT = {"mnist", "cifar10"}
 # Which embedded data each model option trains on at tiny size.
-MODEL_DATA = {"mlp": "digits", "convnet_si": "digits", "vgg16_bn": "digits", "cnn_prelu": "mnist5k"}
+MODEL_DATA = {"mlp": "digits", "convnet_si": "digits", "vgg16_bn": "digits", "cnn_prelu": "mnist5k",
+              "nas_genotype": "digits"}
 TINY_MODEL = {"convnet_si": ["model.width=0.125"], "vgg16_bn": ["model.width=0.125"],
-              "cnn_prelu": ["model.channels=[4,4,4]"], "mlp": ["model.hidden=[8]"]}
+              "cnn_prelu": ["model.channels=[4,4,4]"], "mlp": ["model.hidden=[8]"],
+              "nas_genotype": ["model.channels=4"]}
 
 
 def options(group):
@@ -56,7 +58,7 @@ def test_every_option_composes_validates_and_instantiates(group, option, tmp_pat
         overrides.append("data=digits")
     if group == "model":
         overrides = [f"model={option}", f"data={MODEL_DATA[option]}", *TINY_MODEL[option], f"out_dir={tmp_path}"]
-        if option in ("mlp", "cnn_prelu", "vgg16_bn"):
+        if option in ("mlp", "cnn_prelu", "vgg16_bn", "nas_genotype"):
             overrides.append("optimizer=sgd")
     elif group != "optimizer" or option != "sphere_sgd":
         overrides += ["model=mlp", "model.hidden=[8]"]
@@ -95,7 +97,7 @@ def test_every_recipe_composes_validates_and_builds(recipe, tmp_path):
     build_schedule(cfg)
 
 
-@pytest.mark.parametrize("app", ["train", "connect", "curvature", "slice"])
+@pytest.mark.parametrize("app", ["train", "connect", "curvature", "slice", "nas"])
 def test_every_app_config_composes(app):
     cfg = compose(["a=x", "b=y"] if app == "connect" else ["run=x"] if app in ("curvature", "slice") else [], app)
     assert OmegaConf.to_yaml(cfg)

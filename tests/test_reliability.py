@@ -44,7 +44,10 @@ def uninterrupted(tmp_path_factory):
 
 
 def resume(out):
-    res = run_cli("train.py", *LONG, f"hydra.run.dir={out}", timeout=300)
+    """The same command again, with torch's default thread count (the interrupted part ran on one thread)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    res = subprocess.run([sys.executable, "train.py", *LONG, f"hydra.run.dir={out}"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     return json.loads((out / "summary.json").read_text())
 

@@ -7,6 +7,10 @@ import csv
 import io
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
+from lossland.analysis.phases import assign_phase
 from lossland.errors import LosslandError
 from lossland.records import atomic_write
 from lossland.runs import Run, find_runs
@@ -31,8 +35,6 @@ def phase_of(run: Run) -> str | None:
     """The phase label of a sphere-optimizer run that finished (one that logged ``elr``); None otherwise."""
     if run.status not in ("ok", "diverged") or "elr" not in run.metrics:
         return None
-    from lossland.analysis.phases import assign_phase
-
     try:
         return assign_phase(run.summary, run.history())
     except (ValueError, KeyError):
@@ -61,9 +63,6 @@ def _fmt(v) -> str:
 
 
 def print_table(rows: list[dict], title: str = "") -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     shown = ["run", "overrides", "status", "phase", "steps", "wall_s", "final_train_loss", "final_train_error",
              "final_test_error", "final_gm", "error"]
     cols = [c for c in shown if any(r.get(c) not in (None, "") for r in rows)]

@@ -24,17 +24,22 @@ import math
 import time
 from pathlib import Path
 
+from omegaconf import OmegaConf
+from rich.console import Console
+from rich.table import Table
+from tqdm.auto import tqdm
+
 from lossland.callbacks.curvature import DEFAULTS, curvature_subset, parse_selection
 from lossland.errors import LosslandError
+from lossland.metrics.curvature import compute_curvature
 from lossland.records import METRICS_CSV, atomic_write, write_json
+from lossland.runs import load_checkpoint, load_weights, open_run
 
 RESULT = "curvature.json"
 
 
 def run_curvature_settings(cfg) -> dict:
     """The run's ``metrics.curvature`` block merged over the defaults (plain dict)."""
-    from omegaconf import OmegaConf
-
     node = cfg.get("metrics", {}).get("curvature") if cfg is not None else None
     own = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else (node or {})
     return {**DEFAULTS, **own}
@@ -53,11 +58,6 @@ def curvature_of_run(run_dir: str | Path, selection=None, examples: int | None =
     ``write``: append the rows to ``metrics.csv`` and write ``curvature.json``. ``options``
     (``{metric: {option: value}}``) override the run's per-metric options.
     """
-    from tqdm.auto import tqdm
-
-    from lossland.metrics.curvature import compute_curvature
-    from lossland.runs import load_checkpoint, load_weights, open_run
-
     run_dir = Path(run_dir)
     run = open_run(run_dir)
     cfg = run.config
@@ -198,9 +198,6 @@ def record_curvature(run_dir: str | Path, rows: list[dict], selection: dict, set
 
 def print_rows(rows: list[dict], title: str | None = None) -> None:
     """A rich table of the per-checkpoint values."""
-    from rich.console import Console
-    from rich.table import Table
-
     metrics = list(dict.fromkeys(k for r in rows for k in r if k not in ("checkpoint", "step", "epoch")))
     table = Table(title=title)
     for col in ("step", "epoch", *metrics):

@@ -21,13 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
+from lossland.analysis.landscape_plots import plot_slice_1d, plot_slice_2d
+from lossland.callbacks.curvature import curvature_subset
 from lossland.errors import LosslandError
+from lossland.metrics.curvature import select_params
+from lossland.metrics.landscape import direction_to, random_direction, slice_1d, slice_2d
+from lossland.records import write_json
+from lossland.runs import open_run
 
 
 def slice_data(dm, examples: int | None, split: str = "train", eval_batches: int = 8):
     """``(x, y, batch_size)``: the fixed examples a slice is evaluated on (module docstring)."""
-    from lossland.callbacks.curvature import curvature_subset
-
     if split not in dm.splits:
         raise LosslandError(f"the run's data has no {split!r} split; splits: {', '.join(dm.splits)}")
     if split == "train":
@@ -60,12 +64,6 @@ def slice_of_run(run_dir: str | Path, to: str | Path | None = None, dims: int = 
     ``points`` per axis (default 21); ``span`` = (a, b), the coefficient range of
     every axis (default (-1, 1); with ``to``: (-0.5, 1.5) along d₁, so both runs lie on the grid).
     """
-    from lossland.analysis.landscape_plots import plot_slice_1d, plot_slice_2d
-    from lossland.metrics.curvature import select_params
-    from lossland.metrics.landscape import direction_to, random_direction, slice_1d, slice_2d
-    from lossland.records import write_json
-    from lossland.runs import open_run
-
     if dims not in (1, 2):
         raise LosslandError(f"--dims must be 1 or 2, got {dims}")
     if bn not in ("train", "eval"):

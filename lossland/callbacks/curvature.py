@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
+from omegaconf import OmegaConf
 
+from lossland.errors import LosslandError
 from lossland.metrics.curvature import METRICS, compute_curvature
 
 DEFAULTS = {"enabled": False, "every": 1, "selection": ["hessian_top", "fisher_trace"], "options": {},
@@ -22,14 +24,7 @@ DEFAULTS = {"enabled": False, "every": 1, "selection": ["hessian_top", "fisher_t
 
 def _plain(node):
     """OmegaConf nodes → plain Python containers (anything else unchanged)."""
-    try:
-        from omegaconf import OmegaConf
-
-        if OmegaConf.is_config(node):
-            return OmegaConf.to_container(node, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
-    return node
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
 def parse_selection(selection, options: Mapping | None = None) -> dict[str, dict]:
@@ -134,8 +129,6 @@ class CurvatureExtra:
             with torch.random.fork_rng(devices=devices), torch.enable_grad():
                 return self.measure(model, module.loss, train_batches)
         except ValueError as e:  # a selection that does not fit the model or loss: a user error
-            from lossland.errors import LosslandError
-
             raise LosslandError(f"metrics.curvature: {e}") from None
         finally:
             for p, g in grads.items():
@@ -152,6 +145,4 @@ def curvature_extra(cfg) -> CurvatureExtra | None:
         return CurvatureExtra(opts["selection"], opts["every"], opts["params"], opts["bn"], opts["examples"],
                               opts["seed"], opts["options"])
     except ValueError as e:
-        from lossland.errors import LosslandError
-
         raise LosslandError(str(e)) from None

@@ -15,8 +15,10 @@ saves ``checkpoints/curve.ckpt`` (``Trainer.save_checkpoint``, then an atomic re
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -163,6 +165,15 @@ def save_atomically(trainer: L.Trainer, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def quiet_lightning() -> None:
+    """Keep Lightning's start-up banners, tips and info lines (and torch's pytree deprecation notice, which
+    Lightning triggers) out of a curve-training job's console; its warnings and errors stay."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r".*`weights_only` was not set.*")
+
+
 def train_curve(a: nn.Module, b: nn.Module, data: PathData, curve: str = "bezier", epochs: int = 10,
                 steps: int = -1, batch_size: int = 128, lr: float = 0.05, momentum: float = 0.9,
                 optimizer: str = "sgd", weight_decay: float = 0.0) -> Bezier:
@@ -178,6 +189,7 @@ def train_curve(a: nn.Module, b: nn.Module, data: PathData, curve: str = "bezier
     max_steps = int(steps) if steps is not None and int(steps) > 0 else int(epochs) * math.ceil(len(data.x) / bs)
     out = Path(data.out) if data.out is not None else None
     callbacks = [RecordMetrics(RecordLogger(out))] if out is not None else []
+    quiet_lightning()
     trainer = L.Trainer(max_steps=max_steps, max_epochs=-1, logger=False, callbacks=callbacks,
                         enable_checkpointing=False, enable_progress_bar=bool(data.progress),
                         enable_model_summary=False,
