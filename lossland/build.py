@@ -20,16 +20,19 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from lossland.callbacks import DueSteps, PhaseMetrics, StepCheckpoint
+from lossland.callbacks.convergence import convergence_callback
 from lossland.callbacks.curvature import curvature_extra
 from lossland.callbacks.grad_norms import grad_norm_callback
 from lossland.data import TensorDataModule
 from lossland.errors import DataError, LosslandError
 from lossland.loggers import RecordLogger
+from lossland.models.exp_neuron import perturb
 from lossland.optim import SphereSGD, require_scale_invariant
+from lossland.regularizers import NoRegularizer, Sum
 from lossland.seeding import generator, stream_seed
 
 __all__ = ["instantiate_node", "build_data", "build_loss", "build_model", "build_optimizer", "build_regularizer",
-           "build_schedule", "build_callbacks", "build_loggers", "total_steps", "target_class"]
+           "build_schedule", "build_callbacks", "build_loggers", "total_steps", "target_class", "apply_perturbation"]
 
 
 def instantiate_node(node, what: str, **kwargs):
@@ -80,7 +83,9 @@ def build_loss(cfg: DictConfig):
 
 
 def build_model(cfg: DictConfig, dm: TensorDataModule, loss) -> torch.nn.Module:
-    """The model under the ``init`` RNG stream."""
+    """The model under the ``init`` RNG stream, wrapped by ``cfg.augment.model`` when the ``augment`` group sets
+    one (e.g. the exponential neuron, after the base model's weights are drawn: the base's initial weights do
+    not depend on the augmentation)."""
     model_cfg = cfg.model
     if model_cfg.get("last_norm", None) == "auto":  # FSI ConvNet: 10 for CE, 1.5 for MSE (Kodryan et al.)
         model_cfg = OmegaConf.merge(model_cfg, {"last_norm": 1.5 if loss.name == "mse" else 10.0})
@@ -90,7 +95,22 @@ def build_model(cfg: DictConfig, dm: TensorDataModule, loss) -> torch.nn.Module:
         raise LosslandError(f"loss={loss.name} does not fit data={dm.name}: {e}") from None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(stream_seed(cfg.seed, "init"))
-        return instantiate_node(model_cfg, "model", input_shape=list(dm.input_shape), num_outputs=num_outputs)
+        model = instantiate_node(model_cfg, "model", input_shape=list(dm.input_shape), num_outputs=num_outputs)
+        wrap = (cfg.get("augment") or {}).get("model")
+        if wrap is not None:
+            model = instantiate_node(wrap, "augment")(base=model, input_shape=list(dm.input_shape),
+                                                      num_outputs=num_outputs)
+        return model
+
+
+def apply_perturbation(cfg: DictConfig, model: torch.nn.Module) -> dict | None:
+    """``augment.perturb``: noise on one neuron (after ``init_from``), drawn from the ``noise`` stream.
+    Returns what was done (for the summary), None when off."""
+    p = (cfg.get("augment") or {}).get("perturb")
+    if p is None or p.get("target") is None:
+        return None
+    return perturb(model, str(p.target), float(p.get("scale", 0.1)), generator(cfg.seed, "noise"),
+                   int(p.get("index", 0)))
 
 
 # ------------------------------------------------------------------------------- optimization pieces
@@ -107,7 +127,13 @@ def build_optimizer(cfg: DictConfig, model: torch.nn.Module, dm: TensorDataModul
 
 
 def build_regularizer(cfg: DictConfig):
-    return instantiate_node(cfg.regularizer, "regularizer")
+    """The ``regularizer`` group's term plus the penalty the ``augment`` group brings (e.g. λa²/2)."""
+    reg = instantiate_node(cfg.regularizer, "regularizer")
+    node = (cfg.get("augment") or {}).get("penalty")
+    if node is None:
+        return reg
+    penalty = instantiate_node(node, "augment")
+    return penalty if isinstance(reg, NoRegularizer) else Sum(reg, penalty)
 
 
 def build_schedule(cfg: DictConfig):
@@ -135,6 +161,8 @@ def build_callbacks(cfg: DictConfig, steps: int, out: Path) -> list:
                                       cosines=m.cosines, extra=curvature_extra(m.get("curvature"))))
     if (grad_norms := grad_norm_callback(m.get("grad_norms"), steps)) is not None:  # docs/optim_lab.md
         callbacks.append(grad_norms)
+    if (convergence := convergence_callback(m.get("convergence"), steps)) is not None:  # docs/exp_neuron.md
+        callbacks.append(convergence)
     ck = cfg.checkpoint
     if ck.get("every_n_steps") or ck.get("log_spaced"):
         plan = DueSteps(ck.every_n_steps, ck.get("log_spaced", False), ck.get("num_points", 20)).bind(steps)

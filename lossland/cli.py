@@ -98,6 +98,24 @@ def slice_job(cfg) -> None:
         print(f)
 
 
+def cmd_exp_neuron(args):
+    from lossland.analysis.exp_neuron import write_table
+
+    result = write_table(args.sweep_dir, args.protocol, args.out, args.budget)
+    print(result["markdown"])
+    for f in result["files"]:
+        print(f)
+
+
+cmd_exp_neuron.options = [  # docs/exp_neuron.md
+    ("--protocol", {"required": True, "choices": ["quality", "speed", "generalization", "stability"],
+                    "help": "which table (study E): quality, speed, generalization or stability"}),
+    ("--out", {"default": None, "help": "output folder (default: <sweep_dir>/exp_neuron)"}),
+    ("--budget", {"default": None, "type": float, "help": "generalization: zero training errors within this many "
+                  "epochs (default: the runs' own length)"}),
+]
+
+
 # Commands that are Hydra apps: `lossland <cmd> RUN_DIR key=value ...` (their config: conf/<cmd>.yaml).
 HYDRA_APPS = {"curvature": (curvature_job, "curvature at every checkpoint of a run, appended to its metrics.csv "
                             "and curvature.json"),
@@ -113,6 +131,9 @@ COMMANDS = {
                 "connect.png", [("a", "run directory of model A"), ("b", "run directory of model B")]),
     "connect-table": (cmd_connect_table, "width study: <dir>/width_table.{csv,md} and width_plot.png from "
                       "connect.json files", [("dir", "a folder holding connect.json files (any depth)")]),
+    "exp-neuron": (cmd_exp_neuron, "study E's tables (quality, speed, generalization, stability) beside the seed's "
+                   "values: <dir>/exp_neuron/<protocol>.{csv,md,png}",
+                   [("sweep_dir", "a folder holding the protocol's runs (any depth)")]),
 }
 
 

@@ -32,9 +32,9 @@ CHECKPOINT_VERSION = 2
 class Diverged(Exception):
     """The training loss became non-finite (or exceeded ``max_loss``) at ``step``."""
 
-    def __init__(self, step: int):
-        super().__init__(f"diverged at step {step}")
-        self.step = step
+    def __init__(self, step: int, cause: str = "non-finite or too large loss"):
+        super().__init__(f"diverged at step {step} ({cause})")
+        self.step, self.cause = step, cause
 
 
 class Interrupted(Exception):
@@ -71,6 +71,8 @@ class Trainer:
         self.datamodule = self.module = self.optimizer = None
         self._signal: int | None = None
         self._fast = False
+        self.should_stop = False  # a callback may end the run early (e.g. at zero training errors)
+        self.extra_summary: dict = {}  # recorded in the run's summary.json (e.g. a perturbation applied at start)
 
     # ------------------------------------------------------------------------------ public hooks
     @property
@@ -176,7 +178,7 @@ class Trainer:
         module.model.train()
         last_show = 0.0
         try:
-            while self.global_step < total and self._signal is None:
+            while self.global_step < total and self._signal is None and not self.should_stop:
                 # resuming mid-epoch: the epoch's permutation again, from the step reached
                 order = dm.epoch_order(replay=self.global_step > self.epoch_start_step)
                 offset = self.global_step - self.epoch_start_step
@@ -193,7 +195,9 @@ class Trainer:
                         module.set_rate(optimizer, self.global_step)
                         objective, loss, out = step_module.training_step((x, y), self.global_step)
                         if module.is_bad(loss):
-                            raise Diverged(self.global_step + 1)
+                            value = float(loss.detach())
+                            raise Diverged(self.global_step + 1, "non-finite training loss" if value != value
+                                           or abs(value) == float("inf") else f"training loss {value:.4g} > max_loss")
                         optimizer.zero_grad(set_to_none=True)
                         if self._fast:
                             objective.backward()
@@ -224,6 +228,8 @@ class Trainer:
                     if next_due(self.global_step - 1) == self.global_step:
                         fabric.call("on_step", trainer=self, module=module)
                         self._save_last()
+                        if self.should_stop:
+                            break
                 if self._signal is not None:
                     break
                 if pos >= dm.steps_per_epoch:  # the epoch is complete

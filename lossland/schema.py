@@ -124,12 +124,21 @@ RULES = {
     "model.hidden": lambda v: isinstance(v, (list, tuple)) and all(positive_int(h) for h in v),
     "model.dropout": lambda v: (x := _num(v)) is not None and 0 <= x < 1,
     "regularizer.coef": non_negative,
+    "augment.lam": optional(non_negative),
+    "augment.model.w_std": non_negative,
+    "augment.perturb.target": lambda v: v is None or str(v) in ("exp_neuron", "hidden_neuron"),
+    "augment.perturb.scale": non_negative,
+    "augment.perturb.index": non_negative_int,
+    "metrics.convergence.enabled": boolean,
+    "metrics.convergence.every_n_steps": optional(positive_int),
+    "metrics.convergence.stop_at_zero_error": boolean,
 }
 RULES["trainer.max_steps"].what = "-1 (bounded by max_epochs) or a positive number of steps"
 RULES["trainer.devices"].what = "a positive integer or auto"
 RULES["data.fraction"].what = "a number in (0, 1]"
 RULES["model.hidden"].what = "a list of positive integers, e.g. [100,50]"
 RULES["model.dropout"].what = "a number in [0, 1)"
+RULES["augment.perturb.target"].what = "null, exp_neuron or hidden_neuron"
 
 
 def _plain(v):
@@ -157,6 +166,11 @@ def validate(cfg: DictConfig, recipe: str | None = None) -> None:
         if not torch.cuda.is_available():
             raise LosslandError(f"trainer.accelerator={accelerator}: no CUDA GPU is available on this machine "
                                 "(use trainer=cpu)")
+    augment = cfg.get("augment")
+    if augment is not None and augment.get("perturb") is not None \
+            and augment.perturb.get("target") == "exp_neuron" and augment.get("model") is None:
+        raise LosslandError("augment.perturb.target=exp_neuron is not valid without the neuron: "
+                            "add augment=exp_neuron")
     if cfg.get("model") is not None:
         check_model_keys(cfg.model, recipe)
 

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from lossland.build import (
+    apply_perturbation,
     build_callbacks,
     build_data,
     build_loggers,
@@ -170,9 +171,10 @@ def run(cfg: DictConfig) -> dict:
             trainer.log(trainer.evaluate("test"))
             summary["final"] = final_metrics(trainer)
         except Diverged as d:
-            summary.update(status="diverged", diverged_at_step=d.step)
+            summary.update(status="diverged", diverged_at_step=d.step, diverged_cause=d.cause)
             summary["final"] = {k: v for k, v in final_metrics(trainer, scheduled=False).items()}
-            log.warning("run diverged at step %d (non-finite or too large loss)", d.step)
+            log.warning("run diverged at step %d (%s)", d.step, d.cause)
+        summary.update(callback_summaries(trainer))
         summary.update(steps=trainer.global_step, epochs=trainer.current_epoch, data_order=dm.order_digest,
                        bound_by="steps" if trainer.max_steps >= 0 else "epochs")
         save_last(trainer, out, summary)
@@ -213,6 +215,7 @@ def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None):
     model = build_model(cfg, dm, loss)
     if cfg.get("init_from"):
         init_from(model, dm, cfg.init_from)
+    perturbation = apply_perturbation(cfg, model) if resume is None else None  # a resumed run restores weights
     if resume is None:
         atomic_torch_save(model.state_dict(), out / "checkpoints" / "init.pt")
     steps = total_steps(cfg, dm)
@@ -225,6 +228,8 @@ def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None):
         callbacks=build_callbacks(cfg, steps, out), loggers=loggers, checkpoint_dir=out / "checkpoints",
         run_info={"run_id": run_id}, log_every_n_steps=int(cfg.steps_per_call))
     trainer.datamodule = dm
+    if perturbation is not None:
+        trainer.extra_summary["perturbation"] = perturbation
     return trainer, module, dm
 
 
@@ -254,10 +259,24 @@ def save_last(trainer, out: Path, summary: dict) -> None:
             summary["last_ckpt_step"] = int(load_checkpoint(path)["global_step"])
 
 
+def callback_summaries(trainer) -> dict:
+    """What the trainer and its callbacks record in ``summary.json`` beside the final metrics (each callback's
+    optional ``summary()`` dict, e.g. ``converged_step``)."""
+    out = dict(trainer.extra_summary)
+    for cb in trainer.callbacks:
+        if callable(getattr(cb, "summary", None)):
+            out.update(cb.summary())
+    return out
+
+
 def final_metrics(trainer, scheduled: bool = True) -> dict[str, float]:
     """Full-pass loss and error (BN in eval mode) on every split at the final weights, plus the last value
     of every scheduled metric (e.g. ``gm``, measured at the last step with BN in train mode on the
-    evaluation subset). ``scheduled=False`` (a diverged run): the full-pass values only."""
+    evaluation subset). ``scheduled=False`` (a diverged run): the full-pass values only.
+
+    Units: ``<split>_loss`` is the mean loss per example and ``<split>_error`` the fraction misclassified;
+    ``<split>_loss_sum`` (the loss summed over the split) and ``<split>_misclassified`` (a count of examples)
+    are the same numbers in the units of study E's seed (docs/exp_neuron.md)."""
     module, dm = trainer.module, trainer.datamodule
     final: dict[str, float] = {}
     for cb in trainer.callbacks:
@@ -266,6 +285,8 @@ def final_metrics(trainer, scheduled: bool = True) -> dict[str, float]:
     for split in dm.splits:
         m = evaluate(module.model, module.loss, dm.eval_loader(split), mode="eval")
         final[f"{split}_loss"], final[f"{split}_error"] = m["loss"], m["error"]
+        n = len(dm.splits[split][1])
+        final[f"{split}_loss_sum"], final[f"{split}_misclassified"] = m["loss"] * n, int(round(m["error"] * n))
     return final
 
 

@@ -3,7 +3,8 @@
 from lossland.models.cnn_prelu import CNNPReLU
 from lossland.models.convnet_si import ConvNetSI
 from lossland.models.darts import GenotypeNet
+from lossland.models.exp_neuron import ExpNeuron
 from lossland.models.mlp import MLP
 from lossland.models.vgg import VGG16BN
 
-__all__ = ["MLP", "ConvNetSI", "CNNPReLU", "VGG16BN", "GenotypeNet"]
+__all__ = ["MLP", "ConvNetSI", "CNNPReLU", "VGG16BN", "GenotypeNet", "ExpNeuron"]

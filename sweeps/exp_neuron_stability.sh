@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Study E, stability: train BASES seeds with and without the neuron for EPOCHS epochs; continue each (init_from)
+# for MORE epochs after adding N(0, sigma^2) noise, sigma = mean|weights of the neuron| / 10 (augment.perturb), to
+# the exponential neuron or to an ordinary neuron (unit 0 of the first layer), NOISE noise draws each; the
+# fraction of continued runs that diverge (non-finite loss, or above MAX_LOSS if set), and when.
+#   sweeps/exp_neuron_stability.sh
+source "$(dirname "$0")/_exp_neuron.sh"
+OUT=${OUT:-multirun/exp_neuron_stability/$STAMP}
+SET=${SET:-spheres:5:1000}
+EPOCHS=${EPOCHS:-50}
+MORE=${MORE:-20}
+LR=${LR:-3e-3}
+BASES=${BASES:-0,1,2}
+NOISE=${NOISE:-10,11,12}
+MAX_LOSS=${MAX_LOSS:-null}
+for aug in none exp_neuron; do
+  run_set "$OUT/base_$aug" "$SET" "augment=$aug" "lr=$LR" "seed=$BASES" "trainer.max_epochs=$EPOCHS" "$@"
+done
+from() { local d=$1; ls -d "$d"/[0-9]* | sort -V | paste -sd, -; }
+set +f
+EN=$(from "$OUT/base_exp_neuron"); PLAIN=$(from "$OUT/base_none")
+set -f
+CONT=("lr=$LR" "seed=$NOISE" "trainer.max_epochs=$MORE" "max_loss=$MAX_LOSS")
+run_set "$OUT/perturbed_exp_neuron" "$SET" augment=exp_neuron "init_from=$EN" \
+  augment.perturb.target=exp_neuron,hidden_neuron "${CONT[@]}" "$@"
+run_set "$OUT/perturbed_none" "$SET" augment=none "init_from=$PLAIN" augment.perturb.target=hidden_neuron \
+  "${CONT[@]}" "$@"
+$LOSSLAND exp-neuron "$OUT" --protocol stability
