@@ -26,3 +26,14 @@ def run_cli(*args, cwd=ROOT, timeout=600):
     """Run a command-line entry point (``train.py`` or ``-m lossland.cli``) in a subprocess."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", HYDRA_FULL_ERROR="0")
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture
+def float64():
+    """Run a test in double precision (tests comparing against dense ground truth)."""
+    import torch
+
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)

@@ -27,13 +27,7 @@ from lossland.metrics.curvature import (
 )
 from lossland.models import MLP
 
-
-@pytest.fixture(autouse=True)
-def _double():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")  # exact comparisons with dense ground truth
 
 
 def tiny_mlp(seed=0):

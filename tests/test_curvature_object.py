@@ -27,13 +27,7 @@ from lossland.metrics.registry import register_metric
 from lossland.metrics.sharpness import keskar_sharpness
 from tests.test_curvature import as_matrix, bn_net, data, dense_hessian, tiny_dense, tiny_mlp
 
-
-@pytest.fixture(autouse=True)
-def _double():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64")  # exact comparisons with dense ground truth
 
 
 @pytest.mark.parametrize("hvp", HVPS)

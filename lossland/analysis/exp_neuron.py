@@ -146,72 +146,59 @@ def _pair_of(v) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ protocols
-def quality_rows(infos: list[RunInfo]) -> list[dict]:
+def _protocol_rows(infos: list[RunInfo], table, fmt, cells) -> list[dict]:
+    """One row per (data set, train size): ``cells(runs, tag)`` of the runs without (``none``) and with
+    (``exp``) the neuron, their diverged counts, and the seed's row of that table beside them."""
     rows = []
     by = _groups(infos, lambda r: (r.dataset, r.size))
     for (ds, size), group in sorted(by.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
         row = {"dataset": ds, "train_size": size}
         for aug, tag in zip(AUGMENTS, ("none", "exp")):
             g = [r for r in group if r.augment == aug]
-            ok = [r for r in g if r.status == "ok" and "train_misclassified" in r.final]
-            best = min(ok, key=lambda r: (r.final["train_misclassified"], r.final["train_loss_sum"]), default=None)
-            row[f"{tag}_loss_sum"] = None if best is None else best.final["train_loss_sum"]
-            row[f"{tag}_misclassified"] = None if best is None else best.final["train_misclassified"]
-            row[f"{tag}"] = _pair(row[f"{tag}_loss_sum"], row[f"{tag}_misclassified"])
-            row[f"{tag}_setting"] = "" if best is None else best.setting
+            row.update(cells(g, tag))
             row[f"{tag}_div"] = _div(g) if g else "0/0"
-        s = _seed_row(seed.QUALITY, ds, size)
-        row["seed_size"], row["seed_none"], row["seed_exp"] = (
-            (s[1], _pair(*s[2]), _pair(*s[3])) if s else (None, "—", "—"))
+        s = _seed_row(table, ds, size)
+        row["seed_size"], row["seed_none"], row["seed_exp"] = (s[1], fmt(s[2]), fmt(s[3])) if s else (None, "—", "—")
         rows.append(row)
-    return _seed_only_rows(rows, seed.QUALITY, _pair_of)
+    return _seed_only_rows(rows, table, fmt)
+
+
+def quality_rows(infos: list[RunInfo]) -> list[dict]:
+    def cells(g, tag):
+        ok = [r for r in g if r.status == "ok" and "train_misclassified" in r.final]
+        best = min(ok, key=lambda r: (r.final["train_misclassified"], r.final["train_loss_sum"]), default=None)
+        loss_sum = None if best is None else best.final["train_loss_sum"]
+        wrong = None if best is None else best.final["train_misclassified"]
+        return {f"{tag}_loss_sum": loss_sum, f"{tag}_misclassified": wrong, tag: _pair(loss_sum, wrong),
+                f"{tag}_setting": "" if best is None else best.setting}
+
+    return _protocol_rows(infos, seed.QUALITY, _pair_of, cells)
 
 
 def speed_rows(infos: list[RunInfo]) -> list[dict]:
-    rows = []
-    by = _groups(infos, lambda r: (r.dataset, r.size))
-    for (ds, size), group in sorted(by.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
-        row = {"dataset": ds, "train_size": size}
-        for aug, tag in zip(AUGMENTS, ("none", "exp")):
-            g = [r for r in group if r.augment == aug]
-            conv = [r for r in g if r.status == "ok" and r.summary.get("converged_step") is not None]
-            best = min(conv, key=lambda r: (r.summary["converged_epoch"], r.summary["converged_step"]), default=None)
-            row[f"{tag}_epochs"] = None if best is None else best.summary["converged_epoch"]
-            row[f"{tag}_steps"] = None if best is None else best.summary["converged_step"]
-            row[f"{tag}"] = "—" if best is None else \
-                f"{_g(best.summary['converged_epoch'])} ({best.summary['converged_step']} steps)"
-            row[f"{tag}_setting"] = "" if best is None else best.setting
-            row[f"{tag}_converged"] = f"{len(conv)}/{len(g)}"
-            row[f"{tag}_div"] = _div(g) if g else "0/0"
-        s = _seed_row(seed.SPEED, ds, size)
-        row["seed_size"], row["seed_none"], row["seed_exp"] = (s[1], s[2], s[3]) if s else (None, "—", "—")
-        rows.append(row)
-    return _seed_only_rows(rows, seed.SPEED, lambda v: v)
+    def cells(g, tag):
+        conv = [r for r in g if r.status == "ok" and r.summary.get("converged_step") is not None]
+        best = min(conv, key=lambda r: (r.summary["converged_epoch"], r.summary["converged_step"]), default=None)
+        s = {} if best is None else best.summary
+        return {f"{tag}_epochs": s.get("converged_epoch"), f"{tag}_steps": s.get("converged_step"),
+                tag: "—" if best is None else f"{_g(s['converged_epoch'])} ({s['converged_step']} steps)",
+                f"{tag}_setting": "" if best is None else best.setting, f"{tag}_converged": f"{len(conv)}/{len(g)}"}
+
+    return _protocol_rows(infos, seed.SPEED, lambda v: v, cells)
 
 
 def generalization_rows(infos: list[RunInfo], budget: float | None = None) -> list[dict]:
-    rows = []
-    by = _groups(infos, lambda r: (r.dataset, r.size))
-    for (ds, size), group in sorted(by.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
-        row = {"dataset": ds, "train_size": size}
-        for aug, tag in zip(AUGMENTS, ("none", "exp")):
-            g = [r for r in group if r.augment == aug]
-            ok = [r for r in g if r.status == "ok" and r.summary.get("converged_epoch") is not None
-                  and (budget is None or r.summary["converged_epoch"] <= budget) and "val_loss_sum" in r.final]
-            best = min(ok, key=lambda r: (r.final["test_misclassified"], r.final["test_loss_sum"]), default=None)
-            f = {} if best is None else best.final
-            row[f"{tag}_val_loss_sum"] = f.get("val_loss_sum")
-            row[f"{tag}_val_misclassified"] = f.get("val_misclassified")
-            row[f"{tag}_test_misclassified"] = f.get("test_misclassified")
-            row[f"{tag}"] = _pair(f.get("val_loss_sum"), f.get("val_misclassified"))
-            row[f"{tag}_setting"] = "" if best is None else best.setting
-            row[f"{tag}_eligible"] = f"{len(ok)}/{len(g)}"
-            row[f"{tag}_div"] = _div(g) if g else "0/0"
-        s = _seed_row(seed.GENERALIZATION, ds, size)
-        row["seed_size"], row["seed_none"], row["seed_exp"] = (
-            (s[1], _pair(*s[2]), _pair(*s[3])) if s else (None, "—", "—"))
-        rows.append(row)
-    return _seed_only_rows(rows, seed.GENERALIZATION, _pair_of)
+    def cells(g, tag):
+        ok = [r for r in g if r.status == "ok" and r.summary.get("converged_epoch") is not None
+              and (budget is None or r.summary["converged_epoch"] <= budget) and "val_loss_sum" in r.final]
+        best = min(ok, key=lambda r: (r.final["test_misclassified"], r.final["test_loss_sum"]), default=None)
+        f = {} if best is None else best.final
+        return {f"{tag}_val_loss_sum": f.get("val_loss_sum"), f"{tag}_val_misclassified": f.get("val_misclassified"),
+                f"{tag}_test_misclassified": f.get("test_misclassified"),
+                tag: _pair(f.get("val_loss_sum"), f.get("val_misclassified")),
+                f"{tag}_setting": "" if best is None else best.setting, f"{tag}_eligible": f"{len(ok)}/{len(g)}"}
+
+    return _protocol_rows(infos, seed.GENERALIZATION, _pair_of, cells)
 
 
 def stability_rows(infos: list[RunInfo]) -> list[dict]:
