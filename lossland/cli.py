@@ -116,6 +116,24 @@ cmd_exp_neuron.options = [  # docs/exp_neuron.md
 ]
 
 
+def cmd_paper(args):
+    from lossland.paper.command import paper_command
+
+    paper_command(args)
+
+
+cmd_paper.options = [  # docs/paper.md
+    ("study", {"choices": ["sphere", "connect", "exp_neuron", "nas", "optim"],
+               "help": "which seed: sphere (003), connect (001), exp_neuron (000), nas (002), optim (004)"}),
+    ("--from", {"dest": "from_dir", "default": None, "help": "read this sweep / paper folder instead of running "
+                "the recipes"}),
+    ("--out", {"default": None, "help": "without --from: where the recipes run (default multirun/paper/<study>/"
+               "<date>/<time>; the comparison goes to <out>/paper); with --from: the comparison folder "
+               "(default <from>/paper)"}),
+    ("--recipes", {"default": None, "help": "comma-separated subset of the study's recipes to run"}),
+]
+
+
 # Commands that are Hydra apps: `lossland <cmd> RUN_DIR key=value ...` (their config: conf/<cmd>.yaml).
 HYDRA_APPS = {"curvature": (curvature_job, "curvature at every checkpoint of a run, appended to its metrics.csv "
                             "and curvature.json"),
@@ -134,6 +152,8 @@ COMMANDS = {
     "exp-neuron": (cmd_exp_neuron, "study E's tables (quality, speed, generalization, stability) beside the seed's "
                    "values: <dir>/exp_neuron/<protocol>.{csv,md,png}",
                    [("sweep_dir", "a folder holding the protocol's runs (any depth)")]),
+    "paper": (cmd_paper, "a seed document's tables beside ours, its figures, and whether each claimed trend "
+              "reproduces: runs the study's recipes (SCALE=full DATA_ROOT=... pass through) or reads --from DIR", []),
 }
 
 

@@ -1,0 +1,312 @@
+"""``lossland paper <study>``: the seed data files are well-formed and match their adapters; every trend function
+passes on the seed's own values and fails when a value is changed against it; the side-by-side tables and the
+verdicts from controlled records (connect.json files, sphere run directories with designed metric curves); and the
+recipe-running path once at tiny size."""
+
+import copy
+import csv
+import json
+import math
+
+import pytest
+import yaml
+
+from lossland.cli import main
+from lossland.errors import LosslandError
+from lossland.paper import compare, data
+from lossland.paper.studies import Recipe, adapter
+from tests.conftest import ROOT
+
+
+def cli(capsys, *args):
+    """``lossland <args>`` in this process (faster than a subprocess); returns stdout."""
+    main(list(args))
+    return capsys.readouterr().out
+
+STUDIES = data.STUDIES
+
+
+def verdicts(out):
+    with open(out / "trends.csv") as f:
+        return {r["trend"]: r["verdict"] for r in csv.DictReader(f)}
+
+
+# ------------------------------------------------------------------------------------------------ the data files
+@pytest.mark.parametrize("study", STUDIES)
+def test_seed_file_is_well_formed_and_matches_its_adapter(study):
+    seed = data.load(study)
+    assert seed.study == study and seed.seed.endswith(".txt") and seed.tables and seed.trends
+    for t in seed.tables.values():
+        assert t.unit and t.setting and t.source and t.title and t.rows
+        assert all(set(v) == set(t.columns) for v in t.rows.values())
+    mod = adapter(study)
+    assert set(mod.TABLES) == set(seed.tables)
+    assert set(mod.TRENDS) == {t.id for t in seed.trends}
+    assert mod.RECIPES
+
+
+def test_values_read_as_printed_in_the_seeds():
+    c = data.load("connect")
+    assert c.tables["no_prior"].value(("Linear",), 10) == 45.74
+    assert c.tables["dropout"].value(("Arc+OT",), 2000) == 2.25
+    assert "percentage points" in c.tables["no_prior"].unit
+    k = data.load("optim").tables["keskar"]
+    assert k.cell == "mean_std" and k.value(("F2",), "train LB") == [98.35, 2.08] and "percent" in k.unit
+    s = data.load("sphere").tables["ce_phases"]
+    assert s.value(("largest phase-1 elr",), "value") == 7e-4 and s.value(("smallest phase-3 elr",), "value") == 2e-2
+    q = data.load("exp_neuron").tables["quality"]
+    assert q.value(("spheres R2=1.01", 15000), "exp") == [3693.2, 1096]
+    assert q.row_info[("mnist 1v7", 13000)]["arch"] == 6
+
+
+def test_exp_neuron_seed_module_reads_the_data_file():
+    from lossland.analysis import exp_neuron_seed as s
+
+    assert s.QUALITY[1] == ("spheres R2=1.01", 15000, (44.3, 7), (3693.2, 1096), 4)
+    assert s.SPEED[-1] == ("cifar10 0v1", 2000, 20, 23, 5)
+    assert s.STABILITY == [("exp_neuron", 1.0), ("hidden_neuron", 0.0)]
+    assert s.STANDINS == {"mnist5k 1v7": "mnist 1v7", "digits 1v7": "cifar10 0v1"}
+    assert s.ARCHITECTURES[6].startswith("CNN")
+
+
+def test_malformed_seed_data_is_refused():
+    doc = yaml.safe_load(data.seed_text("connect"))
+    bad = copy.deepcopy(doc)
+    del bad["tables"]["no_prior"]["unit"]
+    bad["tables"]["dropout"]["rows"][0] = ["Linear", 1.0]
+    bad["trends"].append({"id": "advanced_beat_naive", "claim": "x", "source": "y"})
+    problems = data.problems(bad)
+    assert "table no_prior: missing unit" in problems
+    assert any("dropout: row 0 has 2 cells, not 7" in p for p in problems)
+    assert "trend advanced_beat_naive: duplicate id" in problems
+    with pytest.raises(LosslandError, match="missing unit"):
+        data.parse(bad)
+    with pytest.raises(LosslandError, match="unknown study"):
+        data.load("nope")
+
+
+# ------------------------------------------------------------------------------------------------ trend functions
+@pytest.mark.parametrize("study", ["connect", "optim", "exp_neuron"])
+def test_every_table_trend_reproduces_on_the_seeds_own_values(study):
+    seed, mod = data.load(study), adapter(study)
+    tables = {tid: compare.seed_rows(t) for tid, t in seed.tables.items()}
+    got = {t.id: mod.TRENDS[t.id](None, tables) for t in seed.trends}
+    assert {k: v[0] for k, v in got.items()} == {t.id: compare.REPRODUCES for t in seed.trends}, got
+
+
+def _seed_tables(study):
+    return {tid: compare.seed_rows(t) for tid, t in data.load(study).tables.items()}
+
+
+def _set(tables, tid, key, col, value):
+    for o in tables[tid]:
+        if o.key == key:
+            o.values[col] = value
+
+
+def test_trend_functions_fail_when_a_seed_value_is_turned_against_them():
+    mod = adapter("connect")
+    t = _seed_tables("connect")
+    _set(t, "dropout", ("Linear+OT",), 10, 50.0)   # OT worse than Linear (41.21) at width 10
+    assert mod.ot_beats_linear_small_width(None, t)[0] == compare.FAILS
+    v, detail = mod.advanced_beat_naive(None, t)
+    assert v == compare.FAILS and "dropout Linear+OT@10: 50.00 ≥ 41.21" in detail
+    _set(t, "no_prior", ("Arc",), 2000, 40.0)       # Arc at the widest worse than at the narrowest
+    assert mod.wider_more_connected(None, t)[0] == compare.FAILS
+    assert mod.prior_more_connected(None, {"no_prior": t["no_prior"]})[0] == compare.NOT_MEASURED
+
+    e = adapter("exp_neuron")
+    t = _seed_tables("exp_neuron")
+    _set(t, "speed", ("mnist 1v7", 13000), "exp", 10)  # the neuron faster on one row
+    assert e.not_faster(None, t)[0] == compare.FAILS
+    _set(t, "generalization", ("mnist 1v7", 13000), "exp", [0.1, 4])
+    assert e.worse_generalization(None, t)[0] == compare.FAILS
+    t["quality"] = [o for o in t["quality"] if o.values["none"][1] <= o.values["exp"][1]]  # never better
+    assert e.quality_mixed(None, t)[0] == compare.FAILS
+    _set(t, "stability", ("hidden_neuron",), "fraction", 0.5)
+    assert e.exp_neuron_unstable(None, t)[0] == compare.FAILS
+
+    o = adapter("optim")
+    t = _seed_tables("optim")
+    _set(t, "keskar", ("C3",), "test LB", [60.0, 0.1])
+    assert o.lb_generalizes_worse(None, t)[0] == compare.FAILS
+    assert o.lb_generalizes_worse({"problem": "x"}, {"keskar": []})[0] == compare.NOT_MEASURED
+
+
+def _fact(elr, phase, train_error, test_error, gm, retraction=0.001, **kw):
+    return {"elr": elr, "phase": phase, "train_error": train_error, "test_error": test_error, "gm": gm,
+            "classes": 10, "retraction_max": retraction, "status": "ok", "steps": 100, "lr": None,
+            "direction": "gradient", "wd": 0.0, "init_from": None, "fraction": None, **kw}
+
+
+def test_sphere_trends_on_controlled_facts():
+    m = adapter("sphere")
+    ce = [_fact(1e-4, "1-not-converged", 0.2, 0.30, 5.0), _fact(3e-4, "1-converged", 0.0, 0.25, 4.0),
+          _fact(1e-3, "1-converged", 0.0, 0.20, 3.0), _fact(3e-3, "2", 0.1, 0.28, 6.0, retraction=0.01),
+          _fact(1e-2, "2", 0.2, 0.33, 4.5), _fact(3e-2, "3", 0.89, 0.9, 30.0, retraction=0.4)]
+    ctx = {"ce": ce, "mse_full": [_fact(1e-2, "2", 0.05, 0.3, 1.0)], "mse_subset": [],
+           "baselines": [_fact(0.1, "3", 0.9, 0.9, g, direction=d) for d, g in
+                         (("gradient", 20.0), ("random", 10.0), ("ascent", 50.0))],
+           "finetune": [], "vgg": [_fact(None, None, 0.1, 0.2, 1.0, lr=lr, wd=wd, status=st) for lr, wd, st in
+                                   ((0.01, 0.0, "ok"), (0.1, 0.0, "diverged"), (0.01, 1e-4, "ok"), (0.1, 1e-4, "ok"))]}
+    got = {k: f(ctx, {})[0] for k, f in m.TRENDS.items()}
+    assert got == {"three_phases": compare.REPRODUCES, "phase3_chance": compare.REPRODUCES,
+                   "phase1_test_improves": compare.REPRODUCES, "best_at_largest_phase1": compare.REPRODUCES,
+                   "phase2_curvature_falls": compare.REPRODUCES, "retraction_small": compare.REPRODUCES,
+                   "mse_no_zero_error": compare.REPRODUCES, "random_walk_bounds": compare.REPRODUCES,
+                   "finetune_lower_stays": compare.NOT_MEASURED, "vgg_wd_widens": compare.REPRODUCES}
+    tables = {k: f(ctx) for k, f in m.TABLES.items()}
+    vals = {o.key[0]: o.values["value"] for o in tables["ce_phases"]}
+    assert vals == {"largest phase-1 elr": 1e-3, "smallest phase-2 elr": 3e-3, "smallest phase-3 elr": 3e-2,
+                    "phase-3 train error": 0.89}
+    assert tables["retraction"][0].values["value"] == 0.01
+    # turned against the claims
+    bad = copy.deepcopy(ctx)
+    bad["ce"][3]["phase"], bad["ce"][0]["phase"] = "1-converged", "2"      # a phase-2 run below a phase-1 one
+    bad["ce"][5]["train_error"] = 0.5                                      # phase 3 far below chance
+    bad["ce"][2]["test_error"] = 0.5                                       # the largest phase-1 elr is not the best
+    bad["ce"][3]["retraction_max"] = 0.05
+    bad["mse_full"][0]["train_error"] = 0.0
+    bad["baselines"][1]["gm"] = 25.0
+    bad["vgg"][1]["status"] = "ok"
+    got = {k: f(bad, {})[0] for k, f in m.TRENDS.items()}
+    assert got["three_phases"] == got["phase3_chance"] == got["best_at_largest_phase1"] == compare.FAILS
+    assert got["retraction_small"] == got["mse_no_zero_error"] == got["random_walk_bounds"] == compare.FAILS
+    assert got["vgg_wd_widens"] == compare.FAILS
+    empty = {k: [] for k in ctx}
+    assert {f(empty, {})[0] for f in m.TRENDS.values()} == {compare.NOT_MEASURED}
+
+
+# ------------------------------------------------------------------------------------------------ --from DIR
+def _connect_record(path, prior, width, label, value, pair):
+    path.mkdir(parents=True)
+    (path / "connect.json").write_text(json.dumps({
+        "status": "ok", "prior": prior, "width": width, "method": {"label": label},
+        "a": {"seed": pair}, "b": {"seed": 10 + pair}, "summary": {"test": {"max_acc_loss": value}}}))
+
+
+def test_paper_connect_from_controlled_records(tmp_path, capsys):
+    # no prior: everything as the seed claims; dropout: OT worse than linear at width 10, and dropout worse than
+    # no prior everywhere for the naive paths
+    values = {"none": {"linear": (40.0, 10.0), "arc": (30.0, 8.0), "linear+WA": (20.0, 5.0),
+                       "linear, ot_exact": (15.0, 3.0), "linear, weight": (18.0, 4.0)},
+              "dropout": {"linear": (45.0, 12.0), "arc": (35.0, 9.0), "linear, ot_exact": (50.0, 3.0)}}
+    for prior, methods in values.items():
+        for label, per_width in methods.items():
+            for width, v in zip((10, 100), per_width):
+                for pair in (0, 1):  # two pairs: mean v, std 1
+                    _connect_record(tmp_path / "c" / prior / label.replace(", ", "_") / f"{width}-{pair}", prior,
+                                    width, label, v + (1 if pair else -1), pair)
+    stdout = cli(capsys, "paper", "connect", "--from", str(tmp_path / "c"), "--out", str(tmp_path / "p"))
+    assert "Max accuracy loss without prior" in stdout and "45.74" in stdout and "does not reproduce" in stdout
+    with open(tmp_path / "p" / "no_prior.csv") as f:
+        rows = list(csv.DictReader(f))
+    by = {(r["method"], r["ours row"]): r for r in rows}
+    assert by[("Linear", "")]["10 (seed)"] == "45.74" and by[("Linear", "")]["10 (ours)"] == "40"
+    assert by[("Linear+OT", "Linear+OT (ot_exact)")]["100 (ours)"] == "3"
+    assert by[("Linear+WM", "")]["10 (seed)"] == "—" and by[("Linear+WM", "")]["10 (ours)"] == "18"  # our extra
+    assert by[("Arc+OT", "")]["10 (ours)"] == "—"
+    assert verdicts(tmp_path / "p") == {
+        "advanced_beat_naive": compare.FAILS, "ot_beats_linear_small_width": compare.FAILS,
+        "wider_more_connected": compare.REPRODUCES, "prior_more_connected": compare.FAILS}
+    assert (tmp_path / "p" / "no_prior.png").stat().st_size and (tmp_path / "p" / "width_plot.png").stat().st_size
+    assert "## Claimed trends" in (tmp_path / "p" / "index.md").read_text()
+
+
+def _sphere_run(d, elr, kind, test_error, gm, retraction):
+    """A run directory whose metrics follow a designed curve: 'converged' (loss falls, error reaches 0), 'eq'
+    (stationary loss and error 0.2, cosine 0.95), 'chaos' (error 0.9, cosine 0)."""
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump({
+        "seed": 0, "elr": elr, "init_from": None, "data": {"classes": None}, "optimizer": {"direction": "gradient"},
+        "regularizer": {}}))
+    rows = []
+    for i, step in enumerate(range(0, 101, 10)):
+        if kind == "converged":
+            loss, err, cos = 2.0 / (1 + step), max(0.0, 0.5 - 0.1 * i), 0.99
+        elif kind == "eq":
+            loss, err, cos = 0.8 + 0.01 * (i % 2), 0.2, 0.95
+        else:
+            loss, err, cos = 2.3 + 0.01 * (i % 2), 0.9, 0.01
+        rows.append(f"{step},0,{elr},{loss},{err},{cos},{retraction}")
+    (d / "metrics.csv").write_text("step,epoch,elr,train_loss,train_error,cos_prev,retraction_error\n"
+                                   + "\n".join(rows) + "\n")
+    final_err = {"converged": 0.0, "eq": 0.2, "chaos": 0.9}[kind]
+    (d / "summary.json").write_text(json.dumps({
+        "status": "ok", "elr": elr, "steps": 100, "final": {"train_loss": 0.1, "train_error": final_err,
+                                                            "test_error": test_error, "gm": gm}}))
+
+
+def test_paper_sphere_from_controlled_runs(tmp_path, capsys):
+    sweep = tmp_path / "sphere_elr_ce"
+    designed = [(1e-3, "converged", 0.3, 2.0, 0.001), (3e-3, "converged", 0.2, 1.0, 0.002),
+                (1e-2, "eq", 0.35, 5.0, 0.01), (3e-2, "eq", 0.4, 4.0, 0.015), (1e-1, "chaos", 0.9, 40.0, 0.5)]
+    for i, (elr, kind, te, gm, r) in enumerate(designed):
+        _sphere_run(sweep / str(i), elr, kind, te, gm, r)
+    stdout = cli(capsys, "paper", "sphere", "--from", str(sweep))  # a recipe's own sweep directory
+    out = sweep / "paper"
+    v = verdicts(out)
+    assert v["three_phases"] == v["phase3_chance"] == v["phase1_test_improves"] == compare.REPRODUCES
+    assert v["best_at_largest_phase1"] == v["phase2_curvature_falls"] == v["retraction_small"] == compare.REPRODUCES
+    assert v["mse_no_zero_error"] == v["random_walk_bounds"] == v["vgg_wd_widens"] == compare.NOT_MEASURED
+    with open(out / "ce_phases.csv") as f:
+        rows = {r["quantity"]: r for r in csv.DictReader(f)}
+    assert rows["largest phase-1 elr"]["value (seed)"] == "0.0007"
+    assert rows["largest phase-1 elr"]["value (ours)"] == "0.003"
+    assert rows["smallest phase-2 elr"]["value (ours)"] == "0.01"
+    assert rows["smallest phase-3 elr"]["value (ours)"] == "0.1"
+    assert math.isclose(float(rows["phase-3 train error"]["value (ours)"]), 0.9)
+    assert "smallest phase-3 elr" in stdout and "reproduces" in stdout
+    assert (out / "phases_vs_elr.png").stat().st_size
+
+
+def test_paper_refuses_bad_input_in_one_line(tmp_path, capsys):
+    for args, msg in ((["connect", "--from", str(tmp_path / "missing")], "no such directory"),
+                      (["optim", "--recipes", "nope", "--out", str(tmp_path / "o")], "not a recipe of optim")):
+        with pytest.raises(SystemExit) as e:
+            main(["paper", *args])
+        err = capsys.readouterr().err
+        assert e.value.code != 0 and msg in err and len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------------------------------ recipes
+def test_recipes_run_from_the_repository_with_out_set_and_a_failure_is_one_line(tmp_path, monkeypatch):
+    from lossland.paper import command
+    from lossland.paper.studies import connect
+
+    monkeypatch.setattr(connect, "RECIPES", [
+        Recipe("first", ("bash", "-c", 'test -f train.py && mkdir -p "$OUT" && echo "$SCALE" > "$OUT/scale"')),
+        Recipe("second", ("bash", "-c", "echo broken; exit 3"))])
+    monkeypatch.setenv("SCALE", "tiny")
+    assert command.run_recipes("connect", tmp_path, only=["first"], echo=lambda s: None) == ["first"]
+    assert (tmp_path / "first" / "scale").read_text() == "tiny\n"   # ran from the repository, OUT and SCALE set
+    with pytest.raises(LosslandError, match=r"recipe second failed \(exit 3\); see .*logs/second.log"):
+        command.run_recipes("connect", tmp_path, echo=lambda s: None)
+    assert (tmp_path / "logs" / "second.log").read_text() == "broken\n"
+
+
+@pytest.mark.slow  # about a minute on a loaded 2-core machine
+def test_paper_runs_a_recipe_at_tiny_size(tmp_path):
+    """The recipe-running path for real: exp_neuron's quality recipe on 64 sphere points, then its table beside
+    the seed's Table 1."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, SETS="spheres:1.01:64", EPOCHS="2", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, "-m", "lossland.cli", "paper", "exp_neuron", "--recipes",
+                          "exp_neuron_quality", "--out", str(tmp_path)], capture_output=True, text=True, env=env,
+                         cwd=str(tmp_path), timeout=600)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert (tmp_path / "logs" / "exp_neuron_quality.log").is_file()
+    with open(tmp_path / "paper" / "quality.csv") as f:
+        rows = list(csv.DictReader(f))
+    ours = [r for r in rows if r["none (ours)"] != "—"]
+    assert [(r["dataset"], r["train_size"], r["none (seed)"]) for r in ours] == [("spheres R2=1.01", "64", "—")]
+    loss, wrong = ours[0]["none (ours)"].split("\\")
+    assert float(loss) >= 0 and 0 <= int(wrong) <= 64
+    assert [r["none (seed)"] for r in rows if r["dataset"] == "spheres R2=1.01"][:3] == ["0\\0", "44.3\\7",
+                                                                                         "8311.8\\2338"]
+    v = verdicts(tmp_path / "paper")
+    assert v["quality_mixed"] == compare.NOT_MEASURED   # one row: "mixed" needs two
+    assert v["exp_neuron_unstable"] == compare.NOT_MEASURED
