@@ -310,3 +310,53 @@ def test_paper_runs_a_recipe_at_tiny_size(tmp_path):
     v = verdicts(tmp_path / "paper")
     assert v["quality_mixed"] == compare.NOT_MEASURED   # one row: "mixed" needs two
     assert v["exp_neuron_unstable"] == compare.NOT_MEASURED
+
+
+def _nas_job(d, prior, alpha, alpha_end, entropy_mean, degenerate, stalled_undecided):
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump(
+        {"prior": {"name": prior, "alpha": alpha, "alpha_end": alpha_end, "strength": 0.1}}))
+    (d / "summary.json").write_text(json.dumps({"app": "nas", "status": "ok", "prior": prior, "findings": {
+        "final_entropy_mean": entropy_mean, "final_entropy_max": entropy_mean, "log_k": math.log(8),
+        "degenerate": degenerate, "stalled_undecided_edges": stalled_undecided}}))
+    (d / "metrics.csv").write_text("step,mix/normal/e0/skip\n0,0.5\n")
+    (d / "robustness.json").write_text("{}")
+
+
+def test_paper_nas_from_controlled_jobs(tmp_path, capsys):
+    _nas_job(tmp_path / "0", "weak", 1.0, None, 2.0, False, 0)
+    _nas_job(tmp_path / "1", "annealed", 1.0, 1e-30, 0.3, False, 2)
+    _nas_job(tmp_path / "2", "strong", 1e-30, None, 0.01, True, 0)
+    cli(capsys, "paper", "nas", "--from", str(tmp_path), "--out", str(tmp_path / "p"))
+    assert verdicts(tmp_path / "p") == {"prior_makes_discrete": compare.REPRODUCES,
+                                        "stuck_in_stationary_points": compare.REPRODUCES}
+    with open(tmp_path / "p" / "priors.csv") as f:
+        rows = {r["prior"]: r for r in csv.DictReader(f)}
+    assert rows["strong"]["alpha (seed)"] == rows["strong"]["alpha (ours)"] == "1e-30"
+    assert rows["annealed"]["alpha (ours)"] == "(1e-30; 1), changed every epoch"
+    _nas_job(tmp_path / "x" / "0", "weak", 1.0, None, 0.5, False, 0)
+    _nas_job(tmp_path / "x" / "2", "strong", 1e-30, None, 0.9, False, 0)
+    cli(capsys, "paper", "nas", "--from", str(tmp_path / "x"))
+    assert verdicts(tmp_path / "x" / "paper") == {"prior_makes_discrete": compare.FAILS,
+                                                  "stuck_in_stationary_points": compare.FAILS}
+
+
+def _keskar_run(d, batch_size, seed, train_error, test_error):
+    (d / ".hydra").mkdir(parents=True)
+    (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"seed": seed, "data": {"batch_size": batch_size}}))
+    (d / "summary.json").write_text(json.dumps({"status": "ok", "final": {"train_error": train_error,
+                                                                          "test_error": test_error}}))
+
+
+def test_paper_optim_from_controlled_runs(tmp_path, capsys):
+    for i, (bs, seed, tr, te) in enumerate([(32, 0, 0.0, 0.02), (32, 1, 0.002, 0.04), (512, 0, 0.01, 0.06),
+                                            (512, 1, 0.01, 0.08)]):
+        _keskar_run(tmp_path / str(i), bs, seed, tr, te)
+    cli(capsys, "paper", "optim", "--from", str(tmp_path))
+    with open(tmp_path / "paper" / "keskar.csv") as f:
+        (ours,) = [r for r in csv.DictReader(f) if r["ours row"]]
+    assert ours["network"] == "F1" and ours["test SB (seed)"] == "98.03 ± 0.07"
+    assert ours["test SB (ours)"] == "97.00 ± 1.41" and ours["test LB (ours)"] == "93.00 ± 1.41"
+    assert ours["train SB (ours)"] == "99.90 ± 0.14"
+    assert verdicts(tmp_path / "paper") == {"lb_generalizes_worse": compare.REPRODUCES,
+                                            "both_fit_training_set": compare.REPRODUCES}
