@@ -85,6 +85,16 @@ def test_malformed_seed_data_is_refused():
         data.load("nope")
 
 
+def test_sweep_dir_reads_the_paper_layout_or_the_primary_recipes_own_sweep(tmp_path):
+    from lossland.paper.studies import sweep_dir
+
+    assert sweep_dir(tmp_path, "a", primary=True, siblings=("a", "b")) == tmp_path   # --from <a's own sweep>
+    (tmp_path / "b").mkdir()
+    assert sweep_dir(tmp_path, "a", primary=True, siblings=("a", "b")) is None       # a paper <out> without a
+    assert sweep_dir(tmp_path, "b") == tmp_path / "b"
+    assert sweep_dir(tmp_path, "c") is None
+
+
 # ------------------------------------------------------------------------------------------------ trend functions
 @pytest.mark.parametrize("study", ["connect", "optim", "exp_neuron"])
 def test_every_table_trend_reproduces_on_the_seeds_own_values(study):

@@ -33,13 +33,20 @@ def adapter(study: str):
     return importlib.import_module(f"lossland.paper.studies.{study}")
 
 
-def sweep_dir(root: Path, name: str, primary: bool = False) -> Path | None:
-    """``<root>/<name>`` when it exists (the layout ``lossland paper`` writes); ``root`` itself for the study's
-    primary recipe (``--from`` pointed at that recipe's own sweep directory); otherwise None."""
+def sweep_dir(root: Path, name: str, primary: bool = False, siblings=()) -> Path | None:
+    """``<root>/<name>`` when it exists (the layout ``lossland paper`` writes); for the study's primary recipe,
+    ``root`` itself when it holds none of the study's recipe folders ``siblings`` (``--from`` pointed at that
+    recipe's own sweep directory); otherwise None."""
     root = Path(root)
     if (root / name).is_dir():
         return root / name
-    return root if primary else None
+    if primary and not any((root / s).is_dir() for s in siblings):
+        return root
+    return None
+
+
+def recipe_names(recipes) -> tuple[str, ...]:
+    return tuple(r.name for r in recipes)
 
 
 def by_key(rows) -> dict[tuple, dict]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lossland.errors import LosslandError
 from lossland.paper.compare import Ours, judge
-from lossland.paper.studies import Recipe, by_key, sweep_dir
+from lossland.paper.studies import Recipe, by_key, recipe_names, sweep_dir
 
 RECIPES = [Recipe.script("connect_width")]
 PRIORS = {"no_prior": "none", "dropout": "dropout"}  # seed table -> lossland's prior
@@ -36,7 +36,7 @@ def seed_method(label: str) -> tuple[str, str]:
 def context(root: Path) -> dict:
     from lossland.connect.study import width_table
 
-    d = sweep_dir(root, "connect_width", primary=True)
+    d = sweep_dir(root, "connect_width", primary=True, siblings=recipe_names(RECIPES))
     try:
         rows = width_table(d)
     except LosslandError:  # no folder: every table is "not measured"

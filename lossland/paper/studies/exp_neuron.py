@@ -12,7 +12,7 @@ from pathlib import Path
 
 from lossland.errors import LosslandError
 from lossland.paper.compare import Ours, judge
-from lossland.paper.studies import Recipe, sweep_dir
+from lossland.paper.studies import Recipe, recipe_names, sweep_dir
 
 PROTOCOLS = ("quality", "speed", "generalization", "stability")
 RECIPES = [Recipe.script(f"exp_neuron_{p}") for p in PROTOCOLS]
@@ -24,7 +24,7 @@ def context(root: Path) -> dict:
 
     infos = {}
     for p in PROTOCOLS:
-        d = sweep_dir(root, f"exp_neuron_{p}", primary=True)
+        d = sweep_dir(root, f"exp_neuron_{p}", primary=True, siblings=recipe_names(RECIPES))
         try:
             infos[p] = en.load_infos(d)
         except LosslandError:

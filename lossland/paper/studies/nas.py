@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lossland.paper.compare import Ours, judge
-from lossland.paper.studies import Recipe, sweep_dir
+from lossland.paper.studies import Recipe, recipe_names, sweep_dir
 
 # the search (three priors) and its study report (figures, findings) into <out>/nas; PY is the running Python
 RECIPES = [Recipe("nas", ("bash", "-c", '"$PY" nas.py -m prior=weak,annealed,strong "hydra.sweep.dir=$OUT" '
@@ -19,7 +19,7 @@ def context(root: Path) -> dict:
 
     from lossland.nas.report import load_jobs
 
-    d = sweep_dir(root, "nas", primary=True)
+    d = sweep_dir(root, "nas", primary=True, siblings=recipe_names(RECIPES))
     jobs = load_jobs(d) if d and d.is_dir() else {}
     for j in jobs.values():
         cfg = Path(j["dir"]) / ".hydra" / "config.yaml"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from lossland.errors import LosslandError
 from lossland.paper.compare import Ours, judge
-from lossland.paper.studies import Recipe, sweep_dir
+from lossland.paper.studies import Recipe, recipe_names, sweep_dir
 
 RECIPES = [Recipe.script("keskar_sb_lb")]
 FIT_AT_LEAST = 98.0   # percent: "both fit the training set"
@@ -19,7 +19,7 @@ def context(root: Path) -> dict:
     from lossland.lab.keskar import find_runs
 
     try:
-        runs = find_runs(sweep_dir(root, "keskar_sb_lb", primary=True))
+        runs = find_runs(sweep_dir(root, "keskar_sb_lb", primary=True, siblings=recipe_names(RECIPES)))
     except LosslandError as e:
         return {"runs": [], "problem": str(e)}
     return {"runs": runs, "problem": ""}

@@ -18,7 +18,7 @@ import statistics
 from pathlib import Path
 
 from lossland.paper.compare import Ours, judge
-from lossland.paper.studies import Recipe, sweep_dir
+from lossland.paper.studies import Recipe, recipe_names, sweep_dir
 
 RECIPES = [Recipe.script(n) for n in ("sphere_elr_ce", "sphere_elr_mse", "sphere_baselines", "sphere_finetune",
                                       "vgg_offsphere")]
@@ -56,7 +56,8 @@ def _facts(d: Path | None) -> list[dict]:
 
 def context(root: Path) -> dict:
     mse = sweep_dir(root, "sphere_elr_mse")
-    ce = [r for r in _facts(sweep_dir(root, "sphere_elr_ce", primary=True)) if r["init_from"] is None]
+    ce_dir = sweep_dir(root, "sphere_elr_ce", primary=True, siblings=recipe_names(RECIPES))
+    ce = [r for r in _facts(ce_dir) if r["init_from"] is None]
     return {"ce": ce,
             "mse_full": _facts(mse / "fraction_1.0") if mse else [],
             "mse_subset": _facts(mse / "fraction_0.1") if mse else [],
