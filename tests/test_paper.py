@@ -69,6 +69,12 @@ def test_exp_neuron_seed_module_reads_the_data_file():
     assert s.ARCHITECTURES[6].startswith("CNN")
 
 
+def test_keskar_reads_its_f1_row_from_the_data_file():
+    from lossland.lab.keskar import KESKAR_F1
+
+    assert KESKAR_F1["train_sb"] == (99.66, 0.05) and KESKAR_F1["test_lb"] == (97.81, 0.07)
+
+
 def test_malformed_seed_data_is_refused():
     doc = yaml.safe_load(data.seed_text("connect"))
     bad = copy.deepcopy(doc)
