@@ -107,29 +107,36 @@ def figure(table: SeedTable, ours: list[Ours]):
 
     numeric_cols = all(isinstance(c, (int, float)) for c in table.columns)
     matched = {tuple(o.seed_key or o.key) for o in ours}
-    series = []  # (label, values per column, is_seed): each seed row, then our rows beside it
+    series = []  # (label, values per column, is_seed, seed row): each seed row, then our rows beside it
+
+    def values(cells):
+        return [number(cells.get(c), table.cell) for c in table.columns]
+
     for key, vals in table.rows.items():
         if not numeric_cols and matched & set(table.rows) and key not in matched:
             continue  # bars: only the seed rows we stand beside (all of them when we stand beside none)
-        series.append((" ".join(map(str, key)), [number(vals.get(c), table.cell) for c in table.columns], True))
-        series += [(" ".join(map(str, o.key)), [number(o.values.get(c), table.cell) for c in table.columns], False)
+        name = " ".join(map(str, key))
+        series.append((name, values(vals), True, name))
+        series += [(" ".join(map(str, o.key)), values(o.values), False, name)
                    for o in ours if tuple(o.seed_key or o.key) == key]
-    series += [(" ".join(map(str, o.key)), [number(o.values.get(c), table.cell) for c in table.columns], False)
+    series += [(" ".join(map(str, o.key)), values(o.values), False, " ".join(map(str, o.key)))
                for o in ours if tuple(o.seed_key or o.key) not in table.rows]
-    if not any(math.isfinite(x) for _, vals, _ in series for x in vals):
+    if not any(math.isfinite(x) for _, vals, _, _ in series for x in vals):
         return None
     fig = Figure(figsize=(7.5, 4.2))
     ax = fig.add_subplot(1, 1, 1)
     if numeric_cols:
         colors: dict[str, str] = {}
-        for label, vals, is_seed in series:
-            c = colors.setdefault(label, f"C{len(colors) % 10}")
-            ax.plot(table.columns, vals, ls="--" if is_seed else "-", marker="o", ms=3, color=c,
-                    label=f"{'seed' if is_seed else 'ours'}: {label}")
+        for label, vals, is_seed, group in series:
+            pts = [(c, x) for c, x in zip(table.columns, vals) if math.isfinite(x)]
+            if pts:
+                ax.plot([c for c, _ in pts], [x for _, x in pts], ls="--" if is_seed else "-", marker="o", ms=3,
+                        color=colors.setdefault(group, f"C{len(colors) % 10}"),
+                        label=f"{'seed' if is_seed else 'ours'}: {label}")
         ax.set_xscale("log")
         ax.set_xlabel(table.column_name or "column")
     else:
-        groups = [(f"{label}\n{c}", x, is_seed) for c in table.columns for label, vals, is_seed in series
+        groups = [(f"{label}\n{c}", x, is_seed) for c in table.columns for label, vals, is_seed, _ in series
                   for cc, x in zip(table.columns, vals) if cc == c and math.isfinite(x)]
         ax.bar(range(len(groups)), [x for _, x, _ in groups], color=["C0" if s else "C1" for _, _, s in groups],
                hatch=None)
