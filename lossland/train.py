@@ -30,6 +30,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from lossland import records
 from lossland.build import (
     apply_perturbation,
     build_callbacks,
@@ -49,7 +50,6 @@ from lossland.errors import LosslandError
 from lossland.loop import Diverged, Interrupted, start_fabric
 from lossland.metrics.gradients import evaluate
 from lossland.module import LandscapeModule
-from lossland import records
 from lossland.records import CONFIG_YAML, atomic_torch_save, atomic_write
 from lossland.runs import Run, load_checkpoint, load_weights
 from lossland.schema import validate
