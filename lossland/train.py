@@ -154,7 +154,8 @@ def run(cfg: DictConfig) -> dict:
     digest = config_digest(cfg)
     action, state = agreed(fabric, lambda: decide(cfg, out, digest))
     if action == "skip":
-        log.info("%s already finished ok: skipped", out)
+        if writer:
+            log.info("%s already finished ok: skipped", out)
         return state
     previous = Run(out).summary if action == "resume" else {}
     write_json = records.write_json if writer else (lambda *a, **k: None)
@@ -165,7 +166,8 @@ def run(cfg: DictConfig) -> dict:
                "pid": os.getpid(), "host": socket.gethostname(), "scheduler_job": scheduler_job()}
     if action == "resume":
         summary["resumed_from_step"] = int(state["global_step"])
-        log.info("%s: resuming from step %d", out, state["global_step"])
+        if writer:
+            log.info("%s: resuming from step %d", out, state["global_step"])
     write_json(out / "summary.json", summary)
     if writer and not under_hydra():  # run outside a Hydra app (tests, notebooks): the record is still complete
         atomic_write(out / CONFIG_YAML, OmegaConf.to_yaml(cfg))

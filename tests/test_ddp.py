@@ -56,7 +56,7 @@ def test_a_finished_ddp_run_is_skipped_by_every_rank(tmp_path):
     again = run_cli(*args)  # rank 0 decides "skip" and tells rank 1, which must not see a run in progress
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((out / "summary.json").read_text()) == summary
-    assert again.stdout.count("already finished ok") <= 1 and "in progress" not in again.stderr
+    assert again.stdout.count("already finished ok: skipped") == 1 and "in progress" not in again.stderr
 
 
 @pytest.mark.slow
