@@ -4,7 +4,9 @@ wall-clock time of the whole command, and their ratio (target: >= 1.5 on 2 cores
 
     python benchmarks/launchers.py [--jobs 4] [--repeats 1]
 
-Do not set OMP_NUM_THREADS for this one: the point is what each launcher does with the machine's cores.
+Do not set OMP_NUM_THREADS for this one: the point is what each launcher does with the machine's cores. The
+load average is printed beside the figures: wall-clock ratios taken on a busy machine are not the quiet
+machine's (docs/scale.md explains where joblib's time goes for jobs this short).
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ def main() -> None:
             basic.append(sweep([], elrs, Path(tmp) / f"basic{r}"))
             joblib.append(sweep(["hydra/launcher=joblib", "hydra.launcher.n_jobs=-1"], elrs, Path(tmp) / f"joblib{r}"))
     b, j = min(basic), min(joblib)
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"{args.jobs}-job smoke sweep on {cores} cores (min of {args.repeats}): basic launcher {b:.1f} s, "
-          f"joblib launcher {j:.1f} s; ratio basic/joblib = {b / j:.2f} (target >= 1.5 on 2 cores)")
+          f"joblib launcher {j:.1f} s; ratio basic/joblib = {b / j:.2f} (target >= 1.5 on 2 cores); "
+          f"load average at the end {load}")
 
 
 if __name__ == "__main__":

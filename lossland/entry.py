@@ -12,6 +12,7 @@ A single run that fails exits 2 (a user error) or 1; one interrupted by SIGTERM 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import shutil
@@ -93,17 +94,20 @@ def check_launcher(jobs: list[list[str]], config_name: str, devices: set[str]) -
 
 def failed_in(sweep: Path) -> tuple[list[tuple[str, str]], int]:
     """The failed or interrupted jobs of a sweep whose jobs ran in other processes (joblib, submitit, Ray),
-    read from their records; and the number of jobs found."""
-    from lossland.runs import Run  # here: the analysis apps start without importing the run reader
-
+    read from their ``summary.json`` (plain JSON: the launching process need not import the run reader, which
+    pulls in torch and Lightning); and the number of jobs found."""
     failed, count = [], 0
     for d in sorted((d for d in sweep.iterdir() if d.is_dir() and d.name.isdigit()), key=lambda d: int(d.name)):
         if not (d / "summary.json").exists():
             continue
         count += 1
-        run = Run(d)
-        if run.status in ("failed", "interrupted"):
-            failed.append((str(d), str(run.summary.get("error") or run.status)))
+        try:
+            summary = json.loads((d / "summary.json").read_text())
+        except (OSError, ValueError) as e:
+            failed.append((str(d), f"unreadable summary.json ({e})"))
+            continue
+        if summary.get("status") in ("failed", "interrupted", "running"):  # running: its process is gone
+            failed.append((str(d), str(summary.get("error") or summary["status"].replace("running", "interrupted"))))
     return failed, count
 
 

@@ -9,6 +9,13 @@ more than a small model's SGD step, and exact mid-epoch resumption needs the loo
 Checkpoints hold everything a bit-identical resumption needs: weights, optimizer state (ρ0 and the
 random-walk generator of sphere SGD included), the epoch's data order, the global RNG, callback state
 (phase-metric history) and the step counter. They are written atomically, by global rank 0.
+
+Several devices (``trainer.devices=N``, DDP; :func:`start_fabric`): every rank holds the whole data and the
+same permutation; each step's global batch (``data.batch_size``) is split into N equal contiguous slices, one
+per rank, and DDP averages the gradients, so for a mean loss a step is the step of one process on the whole
+batch. The logged batch loss/error and the divergence check use the whole batch (all-reduced / gathered);
+callbacks and evaluations run on every rank over the whole split (identical weights: identical numbers, and
+the ranks agree on early stops); only rank 0 writes (its loggers, checkpoints).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from lightning.fabric import Fabric
 from tqdm.auto import tqdm
 
 from lossland.data.base import block_sizes
+from lossland.errors import LosslandError
 from lossland.metrics.gradients import evaluate
 from lossland.records import atomic_torch_save
 
@@ -45,6 +53,17 @@ class Interrupted(Exception):
         self.signum, self.step = signum, step
 
 
+def start_fabric(accelerator: str = "cpu", devices: int | str = 1, precision: str = "32-true", **_) -> Fabric:
+    """The run's Fabric; with more than one device its processes are launched here (DDP): before the run
+    decides anything, so that rank 0 can decide and tell the others (:func:`lossland.train.run`). Fabric's
+    launcher re-runs the command for the other local ranks (under Hydra into the same run directory, with
+    ``hydra.output_subdir=null``); under SLURM/torchrun the ranks already exist."""
+    fabric = Fabric(accelerator=accelerator, devices=devices, precision=precision)
+    if fabric.world_size > 1:
+        fabric.launch()
+    return fabric
+
+
 class Trainer:
     """Lightning's names for Lightning's knobs (``accelerator``, ``devices``, ``precision``, ``max_epochs``,
     ``max_steps``, ``deterministic``, ``enable_progress_bar``, ``check_val_every_n_epoch``), over Fabric.
@@ -58,9 +77,9 @@ class Trainer:
                  max_epochs: int | None = 10, max_steps: int = -1, deterministic: bool = False,
                  enable_progress_bar: bool = True, check_val_every_n_epoch: int = 1, log_every_n_steps: int = 16,
                  callbacks: Sequence | None = None, loggers: Sequence | None = None, checkpoint_dir=None,
-                 run_info: dict | None = None):
-        self.fabric = Fabric(accelerator=accelerator, devices=devices, precision=precision,
-                             callbacks=list(callbacks or []), loggers=list(loggers or []))
+                 run_info: dict | None = None, fabric: Fabric | None = None):
+        # ``fabric``: one already started (:func:`start_fabric`, DDP ranks launched); else a new one
+        self.fabric = fabric or Fabric(accelerator=accelerator, devices=devices, precision=precision)
         self.callbacks, self.loggers = list(callbacks or []), list(loggers or [])
         self.max_epochs, self.max_steps = max_epochs, int(max_steps)
         self.deterministic, self.progress = deterministic, enable_progress_bar
@@ -84,7 +103,15 @@ class Trainer:
     def log(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Send scalars (plus ``epoch``) to every logger at an optimizer step (default: the current one)."""
         row = {"epoch": self.current_epoch, **metrics}
-        self.fabric.log_dict(row, step=self.global_step if step is None else step)
+        row = {k: float(v) if isinstance(v, torch.Tensor) else v for k, v in row.items()}
+        for logger in self.loggers:
+            logger.log_metrics(metrics=row, step=self.global_step if step is None else step)
+
+    def call(self, hook: str, **kwargs) -> None:
+        """Run ``hook`` of every callback that has it (as ``Fabric.call``)."""
+        for cb in self.callbacks:
+            if callable(fn := getattr(cb, hook, None)):
+                fn(**kwargs)
 
     def flush(self) -> None:
         """Make the records on disk complete up to now (called at every due step)."""
@@ -148,6 +175,9 @@ class Trainer:
             torch.use_deterministic_algorithms(True)
         fabric, dm = self.fabric, datamodule
         self.datamodule, self.module = dm, module
+        if fabric.world_size > 1 and dm.batch_size % fabric.world_size:
+            raise LosslandError(f"data.batch_size={dm.batch_size} does not split evenly across "
+                                f"{fabric.world_size} devices (DDP: the global batch is split across the ranks)")
         dm.to(fabric.device)
         fabric.to_device(module)
         self.optimizer = module.configure_optimizers()
@@ -157,8 +187,8 @@ class Trainer:
             self._restore(resume)
         old_handlers = self._install_signals()
         try:
-            fabric.call("on_train_start", trainer=self, module=module)
-            fabric.call("on_step", trainer=self, module=module)
+            self.call("on_train_start", trainer=self, module=module)
+            self.call("on_step", trainer=self, module=module)
             self._train(wrapped if not self._fast else module)
         finally:
             for s, h in old_handlers.items():
@@ -186,14 +216,21 @@ class Trainer:
                 blocks = block_sizes(self.global_step, steps, self.log_every_n_steps, next_due)
                 x_all, y_all = dm.splits["train"]
                 b = dm.batch_size
+                world, rank = fabric.world_size, fabric.global_rank
+                share = b // world  # this rank's slice of each global batch
                 pos = offset
                 for size in blocks:
                     losses, outputs, targets = [], [], []
                     for _ in range(size):
                         idx = order[pos * b:(pos + 1) * b]
+                        if world > 1:
+                            idx = idx[rank * share:(rank + 1) * share]
                         x, y = x_all[idx], y_all[idx]
                         module.set_rate(optimizer, self.global_step)
                         objective, loss, out = step_module.training_step((x, y), self.global_step)
+                        if world > 1:  # the whole batch's loss, outputs and targets on every rank
+                            loss = fabric.all_reduce(loss.detach(), reduce_op="mean")
+                            out, y = fabric.all_gather(out.detach()).flatten(0, 1), fabric.all_gather(y).flatten(0, 1)
                         if module.is_bad(loss):
                             value = float(loss.detach())
                             raise Diverged(self.global_step + 1, "non-finite training loss" if value != value
@@ -226,7 +263,7 @@ class Trainer:
                     if self._signal is not None:
                         break
                     if next_due(self.global_step - 1) == self.global_step:
-                        fabric.call("on_step", trainer=self, module=module)
+                        self.call("on_step", trainer=self, module=module)
                         self._save_last()
                         if self.should_stop:
                             break

@@ -6,6 +6,10 @@ Its directory tells what to do (see docs/reliability.md):
 - the same run unfinished (killed, preempted, failed) with a checkpoint: resume from the newest one
   (``resume=auto``, the default; ``resume=true`` resumes even if the config changed, e.g. a longer run);
 - another run: refused in one line.
+
+With several devices (``trainer.devices=N``, DDP) the ranks are launched first; rank 0 alone decides and
+writes the records (summary, config, initial weights, metrics, checkpoints, W&B) and tells the others what
+it decided, so no rank mistakes rank 0's ``running`` summary for another run in progress.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from lossland import records
 from lossland.build import (
     apply_perturbation,
     build_callbacks,
@@ -42,10 +47,10 @@ from lossland.build import (
 from lossland.callbacks import PhaseMetrics
 from lossland.config import job_overrides, output_dir, under_hydra
 from lossland.errors import LosslandError
-from lossland.loop import Diverged, Interrupted
+from lossland.loop import Diverged, Interrupted, start_fabric
 from lossland.metrics.gradients import evaluate
 from lossland.module import LandscapeModule
-from lossland.records import CONFIG_YAML, atomic_torch_save, atomic_write, write_json
+from lossland.records import CONFIG_YAML, atomic_torch_save, atomic_write
 from lossland.runs import Run, load_checkpoint, load_weights
 from lossland.schema import validate
 from lossland.seeding import stream_seed
@@ -142,13 +147,18 @@ def run(cfg: DictConfig) -> dict:
     a divergence is a status, not an error; SIGTERM / SIGINT raise :class:`Interrupted`."""
     validate(cfg)
     out = output_dir(cfg)
-    out.mkdir(parents=True, exist_ok=True)
+    fabric = start_fabric(**OmegaConf.to_container(cfg.trainer, resolve=True))
+    writer = fabric.is_global_zero  # the one process that writes the run's records
+    if writer:
+        out.mkdir(parents=True, exist_ok=True)
     digest = config_digest(cfg)
-    action, state = decide(cfg, out, digest)
+    action, state = agreed(fabric, lambda: decide(cfg, out, digest))
     if action == "skip":
-        log.info("%s already finished ok: skipped", out)
+        if writer:
+            log.info("%s already finished ok: skipped", out)
         return state
     previous = Run(out).summary if action == "resume" else {}
+    write_json = records.write_json if writer else (lambda *a, **k: None)
     t0 = time.time()
     summary = {"status": "running", "seed": int(cfg.seed), "elr": cfg.get("elr"), "lr": cfg.get("lr"),
                "overrides": job_overrides(), "steps": 0, "epochs": 0, "wall_s": 0.0, "diverged_at_step": None,
@@ -156,13 +166,14 @@ def run(cfg: DictConfig) -> dict:
                "pid": os.getpid(), "host": socket.gethostname(), "scheduler_job": scheduler_job()}
     if action == "resume":
         summary["resumed_from_step"] = int(state["global_step"])
-        log.info("%s: resuming from step %d", out, state["global_step"])
+        if writer:
+            log.info("%s: resuming from step %d", out, state["global_step"])
     write_json(out / "summary.json", summary)
-    if not under_hydra():  # run outside a Hydra app (tests, notebooks): the record is still complete
+    if writer and not under_hydra():  # run outside a Hydra app (tests, notebooks): the record is still complete
         atomic_write(out / CONFIG_YAML, OmegaConf.to_yaml(cfg))
     trainer = None
     try:
-        trainer, module, dm = prepare(cfg, out, summary["run_id"], state)
+        trainer, module, dm = prepare(cfg, out, summary["run_id"], state, fabric)
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(stream_seed(cfg.seed, "noise"))
@@ -186,7 +197,8 @@ def run(cfg: DictConfig) -> dict:
         raise
     except Exception as e:  # an unexpected failure is recorded; the sweep goes on
         summary.update(status="failed", error=f"{type(e).__name__}: {e}")
-        (out / "error.log").write_text(traceback.format_exc())
+        if writer:
+            (out / "error.log").write_text(traceback.format_exc())
         log.error("run failed: %s (traceback in %s)", summary["error"], out / "error.log")
     finally:
         summary["wall_s"] = round(time.time() - t0 + float(previous.get("wall_s") or 0.0), 3)
@@ -207,26 +219,44 @@ def run(cfg: DictConfig) -> dict:
     return summary
 
 
-def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None):
+def agreed(fabric, decide_here):
+    """``decide_here()`` on rank 0, its result (or its refusal) on every rank."""
+    if fabric.world_size == 1:
+        return decide_here()
+    result = None
+    if fabric.is_global_zero:
+        try:
+            result = ("ok", decide_here())
+        except LosslandError as e:
+            result = ("refused", str(e))
+    result = fabric.broadcast(result, src=0)
+    if result[0] == "refused":
+        raise LosslandError(result[1])
+    return result[1]
+
+
+def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None, fabric=None):
     """The trainer, module and data of a job: data, model (+ ``init_from`` weights), optimizer, callbacks and
-    loggers. Saves the initial weights to ``checkpoints/init.pt``."""
+    loggers. Saves the initial weights to ``checkpoints/init.pt``. ``fabric``: the run's started Fabric (DDP:
+    only global rank 0 writes, so the other ranks get no loggers)."""
+    writer = fabric is None or fabric.is_global_zero
     dm = build_data(cfg)
     loss = build_loss(cfg)
     model = build_model(cfg, dm, loss)
     if cfg.get("init_from"):
         init_from(model, dm, cfg.init_from)
     perturbation = apply_perturbation(cfg, model) if resume is None else None  # a resumed run restores weights
-    if resume is None:
+    if resume is None and writer:
         atomic_torch_save(model.state_dict(), out / "checkpoints" / "init.pt")
     steps = total_steps(cfg, dm)
     module = LandscapeModule(model, loss, optimizer=build_optimizer(cfg, model, dm),
                              regularizer=build_regularizer(cfg), schedule=build_schedule(cfg),
                              max_loss=cfg.get("max_loss"))
-    rows = None if resume is None else [r for r in Run(out).rows() if r["step"] <= resume["global_step"]]
-    loggers = build_loggers(cfg, out, rows=rows)
+    rows = None if resume is None or not writer else [r for r in Run(out).rows() if r["step"] <= resume["global_step"]]
+    loggers = build_loggers(cfg, out, rows=rows) if writer else []
     trainer = instantiate_node(cfg.trainer, "trainer")(
         callbacks=build_callbacks(cfg, steps, out), loggers=loggers, checkpoint_dir=out / "checkpoints",
-        run_info={"run_id": run_id}, log_every_n_steps=int(cfg.steps_per_call))
+        run_info={"run_id": run_id}, log_every_n_steps=int(cfg.steps_per_call), fabric=fabric)
     trainer.datamodule = dm
     if perturbation is not None:
         trainer.extra_summary["perturbation"] = perturbation
@@ -292,6 +322,10 @@ def final_metrics(trainer, scheduled: bool = True) -> dict[str, float]:
 
 def print_summary(summary: dict, cfg: DictConfig) -> None:
     """What a newcomer sees at the end of one run: the final numbers, where the records are, what next."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if getattr(rank_zero_only, "rank", 0) != 0:  # DDP: rank 0 speaks for the run
+        return
     out = output_dir(cfg)
     final = summary.get("final") or {}
 
