@@ -116,6 +116,36 @@ cmd_exp_neuron.options = [  # docs/exp_neuron.md
 ]
 
 
+def cmd_finetune(args):
+    from lossland.analysis.finetune import write_finetune
+
+    _print_result(write_finetune(args.sweep_dir, args.out, args.max_ratio))
+
+
+def cmd_interpolate(args):
+    from lossland.analysis.interpolation import write_interpolation
+
+    _print_result(write_interpolation(args.sweep_dir, args.out, args.converged_errors, args.max_ratio))
+
+
+def _print_result(result: dict) -> None:
+    print(result["markdown"])
+    for line in result["checks"]:
+        print(line)
+    for f in result["files"]:
+        print(f)
+
+
+_MAX_RATIO = ("--max-ratio", {"default": 2.0, "type": float, "help": "a pair is linearly connected when the train "
+                              "loss inside the path stays <= this times the larger endpoint loss (default 2)"})
+cmd_finetune.options = [  # docs/sphere.md#fine-tuning
+    ("--out", {"default": None, "help": "output folder (default: <sweep_dir>/finetune)"}), _MAX_RATIO]
+cmd_interpolate.options = [  # docs/sphere.md#interpolation
+    ("--out", {"default": None, "help": "output folder (default: <sweep_dir>/interpolation)"}), _MAX_RATIO,
+    ("--converged-errors", {"default": 0, "type": int, "help": "a model is in the converged sub-phase of phase 1 "
+                            "with at most this many misclassified training examples (default 0)"})]
+
+
 # Commands that are Hydra apps: `lossland <cmd> RUN_DIR key=value ...` (their config: conf/<cmd>.yaml).
 HYDRA_APPS = {"curvature": (curvature_job, "curvature at every checkpoint of a run, appended to its metrics.csv "
                             "and curvature.json"),
@@ -134,6 +164,12 @@ COMMANDS = {
     "exp-neuron": (cmd_exp_neuron, "study E's tables (quality, speed, generalization, stability) beside the seed's "
                    "values: <dir>/exp_neuron/<protocol>.{csv,md,png}",
                    [("sweep_dir", "a folder holding the protocol's runs (any depth)")]),
+    "finetune": (cmd_finetune, "study S fine-tuning: pretrain + fine-tune trajectories on one step axis, phase "
+                 "diagrams, original-to-fine-tuned linear paths: <dir>/finetune/",
+                 [("sweep_dir", "a sweeps/sphere_finetune.sh output folder")]),
+    "interpolate": (cmd_interpolate, "study S interpolation inside phase 1 (converged vs not): loss, errors and GM "
+                    "along linear paths: <dir>/interpolation/",
+                    [("sweep_dir", "a sweeps/sphere_interpolate.sh output folder")]),
 }
 
 
