@@ -20,7 +20,7 @@ source "$(dirname "$0")/_common.sh"
 OUT=${OUT:-multirun/sphere_finetune/$STAMP}
 if [ "$SCALE" = tiny ]; then STEPS=${STEPS:-4}; NUM_POINTS=${NUM_POINTS:-3}; fi
 STEPS=${STEPS:-800}
-FT_STEPS=${FT_STEPS:-$STEPS}
+FT_STEPS=${FT_STEPS:-$((STEPS / 2))}
 NUM_POINTS=${NUM_POINTS:-11}
 PHASE1_ELR=${PHASE1_ELR:-1e-3}
 PHASE1_FACTORS=${PHASE1_FACTORS:-0.5 0.1 2 3 10}

@@ -200,7 +200,8 @@ def write_finetune(root: str | Path, out: str | Path | None = None, max_ratio: f
         files.append(atomic_figure(plot_phase(pre, tuned, scratch), out / f"{stem}_phase.png", dpi=110))
         mine = [p for p in paths if Path(p["a"]["dir"]).resolve() == pre.path.resolve()]
         by_dir = {str(t.path.resolve()): t for t in tuned}
-        mine = [p for p in mine if str(Path(p["b"]["dir"]).resolve()) in by_dir]
+        mine = sorted((p for p in mine if str(Path(p["b"]["dir"]).resolve()) in by_dir),
+                      key=lambda p: by_dir[str(Path(p["b"]["dir"]).resolve())].elr)  # colours as in the other figures
         if mine:
             labels = [_label(pre, by_dir[str(Path(p["b"]["dir"]).resolve())]) for p in mine]
             fig = plot_along_path(mine, labels, f"linear path: original (α=0, elr {pre.elr:.3g}) to fine-tuned (α=1)")
