@@ -119,13 +119,14 @@ cmd_exp_neuron.options = [  # docs/exp_neuron.md
 def cmd_finetune(args):
     from lossland.analysis.finetune import write_finetune
 
-    _print_result(write_finetune(args.sweep_dir, args.out, args.max_ratio))
+    _print_result(write_finetune(args.sweep_dir, args.out, args.max_ratio, args.max_err_rise))
 
 
 def cmd_interpolate(args):
     from lossland.analysis.interpolation import write_interpolation
 
-    _print_result(write_interpolation(args.sweep_dir, args.out, args.converged_errors, args.max_ratio))
+    _print_result(write_interpolation(args.sweep_dir, args.out, args.converged_errors, args.max_ratio,
+                                      args.max_err_rise))
 
 
 def _print_result(result: dict) -> None:
@@ -136,12 +137,15 @@ def _print_result(result: dict) -> None:
         print(f)
 
 
-_MAX_RATIO = ("--max-ratio", {"default": 2.0, "type": float, "help": "a pair is linearly connected when the train "
-                              "loss inside the path stays <= this times the larger endpoint loss (default 2)"})
+_CONNECTED = [  # lossland/analysis/along_path.py
+    ("--max-ratio", {"default": 2.0, "type": float, "help": "linearly connected: train loss and GM inside the path "
+                     "stay <= this times their larger endpoint value (default 2) ..."}),
+    ("--max-err-rise", {"default": 2.0, "type": float, "help": "... and train/test errors rise by at most this many "
+                        "percentage points above the larger endpoint (default 2)"})]
 cmd_finetune.options = [  # docs/sphere.md#fine-tuning
-    ("--out", {"default": None, "help": "output folder (default: <sweep_dir>/finetune)"}), _MAX_RATIO]
+    ("--out", {"default": None, "help": "output folder (default: <sweep_dir>/finetune)"}), *_CONNECTED]
 cmd_interpolate.options = [  # docs/sphere.md#interpolation
-    ("--out", {"default": None, "help": "output folder (default: <sweep_dir>/interpolation)"}), _MAX_RATIO,
+    ("--out", {"default": None, "help": "output folder (default: <sweep_dir>/interpolation)"}), *_CONNECTED,
     ("--converged-errors", {"default": 0, "type": int, "help": "a model is in the converged sub-phase of phase 1 "
                             "with at most this many misclassified training examples (default 0)"})]
 

@@ -12,7 +12,8 @@
 # more, and past phase 1's upper bound (Figs 6-9; the seed starts from elr=1e-4 with the bound at 7e-4);
 # phase-2 models are fine-tuned with elr lowered into phase 1 (Figs 11, 12: from a small and a large phase-2
 # elr). The embedded defaults map the seed's CIFAR-10 elrs onto this scale's phases (docs/sphere.md: phase 1
-# up to ~3e-3, phase 2 around 1e-2, phase 3 from 3e-2).
+# up to ~3e-3, phase 2 around 1e-2, phase 3 from 3e-2). Measured: 5e-3, meant as a small phase-2 elr, is still
+# phase 1 at 800 embedded steps (0.3% train error), so at this scale only 1e-2 is a phase-2 pretrain.
 # Environment: OUT, STEPS (pretrain steps), FT_STEPS (fine-tune steps; the seed: 5000 iterations), PHASE1_ELR,
 # PHASE1_FACTORS (multipliers; "0.5 0.1 2 3 10"), PHASE2_ELRS, PHASE2_FACTORS ("0.1 0.01"), NUM_POINTS (path).
 # Layout: $OUT/pretrain/<i>/, $OUT/from_<i>/<j>/ (fine-tunes of pretrain i), $OUT/connect/from_<i>/<j>/connect.json.

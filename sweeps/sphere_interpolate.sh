@@ -9,7 +9,9 @@
 #   sweeps/sphere_interpolate.sh                    # embedded: mnist5k on the CPU
 #   SCALE=full DATA_ROOT=<cifar dir> sweeps/sphere_interpolate.sh
 #
-# Environment: OUT, STEPS, NOT_CONVERGED_ELRS ("1e-4,3e-4"), CONVERGED_ELRS ("2e-3,3e-3"), NUM_POINTS.
+# Environment: OUT, STEPS, NOT_CONVERGED_ELRS ("1e-4,3e-4"), CONVERGED_ELRS ("2e-3,3e-3"), NUM_POINTS,
+# CONVERGED_ERRORS (10: a model with at most this many wrong training examples is "converged"; the seed's
+# definition is 0, its stated sub-phase boundary 10-15 examples; at 800 embedded steps 2e-3 leaves 4).
 # Layout: $OUT/runs/<i>/, $OUT/connect/<group>/<j>/connect.json (every pair within a group).
 source "$(dirname "$0")/_common.sh"
 OUT=${OUT:-multirun/sphere_interpolate/$STAMP}
@@ -34,4 +36,4 @@ for group in not_converged converged; do
     j=$((j + 1))
   done < <(pairs $lo $hi)
 done
-$LOSSLAND interpolate "$OUT"
+$LOSSLAND interpolate "$OUT" --converged-errors "${CONVERGED_ERRORS:-10}"

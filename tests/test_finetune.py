@@ -116,6 +116,11 @@ def test_connected_means_no_interior_loss_peak_above_max_ratio():
     assert flat["connected"] == "yes" and flat["train_err_rise"] == pytest.approx(1.0)
     assert math.isnan(flat["gm_max"]) and math.isnan(flat["elr_a"])
     assert path_row(_record([0.01, 0.05, 0.02]), max_ratio=3)["connected"] == "yes"
+    gm_peak = path_row(_record([0.01, 0.015, 0.02], gm=[1, 3, 1]))  # flat loss, GM peak: not connected
+    assert gm_peak["gm_peak_ratio"] == pytest.approx(3) and gm_peak["connected"] == "no"
+    err_peak = path_row(_record([0.01, 0.015, 0.02], train_acc=[100, 95, 99]))
+    assert err_peak["connected"] == "no" and path_row(_record([0.01, 0.015, 0.02], train_acc=[100, 95, 99]),
+                                                       max_err_rise=5)["connected"] == "yes"
 
 
 def test_interpolation_groups_pairs_by_measured_sub_phase(sweep, capsys):

@@ -2,12 +2,13 @@
 Figs 3, 5, 6): train loss, train error, test error and GM against α, and the seed's "linearly connected" test.
 
 The seed calls two models linearly connected when the curves along α ∈ [0, 1] have no pronounced extremum
-inside the segment. Its figures are on log axes, so lossland measures the peak as a ratio:
-``peak_ratio`` = max over interior points of the train loss / the larger endpoint train loss, and calls the
-pair *connected* when ``peak_ratio ≤ max_ratio`` (default 2: at most a doubling of the loss between the ends).
-Error rises are reported beside it in percentage points (max over α of the error minus the larger endpoint
-error). Train metrics are full-pass with BN statistics recomputed at each point (``connect.py``); GM is
-measured on run A's fixed evaluation mini-batches (``connect.py gm=true``).
+inside the segment. Its figures are on log axes, so lossland measures peaks as ratios: ``peak_ratio`` = max over
+interior points of the train loss / the larger endpoint train loss, ``gm_peak_ratio`` the same for GM; error
+rises are in percentage points (max over α of the error minus the larger endpoint error). A pair is
+*connected* when both ratios are ≤ ``max_ratio`` (default 2: at most a doubling between the ends) and neither
+the train nor the test error rises by more than ``max_err_rise`` points (default 2) inside the path. Train
+metrics are full-pass with BN statistics recomputed at each point (``connect.py``); GM is measured on run A's
+fixed evaluation mini-batches (``connect.py gm=true``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from lossland.errors import LosslandError
 from lossland.runs import open_run
 
 MAX_RATIO = 2.0
+MAX_ERR_RISE = 2.0
 
 
 def load_paths(root: str | Path) -> list[dict]:
@@ -66,22 +68,28 @@ def _rise(v: np.ndarray) -> float:
     return float(np.nanmax(v) - max(v[0], v[-1])) if np.isfinite(v).any() else math.nan
 
 
-def path_row(rec: dict, max_ratio: float = MAX_RATIO) -> dict:
-    """The connectivity summary of one path: endpoint elrs, peak ratio of the train loss, error rises (points),
-    GM at the ends and its maximum, and ``connected`` (peak_ratio ≤ max_ratio)."""
+def _peak(v: np.ndarray) -> float:
+    """max over interior points / the larger endpoint (NaN without interior points or values)."""
+    ends, inner = max(v[0], v[-1]), v[1:-1]
+    return float(np.nanmax(inner) / ends) if inner.size and ends > 0 and np.isfinite(inner).any() else math.nan
+
+
+def path_row(rec: dict, max_ratio: float = MAX_RATIO, max_err_rise: float = MAX_ERR_RISE) -> dict:
+    """The connectivity summary of one path: endpoint elrs, peak ratios of train loss and GM, error rises
+    (points), GM at the ends and its maximum, and ``connected`` (see the module doc; a NaN GM or test curve
+    is left out of the test)."""
     c = curves(rec)
-    loss = c["train_loss"]
-    ends = max(loss[0], loss[-1])
-    inner = loss[1:-1]
-    peak = float(inner.max() / ends) if inner.size and ends > 0 else math.nan
-    gm = c["gm"]
+    loss, gm = c["train_loss"], c["gm"]
+    peak, gm_peak = _peak(loss), _peak(gm)
+    train_rise, test_rise = _rise(c["train_error"]), _rise(c["test_error"])
+    ok = (peak <= max_ratio and not gm_peak > max_ratio and train_rise <= max_err_rise
+          and not test_rise > max_err_rise)
     return {"elr_a": _elr(rec["a"]["dir"]), "elr_b": _elr(rec["b"]["dir"]),
             "train_loss_a": float(loss[0]), "train_loss_b": float(loss[-1]),
-            "peak_ratio": peak, "train_err_rise": _rise(c["train_error"]),
-            "test_err_rise": _rise(c["test_error"]),
+            "peak_ratio": peak, "gm_peak_ratio": gm_peak, "train_err_rise": train_rise, "test_err_rise": test_rise,
             "gm_a": float(gm[0]), "gm_b": float(gm[-1]), "gm_max": float(np.nanmax(gm)) if np.isfinite(gm).any()
             else math.nan,
-            "connected": "yes" if peak <= max_ratio else ("no" if math.isfinite(peak) else "?")}
+            "connected": "yes" if ok else ("no" if math.isfinite(peak) else "?")}
 
 
 def _elr(run_dir: str) -> float:

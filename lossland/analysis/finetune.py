@@ -25,7 +25,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from lossland.analysis.along_path import MAX_RATIO, load_paths, path_row, plot_along_path
+from lossland.analysis.along_path import MAX_ERR_RISE, MAX_RATIO, load_paths, path_row, plot_along_path
 from lossland.errors import LosslandError
 from lossland.records import atomic_figure, write_table
 from lossland.runs import Run, load_runs, open_run
@@ -153,20 +153,23 @@ def _final(run: Run, name: str) -> float:
     return run.final_value(name)
 
 
-def finetune_rows(groups, paths: list[dict], max_ratio: float = MAX_RATIO) -> list[dict]:
+def finetune_rows(groups, paths: list[dict], max_ratio: float = MAX_RATIO,
+                  max_err_rise: float = MAX_ERR_RISE) -> list[dict]:
     """One row per fine-tune (see the module doc); errors in %, path columns from its connect.json (— if none)."""
     by_pair = {(str(Path(p["a"]["dir"]).resolve()), str(Path(p["b"]["dir"]).resolve())): p for p in paths}
     rows = []
     for pre, tuned in groups:
         for t in tuned:
             rec = by_pair.get((str(pre.path.resolve()), str(t.path.resolve())))
-            pr = path_row(rec, max_ratio) if rec else {}
+            pr = path_row(rec, max_ratio, max_err_rise) if rec else {}
             rows.append({
                 "pretrain_elr": pre.elr, "factor": t.elr / pre.elr, "finetune_elr": t.elr,
                 "pre_train_err": 100 * _final(pre, "train_error"), "ft_train_err": 100 * _final(t, "train_error"),
                 "pre_test_err": 100 * _final(pre, "test_error"), "ft_test_err": 100 * _final(t, "test_error"),
                 "pre_gm": _final(pre, "gm"), "ft_gm": _final(t, "gm"),
-                "peak_ratio": pr.get("peak_ratio", math.nan), "path_test_err_rise": pr.get("test_err_rise", math.nan),
+                "peak_ratio": pr.get("peak_ratio", math.nan), "gm_peak_ratio": pr.get("gm_peak_ratio", math.nan),
+                "path_train_err_rise": pr.get("train_err_rise", math.nan),
+                "path_test_err_rise": pr.get("test_err_rise", math.nan),
                 "path_gm_max": pr.get("gm_max", math.nan), "connected": pr.get("connected", "—")})
     return rows
 
@@ -185,7 +188,8 @@ def join_check(groups) -> float:
     return worst
 
 
-def write_finetune(root: str | Path, out: str | Path | None = None, max_ratio: float = MAX_RATIO) -> dict:
+def write_finetune(root: str | Path, out: str | Path | None = None, max_ratio: float = MAX_RATIO,
+                   max_err_rise: float = MAX_ERR_RISE) -> dict:
     """Every figure and the table of the module doc; returns {markdown, files, checks}."""
     root = Path(root)
     out = Path(out) if out else root / "finetune"
@@ -206,7 +210,7 @@ def write_finetune(root: str | Path, out: str | Path | None = None, max_ratio: f
             labels = [_label(pre, by_dir[str(Path(p["b"]["dir"]).resolve())]) for p in mine]
             fig = plot_along_path(mine, labels, f"linear path: original (α=0, elr {pre.elr:.3g}) to fine-tuned (α=1)")
             files.append(atomic_figure(fig, out / f"{stem}_paths.png", dpi=110))
-    rows = finetune_rows(groups, paths, max_ratio)
+    rows = finetune_rows(groups, paths, max_ratio, max_err_rise)
     md = write_table(rows, out, "finetune")
     files += [out / "finetune.csv", out / "finetune.md"]
     checks = [f"join: fine-tune step 0 vs pretrain end, max relative difference in train loss / GM "

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from lossland.analysis.along_path import MAX_RATIO, load_paths, path_row, plot_along_path
+from lossland.analysis.along_path import MAX_ERR_RISE, MAX_RATIO, load_paths, path_row, plot_along_path
 from lossland.errors import LosslandError
 from lossland.records import atomic_figure, write_table
 from lossland.runs import open_run
@@ -34,14 +34,16 @@ def sub_phase(count: float, converged_errors: int = 0) -> str:
     return "converged" if count <= converged_errors else "not converged"
 
 
-def interpolation_rows(paths: list[dict], converged_errors: int = 0, max_ratio: float = MAX_RATIO) -> list[dict]:
+def interpolation_rows(paths: list[dict], converged_errors: int = 0, max_ratio: float = MAX_RATIO,
+                       max_err_rise: float = MAX_ERR_RISE) -> list[dict]:
     rows = []
     for p in paths:
         na, nb = misclassified(p["a"]["dir"]), misclassified(p["b"]["dir"])
         pa, pb = sub_phase(na, converged_errors), sub_phase(nb, converged_errors)
-        row = path_row(p, max_ratio)
+        row = path_row(p, max_ratio, max_err_rise)
         rows.append({"group": pa if pa == pb else "mixed", "elr_a": row["elr_a"], "elr_b": row["elr_b"],
                      "train_wrong_a": na, "train_wrong_b": nb, "peak_ratio": row["peak_ratio"],
+                     "gm_peak_ratio": row["gm_peak_ratio"],
                      "train_err_rise": row["train_err_rise"], "test_err_rise": row["test_err_rise"],
                      "gm_a": row["gm_a"], "gm_b": row["gm_b"], "gm_max": row["gm_max"],
                      "connected": row["connected"], "file": p["file"]})
@@ -49,14 +51,14 @@ def interpolation_rows(paths: list[dict], converged_errors: int = 0, max_ratio: 
 
 
 def write_interpolation(root: str | Path, out: str | Path | None = None, converged_errors: int = 0,
-                        max_ratio: float = MAX_RATIO) -> dict:
+                        max_ratio: float = MAX_RATIO, max_err_rise: float = MAX_ERR_RISE) -> dict:
     """The figures and table of the module doc; returns {markdown, files, checks}."""
     root = Path(root)
     out = Path(out) if out else root / "interpolation"
     paths = load_paths(root)
     if not paths:
         raise LosslandError(f"{root}: no connect.json below it (run sweeps/sphere_interpolate.sh)")
-    rows = interpolation_rows(paths, converged_errors, max_ratio)
+    rows = interpolation_rows(paths, converged_errors, max_ratio, max_err_rise)
     by_file = {p["file"]: p for p in paths}
     files, checks = [], []
     for group in sorted({r["group"] for r in rows}):
@@ -69,7 +71,8 @@ def write_interpolation(root: str | Path, out: str | Path | None = None, converg
         claim = SEED_CLAIM.get(group)
         holds = n == len(mine) if claim == "connected" else n == 0
         verdict = " — reproduces" if holds else " — does not reproduce"
-        checks.append(f"{group}: {n}/{len(mine)} pairs linearly connected (peak ratio ≤ {max_ratio:g})"
+        checks.append(f"{group}: {n}/{len(mine)} pairs linearly connected (peak ratios ≤ {max_ratio:g}, "
+                      f"error rises ≤ {max_err_rise:g} points)"
                       + (f"; seed: {claim}{verdict}" if claim else ""))
     table = [{k: v for k, v in r.items() if k != "file"} for r in rows]
     md = write_table(table, out, "interpolation")
