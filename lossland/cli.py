@@ -134,6 +134,40 @@ cmd_paper.options = [  # docs/paper.md
 ]
 
 
+def cmd_finetune(args):
+    from lossland.analysis.finetune import write_finetune
+
+    _print_result(write_finetune(args.sweep_dir, args.out, args.max_ratio, args.max_err_rise))
+
+
+def cmd_interpolate(args):
+    from lossland.analysis.interpolation import write_interpolation
+
+    _print_result(write_interpolation(args.sweep_dir, args.out, args.converged_errors, args.max_ratio,
+                                      args.max_err_rise))
+
+
+def _print_result(result: dict) -> None:
+    print(result["markdown"])
+    for line in result["checks"]:
+        print(line)
+    for f in result["files"]:
+        print(f)
+
+
+_CONNECTED = [  # lossland/analysis/along_path.py
+    ("--max-ratio", {"default": 2.0, "type": float, "help": "linearly connected: train loss and GM inside the path "
+                     "stay <= this times their larger endpoint value (default 2) ..."}),
+    ("--max-err-rise", {"default": 2.0, "type": float, "help": "... and train/test errors rise by at most this many "
+                        "percentage points above the larger endpoint (default 2)"})]
+cmd_finetune.options = [  # docs/sphere.md#fine-tuning
+    ("--out", {"default": None, "help": "output folder (default: <sweep_dir>/finetune)"}), *_CONNECTED]
+cmd_interpolate.options = [  # docs/sphere.md#interpolation
+    ("--out", {"default": None, "help": "output folder (default: <sweep_dir>/interpolation)"}), *_CONNECTED,
+    ("--converged-errors", {"default": 0, "type": int, "help": "a model is in the converged sub-phase of phase 1 "
+                            "with at most this many misclassified training examples (default 0)"})]
+
+
 # Commands that are Hydra apps: `lossland <cmd> RUN_DIR key=value ...` (their config: conf/<cmd>.yaml).
 HYDRA_APPS = {"curvature": (curvature_job, "curvature at every checkpoint of a run, appended to its metrics.csv "
                             "and curvature.json"),
@@ -154,6 +188,12 @@ COMMANDS = {
                    [("sweep_dir", "a folder holding the protocol's runs (any depth)")]),
     "paper": (cmd_paper, "a seed document's tables beside ours, its figures, and whether each claimed trend "
               "reproduces: runs the study's recipes (SCALE=full DATA_ROOT=... pass through) or reads --from DIR", []),
+    "finetune": (cmd_finetune, "study S fine-tuning: pretrain + fine-tune trajectories on one step axis, phase "
+                 "diagrams, original-to-fine-tuned linear paths: <dir>/finetune/",
+                 [("sweep_dir", "a sweeps/sphere_finetune.sh output folder")]),
+    "interpolate": (cmd_interpolate, "study S interpolation inside phase 1 (converged vs not): loss, errors and GM "
+                    "along linear paths: <dir>/interpolation/",
+                    [("sweep_dir", "a sweeps/sphere_interpolate.sh output folder")]),
 }
 
 

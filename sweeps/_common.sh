@@ -9,6 +9,9 @@ STAMP=$(date +%Y-%m-%d/%H-%M-%S)
 if [ "$SCALE" = full ]; then
   : "${DATA_ROOT:?SCALE=full needs DATA_ROOT=<directory holding the CIFAR-10 python batches>}"
   FULL=(data=cifar10 "data.root=$DATA_ROOT" data.train_size=null data.test_size=null model.width=1 trainer=gpu data.batch_size=128)
+elif [ "$SCALE" = tiny ]; then  # PROVISIONAL (finetune branch): a seconds-long run of any sphere recipe, for tests
+  FULL=(data.train_size=128 data.test_size=64 data.batch_size=32 model.width=0.0625 metrics.every_n_steps=2
+        metrics.eval_batches=2 metrics.test_examples=64 logger=csv)
 else
   FULL=()
 fi

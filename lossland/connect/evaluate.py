@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from lossland.connect.bn import has_bn, recompute_bn
 from lossland.data import TensorBatches
+from lossland.metrics.gradients import gradient_stats
 from lossland.records import write_json
 
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 has only trapz
@@ -70,7 +71,7 @@ def summarize(t: np.ndarray, loss: np.ndarray, acc: np.ndarray, t_range, cum_len
 def evaluate_path(path, model_template: nn.Module, loss: nn.Module, train: tuple, test: tuple | None = None,
                   num_points: int = 21, bn_batches: Iterable | torch.Tensor | None = None,
                   bn_max_batches: int | None = None, batch_size: int = 1024, progress: bool = True,
-                  desc: str | None = None) -> dict:
+                  desc: str | None = None, gm_batches: list | None = None) -> dict:
     """Evaluate ``path`` at ``num_points`` evenly spaced t in its ``t_range`` (plus the midpoint).
 
     At each point the state is loaded into a copy of ``model_template``; where the net has BN, its running
@@ -78,7 +79,12 @@ def evaluate_path(path, model_template: nn.Module, loss: nn.Module, train: tuple
     ``batch_size`` slices, at most ``bn_max_batches``). Returns per-point lists (``t``, ``train_loss``,
     ``train_acc``, ``test_loss``, ``test_acc``, ``length`` = cumulative parameter-space distance) and
     ``summary`` = {``path_length``, ``train``: {...}, ``test``: {...}} (see :func:`summarize`): max accuracy
-    loss (points), loss barrier, midpoint loss/accuracy barriers, length-weighted mean loss."""
+    loss (points), loss barrier, midpoint loss/accuracy barriers, length-weighted mean loss.
+
+    ``gm_batches`` (a list of (x, y) mini-batches): also GM = mean_b ‖∇_θ L_b‖ at each point, BN in train mode
+    (:func:`lossland.metrics.gradients.gradient_stats`, study S's curvature proxy): per-point ``gm`` and
+    ``summary["gm"]`` = {a, b, max, mid}. Pass a run's fixed evaluation mini-batches and GM at the endpoints
+    equals the GM that run logged at the same weights."""
     if num_points < 2:
         raise ValueError("num_points must be >= 2")
     t0, t1 = (float(v) for v in path.t_range)
@@ -110,8 +116,14 @@ def evaluate_path(path, model_template: nn.Module, loss: nn.Module, train: tuple
             lo, acc = evaluate_model(model, loss, x, y, batch_size)
             rec[f"{k}_loss"].append(lo)
             rec[f"{k}_acc"].append(acc)
+        if gm_batches is not None:
+            rec.setdefault("gm", []).append(gradient_stats(model, loss, gm_batches, mode="train")["gm"])
     t_arr, cum = np.asarray(rec["t"]), np.asarray(rec["length"])
     summary = {"path_length": length}
+    if gm_batches is not None:
+        gm = np.asarray(rec["gm"])
+        mid = int(np.argmin(np.abs(t_arr - 0.5 * (t0 + t1))))
+        summary["gm"] = {"a": float(gm[0]), "b": float(gm[-1]), "max": float(gm.max()), "mid": float(gm[mid])}
     for k in splits:
         summary[k] = summarize(t_arr, np.asarray(rec[f"{k}_loss"]), np.asarray(rec[f"{k}_acc"]),
                                (t0, t1), cum)

@@ -151,6 +151,16 @@ def _limit(xy, n):
     return (x, y) if n is None else (x[: int(n)], y[: int(n)])
 
 
+def gm_batches(cfg: DictConfig, run: dict) -> list | None:
+    """``gm=true``: run A's fixed evaluation mini-batches (``metrics.eval_batches`` of its ``data.batch_size``,
+    the ones its phase metrics used), on which GM is measured at every point; else None."""
+    if not cfg.get("gm"):
+        return None
+    n = int(OmegaConf.select(run["cfg"], "metrics.eval_batches", default=8))
+    device = torch.device(cfg.get("device") or "cpu")
+    return [(x.to(device), y.to(device)) for x, y in run["dm"].eval_batches(n)]
+
+
 def run_connect(cfg: DictConfig) -> dict:
     """One connectivity job; returns the record written to ``connect.json``. User errors raise
     :class:`LosslandError` (missing or incompatible runs, a path that does not fit the model)."""
@@ -202,7 +212,7 @@ def run_connect(cfg: DictConfig) -> dict:
 
     t0 = time.time()
     result = evaluate_path(path, a, loss, train, test, num_points=int(cfg.num_points), bn_batches=bn_src,
-                           batch_size=bs, progress=bool(cfg.progress), desc=label)
+                           batch_size=bs, progress=bool(cfg.progress), desc=label, gm_batches=gm_batches(cfg, ra))
     eval_s = time.time() - t0
 
     info_a, info_b = _run_info(ra), _run_info(rb)
