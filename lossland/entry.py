@@ -132,15 +132,22 @@ def launch(config_name: str, job: Callable[[DictConfig], object], validate: Call
             check_overrides(argv, config_name)
             if validate is not None and not any(o.is_interval_sweep() or o.value_type == ValueType.GLOB_CHOICE_SWEEP
                                                 for o in _parse(argv)):
-                jobs, devices = expand_jobs(argv), set()
+                jobs, devices, grids = expand_jobs(argv), set(), set()
                 for overrides in jobs:
                     recipe = next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), None)
                     cfg = compose(overrides, config_name)
                     validate(cfg, recipe)
                     devices.add(str(OmegaConf.select(cfg, "trainer.devices", default=1)))
+                    grids.add(str(OmegaConf.select(cfg, "grid", default="sequential")))
                 if multirun:
                     check_sweep_dir(jobs, config_name, argv)
                     check_launcher(jobs, config_name, devices)
+                    if "vectorized" in grids:  # one process trains the whole grid (lossland/grid/)
+                        from lossland.grid import launch_grid  # here: only grids import torch.func
+
+                        failed = launch_grid(jobs, config_name, [a for a in argv if "=" in a and not a.startswith("-")])
+                        _report_failed(failed, len(jobs))
+                        return
     except LosslandError as e:
         fail(e)
     outcome = _Jobs()
@@ -171,8 +178,12 @@ def launch(config_name: str, job: Callable[[DictConfig], object], validate: Call
     main()
     if multirun and outcome.count == 0 and LAUNCHED.get("dir"):  # the jobs ran in other processes
         outcome.failed, outcome.count = failed_in(Path(LAUNCHED["dir"]))
-    if outcome.failed:
-        print(f"lossland: {len(outcome.failed)} of {outcome.count} job(s) failed:", file=sys.stderr)
-        for where, why in outcome.failed:
+    _report_failed(outcome.failed, outcome.count)
+
+
+def _report_failed(failed: list[tuple[str, str]], count: int) -> None:
+    if failed:
+        print(f"lossland: {len(failed)} of {count} job(s) failed:", file=sys.stderr)
+        for where, why in failed:
             print(f"  {where}: {why}", file=sys.stderr)
         sys.exit(1)

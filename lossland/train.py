@@ -61,7 +61,7 @@ log = logging.getLogger("lossland")
 # What a run writes into its directory (Hydra's .hydra/ and <app>.log are not a run's records).
 RECORDS = ("summary.json", "metrics.csv", "checkpoints", "wandb", "error.log", "curvature.json", "slice.json",
            "slice.png")
-NOT_IN_DIGEST = ("out_dir", "resume", "overwrite", "logger", "trainer.enable_progress_bar", "threads")
+NOT_IN_DIGEST = ("out_dir", "resume", "overwrite", "logger", "trainer.enable_progress_bar", "threads", "grid")
 
 
 def config_digest(cfg: DictConfig) -> str:
