@@ -31,6 +31,7 @@ from lossland.data.base import block_sizes
 from lossland.errors import LosslandError
 from lossland.grid.stack import Stack, check_model, check_stackable
 from lossland.loop import Interrupted
+from lossland.optim.schedules import Constant
 from lossland.records import atomic_write, write_json
 from lossland.runs import Run
 from lossland.schema import validate
@@ -192,6 +193,8 @@ class Lockstep:
     def __init__(self, members: list[Member], stack: Stack, signals: list[int]):
         self.members, self.stack, self.signals = members, stack, signals
         self.lead = members[0].trainer
+        self.constant = all(m.module.schedule is None or isinstance(m.module.schedule, Constant) for m in members)
+        self.rates: torch.Tensor | None = None
 
     def alive(self) -> list[int]:
         return [i for i, m in enumerate(self.members) if m.stopped is None]
@@ -254,11 +257,13 @@ class Lockstep:
             xs, ys = zip(*((m.dm.splits["train"][0][o[pos * b:(pos + 1) * b]],
                             m.dm.splits["train"][1][o[pos * b:(pos + 1) * b]]) for m, o in zip(members, orders)))
             x, y = torch.stack(xs), torch.stack(ys)
-        rates = []
-        for m in members:
-            m.module.set_rate(m.trainer.optimizer, step)
-            opt = m.trainer.optimizer
-            rates.append(opt.elr if st.sphere else opt.param_groups[0]["lr"])
+        if self.rates is None or not self.constant:  # each member's rate at this step
+            rates = []
+            for m in members:
+                m.module.set_rate(m.trainer.optimizer, step)
+                opt = m.trainer.optimizer
+                rates.append(opt.elr if st.sphere else opt.param_groups[0]["lr"])
+            self.rates = torch.tensor(rates, dtype=st.params[st.names[0]].dtype)
         grads, (loss, out) = st.forward_backward(x, y, shared)
         bad = st.bad(loss) & st.alive
         if bool(bad.any()):
@@ -267,7 +272,7 @@ class Lockstep:
                 cause = ("non-finite training loss" if value != value or abs(value) == float("inf")
                          else f"training loss {value:.4g} > max_loss")
                 self._stop(i, "diverged", step + 1, cause)
-        st.update(grads, rates)
+        st.update(grads, self.rates)
         for i in self.alive():
             members[i].trainer.global_step += 1
         losses.append(loss.detach())

@@ -1,0 +1,93 @@
+"""A whole grid trained as one vectorized model (``grid=vectorized``) against the same jobs run one after
+another, in one process.
+
+Both sides are real lossland jobs with records (``lossland.grid.run_grid`` vs ``lossland.train.run`` per
+job, phase metrics every ``--metrics-every`` steps, ``logger=none``). Cases:
+
+- ``mlp``: 16-point lr grid of the 100-50-25-1 sigmoid MLP (``model=mlp model.hidden=[50,25]``) on 100-d
+  ``data=spheres``, SGD, cubic hinge (study E's setting); target ≥ 4×;
+- ``convnet``: an elr grid of ConvNet-SI (width 0.25, mnist5k, sphere SGD); reported as measured.
+
+Time is this process's CPU time on ``--threads`` threads (default 1: equal to wall time on an idle machine).
+Last line: ``mlp_ratio=<sequential / vectorized> convnet_ratio=<...>``.
+
+    python benchmarks/grid.py [--points 16] [--mlp-steps 800] [--convnet-points 4] [--convnet-steps 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lossland.config import compose
+from lossland.grid import run_grid
+from lossland.train import run
+
+COMMON = ["logger=none", "trainer.enable_progress_bar=false", "metrics.eval_batches=2", "metrics.test_examples=256"]
+CASES = {
+    "mlp": ["data=spheres", "data.train_size=1000", "data.batch_size=64", "model=mlp", "model.hidden=[50,25]",
+            "model.activation=sigmoid", "loss=hinge3", "optimizer=sgd"],
+    "convnet": ["data=mnist5k", "data.train_size=4000", "data.batch_size=128", "model=convnet_si",
+                "model.width=0.25", "loss=ce", "optimizer=sphere_sgd"],
+}
+
+
+def configs(case: str, rates, steps: int, every: int, root: Path, tag: str):
+    key = "lr" if case == "mlp" else "elr"
+    out = []
+    for i, r in enumerate(rates):
+        cfg = compose([*CASES[case], *COMMON, f"{key}={r}", f"trainer.max_steps={steps}",
+                       f"metrics.every_n_steps={every}"])
+        cfg.out_dir = str(root / f"{case}-{tag}" / str(i))
+        out.append(cfg)
+    return out
+
+
+def measure(case: str, rates, steps: int, every: int) -> tuple[float, float, float]:
+    """(sequential s, vectorized s, largest |Δ final train_loss| between the two)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        seq_cfgs = configs(case, rates, steps, every, root, "seq")
+        vec_cfgs = configs(case, rates, steps, every, root, "vec")
+        run(seq_cfgs[0])  # warm-up (data cache, imports), not timed
+        t0 = time.process_time()
+        seq = [run(c) for c in configs(case, rates, steps, every, root, "seq2")]
+        t_seq = time.process_time() - t0
+        t0 = time.process_time()
+        vec = run_grid(vec_cfgs)
+        t_vec = time.process_time() - t0
+        diff = max(abs(a["final"].get("train_loss", np.nan) - b["final"].get("train_loss", np.nan))
+                   for a, b in zip(seq, vec) if a["status"] == b["status"] == "ok")
+        return t_seq, t_vec, diff
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--points", type=int, default=16)
+    ap.add_argument("--mlp-steps", type=int, default=800)
+    ap.add_argument("--convnet-points", type=int, default=4)
+    ap.add_argument("--convnet-steps", type=int, default=40)
+    ap.add_argument("--metrics-every", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    ratios = {}
+    for case, points, steps, rates in (
+            ("mlp", args.points, args.mlp_steps, np.logspace(-3, 0, args.points)),
+            ("convnet", args.convnet_points, args.convnet_steps, np.logspace(-4, -2, args.convnet_points))):
+        if points < 2:
+            continue
+        t_seq, t_vec, diff = measure(case, [float(f"{r:.4g}") for r in rates], steps, args.metrics_every)
+        ratios[case] = t_seq / t_vec
+        print(f"{case}: {points} jobs x {steps} steps: sequential {t_seq:.2f} s, vectorized {t_vec:.2f} s, "
+              f"ratio {ratios[case]:.2f}x (max |final train_loss difference| {diff:.2e})", flush=True)
+    print(" ".join(f"{k}_ratio={v:.2f}" for k, v in ratios.items()))
+
+
+if __name__ == "__main__":
+    main()
