@@ -105,7 +105,7 @@ class Stack:
             raise LosslandError("grid=vectorized: only regularizer=none or weight_decay stacks")
         self.coef = torch.tensor([float(r.coef) if isinstance(r, WeightDecay) else 0.0 for r in regs])
         w = next((r for r in regs if isinstance(r, WeightDecay)), None)
-        self.decayed = [n for n in names if w is None or w.include_bias or self.params[n].ndim > 2]
+        self.decayed = [] if w is None else [n for n in names if w.include_bias or self.params[n].ndim > 2]
         self.alive = torch.ones(len(models), dtype=torch.bool)
         member_params = [dict(m.named_parameters()) for m in models]
         self.member_params = [[mp[n] for n in names] for mp in member_params]
