@@ -12,6 +12,7 @@ Time is this process's CPU time on ``--threads`` threads (default 1: equal to wa
 Last line: ``mlp_ratio=<sequential / vectorized> convnet_ratio=<...>``.
 
     python benchmarks/grid.py [--points 16] [--mlp-steps 800] [--convnet-points 4] [--convnet-steps 40]
+        [--steps-per-call 16] [--metrics-every 200] [--threads 1]
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def configs(case: str, rates, steps: int, every: int, root: Path, tag: str):
     out = []
     for i, r in enumerate(rates):
         cfg = compose([*CASES[case], *COMMON, f"{key}={r}", f"trainer.max_steps={steps}",
-                       f"metrics.every_n_steps={every}"])
+                       f"metrics.every_n_steps={every}", "grid=vmap" if case == "convnet" else "grid=vectorized"])
         cfg.out_dir = str(root / f"{case}-{tag}" / str(i))
         out.append(cfg)
     return out
@@ -73,9 +74,11 @@ def main() -> None:
     ap.add_argument("--convnet-points", type=int, default=4)
     ap.add_argument("--convnet-steps", type=int, default=40)
     ap.add_argument("--metrics-every", type=int, default=200)
+    ap.add_argument("--steps-per-call", type=int, default=16, help="steps per logged block (both sides)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    COMMON.append(f"steps_per_call={args.steps_per_call}")
     ratios = {}
     for case, points, steps, rates in (
             ("mlp", args.points, args.mlp_steps, np.logspace(-3, 0, args.points)),

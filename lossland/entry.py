@@ -142,7 +142,7 @@ def launch(config_name: str, job: Callable[[DictConfig], object], validate: Call
                 if multirun:
                     check_sweep_dir(jobs, config_name, argv)
                     check_launcher(jobs, config_name, devices)
-                    if "vectorized" in grids:  # one process trains the whole grid (lossland/grid/)
+                    if grids & {"vectorized", "vmap"}:  # one process trains the whole grid (lossland/grid/)
                         from lossland.grid import launch_grid  # here: only grids import torch.func
 
                         failed = launch_grid(jobs, config_name, [a for a in argv if "=" in a and not a.startswith("-")])

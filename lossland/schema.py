@@ -96,7 +96,7 @@ RULES = {
     "steps_per_call": positive_int,
     "overwrite": boolean,
     "resume": one_of("auto", "true", "false"),
-    "grid": one_of("sequential", "vectorized"),
+    "grid": one_of("sequential", "vectorized", "vmap"),
     "trainer.max_steps": lambda v: (x := _int(v)) is not None and (x == -1 or x >= 1),
     "trainer.max_epochs": optional(positive_int),
     "trainer.devices": lambda v: str(v) == "auto" or positive_int(v),

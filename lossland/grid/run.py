@@ -26,9 +26,11 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lossland.build import build_data, build_loss, build_model
 from lossland.config import compose
 from lossland.data.base import block_sizes
 from lossland.errors import LosslandError
+from lossland.grid.fast import stacked_mlp
 from lossland.grid.stack import Stack, check_model, check_stackable
 from lossland.loop import Interrupted
 from lossland.optim.schedules import Constant
@@ -60,13 +62,14 @@ def launch_grid(jobs: list[list[str]], config_name: str, task_overrides: list[st
         {"hydra": {"mode": "MULTIRUN", "sweep": {"dir": str(sweep)}, "overrides": {"task": task_overrides}},
          "grid": "vectorized"}))
     cfgs = []
+    jobs = [[o for o in job if not o.startswith(("hydra.", "hydra/"))] for job in jobs]  # Hydra's task overrides
     for num, overrides in enumerate(jobs):
         cfg = compose(overrides, config_name)
         cfg.out_dir = str(sweep / str(num))
         atomic_write(sweep / str(num) / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(list(overrides)))
         cfgs.append(cfg)
     print(f"lossland: grid=vectorized: {len(cfgs)} jobs in {sweep}/", flush=True)
-    summaries = run_grid(cfgs, [list(o) for o in jobs])
+    summaries = run_grid(cfgs, jobs)
     return [(str(c.out_dir), str(s.get("error", s["status"]))) for c, s in zip(cfgs, summaries)
             if s["status"] in ("failed", "interrupted")]
 
@@ -90,13 +93,27 @@ def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None) -
             results[i] = _sequential(cfg)
         else:
             fresh.append(i)
-    if len(fresh) == 1:
+    if len(fresh) >= 2 and not worth_stacking(cfgs[fresh[0]]):
+        print("lossland: grid=vectorized: this model has no stacked fast path (the vmap path measured no faster "
+              "than sequential runs, docs/scale.md): running the jobs one after another; grid=vmap forces it",
+              flush=True)
+        for i in fresh:
+            results[i] = _sequential(cfgs[i])
+    elif len(fresh) == 1:
         results[fresh[0]] = _sequential(cfgs[fresh[0]])
     elif fresh:
         members = [Member(cfgs[i], overrides[i]) for i in fresh]
         for i, summary in zip(fresh, train_members(members)):
             results[i] = summary
     return results
+
+
+def worth_stacking(cfg: DictConfig) -> bool:
+    """``grid=vmap``: always; ``grid=vectorized``: when the model has the stacked fast path (MLPs)."""
+    if str(cfg.get("grid")) == "vmap":
+        return True
+    dm = build_data(cfg)
+    return stacked_mlp(build_model(cfg, dm, build_loss(cfg))) is not None
 
 
 def _sequential(cfg: DictConfig) -> dict:

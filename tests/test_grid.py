@@ -1,0 +1,170 @@
+"""A whole grid as one vectorized model (``grid=vectorized``, lossland/grid/): each member's records equal its
+sequential run's, a diverging member stops alone, and grids that do not stack are refused in one line."""
+
+import json
+
+import pytest
+import torch
+
+from lossland.build import build_data, build_loss, build_model, build_optimizer
+from lossland.config import compose
+from lossland.errors import LosslandError
+from lossland.grid import run_grid
+from lossland.grid.stack import Stack, check_model, check_stackable
+from lossland.module import LandscapeModule
+from lossland.train import run
+from tests.conftest import run_cli
+
+MLP = ["data=digits", "model=mlp", "model.hidden=[16]", "optimizer=sgd", "data.batch_size=32",
+       "trainer.max_steps=30", "metrics.every_n_steps=10", "metrics.eval_batches=2", "metrics.test_examples=128"]
+FINAL = ("train_loss", "train_error", "test_loss", "test_error", "gm")
+
+
+def _pairs(make_cfg, base, points):
+    seq = [make_cfg(*base, *p, out=f"seq{i}") for i, p in enumerate(points)]
+    vec = [make_cfg(*base, *p, "grid=vectorized", out=f"vec{i}") for i, p in enumerate(points)]
+    return seq, vec
+
+
+def _same_final(a: dict, b: dict, rel: float = 1e-5) -> None:
+    assert a["status"] == b["status"] and a["steps"] == b["steps"]
+    assert a["diverged_at_step"] == b["diverged_at_step"]
+    for key in FINAL:
+        if b["final"].get(key) is not None:
+            assert a["final"][key] == pytest.approx(b["final"][key], rel=rel, abs=1e-6, nan_ok=True), key
+
+
+def test_mlp_lr_grid_equals_sequential_runs_and_a_diverging_member_stops_alone(make_cfg, tmp_path):
+    seq, vec = _pairs(make_cfg, MLP, [["lr=0.05"], ["lr=0.5"], ["lr=1e4"]])
+    expected = [run(c) for c in seq]
+    got = run_grid(vec)
+    assert [s["status"] for s in got] == ["ok", "ok", "diverged"]
+    for a, b in zip(got, expected):
+        _same_final(a, b)
+    assert got[2]["diverged_cause"] == expected[2]["diverged_cause"]
+    assert got[0]["grid"] == {"vectorized": True, "members": 3, "index": 0}
+    for i in range(3):  # ordinary records: the same metrics.csv rows and columns, the same checkpoints
+        a, b = (tmp_path / f"vec{i}" / "metrics.csv").read_text(), (tmp_path / f"seq{i}" / "metrics.csv").read_text()
+        assert a.splitlines()[0] == b.splitlines()[0] and len(a.splitlines()) == len(b.splitlines())
+        assert sorted(p.name for p in (tmp_path / f"vec{i}" / "checkpoints").iterdir()) == \
+            sorted(p.name for p in (tmp_path / f"seq{i}" / "checkpoints").iterdir())
+    again = run_grid(vec)  # finished members are skipped
+    assert [s["run_id"] for s in again] == [s["run_id"] for s in got]
+
+
+def test_seed_and_weight_decay_grid_equals_sequential_runs(make_cfg):
+    points = [["seed=0", "regularizer.coef=1e-3"], ["seed=1", "regularizer.coef=0.1"]]
+    seq, vec = _pairs(make_cfg, [*MLP, "lr=0.2", "regularizer=weight_decay"], points)
+    for a, b in zip(run_grid(vec), [run(c) for c in seq]):
+        _same_final(a, b)
+
+
+@pytest.mark.slow
+def test_convnet_si_sphere_grid_with_batchnorm_equals_sequential_runs(make_cfg):
+    base = ["experiment=smoke", "trainer.max_steps=6", "metrics.every_n_steps=3", "optimizer.mode=per_layer"]
+    seq = [make_cfg(*base, f"elr={e}", out=f"seq{i}") for i, e in enumerate((1e-4, 3e-4))]
+    vec = [make_cfg(*base, f"elr={e}", "grid=vmap", out=f"vec{i}") for i, e in enumerate((1e-4, 3e-4))]
+    for a, b in zip(run_grid(vec), [run(c) for c in seq]):
+        _same_final(a, b, rel=1e-3)  # float32 round-off of the batched convolutions
+
+
+def test_stacked_sphere_steps_match_sphere_sgd_in_float64(float64):
+    """Ground truth: each member's own SphereSGD (BN in train mode, batch statistics per member)."""
+    cfg = compose(["experiment=smoke", "logger=none"])
+    dm, loss = build_data(cfg), build_loss(cfg)
+    dm.splits = {k: (x.double(), y) for k, (x, y) in dm.splits.items()}
+    modules, opts = [], []
+    for elr in (1e-3, 1e-2):
+        model = build_model(cfg, dm, loss)
+        module = LandscapeModule(model, loss, build_optimizer(cfg, model, dm))
+        opt = module.configure_optimizers()
+        opt.elr = elr
+        modules.append(module)
+        opts.append(opt)
+    stack = Stack(modules, opts)
+    rates = torch.tensor([1e-3, 1e-2])
+    g = torch.Generator().manual_seed(0)
+    for _ in range(8):
+        idx = torch.randperm(len(dm.splits["train"][0]), generator=g)[:32]
+        x, y = dm.splits["train"][0][idx], dm.splits["train"][1][idx]
+        grads, (losses, _) = stack.forward_backward(x, y, shared=True)
+        stack.update(grads, rates)
+        for i, (module, opt) in enumerate(zip(modules, opts)):
+            opt.zero_grad()
+            step_loss = loss(module.model(x), y)
+            step_loss.backward()
+            opt.step()
+            assert float(losses[i]) == pytest.approx(float(step_loss), rel=1e-10)
+    for i, module in enumerate(modules):
+        for name, p in module.model.named_parameters():
+            if p.requires_grad:
+                torch.testing.assert_close(stack.params[name][i].detach(), p.detach(), rtol=1e-10, atol=1e-12)
+        for name, b in module.model.named_buffers():
+            torch.testing.assert_close(stack.buffers[name][i], b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("other, key", [(["model.hidden=[8]"], "model.hidden"),
+                                        (["data.batch_size=16"], "data.batch_size")])
+def test_grids_that_differ_in_other_keys_are_refused_naming_the_key(other, key):
+    a, b = compose([*MLP, "lr=0.1"]), compose([*MLP, "lr=0.2", *other])
+    with pytest.raises(LosslandError, match=rf"differ in {key}"):
+        check_stackable([a, b])
+    check_stackable([a, compose([*MLP, "lr=0.2", "seed=3"])])  # rates and seeds stack
+
+
+@pytest.mark.parametrize("overrides, match", [(["optimizer=momentum"], "optimizer.momentum"),
+                                              (["optimizer=adam"], "does not stack"),
+                                              (["optimizer=sphere_sgd", "optimizer.direction=random"], "random")])
+def test_optimizers_that_do_not_stack_are_refused(overrides, match):
+    cfgs = [compose([*MLP, *overrides, f"lr={lr}"]) for lr in (0.1, 0.2)]
+    with pytest.raises(LosslandError, match=match):
+        check_stackable(cfgs)
+
+
+def test_dropout_is_refused():
+    cfg = compose([*MLP, "model.dropout=0.1"])
+    dm, loss = build_data(cfg), build_loss(cfg)
+    with pytest.raises(LosslandError, match="dropout"):
+        check_model(build_model(cfg, dm, loss))
+
+
+def _train_py(argv):
+    from lossland.entry import launch
+    from lossland.schema import validate
+
+    launch("train", run, validate=validate, argv=argv)
+
+
+def test_train_py_grid_writes_a_sweep_that_collect_reads(tmp_path):
+    sweep = tmp_path / "sweep"
+    _train_py(["-m", *MLP, "logger=none", "trainer.enable_progress_bar=false", "lr=0.05,1e4", "grid=vectorized",
+               f"hydra.sweep.dir={sweep}"])
+    statuses = [json.loads((sweep / str(i) / "summary.json").read_text())["status"] for i in range(2)]
+    assert statuses == ["ok", "diverged"]
+    assert (sweep / "0" / ".hydra" / "config.yaml").exists() and (sweep / "1" / ".hydra" / "overrides.yaml").exists()
+    overrides = json.loads((sweep / "1" / "summary.json").read_text())["overrides"]
+    assert "lr=1e4" in overrides or "lr=10000.0" in overrides
+    from lossland.analysis.collect import collect
+
+    rows, _ = collect(sweep)
+    assert sorted(r["status"] for r in rows) == ["diverged", "ok"]
+
+
+def test_train_py_refuses_a_grid_that_does_not_stack_in_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        _train_py(["-m", *MLP, "lr=0.05,0.1", "model.hidden=[8],[16]", "grid=vectorized",
+                   f"hydra.sweep.dir={tmp_path / 'bad'}"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "lossland: error: grid=vectorized: the jobs differ in model.hidden ([8] vs [16]); only seed, elr, lr, "
+        "regularizer.coef, optimizer.lr, optimizer.elr may differ (run without grid=vectorized)"]
+
+
+@pytest.mark.slow
+def test_cli_grid_end_to_end(tmp_path):
+    sweep = tmp_path / "sweep"
+    res = run_cli("train.py", "-m", *MLP, "logger=none", "trainer.enable_progress_bar=false", "lr=0.05,1e4",
+                  "grid=vectorized", f"hydra.sweep.dir={sweep}")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert [json.loads((sweep / str(i) / "summary.json").read_text())["status"] for i in range(2)] == \
+        ["ok", "diverged"]
