@@ -35,7 +35,6 @@ from lossland.grid.stack import Stack, check_model, check_stackable
 from lossland.loop import Interrupted
 from lossland.optim.schedules import Constant
 from lossland.records import atomic_write, write_json
-from lossland.runs import Run
 from lossland.schema import validate
 from lossland.train import (
     callback_summaries,

@@ -1,8 +1,9 @@
 """Which grids stack, and the stacked SGD / sphere-SGD step of all members at once.
 
-Members are stacked along a new leading dimension (``torch.func.stack_module_state``); one step is
-a ``vmap`` of the members' forward passes (``functional_call``) and one backward pass (the batch is shared when the members share the data order, i.e.
-the seed), then ``θ_i ← θ_i − lr_i·g_i`` and, for sphere SGD, ``θ_i ← ρ0_i·θ_i/‖θ_i‖`` per member and sphere.
+Members are stacked along a new leading dimension (``torch.func.stack_module_state``); one step is a
+``vmap`` of the members' forward passes (``functional_call``; MLPs: batched matrix products,
+:mod:`lossland.grid.fast`) and one backward pass (the batch is shared when the members share the data order,
+i.e. the seed), then ``θ_i ← θ_i − lr_i·g_i`` and, for sphere SGD, ``θ_i ← ρ0_i·θ_i/‖θ_i‖`` per member and sphere.
 A member that has stopped (diverged, or stopped by a callback) keeps its weights bit for bit.
 """
 
