@@ -168,3 +168,21 @@ def test_cli_grid_end_to_end(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert [json.loads((sweep / str(i) / "summary.json").read_text())["status"] for i in range(2)] == \
         ["ok", "diverged"]
+
+
+def test_an_interrupted_member_resumes_from_its_grid_checkpoint_through_its_own_resume_path(make_cfg, tmp_path):
+    """A member's scheduled checkpoint from the grid holds everything the sequential resume path needs
+    (weights, data order mid-epoch, optimizer, callback history): resumed, it ends where the grid ended."""
+    base = [*MLP, "checkpoint.every_n_steps=10"]
+    vec = [make_cfg(*base, f"lr={lr}", "grid=vectorized", out=f"vec{i}") for i, lr in enumerate((0.05, 0.5))]
+    first = run_grid(vec)
+    ckpts = tmp_path / "vec1" / "checkpoints"
+    for name in ("last.ckpt", "step=00000020.ckpt", "step=00000030.ckpt"):
+        (ckpts / name).unlink()
+    summary = json.loads((tmp_path / "vec1" / "summary.json").read_text())
+    summary["status"] = "interrupted"
+    (tmp_path / "vec1" / "summary.json").write_text(json.dumps(summary))
+    again = run_grid(vec)
+    assert again[0]["run_id"] == first[0]["run_id"] and "resumed_from_step" not in again[0]  # skipped
+    assert again[1]["resumed_from_step"] == 10
+    _same_final(again[1], first[1])

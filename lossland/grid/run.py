@@ -92,7 +92,7 @@ def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None) -
             results[i] = _sequential(cfg)
         else:
             fresh.append(i)
-    if len(fresh) >= 2 and not worth_stacking(cfgs[fresh[0]]):
+    if fresh and not worth_stacking(cfgs[fresh[0]]):
         print("lossland: grid=vectorized: this model has no stacked fast path (the vmap path measured no faster "
               "than sequential runs, docs/scale.md): running the jobs one after another; grid=vmap forces it",
               flush=True)
@@ -108,11 +108,11 @@ def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None) -
 
 
 def worth_stacking(cfg: DictConfig) -> bool:
-    """``grid=vmap``: always; ``grid=vectorized``: when the model has the stacked fast path (MLPs)."""
-    if str(cfg.get("grid")) == "vmap":
-        return True
-    dm = build_data(cfg)
-    return stacked_mlp(build_model(cfg, dm, build_loss(cfg))) is not None
+    """``grid=vmap``: always; ``grid=vectorized``: when the model has the stacked fast path (MLPs).
+    Refuses models that do not stack (dropout) before any member starts."""
+    model = build_model(cfg, build_data(cfg), build_loss(cfg))
+    check_model(model)
+    return str(cfg.get("grid")) == "vmap" or stacked_mlp(model) is not None
 
 
 def _sequential(cfg: DictConfig) -> dict:
@@ -146,11 +146,14 @@ class Member:
         self.dm.to(tr.fabric.device)
         self.module.to(tr.fabric.device)
         tr.optimizer = self.module.configure_optimizers()
-        check_model(self.module.model)
 
     def finish(self, wall: float, index: int, size: int) -> dict:
         """Final metrics, callback summaries, ``last.ckpt`` and ``summary.json``, as a sequential run ends."""
         s, tr = self.summary, self.trainer
+        if tr is None:  # failed before it was prepared
+            s.pop("pid", None)
+            write_json(self.out / "summary.json", s)
+            return s
         try:
             if s["status"] == "running":
                 s["status"] = "ok"
@@ -158,10 +161,11 @@ class Member:
                 s["final"] = final_metrics(tr)
             elif s["status"] == "diverged":
                 s["final"] = final_metrics(tr, scheduled=False)
-            s.update(callback_summaries(tr))
-            s.update(steps=tr.global_step, epochs=tr.current_epoch, data_order=self.dm.order_digest,
-                     bound_by="steps" if tr.max_steps >= 0 else "epochs")
-            save_last(tr, self.out, s)
+            if s["status"] != "failed":
+                s.update(callback_summaries(tr))
+                s.update(steps=tr.global_step, epochs=tr.current_epoch, data_order=self.dm.order_digest,
+                         bound_by="steps" if tr.max_steps >= 0 else "epochs")
+                save_last(tr, self.out, s)
         except Exception as e:  # recorded; the other members go on
             s.update(status="failed", error=f"{type(e).__name__}: {e}")
             (self.out / "error.log").write_text(traceback.format_exc())
@@ -181,10 +185,8 @@ class Member:
 
 
 def train_members(members: list[Member]) -> list[dict]:
+    """Prepare every member, train them in lockstep, and end each one as its sequential run ends."""
     t0 = time.time()
-    for m in members:
-        m.prepare()
-    stack = Stack([m.module for m in members], [m.trainer.optimizer for m in members])
     received: list[int] = []
     old = {}
     for s in (signal.SIGTERM, signal.SIGINT):
@@ -193,10 +195,22 @@ def train_members(members: list[Member]) -> list[dict]:
         except ValueError:  # not the main thread
             pass
     try:
-        Lockstep(members, stack, received).run()
+        for m in members:
+            m.prepare()
+        Lockstep(members, Stack([m.module for m in members], [m.trainer.optimizer for m in members]),
+                 received).run()
     except Interrupted as e:
         for m in members:
-            m.summary.update(status="interrupted", steps=m.trainer.global_step, error=str(e))
+            if m.stopped is None:
+                m.summary.update(status="interrupted", error=str(e))
+    except Exception as e:  # recorded in every member still running; the sweep lists them as failed
+        error = str(e) if isinstance(e, LosslandError) else f"{type(e).__name__}: {e}"
+        for m in members:
+            if m.summary["status"] == "running":
+                m.summary.update(status="failed", error=error)
+                if m.out.exists() and not isinstance(e, LosslandError):
+                    (m.out / "error.log").write_text(traceback.format_exc())
+        log.error("grid failed: %s", error)
     finally:
         for s, h in old.items():
             signal.signal(s, h)

@@ -69,6 +69,9 @@ def check_stackable(cfgs: list[DictConfig]) -> None:
     augment = cfgs[0].get("augment") or {}
     if augment.get("model") is not None or augment.get("penalty") is not None:
         raise LosslandError("grid=vectorized: augment options do not stack (augment=none)")
+    reg = str(cfgs[0].regularizer.get("_target_", ""))
+    if reg not in ("lossland.regularizers.NoRegularizer", "lossland.regularizers.WeightDecay"):
+        raise LosslandError(f"grid=vectorized: regularizer {reg} does not stack (regularizer=none or weight_decay)")
     trainer = cfgs[0].trainer
     if str(trainer.get("devices", 1)) != "1" or str(trainer.get("precision", "32-true")) not in ("32-true", "32"):
         raise LosslandError("grid=vectorized: one device in fp32 only (trainer.devices=1, trainer.precision=32-true)")
