@@ -1,6 +1,7 @@
 """A whole grid as one vectorized model (``grid=vectorized``, lossland/grid/): each member's records equal its
 sequential run's, a diverging member stops alone, and grids that do not stack are refused in one line."""
 
+import csv
 import json
 
 import pytest
@@ -52,11 +53,24 @@ def test_mlp_lr_grid_equals_sequential_runs_and_a_diverging_member_stops_alone(m
     assert [s["run_id"] for s in again] == [s["run_id"] for s in got]
 
 
-def test_seed_and_weight_decay_grid_equals_sequential_runs(make_cfg):
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_seed_and_weight_decay_grid_equals_sequential_runs_row_for_row(make_cfg, tmp_path):
     points = [["seed=0", "regularizer.coef=1e-3"], ["seed=1", "regularizer.coef=0.1"]]
-    seq, vec = _pairs(make_cfg, [*MLP, "lr=0.2", "regularizer=weight_decay"], points)
+    seq, vec = _pairs(make_cfg, [*MLP, "lr=0.2", "regularizer=weight_decay", "data.val_size=64",
+                                  "data.train_size=320"], points)
     for a, b in zip(run_grid(vec), [run(c) for c in seq]):
         _same_final(a, b)
+    for i in range(2):  # every logged value: batch means, epoch means, validation, phase metrics
+        got, want = _rows(tmp_path / f"vec{i}" / "metrics.csv"), _rows(tmp_path / f"seq{i}" / "metrics.csv")
+        assert len(got) == len(want) and any("val/loss" in r and r["val/loss"] for r in want)
+        for r, w in zip(got, want):
+            assert r.keys() == w.keys()
+            for k in w:
+                assert (r[k] == w[k] == "") or float(r[k]) == pytest.approx(float(w[k]), rel=1e-4, abs=1e-6), k
 
 
 @pytest.mark.slow

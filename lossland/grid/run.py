@@ -268,10 +268,12 @@ class Lockstep:
                 tr.current_epoch += 1
                 tr.epoch_start_step = tr.global_step
                 if "val" in m.dm.splits and tr.current_epoch % tr.check_val_every_n_epoch == 0:
+                    self.stack.sync(i)
                     tr.log(tr.evaluate("val"))
+        for i in self.alive():  # the final weights, for the final metrics and last.ckpt
+            self.stack.sync(i)
         if self.signals:
             for i in self.alive():
-                self.stack.sync(i)
                 tr = self.members[i].trainer
                 tr.save_checkpoint(tr.checkpoint_dir / "last.ckpt")
             raise Interrupted(self.signals[0], self.lead.global_step)
@@ -322,10 +324,12 @@ class Lockstep:
     def _end_block(self, losses, outputs, targets, grads, shared, due: bool) -> None:
         st = self.stack
         loss, out = torch.stack(losses), torch.stack(outputs)  # (S, M), (S, M, B, ...)
+        y_shared = torch.cat(targets) if shared else None
         for i in self.alive():
             m = self.members[i]
-            st.sync(i)
-            y = torch.cat(targets) if shared else torch.cat([t[i] for t in targets])
+            if st.sphere or due:  # what reads the member's own weights: its optimizer's statistics, callbacks
+                st.sync(i)
+            y = y_shared if shared else torch.cat([t[i] for t in targets])
             batch_loss, batch_error = m.module.update_stage("train", loss[:, i], out[:, i].flatten(0, 1), y)
             row = {"train/batch_loss": batch_loss, "train/batch_error": batch_error}
             opt = m.trainer.optimizer
