@@ -174,6 +174,14 @@ def test_train_py_refuses_a_grid_that_does_not_stack_in_one_line(tmp_path, capsy
         "regularizer.coef, optimizer.lr, optimizer.elr may differ (run without grid=vectorized)"]
 
 
+def test_train_py_refuses_a_grid_on_another_launcher(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        _train_py(["-m", *MLP, "lr=0.05,0.1", "grid=vectorized", "hydra/launcher=joblib",
+                   f"hydra.sweep.dir={tmp_path / 'bad'}"])
+    assert e.value.code == 2
+    assert "does not run on hydra/launcher=joblib" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_cli_grid_end_to_end(tmp_path):
     sweep = tmp_path / "sweep"

@@ -32,6 +32,7 @@ from lossland.data.base import block_sizes
 from lossland.errors import LosslandError
 from lossland.grid.fast import stacked_mlp
 from lossland.grid.stack import Stack, check_model, check_stackable
+from lossland.launchers import launcher_kind
 from lossland.loop import Interrupted
 from lossland.optim.schedules import Constant
 from lossland.records import atomic_write, write_json
@@ -55,7 +56,11 @@ def launch_grid(jobs: list[list[str]], config_name: str, task_overrides: list[st
     """Run the jobs of a multirun as one vectorized grid in Hydra's sweep layout
     (``<hydra.sweep.dir>/<job number>/``, each with ``.hydra/config.yaml`` and ``overrides.yaml``).
     Returns the failed jobs as (directory, reason)."""
-    sweep = Path(compose(jobs[0], config_name, return_hydra_config=True).hydra.sweep.dir)
+    hydra_cfg = compose(jobs[0], config_name, return_hydra_config=True).hydra
+    if (kind := launcher_kind(hydra_cfg.launcher)) != "basic":
+        raise LosslandError(f"grid=vectorized trains the whole grid in this process; it does not run on "
+                            f"hydra/launcher={kind} (drop one of the two)")
+    sweep = Path(hydra_cfg.sweep.dir)
     sweep.mkdir(parents=True, exist_ok=True)
     atomic_write(sweep / "multirun.yaml", OmegaConf.to_yaml(
         {"hydra": {"mode": "MULTIRUN", "sweep": {"dir": str(sweep)}, "overrides": {"task": task_overrides}},
