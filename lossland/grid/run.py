@@ -239,8 +239,8 @@ class Lockstep:
             tr = m.trainer
             if tr.deterministic:
                 torch.use_deterministic_algorithms(True)
-            tr.fabric.call("on_train_start", trainer=tr, module=m.module)
-            tr.fabric.call("on_step", trainer=tr, module=m.module)
+            tr.call("on_train_start", trainer=tr, module=m.module)
+            tr.call("on_step", trainer=tr, module=m.module)
             m.module.model.train()
         lead = self.lead
         total = lead.total_steps
@@ -344,7 +344,7 @@ class Lockstep:
             m.trainer.log(row)
             if due and not self.signals:
                 tr = m.trainer
-                tr.fabric.call("on_step", trainer=tr, module=m.module)
+                tr.call("on_step", trainer=tr, module=m.module)
                 tr.save_checkpoint(tr.checkpoint_dir / "last.ckpt")
                 if tr.should_stop:
                     self._stop(i, "stopped")
