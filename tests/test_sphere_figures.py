@@ -108,24 +108,20 @@ def test_baselines_overlay_groups_runs_by_direction(sweep):
     assert all(math.isfinite(v) for v in rw["random"])
 
 
-def test_cli_sphere_figures_and_its_one_line_refusal(sweep, tmp_path, capsys):
-    main(["sphere-figures", str(sweep), "--out", str(tmp_path / "figs")])
-    assert (tmp_path / "figs" / "sphere_baselines.png").exists()
-    assert "sphere_overview.png" in capsys.readouterr().out
+def test_cli_on_one_run_writes_only_the_per_run_figures_and_refuses_in_one_line(sweep, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(sweep / "0", tmp_path / "one" / "0")
+    # one elr, one direction: no overview or baselines; the per-run figures (curvature, 1 - r) remain
+    main(["sphere-figures", str(tmp_path / "one"), "--out", str(tmp_path / "figs")])
+    printed = {line.rsplit("/", 1)[-1] for line in capsys.readouterr().out.split()}
+    assert printed == {"sphere_curvature_phase.png", "sphere_retraction_error.png", "sphere_figures.json"}
+    assert all((tmp_path / "figs" / name).exists() for name in printed)
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit) as e:
         main(["sphere-figures", str(tmp_path / "empty")])
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no runs" in err[0] or "no finished run" in err[0]
-
-
-def test_one_run_allows_no_sweep_figure(sweep, tmp_path):
-    import shutil
-
-    shutil.copytree(sweep / "0", tmp_path / "one" / "0")
-    # one elr, one direction: only the per-run figures (curvature, retraction error) remain
-    names = {p.name for p in write_sphere_figures(tmp_path / "one")["files"]}
-    assert names == {"sphere_curvature_phase.png", "sphere_retraction_error.png", "sphere_figures.json"}
+    assert len(err) == 1 and "no finished run under" in err[0]
     with pytest.raises(LosslandError, match="no such directory"):
         write_sphere_figures(tmp_path / "missing")
