@@ -58,6 +58,10 @@ def test_write_sphere_figures_writes_every_figure_the_records_allow(sweep):
     grad = [r for r in _runs(sweep) if direction_of(r) == "gradient"]
     assert final["elr"].tolist() == list(ELRS)
     assert final["mean"].tolist() == [r.final["test_error"] for r in sorted(grad, key=lambda r: r.elr)]
+    assert final["std"].tolist() == [0.0, 0.0] and final["n"].tolist() == [1, 1]
+    for r in grad:  # the cosine distributions are every logged cos_prev of the run
+        _, cos = r.series("cos_prev")
+        assert np.array_equal(result["data"]["sphere_overview"]["cosines"][r.elr], cos[np.isfinite(cos)])
 
 
 def test_curvature_phase_diagram_plots_the_logged_curvature(sweep):

@@ -273,7 +273,7 @@ def _title(runs: Sequence[Run]) -> str:
         vals = {str(OmegaConf.select(r.config, key, default=default)) for r in runs}
         return vals.pop() if len(vals) == 1 else "mixed"
 
-    return (f"loss {one('loss._target_').rsplit('.', 1)[-1]}, data {one('data.name', one('data._target_'))}"
+    return (f"loss {one('loss._target_').rsplit('.', 1)[-1]}, data {one('data._target_').rsplit('.', 1)[-1]}"
             f" fraction {one('data.fraction', 1.0)}, {one('trainer.max_steps')} steps")
 
 
