@@ -33,6 +33,18 @@ def cmd_report(args):
         log_report(args.sweep_dir, result.files)
 
 
+def cmd_sphere_figures(args):
+    from lossland.analysis.sphere_figures import write_sphere_figures
+
+    for f in write_sphere_figures(args.sweep_dir, args.out)["files"]:
+        print(f)
+
+
+cmd_sphere_figures.options = [  # docs/sphere.md
+    ("--out", {"default": None, "help": "output folder (default: <sweep_dir>/sphere_figures)"}),
+]
+
+
 def cmd_connect(args):
     from lossland.connect.run import connect_command
 
@@ -179,6 +191,9 @@ COMMANDS = {
                 [("sweep_dir", "a sweep (multirun) directory, or any directory holding runs")]),
     "report": (cmd_report, "write <dir>/report/: phase diagram, final metrics and cosine figures, index.html",
                [("sweep_dir", "a sweep directory of sphere-optimizer runs")]),
+    "sphere-figures": (cmd_sphere_figures, "study S's figures beyond the report (seed Figs 15-25): overview, "
+                       "curvature phase diagrams, retraction error 1 - r, baselines: <dir>/sphere_figures/",
+                       [("sweep_dir", "a sweep directory of sphere-optimizer runs")]),
     "connect": (cmd_connect, "connect two runs: align, build/train a path, write <out>/connect.json and "
                 "connect.png", [("a", "run directory of model A"), ("b", "run directory of model B")]),
     "connect-table": (cmd_connect_table, "width study: <dir>/width_table.{csv,md} and width_plot.png from "

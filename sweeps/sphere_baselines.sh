@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Study S, at a phase-3 elr: sphere SGD vs a random walk with the gradient's step norm vs gradient ascent.
-#   sweeps/sphere_baselines.sh
+# Study S, at a phase-3 elr (seed 003, Fig 15): sphere SGD vs a random walk with the gradient's step norm vs
+# gradient ascent, overlaid in one figure (train loss / error, GM, consecutive cosine, retraction error 1 - r).
+#   sweeps/sphere_baselines.sh                 # then <OUT>/sphere_figures/sphere_baselines.png
 source "$(dirname "$0")/_common.sh"
 OUT=${OUT:-multirun/sphere_baselines/$STAMP}
-STEPS=${STEPS:-800}
+STEPS=${STEPS:-$( [ "$SCALE" = tiny ] && echo 4 || echo 800 )}
 ELR=${ELR:-1e-1}
 $PY train.py -m experiment=sphere_ce "elr=$ELR" optimizer.direction=gradient,random,ascent trainer.max_steps=$STEPS \
   ${FULL[@]+"${FULL[@]}"} trainer.enable_progress_bar=false "hydra.sweep.dir=$OUT" "$@"
 $LOSSLAND collect "$OUT"
+$LOSSLAND sphere-figures "$OUT"
