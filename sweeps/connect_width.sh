@@ -16,7 +16,9 @@
 #
 # Environment: OUT (output folder; default multirun/connect_width/<timestamp>), WIDTHS ("10 50 100 500 1000
 # 2000"), PRIORS ("none weight_decay dropout"), PAIRS (3, at most 10), EPOCHS, LR, NUM_POINTS (21), ALIGNED
-# (alignments connected by linear and arc paths: "ot_exact weight"), JOBS (priors run in parallel, one process
+# (alignments connected by linear and arc paths: "ot_exact weight"), WA_PATHS (the Weight Adjustment paths:
+# "weight_adjustment,weight_adjustment_arc"; empty: none -- their least-squares refits dominate the cost at the
+# widest widths), JOBS (priors run in parallel, one process
 # each; default 3 on CPU, 1 on cuda), PYTHON, EXTRA_TRAIN / EXTRA_CONNECT (more overrides), SKIP_TRAIN=1 (reuse
 # the nets already in $OUT/train and only connect; remove $OUT/connect first).
 # Layout: $OUT/train/<prior>/w<width>-s<seed>/ (train.py jobs), $OUT/connect/<prior>/{paths,wa}/<job>/
@@ -35,6 +37,7 @@ PRIORS=${PRIORS:-none weight_decay dropout}
 PAIRS=${PAIRS:-3}
 NUM_POINTS=${NUM_POINTS:-21}
 ALIGNED=${ALIGNED:-ot_exact weight}
+WA_PATHS=${WA_PATHS-weight_adjustment,weight_adjustment_arc}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 
 case "$SCALE" in
@@ -100,10 +103,11 @@ one_prior() {  # train every net of one prior, then connect its pairs (one Hydra
     "align=$aligns" path=linear,arc "num_points=$NUM_POINTS" $EVAL \
     "device=$DEVICE" ${EXTRA_CONNECT:-} "hydra.sweep.dir=$OUT/connect/$prior/paths"
   # the seed's Linear+WA and Arc+WA (naive B; WA_EVAL: the refit's options)
+  [ -n "$WA_PATHS" ] || return 0
   # shellcheck disable=SC2086
   "$PY" connect.py -m "+root=$OUT/train/$prior" "+w=$widths" "+pair=$pairs" \
     'a=${root}/w${w}-s${pair}' 'b=${root}/w${w}-s1${pair}' \
-    align=none path=weight_adjustment,weight_adjustment_arc "num_points=$NUM_POINTS" $EVAL $WA_EVAL \
+    align=none "path=$WA_PATHS" "num_points=$NUM_POINTS" $EVAL $WA_EVAL \
     "device=$DEVICE" ${EXTRA_CONNECT:-} "hydra.sweep.dir=$OUT/connect/$prior/wa"
 }
 

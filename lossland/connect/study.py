@@ -290,7 +290,7 @@ def check_width_trends(rows: list[dict], min_width: int = 50) -> list[str]:
         lines.append(f"{prior}: aligned < naive linear at every width >= {min_width}: "
                      + ("ok" if not bad else "FAILS (" + ", ".join(bad) + ")"))
         lo, hi = min(num), max(num)
-        if (NAIVE_LINEAR, lo) in cells and (NAIVE_LINEAR, hi) in cells:
+        if lo != hi and (NAIVE_LINEAR, lo) in cells and (NAIVE_LINEAR, hi) in cells:
             a, b = cells[(NAIVE_LINEAR, lo)]["mean"], cells[(NAIVE_LINEAR, hi)]["mean"]
             lines.append(f"{prior}: naive linear falls from width {lo} ({a:.2f}) to width {hi} ({b:.2f}): "
                          + ("ok" if b < a else "FAILS"))
