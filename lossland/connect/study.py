@@ -176,9 +176,10 @@ def _seed_cells() -> dict:
 
 def check_seed_trends(rows: list[dict]) -> list[str]:
     """The seed's claims on ``test.max_err`` rows, one line each per prior, with the same count on the seed's
-    own table in brackets: (1) every WA/OT method below both Linear and Arc at the same width; (2) each
-    method's error lower at the widest than at the narrowest width; (3) dropout below no prior per method ×
-    width (un-normalized; the normalized comparison is :func:`lossland.connect.priors.check_prior_trends`)."""
+    own table in brackets (over the same comparisons, where the seed has them): (1) every WA/OT method below
+    both Linear and Arc at the same width; (2) each method's error lower at the widest than at the narrowest
+    width; (3) dropout below no prior per method × width (un-normalized; the normalized comparison is
+    :func:`lossland.connect.priors.check_prior_trends`)."""
     ours = {(r["prior"], r["method"], r["width"]): r["mean"] for r in rows}
     ref = _seed_cells()
     adv = [seed.METHOD_LABELS[m] for m in _ADVANCED]
@@ -186,6 +187,9 @@ def check_seed_trends(rows: list[dict]) -> list[str]:
     lines = []
 
     def count(cells, test, keys):
+        """(holds, compared) over ``keys``; on the seed's table only where ours has the comparison too."""
+        if cells is ref:
+            keys = [k for k in keys if test(ours, k) is not None]
         hits = [h for h in (test(cells, k) for k in keys) if h is not None]
         return sum(hits), len(hits)
 
