@@ -66,6 +66,7 @@ def cmd_connect_table(args):
 
     result = write_width_table(args.dir, args.out, args.metric)
     print(result["markdown"])
+    print(result["seed_markdown"])
     for line in result["checks"]:
         print(line)
     for f in result["files"]:

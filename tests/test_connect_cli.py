@@ -174,18 +174,19 @@ def test_width_table_on_synthetic_records(tmp_path, capsys):
     assert lin[("none", 10)]["std"] == pytest.approx(math.sqrt(2))
     assert [r["prior"] for r in rows][:4] == ["none"] * 4  # priors in study order: none before dropout
     md = width_table_markdown(rows)
-    assert "| linear | 10.00 ± 1.41 | 1.82 ± 1.41 |" in md and "### prior: dropout" in md
+    assert "| Linear | 10.00 ± 1.41 | 1.82 ± 1.41 |" in md and "### prior: dropout" in md  # the seed's names
     checks = check_width_trends(rows)
     assert any("naive linear falls" in c and c.endswith("ok") for c in checks)
     assert any("aligned < naive linear" in c and "FAILS" in c for c in checks) is False
     result = write_width_table(tmp_path, tmp_path / "out")
     assert {p.rsplit("/", 1)[1] for p in result["files"]} == {"width_table.csv", "width_table.md",
-                                                               "width_plot.png"}
+                                                               "width_plot.png", "seed_table.md",
+                                                               "peak_normalized_error.csv"}
     header = (tmp_path / "out" / "width_table.csv").read_text().splitlines()[0]
     assert header == "prior,method,width,n,mean,std,values"
     from lossland.cli import main
 
     main(["connect-table", str(tmp_path), "--out", str(tmp_path / "cli")])
-    assert "| arc, weight |" in capsys.readouterr().out and (tmp_path / "cli" / "width_plot.png").exists()
+    assert "| Arc + WM |" in capsys.readouterr().out and (tmp_path / "cli" / "width_plot.png").exists()
     with pytest.raises(LosslandError, match="no connect.json"):
         write_width_table(tmp_path / "out")

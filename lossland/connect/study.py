@@ -15,11 +15,12 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+from lossland.connect import seed
+from lossland.connect.priors import PRIOR_ORDER, check_prior_trends, peak_rows, plot_priors, verdict
 from lossland.errors import LosslandError
 from lossland.records import atomic_figure, atomic_write
 
 NAIVE_LINEAR = "linear"
-PRIOR_ORDER = ("none", "weight_decay", "dropout", "weight_decay+dropout")
 
 
 def read_connect_records(root: str | Path) -> list[dict]:
@@ -39,7 +40,14 @@ def read_connect_records(root: str | Path) -> list[dict]:
     return out
 
 
-def _metric(rec: dict, metric: str):
+def metric_value(rec: dict, metric: str):
+    """A key path into the record's ``summary`` (e.g. ``test.max_acc_loss``), None if absent. Derived:
+    ``<split>.max_err`` = 100 − ``<split>.min_acc``, the maximum error along the path in % (the seed's
+    "max accuracy loss", see :mod:`lossland.connect.seed`)."""
+    split, _, key = metric.rpartition(".")
+    if key == "max_err":
+        v = metric_value(rec, f"{split}.min_acc")
+        return None if v is None else 100.0 - float(v)
     v = rec.get("summary", {})
     for part in metric.split("."):
         if not isinstance(v, dict) or part not in v:
@@ -59,12 +67,13 @@ def _method_key(label: str):
     return (align != "", align, order.get(path, 9), path)
 
 
-def width_table(root: str | Path, metric: str = "test.max_acc_loss") -> list[dict]:
+def width_table(root: str | Path | list[dict], metric: str = "test.max_acc_loss") -> list[dict]:
     """Rows ``{prior, method, width, n, mean, std, values, seeds}`` (one per prior × method × width), ``std``
-    the sample standard deviation over pairs (0 for one pair), sorted by prior, method, width."""
+    the sample standard deviation over pairs (0 for one pair), sorted by prior, method, width. ``root``: a
+    folder of connect.json files or the records already read (:func:`read_connect_records`)."""
     groups: dict[tuple, list] = defaultdict(list)
-    for rec in read_connect_records(root):
-        v = _metric(rec, metric)
+    for rec in (root if isinstance(root, list) else read_connect_records(root)):
+        v = metric_value(rec, metric)
         if v is None:
             continue
         width = rec.get("width")
@@ -107,6 +116,12 @@ def _fmt(r: dict | None) -> str:
     return "" if r is None else f"{r['mean']:.2f} ± {r['std']:.2f}"
 
 
+def display_name(label: str) -> str:
+    """The seed's name of a method (``Linear + OT``; lossland's extra weight matching: ``Linear + WM``), else
+    the connect.json label."""
+    return seed.seed_name(label) or label
+
+
 def width_table_markdown(rows: list[dict], metric: str = "test.max_acc_loss") -> str:
     """One Markdown table per prior: methods (rows) × widths (columns), ``mean ± std (n)``."""
     parts = []
@@ -117,9 +132,114 @@ def width_table_markdown(rows: list[dict], metric: str = "test.max_acc_loss") ->
         parts.append("| method | " + " | ".join(str(w) for w in widths) + " |")
         parts.append("|---|" + "---|" * len(widths))
         for m in methods:
-            parts.append(f"| {m} | " + " | ".join(_fmt(cells.get((m, w))) for w in widths) + " |")
+            parts.append(f"| {display_name(m)} | " + " | ".join(_fmt(cells.get((m, w))) for w in widths) + " |")
         parts.append("")
     return "\n".join(parts)
+
+
+def seed_table_markdown(rows: list[dict]) -> str:
+    """Our ``test.max_err`` rows beside the seed's table (:mod:`lossland.connect.seed`): one methods × widths
+    table per prior, cells ``ours mean ± std [seed]`` (``[—]``: the seed has no value there). The seed's
+    methods first, in its order, then lossland's extras."""
+    parts = [f"Unit: {seed.UNIT}. Seed setting: {seed.SETTING}.\n"]
+    names = {**seed.METHOD_LABELS, **seed.EXTRA_LABELS}
+    for prior, (methods, widths, cells) in _grid(rows).items():
+        ns = sorted({r["n"] for r in cells.values()})
+        has_seed = prior in seed.TABLES
+        parts.append(f"### prior: {prior} — max test error along the path (%), ours mean ± std over "
+                     f"{'/'.join(map(str, ns))} pairs" + (" [seed]" if has_seed else " (the seed has no table "
+                                                          "for this prior)") + "\n")
+        parts.append("| method | " + " | ".join(str(w) for w in widths) + " |")
+        parts.append("|---|" + "---|" * len(widths))
+        ordered = [lab for lab in names.values() if lab in methods] + [m for m in methods
+                                                                       if m not in names.values()]
+        for m in ordered:
+            row = []
+            for w in widths:
+                r = cells.get((m, w))
+                sv = seed.seed_value(prior, m, w)
+                ours = "—" if r is None else f"{r['mean']:.2f} ± {r['std']:.2f}"
+                row.append(ours + ("" if not has_seed else f" [{'—' if sv is None else f'{sv:.2f}'}]"))
+            parts.append(f"| {display_name(m)} | " + " | ".join(row) + " |")
+        parts.append("")
+    return "\n".join(parts)
+
+
+_ADVANCED = ("Linear + WA", "Arc + WA", "Linear + OT", "Arc + OT")
+_BASIC = ("Linear", "Arc")
+
+
+def _seed_cells() -> dict:
+    return {(p, seed.METHOD_LABELS[m], w): v for p, tab in seed.TABLES.items() for m, vals in tab.items()
+            for w, v in zip(seed.WIDTHS, vals)}
+
+
+def check_seed_trends(rows: list[dict]) -> list[str]:
+    """The seed's claims on ``test.max_err`` rows, one line each per prior, with the same count on the seed's
+    own table in brackets (over the same comparisons, where the seed has them): (1) every WA/OT method below
+    both Linear and Arc at the same width; (2) each method's error lower at the widest than at the narrowest
+    width; (3) dropout below no prior per method × width (un-normalized; the normalized comparison is
+    :func:`lossland.connect.priors.check_prior_trends`)."""
+    ours = {(r["prior"], r["method"], r["width"]): r["mean"] for r in rows}
+    ref = _seed_cells()
+    adv = [seed.METHOD_LABELS[m] for m in _ADVANCED]
+    basic = [seed.METHOD_LABELS[m] for m in _BASIC]
+    lines = []
+
+    def count(cells, test, keys):
+        """(holds, compared) over ``keys``; on the seed's table only where ours has the comparison too."""
+        if cells is ref:
+            keys = [k for k in keys if test(ours, k) is not None]
+        hits = [h for h in (test(cells, k) for k in keys) if h is not None]
+        return sum(hits), len(hits)
+
+    for prior in _grid(rows):
+        widths = sorted({w for (p, _, w) in ours if p == prior and isinstance(w, (int, float))})
+        if not widths:
+            continue
+
+        def adv_below(cells, key, prior=prior):
+            a, b, w = key
+            if (prior, a, w) not in cells or (prior, b, w) not in cells:
+                return None
+            return cells[(prior, a, w)] < cells[(prior, b, w)]
+
+        keys = [(a, b, w) for a in adv for b in basic for w in widths]
+        k, n = count(ours, adv_below, keys)
+        if n:
+            ks, ns = count(ref, adv_below, keys)
+            seed_part = f" [seed: {ks}/{ns}]" if ns else ""
+            lines.append(f"{prior}: WA/OT below Linear and Arc in {k}/{n} comparisons{seed_part} "
+                         f"({verdict(k, n)})")
+        lo, hi = min(widths), max(widths)
+
+        def falls(cells, m, prior=prior, lo=lo, hi=hi):
+            if (prior, m, lo) not in cells or (prior, m, hi) not in cells:
+                return None
+            return cells[(prior, m, hi)] < cells[(prior, m, lo)]
+
+        if lo != hi:
+            k, n = count(ours, falls, adv + basic)
+            ks, ns = count(ref, falls, adv + basic)
+            seed_part = f" [seed: {ks}/{ns}]" if ns else ""
+            lines.append(f"{prior}: error lower at width {hi} than at {lo} for {k}/{n} methods{seed_part} "
+                         f"({verdict(k, n)})")
+    if any(p == "dropout" for p, _, _ in ours) and any(p == "none" for p, _, _ in ours):
+        def drop_below(cells, key):
+            m, w = key
+            if ("dropout", m, w) not in cells or ("none", m, w) not in cells:
+                return None
+            return cells[("dropout", m, w)] < cells[("none", m, w)]
+
+        widths = sorted({w for (_, _, w) in ours if isinstance(w, (int, float))})
+        keys = [(m, w) for m in adv + basic for w in widths]
+        k, n = count(ours, drop_below, keys)
+        ks, ns = count(ref, drop_below, keys)
+        if n:
+            seed_part = f" [seed: {ks}/{ns}]" if ns else ""
+            lines.append(f"dropout below no prior (max error) in {k}/{n} method x width cells{seed_part} "
+                         f"({verdict(k, n)})")
+    return lines
 
 
 def width_table_csv(rows: list[dict]) -> str:
@@ -174,7 +294,7 @@ def check_width_trends(rows: list[dict], min_width: int = 50) -> list[str]:
         lines.append(f"{prior}: aligned < naive linear at every width >= {min_width}: "
                      + ("ok" if not bad else "FAILS (" + ", ".join(bad) + ")"))
         lo, hi = min(num), max(num)
-        if (NAIVE_LINEAR, lo) in cells and (NAIVE_LINEAR, hi) in cells:
+        if lo != hi and (NAIVE_LINEAR, lo) in cells and (NAIVE_LINEAR, hi) in cells:
             a, b = cells[(NAIVE_LINEAR, lo)]["mean"], cells[(NAIVE_LINEAR, hi)]["mean"]
             lines.append(f"{prior}: naive linear falls from width {lo} ({a:.2f}) to width {hi} ({b:.2f}): "
                          + ("ok" if b < a else "FAILS"))
@@ -183,16 +303,27 @@ def check_width_trends(rows: list[dict], min_width: int = 50) -> list[str]:
 
 def write_width_table(root: str | Path, out: str | Path | None = None,
                       metric: str = "test.max_acc_loss") -> dict:
-    """Write ``width_table.csv``, ``width_table.md`` and ``width_plot.png`` into ``out`` (default ``root``);
-    returns {rows, files, markdown, checks}."""
-    rows = width_table(root, metric)
+    """Write into ``out`` (default ``root``): ``width_table.csv`` / ``.md`` and ``width_plot.png`` (``metric``),
+    ``seed_table.md`` (max test error beside the seed's table), ``peak_normalized_error.csv`` and
+    ``priors.png`` (the seed's panels c–h, :mod:`lossland.connect.priors`); returns {rows, files, markdown,
+    seed_markdown, checks}. The checks (also appended to width_table.md) state per claim whether it holds."""
+    records = read_connect_records(root)
+    rows = width_table(records, metric)
     if not rows:
         raise LosslandError(f"{root}: no connect.json with status ok (and metric {metric}) below it")
     out = Path(out) if out is not None else Path(root)
     md = width_table_markdown(rows, metric)
-    checks = check_width_trends(rows)
+    err_rows = width_table(records, "test.max_err")
+    seed_md = seed_table_markdown(err_rows)
+    peaks = peak_rows(records)
+    checks = check_width_trends(rows) + check_seed_trends(err_rows) + check_prior_trends(peaks)
     files = [atomic_write(out / "width_table.csv", width_table_csv(rows)),
              atomic_write(out / "width_table.md", md + ("\n" + "\n".join(f"- {c}" for c in checks) + "\n"
                                                         if checks else "")),
-             plot_width(rows, out / "width_plot.png", metric)]
-    return {"rows": rows, "files": [str(f) for f in files], "markdown": md, "checks": checks}
+             plot_width(rows, out / "width_plot.png", metric),
+             atomic_write(out / "seed_table.md", seed_md),
+             atomic_write(out / "peak_normalized_error.csv", width_table_csv(peaks))]
+    if peaks:
+        files.append(plot_priors(records, out / "priors.png"))
+    return {"rows": rows, "files": [str(f) for f in files], "markdown": md, "seed_markdown": seed_md,
+            "checks": checks}
