@@ -49,7 +49,7 @@ def test_values_read_as_printed_in_the_seeds():
     c = data.load("connect")
     assert c.tables["no_prior"].value(("Linear",), 10) == 45.74
     assert c.tables["dropout"].value(("Arc+OT",), 2000) == 2.25
-    assert "percentage points" in c.tables["no_prior"].unit
+    assert "maximum test error along the path, %" in c.tables["no_prior"].unit
     k = data.load("optim").tables["keskar"]
     assert k.cell == "mean_std" and k.value(("F2",), "train LB") == [98.35, 2.08] and "percent" in k.unit
     s = data.load("sphere").tables["ce_phases"]
@@ -198,7 +198,7 @@ def _connect_record(path, prior, width, label, value, pair):
     path.mkdir(parents=True)
     (path / "connect.json").write_text(json.dumps({
         "status": "ok", "prior": prior, "width": width, "method": {"label": label},
-        "a": {"seed": pair}, "b": {"seed": 10 + pair}, "summary": {"test": {"max_acc_loss": value}}}))
+        "a": {"seed": pair}, "b": {"seed": 10 + pair}, "summary": {"test": {"min_acc": 100.0 - value}}}))
 
 
 def test_paper_connect_from_controlled_records(tmp_path, capsys):

@@ -10,6 +10,10 @@ that maximum. lossland's counterpart is ``test.max_err`` (see :func:`lossland.co
 
 from __future__ import annotations
 
+from importlib import resources
+
+import yaml
+
 SEED_ID = "001_d158779183557447"
 SETTING = ("MNIST (60,000 train / 10,000 test), MLP with one hidden ReLU layer of the given width, "
            "endpoints trained from different seeds; number of pairs and epochs not stated")
@@ -27,25 +31,23 @@ METHOD_LABELS = {
 # lossland's extra, not in the seed: weight matching (Ainsworth et al. 2022)
 EXTRA_LABELS = {"Linear + WM": "linear, weight", "Arc + WM": "arc, weight"}
 
-# prior (as connect.json names it) -> method -> values at WIDTHS
-TABLES = {
-    "none": {
-        "Linear": (45.74, 24.35, 10.83, 4.84, 3.83, 4.17),
-        "Arc": (35.94, 21.58, 9.53, 4.21, 3.39, 2.98),
-        "Linear + WA": (17.3, 5.91, 3.79, 2.46, 2.24, 2.11),
-        "Arc + WA": (17.11, 5.77, 3.71, 2.43, 2.23, 2.11),
-        "Linear + OT": (12.92, 4.02, 2.86, 2.38, 2.11, 2.24),
-        "Arc + OT": (13.77, 4.81, 3.5, 2.59, 2.36, 2.37),
-    },
-    "dropout": {  # "with DropOut 0.5"
-        "Linear": (41.21, 14.17, 9.68, 3.57, 3.1, 2.75),
-        "Arc": (28.75, 12.64, 8.29, 3.7, 3.36, 2.6),
-        "Linear + WA": (20.31, 7.49, 4.57, 2.57, 2.23, 2.06),
-        "Arc + WA": (19.65, 7.43, 4.43, 2.57, 2.23, 2.09),
-        "Linear + OT": (15.03, 4.61, 3.09, 2.17, 2.05, 2.09),
-        "Arc + OT": (15.34, 4.66, 3.43, 2.28, 2.29, 2.25),
-    },
-}
+# The tables are read from the one copy of the seed's values, lossland/paper/seeds/connect.yaml (package data;
+# read as data so that connect does not depend on lossland.paper). Its row names omit the spaces ("Linear+WA").
+_TABLE_OF_PRIOR = {"none": "no_prior", "dropout": "dropout"}  # prior (as connect.json names it) -> yaml table
+
+
+def _load_tables() -> dict[str, dict[str, tuple]]:
+    data = yaml.safe_load((resources.files("lossland") / "paper" / "seeds" / "connect.yaml").read_text("utf-8"))
+    names = {m.replace(" ", ""): m for m in METHODS}
+    tables = {}
+    for prior, tid in _TABLE_OF_PRIOR.items():
+        t = data["tables"][tid]
+        assert tuple(t["columns"]) == WIDTHS, f"connect.yaml {tid}: columns {t['columns']} are not {WIDTHS}"
+        tables[prior] = {names[row[0]]: tuple(float(v) for v in row[1:]) for row in t["rows"]}
+    return tables
+
+
+TABLES = _load_tables()  # prior -> method -> values at WIDTHS
 
 # The seed's claims (its "Выводы"), in the order docs/connect.md discusses them.
 CLAIMS = (

@@ -1,4 +1,5 @@
-"""Study C (seed 001): the max-accuracy-loss tables (methods × widths) for no prior and dropout 0.5, from the
+"""Study C (seed 001): the seed's "Max accuracy loss" tables (methods × widths) for no prior and dropout 0.5 —
+the maximum test error along the path in % (``test.max_err``, see :mod:`lossland.connect.seed`) — from the
 ``connect.json`` files of ``sweeps/connect_width.sh`` (:func:`lossland.connect.study.width_table`).
 
 Our method labels map onto the seed's names: ``linear`` → Linear, ``arc`` → Arc, ``linear+WA`` → Linear+WA,
@@ -16,6 +17,7 @@ from lossland.paper.compare import Ours, judge
 from lossland.paper.studies import Recipe, by_key, recipe_names, sweep_dir
 
 RECIPES = [Recipe.script("connect_width")]
+METRIC = "test.max_err"  # the seed's "Max accuracy loss": the maximum test error along the path, %
 PRIORS = {"no_prior": "none", "dropout": "dropout"}  # seed table -> lossland's prior
 PATHS = {"linear": "Linear", "arc": "Arc", "linear+WA": "Linear+WA", "arc+WA": "Arc+WA"}
 NAIVE = ("Linear", "Arc")
@@ -38,7 +40,7 @@ def context(root: Path) -> dict:
 
     d = sweep_dir(root, "connect_width", primary=True, siblings=recipe_names(RECIPES))
     try:
-        rows = width_table(d)
+        rows = width_table(d, metric=METRIC)
     except LosslandError:  # no folder: every table is "not measured"
         rows = []
     return {"rows": rows}
@@ -126,4 +128,4 @@ TRENDS = {f.__name__: f for f in (advanced_beat_naive, ot_beats_linear_small_wid
 def figures(ctx, out: Path) -> list[Path]:
     from lossland.connect.study import plot_width
 
-    return [plot_width(ctx["rows"], out / "width_plot.png")] if ctx["rows"] else []
+    return [plot_width(ctx["rows"], out / "width_plot.png", METRIC)] if ctx["rows"] else []
