@@ -25,8 +25,10 @@ def cmd_report(args):
     result = write_report(args.sweep_dir)
     for f in result.files:
         print(f)
+    for line in result.settings:
+        print(line)
     for phase, (lo, hi) in sorted(result.boundaries.items()):
-        print(f"phase {phase}: elr {lo:.3g} .. {hi:.3g}")
+        print(f"phase {phase}: {result.x} {lo:.3g} .. {hi:.3g}")
     if not args.no_wandb:
         from lossland.analysis.wandb_report import log_report
 

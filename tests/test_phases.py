@@ -153,7 +153,7 @@ def test_docs_state_the_rule_with_these_thresholds():
     section = section[:section.index("\n## ", 4)]
     for text in (f"{phases.PHASE3_CHANCE_FRACTION}·(1 − 1/K)", f"< {phases.PHASE3_MAX_COS}",
                  f"last {round(100 * phases.TAIL_FRACTION)} %", f"≤ {phases.CONVERGED_MAX_ERRORS}",
-                 f"`converged_max_errors`", f"≥ {phases.PHASE1_MIN_COS}", f"{phases.PHASE1_MIN_DECAY}",
+                 "`converged_max_errors`", f"≥ {phases.PHASE1_MIN_COS}", f"{phases.PHASE1_MIN_DECAY}",
                  f"{phases.PHASE1_MIN_TSTAT:g} standard errors"):
         assert text in section, text
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()

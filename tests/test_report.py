@@ -86,7 +86,7 @@ def test_find_and_load_runs(sweep):
 def test_write_report(sweep):
     from lossland.analysis.report import write_report
 
-    files, bounds = write_report(sweep)
+    files, bounds, *_ = write_report(sweep)
     names = {p.name for p in files}
     assert names == {"phase_diagram.png", "final_metrics.png", "curves.png", "cosines.png", "phases.json",
                      "index.html"}
@@ -108,7 +108,7 @@ def test_write_report(sweep):
     # header + boundaries, header + settings (one run each), header + runs
     assert page.count("<tr>") == 1 + len(bounds) + 1 + 7 + 1 + 7
     # the report dir is not mistaken for runs when run again
-    files2, bounds2 = write_report(sweep)
+    files2, bounds2, *_ = write_report(sweep)
     assert bounds2 == bounds and len(files2) == len(files)
 
 
@@ -140,7 +140,7 @@ def test_report_aggregates_seeds_per_setting(tmp_path):
         s = json.loads((root / str(i) / "summary.json").read_text())
         s["overrides"] = [f"elr={elr}", f"seed={seed}"]
         (root / str(i) / "summary.json").write_text(json.dumps(s))
-    _, bounds = write_report(root)
+    _, bounds, *_ = write_report(root)
     table = json.loads((root / "report" / "phases.json").read_text())
     assert table["varied"] == ["elr", "seed"] and table["x"] == "elr" and table["series"] == []
     rows = table["settings"]
@@ -166,7 +166,7 @@ def test_report_plots_against_the_varied_rate_and_series(tmp_path):
             for seed in (0, 1):
                 _write_sgd_run(root / str(i), lr, coef, seed, "1" if lr == 0.01 else "2")
                 i += 1
-    _, bounds = write_report(root)
+    _, bounds, *_ = write_report(root)
     table = json.loads((root / "report" / "phases.json").read_text())
     assert table["x"] == "lr" and table["series"] == ["regularizer.coef"]
     assert [(r["regularizer.coef"], r["lr"], r["runs"]) for r in table["settings"]] == [
@@ -176,3 +176,27 @@ def test_report_plots_against_the_varied_rate_and_series(tmp_path):
     rows, _ = collect(root)
     assert {r["lr"] for r in rows} == {0.01, 0.1} and all(r["elr"] is None for r in rows)
     assert {r["regularizer.coef"] for r in rows} == {0, 1e-4}
+
+
+def test_tiny_sweep_two_seeds_two_elrs_through_the_cli(tmp_path):
+    """Real runs: 2 seeds x 2 elrs of the smoke experiment, then `lossland report`: one row per elr, 2 runs each,
+    the seeds' phase counts and mean ± std, the rate each run used."""
+    from tests.conftest import run_cli
+
+    out = tmp_path / "sweep"
+    res = run_cli("train.py", "-m", "experiment=smoke", "elr=1e-3,1e-2", "seed=0,1", "trainer.max_steps=8",
+                  "metrics.every_n_steps=4", "data.train_size=64", "data.test_size=64", "logger=csv",
+                  f"hydra.sweep.dir={out}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    res = run_cli("-m", "lossland.cli", "report", str(out), "--no-wandb")
+    assert res.returncode == 0, res.stderr[-3000:]
+    table = json.loads((out / "report" / "phases.json").read_text())
+    assert table["varied"] == ["elr", "seed"]
+    assert [(s["elr"], s["runs"], s["seeds"]) for s in table["settings"]] == [(1e-3, 2, [0, 1]), (1e-2, 2, [0, 1])]
+    for s in table["settings"]:
+        assert s["phases"].endswith("/2)") and s["test_error_std"] is not None
+    for d in find_runs(out):  # sphere runs record elr and the lr = elr·ρ0² their optimizer used
+        run = Run(d)
+        _, rho0 = run.series("rho0")
+        assert run.summary["lr"] == pytest.approx(run.summary["elr"] * rho0[0] ** 2)
+    assert "elr=0.001: " in res.stdout and (out / "report" / "curves.png").stat().st_size > 0

@@ -64,6 +64,8 @@ class ReportResult(NamedTuple):
 
     files: list[Path]
     boundaries: dict[str, tuple[float, float]]
+    x: str = "elr"
+    settings: tuple[str, ...] = ()  # "<setting>: <phase counts>", one per setting
 
 
 
@@ -218,4 +220,5 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
              "problems": problems}
     files.append(atomic_write(out / "phases.json", json.dumps(table, indent=2, default=str) + "\n"))
     files.append(atomic_write(out / "index.html", _html(root, sweep, rows, settings, boundaries, problems)))
-    return ReportResult(files, boundaries)
+    lines = tuple(f"{st.label()}: {row['phases'] or 'no phase'}" for st, row in zip(sweep.settings, settings))
+    return ReportResult(files, boundaries, sweep.x, lines)

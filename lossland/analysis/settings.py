@@ -50,7 +50,7 @@ def override_values(overrides: Sequence[str]) -> dict:
 
 def run_values(run: Run) -> dict:
     """The run's override values, with ``elr`` / ``lr`` replaced by the rates its summary records as used
-    (``elr`` dropped when the optimizer has none) and ``seed`` from the summary."""
+    (``elr`` dropped when the optimizer has none, ``lr`` when it has one) and ``seed`` from the summary."""
     s = run.summary
     vals = override_values(s.get("overrides", []))
     for k in RATE_KEYS:
@@ -59,6 +59,8 @@ def run_values(run: Run) -> dict:
                 vals.pop(k, None)
             else:
                 vals[k] = s[k]
+    if vals.get("elr") is not None:
+        vals.pop("lr", None)  # on the sphere lr = elr·ρ0² follows from elr: not a key of its own
     if s.get("seed") is not None:
         vals["seed"] = s["seed"]
     return vals
