@@ -22,7 +22,8 @@ def cmd_collect(args):
 def cmd_report(args):
     from lossland.analysis.report import write_report
 
-    result = write_report(args.sweep_dir)
+    extra = {} if args.converged_max_errors is None else {"converged_max_errors": args.converged_max_errors}
+    result = write_report(args.sweep_dir, **extra)
     for f in result.files:
         print(f)
     for line in result.settings:
@@ -179,8 +180,9 @@ HYDRA_APPS = {"curvature": (curvature_job, "curvature at every checkpoint of a r
 COMMANDS = {
     "collect": (cmd_collect, "write <dir>/results.csv, one row per run (overrides, status, final metrics)",
                 [("sweep_dir", "a sweep (multirun) directory, or any directory holding runs")]),
-    "report": (cmd_report, "write <dir>/report/: phase diagram, final metrics and cosine figures, index.html",
-               [("sweep_dir", "a sweep directory of sphere-optimizer runs")]),
+    "report": (cmd_report, "write <dir>/report/: runs grouped by the keys the sweep varied, seeds aggregated "
+               "(phase counts, mean ± std); phase diagram, final metrics, curves, cosines, index.html",
+               [("sweep_dir", "a sweep directory")]),
     "connect": (cmd_connect, "connect two runs: align, build/train a path, write <out>/connect.json and "
                 "connect.png", [("a", "run directory of model A"), ("b", "run directory of model B")]),
     "connect-table": (cmd_connect_table, "width study: <dir>/width_table.{csv,md} and width_plot.png from "
@@ -223,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(flag, **kw)
         if name == "report":
             p.add_argument("--no-wandb", action="store_true", help="do not log the figures to the sweep's W&B group")
+            p.add_argument("--converged-max-errors", type=int, default=None, metavar="N",
+                           help="phase 1-converged: at most N misclassified training examples at the end "
+                                "(default 0, the seed's zero training errors; docs/sphere.md#phases)")
         p.set_defaults(func=func)
     return parser
 

@@ -1,5 +1,5 @@
 # Shared by the sweep recipes. SCALE=embedded (default; mnist5k on the CPU), SCALE=full (CIFAR-10 on a GPU,
-# DATA_ROOT=<dir with cifar-10-batches-py>) or SCALE=tiny (seconds: 64 digits, a 1/16-width net, 8 steps —
+# DATA_ROOT=<dir with cifar-10-batches-py>) or SCALE=tiny (seconds: 128 digits, a 1/16-width net, 8 steps —
 # what tests/test_recipes.py runs in CI; not a result). OUT=<sweep dir> chooses where results go.
 # FULL holds the scale's overrides; recipes put it after their own, so it wins. STEPS defaults per scale.
 set -euo pipefail

@@ -174,13 +174,15 @@ def _html(sweep_dir: Path, sweep: Sweep, rows: list[dict], settings: list[dict],
 
 
 def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
-                 num_classes: int | None = None) -> ReportResult:
+                 num_classes: int | None = None, **thresholds) -> ReportResult:
     """Assign phases to every run under ``sweep_dir``; write the figures, ``phases.json`` and ``index.html``.
 
     Args:
         sweep_dir: a directory holding run directories (any depth).
         out_dir: where to write; default ``<sweep_dir>/report``.
-        num_classes: K for the chance error of the phase rule (default: from each summary, else 10).
+        num_classes: K for the chance error of the phase rule (default: from each run's config, else 10).
+        thresholds: keyword arguments of :func:`lossland.analysis.phases.classify_run` (e.g.
+            ``converged_max_errors=15``, the seed's observed sub-phase boundary).
 
     Returns:
         ``ReportResult(files, boundaries)``: written paths and {phase: (smallest elr, largest elr)}.
@@ -200,7 +202,7 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
                            for s in sorted({r.status for r in unfinished}))
         raise LosslandError(f"report: no run under {root} finished ({counts}); nothing to report")
     out = Path(out_dir) if out_dir is not None else root / "report"
-    phases = [run_phase(r, num_classes) or "unknown" for r in runs]
+    phases = [run_phase(r, num_classes, **thresholds) or "unknown" for r in runs]
     sweep = sweep_settings(runs, phases)
     order = {id(r): i for i, st in enumerate(sweep.settings) for r in st.runs}
     ranked = sorted(zip(runs, phases), key=lambda rp: (order[id(rp[0])], str(rp[0].summary.get("seed"))))
