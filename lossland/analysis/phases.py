@@ -203,7 +203,7 @@ def _power_law_decay(steps: np.ndarray, loss: np.ndarray) -> tuple[float, float]
 def assign_phase(summary: Mapping, history=None, num_classes: int | None = None, **kwargs) -> str:
     """The phase label: "1-converged" | "1-not-converged" | "2" | "3" | "diverged" | "failed" | "unknown".
 
-    See the module docstring for the rule; keyword arguments override its thresholds.
+    The rule: docs/sphere.md#phases; keyword arguments override its thresholds.
     """
     return classify_run(summary, history, num_classes, **kwargs).phase
 
