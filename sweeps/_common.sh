@@ -1,6 +1,6 @@
 # Shared by the sweep recipes. SCALE=embedded (default; mnist5k on the CPU), SCALE=full (CIFAR-10 on a GPU,
-# DATA_ROOT=<dir with cifar-10-batches-py>) or SCALE=tiny (seconds: 128 digits, a 1/16-width net, 8 steps —
-# what tests/test_recipes.py runs in CI; not a result). OUT=<sweep dir> chooses where results go.
+# DATA_ROOT=<dir with cifar-10-batches-py>) or SCALE=tiny (seconds: 320 digits, i.e. 2 batches of 16 even at
+# data.fraction=0.1; a 1/16-width net; 8 steps — what tests/test_recipes.py runs in CI; not a result). OUT=<sweep dir> chooses where results go.
 # FULL holds the scale's overrides; recipes put it after their own, so it wins. STEPS defaults per scale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ case "$SCALE" in
     FULL=(data=cifar10 "data.root=$DATA_ROOT" data.train_size=null data.test_size=null model.width=1 trainer=gpu
           data.batch_size=128) ;;
   tiny)
-    FULL=(data.train_size=128 data.test_size=64 data.batch_size=32 model.width=0.0625 metrics.every_n_steps=2
+    FULL=(data.train_size=320 data.test_size=64 data.batch_size=16 model.width=0.0625 metrics.every_n_steps=2
           metrics.eval_batches=2 metrics.test_examples=64 logger=csv)
     STEPS=${STEPS:-8} ;;
   embedded) FULL=() ;;
