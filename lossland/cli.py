@@ -22,11 +22,14 @@ def cmd_collect(args):
 def cmd_report(args):
     from lossland.analysis.report import write_report
 
-    result = write_report(args.sweep_dir)
+    extra = {} if args.converged_max_errors is None else {"converged_max_errors": args.converged_max_errors}
+    result = write_report(args.sweep_dir, **extra)
     for f in result.files:
         print(f)
+    for line in result.settings:
+        print(line)
     for phase, (lo, hi) in sorted(result.boundaries.items()):
-        print(f"phase {phase}: elr {lo:.3g} .. {hi:.3g}")
+        print(f"phase {phase}: {result.x} {lo:.3g} .. {hi:.3g}")
     if not args.no_wandb:
         from lossland.analysis.wandb_report import log_report
 
@@ -190,8 +193,9 @@ HYDRA_APPS = {"curvature": (curvature_job, "curvature at every checkpoint of a r
 COMMANDS = {
     "collect": (cmd_collect, "write <dir>/results.csv, one row per run (overrides, status, final metrics)",
                 [("sweep_dir", "a sweep (multirun) directory, or any directory holding runs")]),
-    "report": (cmd_report, "write <dir>/report/: phase diagram, final metrics and cosine figures, index.html",
-               [("sweep_dir", "a sweep directory of sphere-optimizer runs")]),
+    "report": (cmd_report, "write <dir>/report/: runs grouped by the keys the sweep varied, seeds aggregated "
+               "(phase counts, mean ± std); phase diagram, final metrics, curves, cosines, index.html",
+               [("sweep_dir", "a sweep directory")]),
     "sphere-figures": (cmd_sphere_figures, "study S's figures beyond the report (seed Figs 15-25): overview, "
                        "curvature phase diagrams, retraction error 1 - r, baselines: <dir>/sphere_figures/",
                        [("sweep_dir", "a sweep directory of sphere-optimizer runs")]),
@@ -237,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(flag, **kw)
         if name == "report":
             p.add_argument("--no-wandb", action="store_true", help="do not log the figures to the sweep's W&B group")
+            p.add_argument("--converged-max-errors", type=int, default=None, metavar="N",
+                           help="phase 1-converged: at most N misclassified training examples at the end "
+                                "(default 0, the seed's zero training errors; docs/sphere.md#phases)")
         p.set_defaults(func=func)
     return parser
 

@@ -56,6 +56,18 @@ class LandscapeModule(L.LightningModule):
             for group in optimizer.param_groups:
                 group["lr"] = value
 
+    def rates(self, optimizer, step: int = 0) -> dict[str, float | None]:
+        """The rate(s) the optimizer uses at ``step``: sphere optimizers ``{"elr", "lr" = elr·ρ0²}`` (the mean
+        over spheres outside whole mode), the others ``{"elr": None, "lr"}`` — for ``summary.json``."""
+        value = float(self.schedule(step)) if self.schedule is not None else None
+        if hasattr(optimizer, "elr"):
+            elr = optimizer.elr if value is None else value
+            rho = optimizer.rho0
+            rho2 = rho ** 2 if isinstance(rho, float) else float(torch.cat(
+                [r.reshape(-1).double().cpu() for r in rho]).square().mean())
+            return {"elr": elr, "lr": elr * rho2}
+        return {"elr": None, "lr": optimizer.param_groups[0]["lr"] if value is None else value}
+
     def training_step(self, batch, step: int):
         """Forward pass of one SGD step: ``(objective, data loss, outputs)``; the objective adds the
         regularizer. The caller checks the loss, then calls backward and the optimizer."""

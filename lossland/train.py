@@ -160,7 +160,8 @@ def run(cfg: DictConfig) -> dict:
     previous = Run(out).summary if action == "resume" else {}
     write_json = records.write_json if writer else (lambda *a, **k: None)
     t0 = time.time()
-    summary = {"status": "running", "seed": int(cfg.seed), "elr": cfg.get("elr"), "lr": cfg.get("lr"),
+    rates = {"elr": cfg.optimizer.get("elr"), "lr": cfg.optimizer.get("lr")}  # until used_rates() knows
+    summary = {"status": "running", "seed": int(cfg.seed), **rates,
                "overrides": job_overrides(), "steps": 0, "epochs": 0, "wall_s": 0.0, "diverged_at_step": None,
                "final": {}, "run_id": previous.get("run_id") or uuid.uuid4().hex[:12], "config_digest": digest,
                "pid": os.getpid(), "host": socket.gethostname(), "scheduler_job": scheduler_job()}
@@ -185,7 +186,7 @@ def run(cfg: DictConfig) -> dict:
             summary.update(status="diverged", diverged_at_step=d.step, diverged_cause=d.cause)
             summary["final"] = {k: v for k, v in final_metrics(trainer, scheduled=False).items()}
             log.warning("run diverged at step %d (%s)", d.step, d.cause)
-        summary.update(callback_summaries(trainer))
+        summary.update(callback_summaries(trainer), **used_rates(trainer))
         summary.update(steps=trainer.global_step, epochs=trainer.current_epoch, data_order=dm.order_digest,
                        bound_by="steps" if trainer.max_steps >= 0 else "epochs")
         save_last(trainer, out, summary)
@@ -287,6 +288,17 @@ def save_last(trainer, out: Path, summary: dict) -> None:
         path = out / "checkpoints" / "last.ckpt"
         if path.exists():
             summary["last_ckpt_step"] = int(load_checkpoint(path)["global_step"])
+
+
+def used_rates(trainer) -> dict:
+    """``elr`` / ``lr``: the rates the optimizer used at step 0 (sphere optimizers: elr and lr = elr·ρ0²; the
+    others: lr, elr None), never a config default it did not read; ``elr_final`` / ``lr_final`` at the last step
+    when a schedule changed them."""
+    opt = getattr(trainer.optimizer, "optimizer", trainer.optimizer)
+    if opt is None:
+        return {}
+    first, last = trainer.module.rates(opt, 0), trainer.module.rates(opt, max(trainer.global_step - 1, 0))
+    return {**first, **{f"{k}_final": v for k, v in last.items() if v != first[k]}}
 
 
 def callback_summaries(trainer) -> dict:

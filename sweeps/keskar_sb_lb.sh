@@ -10,6 +10,7 @@
 #
 #   sweeps/keskar_sb_lb.sh                                  # embedded: mnist5k, 4,000 train / 1,000 test, CPU
 #   SCALE=full DATA_ROOT=/data/mnist sweeps/keskar_sb_lb.sh # full MNIST from the IDX files in DATA_ROOT
+#   SCALE=tiny sweeps/keskar_sb_lb.sh                       # seconds (CI): 256 digits, one seed, one epoch
 #   SCALE=full DATA_ROOT=/data/mnist DEVICE=cuda sweeps/keskar_sb_lb.sh
 #   SCALE=full DATASET=cifar10 DATA_ROOT=/data/cifar-10-batches-py DEVICE=cuda sweeps/keskar_sb_lb.sh
 #     (CIFAR-10, SB 256, LB 5,000; the MLP by default — Keskar et al.'s C1-C4 are conv nets: MODEL=vgg16_bn
@@ -46,7 +47,11 @@ case "$SCALE" in
       *) echo "DATASET must be mnist or cifar10, not $DATASET" >&2; exit 2 ;;
     esac
     EPOCHS=${EPOCHS:-100} ;;
-  *) echo "SCALE must be embedded or full, not $SCALE" >&2; exit 2 ;;
+  tiny)      # seconds, for CI (tests/test_recipes.py): 256 digits, a 16-unit MLP, one seed, one epoch
+    DATA="data=mnist5k data.train_size=256 data.test_size=128"; MODEL_ARGS="model=mlp model.hidden=[16]"
+    SB=${SB:-16}; LB=${LB:-64}; EPOCHS=${EPOCHS:-1}; SEEDS=0
+    EXTRA_LAB=${EXTRA_LAB:-task.maxiter=1 task.alphas=[-1,2,4] progress=false} ;;
+  *) echo "SCALE must be embedded, full or tiny, not $SCALE" >&2; exit 2 ;;
 esac
 if [ "$DEVICE" = cuda ]; then TRAINER="trainer=gpu"; else TRAINER="trainer=cpu"; fi
 

@@ -118,3 +118,43 @@ def test_phase_boundaries():
     b = phase_boundaries(elrs, phases)
     assert list(b) == ["1", "1-converged", "1-not-converged", "2", "3"]
     assert b["1"] == (1e-4, 3e-4) and b["2"] == (1e-3, 3e-3) and b["3"] == (1e-2, 3e-2)
+
+
+def test_converged_is_a_count_of_misclassified_training_examples():
+    h = not_converged()
+    s = summary(h)
+    s["final"].update(train_error=12 / 2000, train_misclassified=12)
+    res = classify_run(s, h)
+    assert res.phase == "1-not-converged" and res.final_misclassified == 12
+    assert assign_phase(s, h, converged_max_errors=15) == "1-converged"   # the seed's 10-15 example boundary
+    s["final"].update(train_error=0.0, train_misclassified=0)
+    assert assign_phase(s, h) == "1-converged"
+
+
+def test_cosine_split_of_phases_1_and_2():
+    """The seed's MSE rule (Fig. 17): settled weights (high consecutive cosine) are phase 1, else 2."""
+    h = equilibrium()   # stationary loss: phase 2 by the loss trend
+    assert assign_phase(summary(h), h) == "2"
+    settled = dict(h, cos_prev=np.full(STEPS.size, 0.99))
+    assert assign_phase(summary(settled), settled, split="cosine") == "1-not-converged"
+    assert assign_phase(summary(h), h, split="cosine") == "2"
+    with pytest.raises(ValueError, match="split"):
+        assign_phase(summary(h), h, split="grad")
+
+
+def test_docs_state_the_rule_with_these_thresholds():
+    """docs/sphere.md states the rule once; its numbers are this module's constants."""
+    from pathlib import Path
+
+    from lossland.analysis import phases
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "sphere.md").read_text()
+    section = page[page.index("## Phases"):]
+    section = section[:section.index("\n## ", 4)]
+    for text in (f"{phases.PHASE3_CHANCE_FRACTION}·(1 − 1/K)", f"< {phases.PHASE3_MAX_COS}",
+                 f"last {round(100 * phases.TAIL_FRACTION)} %", f"≤ {phases.CONVERGED_MAX_ERRORS}",
+                 "`converged_max_errors`", f"≥ {phases.PHASE1_MIN_COS}", f"{phases.PHASE1_MIN_DECAY}",
+                 f"{phases.PHASE1_MIN_TSTAT:g} standard errors"):
+        assert text in section, text
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "0.9·(1 − 1/K)" not in readme and "docs/sphere.md#phases" in readme

@@ -1,5 +1,7 @@
 """``lossland collect``: one table of a sweep, one row per run, from the runs' records (:mod:`lossland.runs`).
-Runs that were killed or preempted are listed with status ``interrupted``."""
+Runs that were killed or preempted are listed with status ``interrupted``. The keys the sweep varied
+(:mod:`lossland.analysis.settings`) get a column each, with the rates the optimizers used (``elr`` only for
+sphere optimizers); the phase is given to every finished run that logged phase metrics."""
 
 from __future__ import annotations
 
@@ -10,19 +12,22 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from lossland.analysis.phases import assign_phase
+from lossland.analysis.settings import run_phase, run_values, sweep_settings
 from lossland.errors import LosslandError
 from lossland.records import atomic_write
 from lossland.runs import Run, find_runs
 
-FIRST = ("run", "overrides", "status", "phase", "seed", "elr", "lr", "steps", "epochs", "wall_s", "diverged_at_step")
+FIRST = ("run", "overrides", "status", "phase", "seed", "elr", "lr", "elr_final", "lr_final", "steps", "epochs",
+         "wall_s", "diverged_at_step")
 
 
-def run_row(run: Run, root: Path) -> dict:
+def run_row(run: Run, root: Path, varied: tuple[str, ...] = ()) -> dict:
     s = run.summary
     row = {"run": run.path.relative_to(root).as_posix() or ".", "overrides": " ".join(s.get("overrides", [])),
            "status": run.status}
     row.update({k: s.get(k) for k in FIRST[3:] if k in s or k == "phase"})
+    vals = run_values(run)
+    row.update({k: vals.get(k) for k in varied if k not in row})
     if row.get("phase") is None:
         row["phase"] = phase_of(run)
     if "error" in s:
@@ -32,11 +37,9 @@ def run_row(run: Run, root: Path) -> dict:
 
 
 def phase_of(run: Run) -> str | None:
-    """The phase label of a sphere-optimizer run that finished (one that logged ``elr``); None otherwise."""
-    if run.status not in ("ok", "diverged") or "elr" not in run.metrics:
-        return None
+    """The phase label of a finished run that logged phase metrics; None otherwise."""
     try:
-        return assign_phase(run.summary, run.history())
+        return run_phase(run)
     except (ValueError, KeyError):
         return None
 
@@ -47,7 +50,7 @@ def collect(root: str | Path) -> tuple[list[dict], Path]:
     runs = [Run(d) for d in find_runs(root)]
     if not runs:
         raise LosslandError(f"no runs under {root} (no summary.json found)")
-    rows = [run_row(r, root) for r in runs]
+    rows = [run_row(r, root, tuple(sweep_settings(runs).varied)) for r in runs]
     cols = list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
@@ -63,8 +66,13 @@ def _fmt(v) -> str:
 
 
 def print_table(rows: list[dict], title: str = "") -> None:
-    shown = ["run", "overrides", "status", "phase", "steps", "wall_s", "final_train_loss", "final_train_error",
-             "final_test_error", "final_gm", "error"]
+    """The runs with the keys the sweep varied (or the overrides when none did) and their final metrics."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    params = [k for k in keys if k in ("seed", "elr", "lr", "elr_final", "lr_final")
+              or (k not in FIRST and k != "error" and not k.startswith("final_"))]
+    varied = [k for k in params if len({repr(r.get(k)) for r in rows}) > 1]
+    shown = ["run", *(varied or ["overrides"]), "status", "phase", "steps", "wall_s", "final_train_loss",
+             "final_train_error", "final_train_misclassified", "final_test_error", "final_gm", "error"]
     cols = [c for c in shown if any(r.get(c) not in (None, "") for r in rows)]
     table = Table(title=title)
     for c in cols:

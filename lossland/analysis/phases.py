@@ -1,29 +1,13 @@
-"""Phase of a sphere-training run (Kodryan et al., 2022; docs/studies.md#s) from its recorded metrics.
+"""Phase of a sphere-training run (Kodryan et al., 2022; seed 003) from its recorded metrics.
 
-Inputs: the run's ``summary`` ({"status", "final": {"train_loss", "train_error", "test_error", "gm"}, ...})
+The rule is stated once, in docs/sphere.md ("Phases"); this module implements it with the thresholds below
+(keyword arguments override them; ``tests/test_phases.py`` checks the page quotes these values).
+
+Inputs: the run's ``summary`` ({"status", "final": {"train_loss", "train_error", "train_misclassified", ...}})
 and its metrics history: a list of row dicts or a dict of arrays, each with ``step`` and (sparse, NaN or
 absent where not logged) ``train_loss``, ``train_error``, ``cos_prev`` (cosine between the weights at
-consecutive evaluation points), ...
-
-The rule (thresholds are the module constants below, overridable by keyword):
-
-0. ``status`` "diverged" or "failed" → that status; any other status except "ok" → that status; a
-   non-finite final train loss → "diverged"; no train error at all (final or logged) → "unknown".
-1. The *tail* is the evaluation points with ``step ≥ (1 − TAIL_FRACTION)·last_step`` (at least
-   ``MIN_TAIL_POINTS`` points: the last ones if the tail has fewer). ``E_tail`` = mean train error over
-   the tail (the final train error when none is logged); ``cos_tail`` = mean ``cos_prev`` over the tail.
-2. **Phase 3** (destabilized, random-walk-like): ``E_tail ≥ PHASE3_CHANCE_FRACTION·(1 − 1/K)`` (near
-   chance error, K classes) and ``cos_tail < PHASE3_MAX_COS`` (when ``cos_prev`` is not logged, the error
-   criterion alone decides). The random-walk cosine is the sharp criterion; the error bound only has to
-   separate near-chance runs from phase 2 (on the embedded CE recipe, phase-3 tail errors measured on the
-   small fixed evaluation subset fluctuate between 0.57 and 0.89 around a mean of 0.78-0.86, phase-2 ones
-   stay at 0.06-0.2), hence 0.75 rather than a tighter fraction of chance.
-3. **Phase 1** (convergence): the final train error is below ``CONVERGED_TRAIN_ERROR`` →
-   ``"1-converged"``; else, if the train loss still falls over the tail → ``"1-not-converged"``. "Still
-   falls" means: a least-squares fit of ``log L = c − a·log(step + 1)`` over the tail (a power law, so
-   the test does not depend on the run's length) has ``a ≥ PHASE1_MIN_DECAY`` and
-   ``a ≥ PHASE1_MIN_TSTAT·stderr(a)`` (clearly negative slope, not noise).
-4. **Phase 2** (chaotic equilibrium): otherwise (stationary loss, error below the phase-3 level).
+consecutive evaluation points). ``final.train_misclassified`` is the count of misclassified examples of the
+whole training split at the final weights (BN in eval mode), as ``lossland.train`` records it.
 """
 
 from __future__ import annotations
@@ -34,9 +18,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["PHASES", "PhaseResult", "classify_run", "assign_phase", "phase_boundaries",
+__all__ = ["PHASES", "PhaseResult", "classify_run", "assign_phase", "phase_boundaries", "SPLITS",
            "TAIL_FRACTION", "MIN_TAIL_POINTS", "PHASE3_CHANCE_FRACTION", "PHASE3_MAX_COS",
-           "CONVERGED_TRAIN_ERROR", "PHASE1_MIN_DECAY", "PHASE1_MIN_TSTAT"]
+           "CONVERGED_MAX_ERRORS", "PHASE1_MIN_DECAY", "PHASE1_MIN_TSTAT", "PHASE1_MIN_COS"]
 
 PHASES = ("1-converged", "1-not-converged", "2", "3")
 
@@ -44,9 +28,11 @@ TAIL_FRACTION = 0.3           # the last 30% of the run's steps
 MIN_TAIL_POINTS = 3
 PHASE3_CHANCE_FRACTION = 0.75  # tail train error ≥ 0.75·(1 − 1/K): 0.675 for K = 10, 0.375 for K = 2
 PHASE3_MAX_COS = 0.2          # tail mean consecutive-weights cosine below this
-CONVERGED_TRAIN_ERROR = 0.01  # final train error below 1%: "1-converged"
-PHASE1_MIN_DECAY = 0.2        # power-law exponent of the train loss over the tail
+CONVERGED_MAX_ERRORS = 0      # "1-converged": at most this many misclassified training examples at the end
+PHASE1_MIN_DECAY = 0.2        # split "loss": power-law exponent of the train loss over the tail ...
 PHASE1_MIN_TSTAT = 2.0        # ... and that many standard errors away from 0
+PHASE1_MIN_COS = 0.95         # split "cosine" (the seed's MSE rule, Fig. 17): tail cos_prev at least this
+SPLITS = ("loss", "cosine")   # how phase 1 (not converged) is told from phase 2
 
 
 @dataclass
@@ -59,6 +45,7 @@ class PhaseResult:
     loss_decay: float = math.nan          # fitted exponent a of L ∝ step^-a over the tail
     loss_decay_stderr: float = math.nan
     final_train_error: float = math.nan
+    final_misclassified: float = math.nan  # count over the whole training split (NaN: not recorded)
     chance_error: float = math.nan
     reasons: list[str] = field(default_factory=list)
 
@@ -111,14 +98,18 @@ def _num_classes(summary: Mapping) -> int:
 def classify_run(summary: Mapping, history=None, num_classes: int | None = None, *,
                  tail_fraction: float = TAIL_FRACTION, min_tail_points: int = MIN_TAIL_POINTS,
                  phase3_chance_fraction: float = PHASE3_CHANCE_FRACTION,
-                 phase3_max_cos: float = PHASE3_MAX_COS, converged_train_error: float = CONVERGED_TRAIN_ERROR,
-                 phase1_min_decay: float = PHASE1_MIN_DECAY,
-                 phase1_min_tstat: float = PHASE1_MIN_TSTAT) -> PhaseResult:
-    """Apply the module's rule; returns the label with its evidence.
+                 phase3_max_cos: float = PHASE3_MAX_COS, converged_max_errors: int = CONVERGED_MAX_ERRORS,
+                 phase1_min_decay: float = PHASE1_MIN_DECAY, phase1_min_tstat: float = PHASE1_MIN_TSTAT,
+                 split: str = "loss", phase1_min_cos: float = PHASE1_MIN_COS) -> PhaseResult:
+    """Apply the rule of docs/sphere.md; returns the label with its evidence.
 
     ``num_classes`` (K, for the chance error 1 − 1/K) defaults to ``summary["num_classes"]`` or the length
-    of ``summary["classes"]``, else 10.
+    of ``summary["classes"]``, else 10. ``split``: ``"loss"`` (the train loss still falls over the tail:
+    phase 1) or ``"cosine"`` (the tail cos_prev is at least ``phase1_min_cos``: phase 1), the seed's rule for
+    MSE, where no run reaches zero errors.
     """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
     status = str(summary.get("status", "ok"))
     if status != "ok":
         return PhaseResult(status, reasons=[f"status {status}"])
@@ -165,12 +156,21 @@ def classify_run(summary: Mapping, history=None, num_classes: int | None = None,
                               f", tail cos_prev {res.tail_cos_prev:.3g} < {phase3_max_cos}"))
         return res
 
-    # phase 1: converged, or loss still falling over the tail
-    if res.final_train_error < converged_train_error:
+    # phase 1: converged (a count of misclassified training examples), else still converging
+    res.final_misclassified = _f(final.get("train_misclassified"))
+    if math.isnan(res.final_misclassified) and res.final_train_error == 0:
+        res.final_misclassified = 0.0
+    if res.final_misclassified <= converged_max_errors:
         res.phase = "1-converged"
-        res.reasons.append(f"final train error {res.final_train_error:.3g} < {converged_train_error}")
+        res.reasons.append(f"{res.final_misclassified:.0f} misclassified training examples at the end "
+                           f"(≤ {converged_max_errors})")
         return res
-    if loss.size:
+    if split == "cosine":
+        if res.tail_cos_prev >= phase1_min_cos:
+            res.phase = "1-not-converged"
+            res.reasons.append(f"tail cos_prev {res.tail_cos_prev:.3g} ≥ {phase1_min_cos} (weights settle)")
+            return res
+    elif loss.size:
         ts, tl = _tail(s_loss, loss, last_step, tail_fraction, min_tail_points)
         ok = (tl > 0) & np.isfinite(tl)
         if ok.sum() >= 3:
@@ -181,7 +181,8 @@ def classify_run(summary: Mapping, history=None, num_classes: int | None = None,
                 res.reasons.append(f"train loss still falls over the tail: L ∝ step^-{a:.3g} (±{se:.2g})")
                 return res
     res.phase = "2"
-    res.reasons.append("stationary train loss, error below the phase-3 level")
+    res.reasons.append("stationary train loss, error below the phase-3 level" if split == "loss"
+                       else f"tail cos_prev {res.tail_cos_prev:.3g} < {phase1_min_cos}, error below the phase-3 level")
     return res
 
 
@@ -202,7 +203,7 @@ def _power_law_decay(steps: np.ndarray, loss: np.ndarray) -> tuple[float, float]
 def assign_phase(summary: Mapping, history=None, num_classes: int | None = None, **kwargs) -> str:
     """The phase label: "1-converged" | "1-not-converged" | "2" | "3" | "diverged" | "failed" | "unknown".
 
-    See the module docstring for the rule; keyword arguments override its thresholds.
+    The rule: docs/sphere.md#phases; keyword arguments override its thresholds.
     """
     return classify_run(summary, history, num_classes, **kwargs).phase
 
