@@ -155,6 +155,16 @@ def _fact(elr, phase, train_error, test_error, gm, retraction=0.001, **kw):
             "direction": "gradient", "wd": 0.0, "init_from": None, "fraction": None, **kw}
 
 
+def _ft(pre_elr, pre_phase, factor, connected, pre_test, ft_test):
+    return {"pretrain_elr": pre_elr, "pretrain_phase": pre_phase, "factor": factor, "finetune_elr": pre_elr * factor,
+            "connected": connected, "pre_test_err": pre_test, "ft_test_err": ft_test}
+
+
+def _interp(group, elr_a, elr_b, connected):
+    return {"group": group, "elr_a": elr_a, "elr_b": elr_b, "connected": connected,
+            "train_wrong_a": 0 if group == "converged" else 40, "train_wrong_b": 0 if group == "converged" else 30}
+
+
 def test_sphere_trends_on_controlled_facts():
     m = adapter("sphere")
     ce = [_fact(1e-4, "1-not-converged", 0.2, 0.30, 5.0), _fact(3e-4, "1-converged", 0.0, 0.25, 4.0),
@@ -163,15 +173,22 @@ def test_sphere_trends_on_controlled_facts():
     ctx = {"ce": ce, "mse_full": [_fact(1e-2, "2", 0.05, 0.3, 1.0)], "mse_subset": [],
            "baselines": [_fact(0.1, "3", 0.9, 0.9, g, direction=d) for d, g in
                          (("gradient", 20.0), ("random", 10.0), ("ascent", 50.0))],
-           "finetune": [], "vgg": [_fact(None, None, 0.1, 0.2, 1.0, lr=lr, wd=wd, status=st) for lr, wd, st in
+           "finetune": [],
+           "finetune_rows": [_ft(1e-3, "1-converged", f, c, 8.0, t) for f, c, t in
+                             ((0.5, "yes", 7.5), (0.1, "yes", 7.9), (10, "no", 20.0))]
+           + [_ft(1e-2, "2", f, "no", 18.0, t) for f, t in ((0.1, 9.0), (0.01, 8.0), (2, 30.0))],
+           "interpolation": [_interp("not converged", 1e-4, 3e-4, "yes"), _interp("converged", 2e-3, 3e-3, "no")],
+           "vgg": [_fact(None, None, 0.1, 0.2, 1.0, lr=lr, wd=wd, status=st) for lr, wd, st in
                                    ((0.01, 0.0, "ok"), (0.1, 0.0, "diverged"), (0.01, 1e-4, "ok"), (0.1, 1e-4, "ok"))]}
     got = {k: f(ctx, {})[0] for k, f in m.TRENDS.items()}
     assert got == {"three_phases": compare.REPRODUCES, "phase3_chance": compare.REPRODUCES,
                    "phase1_test_improves": compare.REPRODUCES, "best_at_largest_phase1": compare.REPRODUCES,
                    "phase2_curvature_falls": compare.REPRODUCES, "retraction_small": compare.REPRODUCES,
                    "mse_no_zero_error": compare.REPRODUCES, "random_walk_bounds": compare.REPRODUCES,
-                   "finetune_lower_stays": compare.NOT_MEASURED, "vgg_wd_widens": compare.REPRODUCES}
+                   "finetune_lower_stays": compare.REPRODUCES, "vgg_wd_widens": compare.REPRODUCES}
     tables = {k: f(ctx) for k, f in m.TABLES.items()}
+    assert tables["finetune"][1].values["value"] == pytest.approx(1e-3)  # ×0.1 and ×0.01 of 1e-2 improve; ×2 not
+    assert tables["ce_subphases"][1].values["value"] == 3e-4
     vals = {o.key[0]: o.values["value"] for o in tables["ce_phases"]}
     assert vals == {"largest phase-1 elr": 1e-3, "smallest phase-2 elr": 3e-3, "smallest phase-3 elr": 3e-2,
                     "phase-3 train error": 0.89}
@@ -185,10 +202,11 @@ def test_sphere_trends_on_controlled_facts():
     bad["mse_full"][0]["train_error"] = 0.0
     bad["baselines"][1]["gm"] = 25.0
     bad["vgg"][1]["status"] = "ok"
+    bad["finetune_rows"][1]["connected"] = "no"                            # a lowered fine-tune leaves its region
     got = {k: f(bad, {})[0] for k, f in m.TRENDS.items()}
     assert got["three_phases"] == got["phase3_chance"] == got["best_at_largest_phase1"] == compare.FAILS
     assert got["retraction_small"] == got["mse_no_zero_error"] == got["random_walk_bounds"] == compare.FAILS
-    assert got["vgg_wd_widens"] == compare.FAILS
+    assert got["vgg_wd_widens"] == got["finetune_lower_stays"] == compare.FAILS
     empty = {k: [] for k in ctx}
     assert {f(empty, {})[0] for f in m.TRENDS.values()} == {compare.NOT_MEASURED}
 

@@ -8,7 +8,9 @@ run), which is what the tables and trends read — so they can be checked on con
 Where each part is read from (``<root>`` = the ``--from`` folder or the output of ``lossland paper sphere``):
 ``<root>/sphere_elr_ce`` (or ``<root>`` itself), ``<root>/sphere_elr_mse/fraction_1.0`` and ``fraction_0.1``,
 ``<root>/sphere_baselines`` (runs differing in ``optimizer.direction``), ``<root>/sphere_finetune`` (runs with
-``init_from``), ``<root>/vgg_offsphere`` (runs differing in ``lr`` and ``regularizer.coef``).
+``init_from`` and the original-to-fine-tuned paths: :func:`lossland.analysis.finetune.finetune_rows`),
+``<root>/sphere_interpolate`` (paths between phase-1 models: :mod:`lossland.analysis.interpolation`),
+``<root>/vgg_offsphere`` (runs differing in ``lr`` and ``regularizer.coef``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from lossland.paper.compare import Ours, judge
 from lossland.paper.studies import Recipe, recipe_names, sweep_dir
 
 RECIPES = [Recipe.script(n) for n in ("sphere_elr_ce", "sphere_elr_mse", "sphere_baselines", "sphere_finetune",
-                                      "vgg_offsphere")]
+                                      "sphere_interpolate", "vgg_offsphere")]
 CHANCE_FRACTION = 0.9      # phase-3 train error counts as chance when ≥ 0.9·(1 − 1/K)
 RETRACTION_BOUND = 0.02    # the seed's "not more than 2%"
 
@@ -55,6 +57,26 @@ def _facts(d: Path | None) -> list[dict]:
     return [run_facts(r) for r in runs]
 
 
+def _finetune_rows(d: Path | None) -> list[dict]:
+    """The fine-tune table (one row per fine-tune, with its path's connectivity), plus the pretrain's phase."""
+    from lossland.analysis.along_path import load_paths
+    from lossland.analysis.collect import phase_of
+    from lossland.analysis.finetune import finetune_rows, group_runs
+
+    if d is None or not Path(d).is_dir():
+        return []
+    groups, _ = group_runs(d)
+    phases = {pre.elr: phase_of(pre) for pre, _ in groups}
+    return [{**r, "pretrain_phase": phases.get(r["pretrain_elr"])} for r in finetune_rows(groups, load_paths(d))]
+
+
+def _interpolation_rows(d: Path | None) -> list[dict]:
+    from lossland.analysis.along_path import load_paths
+    from lossland.analysis.interpolation import interpolation_rows
+
+    return interpolation_rows(load_paths(d)) if d is not None and Path(d).is_dir() else []
+
+
 def context(root: Path) -> dict:
     mse = sweep_dir(root, "sphere_elr_mse")
     ce_dir = sweep_dir(root, "sphere_elr_ce", primary=True, siblings=recipe_names(RECIPES))
@@ -64,6 +86,8 @@ def context(root: Path) -> dict:
             "mse_subset": _facts(mse / "fraction_0.1") if mse else [],
             "baselines": _facts(sweep_dir(root, "sphere_baselines")),
             "finetune": [r for r in _facts(sweep_dir(root, "sphere_finetune")) if r["init_from"]],
+            "finetune_rows": _finetune_rows(sweep_dir(root, "sphere_finetune")),
+            "interpolation": _interpolation_rows(sweep_dir(root, "sphere_interpolate")),
             "vgg": _facts(sweep_dir(root, "vgg_offsphere"))}
 
 
@@ -98,18 +122,34 @@ def ce_phases(ctx) -> list[Ours]:
 
 
 def ce_subphases(ctx) -> list[Ours]:
-    hook = "needs the interpolation between phase-1 models (Fig 3; sweeps/sphere_interpolate.sh)"
-    return [Ours(("sub-phase boundary (train errors)",), {"value": None}, note=hook),
-            Ours(("largest elr converging to one region",), {"value": None}, note=hook)]
+    """From the interpolation recipe's paths: the misclassified-example counts that split its endpoints into the
+    two groups (the seed's boundary is 10–15), and the largest elr of a linearly connected not-converged pair."""
+    rows = ctx.get("interpolation", [])
+    if not rows:
+        hook = "no paths: sweeps/sphere_interpolate.sh (Fig 3)"
+        return [Ours(("sub-phase boundary (train errors)",), {"value": None}, note=hook),
+                Ours(("largest elr converging to one region",), {"value": None}, note=hook)]
+    counts = sorted({int(c) for r in rows for c in (r["train_wrong_a"], r["train_wrong_b"]) if c == c})
+    joined = [max(r["elr_a"], r["elr_b"]) for r in rows if r["group"] == "not converged" and r["connected"] == "yes"]
+    return [Ours(("sub-phase boundary (train errors)",), {"value": None},
+                 note="not located: endpoints' misclassified counts " + ", ".join(map(str, counts))
+                 + " (converged = 0, the seed's definition)"),
+            Ours(("largest elr converging to one region",), {"value": max(joined) if joined else None},
+                 note=f"{len(joined)} connected not-converged pairs of "
+                 f"{sum(r['group'] == 'not converged' for r in rows)}")]
 
 
 def finetune(ctx) -> list[Ours]:
-    runs = ctx["finetune"]
+    runs, rows = ctx["finetune"], ctx.get("finetune_rows", [])
     steps = [r["steps"] for r in runs if r["steps"] is not None]
+    p2 = [r for r in rows if major(r["pretrain_phase"]) == "2"]
+    better = [r["finetune_elr"] for r in p2 if r["ft_test_err"] < r["pre_test_err"]]
     return [Ours(("fine-tuning length",), {"value": max(steps) if steps else None},
                  note=f"{len(runs)} fine-tuned runs" if runs else "no runs with init_from"),
-            Ours(("largest final elr improving a phase-2 (elr 1e-2) model",), {"value": None},
-                 note="needs pretrain + fine-tune test errors joined per base model (issue 13 item 2)")]
+            Ours(("largest final elr improving a phase-2 (elr 1e-2) model",),
+                 {"value": max(better) if better else None},
+                 note=(f"{len(better)} of {len(p2)} fine-tunes of phase-2 models lower the test error" if p2 else
+                       "no fine-tune of a phase-2 model"))]
 
 
 def mse_phases(ctx) -> list[Ours]:
@@ -225,8 +265,14 @@ def random_walk_bounds(ctx, tables):
 
 
 def finetune_lower_stays(ctx, tables):
-    return judge(None, "hook: needs the connectivity check between each original and its fine-tuned model "
-                 "(issue 13 item 2) under <root>/sphere_finetune")
+    rows = [r for r in ctx.get("finetune_rows", []) if major(r["pretrain_phase"]) == "1" and r["factor"] < 1
+            and r["connected"] in ("yes", "no")]
+    if not rows:
+        return judge(None, "needs fine-tunes of a phase-1 model with a lower elr and their original-to-fine-tuned "
+                     "paths (sweeps/sphere_finetune.sh)")
+    ok = [r for r in rows if r["connected"] == "yes"]
+    return judge(len(ok) == len(rows), f"{len(ok)}/{len(rows)} lowered fine-tunes linearly connected to their "
+                 "original: " + ", ".join(f"×{r['factor']:.2g}: {r['connected']}" for r in rows))
 
 
 def vgg_wd_widens(ctx, tables):
