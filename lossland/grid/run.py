@@ -263,6 +263,7 @@ class Lockstep:
                     step += 1
                     pos += 1
                 self._end_block(losses, outputs, targets, grads, shared, due=next_due(step - 1) == step)
+                self.stack.compact()  # stopped members leave the stack: the next steps compute only the others
                 if self.signals or not self.alive():
                     break
             if self.signals or pos < dm0.steps_per_epoch:
@@ -291,8 +292,8 @@ class Lockstep:
             idx = orders[0][pos * b:(pos + 1) * b]
             x, y = x_all[idx], y_all[idx]
         else:
-            xs, ys = zip(*((m.dm.splits["train"][0][o[pos * b:(pos + 1) * b]],
-                            m.dm.splits["train"][1][o[pos * b:(pos + 1) * b]]) for m, o in zip(members, orders)))
+            xs, ys = zip(*((members[i].dm.splits["train"][0][orders[i][pos * b:(pos + 1) * b]],
+                            members[i].dm.splits["train"][1][orders[i][pos * b:(pos + 1) * b]]) for i in st.rows))
             x, y = torch.stack(xs), torch.stack(ys)
         if self.rates is None or not self.constant:  # each member's rate at this step
             rates = []
@@ -304,8 +305,8 @@ class Lockstep:
         grads, (loss, out) = st.forward_backward(x, y, shared)
         bad = st.bad(loss) & st.alive
         if bool(bad.any()):
-            for i in bad.nonzero().flatten().tolist():
-                value = float(loss[i])
+            for k, i in zip(bad.nonzero().flatten().tolist(), st.members_of(bad.nonzero().flatten())):
+                value = float(loss[k])
                 cause = ("non-finite training loss" if value != value or abs(value) == float("inf")
                          else f"training loss {value:.4g} > max_loss")
                 self._stop(i, "diverged", step + 1, cause)
@@ -319,7 +320,7 @@ class Lockstep:
 
     def _stop(self, i: int, why: str, step: int | None = None, cause: str | None = None) -> None:
         m = self.members[i]
-        self.stack.alive[i] = False
+        self.stack.alive[self.stack.row(i)] = False
         self.stack.sync(i)
         m.stopped = why
         if why == "diverged":
@@ -334,8 +335,9 @@ class Lockstep:
             m = self.members[i]
             if st.sphere or due:  # what reads the member's own weights: its optimizer's statistics, callbacks
                 st.sync(i)
-            y = y_shared if shared else torch.cat([t[i] for t in targets])
-            batch_loss, batch_error = m.module.update_stage("train", loss[:, i], out[:, i].flatten(0, 1), y)
+            k = st.row(i)
+            y = y_shared if shared else torch.cat([t[k] for t in targets])
+            batch_loss, batch_error = m.module.update_stage("train", loss[:, k], out[:, k].flatten(0, 1), y)
             row = {"train/batch_loss": batch_loss, "train/batch_error": batch_error}
             opt = m.trainer.optimizer
             if st.sphere:

@@ -110,7 +110,8 @@ class Stack:
         self.coef = torch.tensor([float(r.coef) if isinstance(r, WeightDecay) else 0.0 for r in regs])
         w = next((r for r in regs if isinstance(r, WeightDecay)), None)
         self.decayed = [] if w is None else [n for n in names if w.include_bias or self.params[n].ndim > 2]
-        self.alive = torch.ones(len(models), dtype=torch.bool)
+        self.alive = torch.ones(len(models), dtype=torch.bool)  # per stacked row
+        self.rows = list(range(len(models)))  # the member in each stacked row (stopped members are dropped)
         member_params = [dict(m.named_parameters()) for m in models]
         self.member_params = [[mp[n] for n in names] for mp in member_params]
         self.member_buffers = [dict(m.named_buffers()) for m in models]
@@ -151,6 +152,28 @@ class Stack:
         grads = torch.autograd.grad(total.sum(), [self.params[n] for n in self.names])
         return dict(zip(self.names, grads)), (loss.detach(), out.detach())
 
+    def row(self, i: int) -> int:
+        """The stacked row of member ``i``."""
+        return self.rows.index(i)
+
+    def members_of(self, rows: torch.Tensor) -> list[int]:
+        return [self.rows[k] for k in rows.tolist()]
+
+    @torch.no_grad()
+    def compact(self) -> None:
+        """Drop the rows of stopped members (already synced into their own models) so that the following
+        steps compute only the members still training."""
+        if bool(self.alive.all()):
+            return
+        keep = self.alive.nonzero().flatten()
+        self.params = {n: v[keep].detach().clone().requires_grad_() for n, v in self.params.items()}
+        for d in (self.frozen, self.buffers) + ((self.rho,) if self.sphere else ()):
+            for n in d:
+                d[n] = d[n][keep]
+        self.coef = self.coef[keep]
+        self.rows = [self.rows[k] for k in keep.tolist()]
+        self.alive = torch.ones(len(self.rows), dtype=torch.bool)
+
     def bad(self, loss: torch.Tensor) -> torch.Tensor:
         """Members whose loss is non-finite or above ``max_loss`` (the sequential loop's test)."""
         bad = ~torch.isfinite(loss)
@@ -160,7 +183,10 @@ class Stack:
 
     @torch.no_grad()
     def update(self, grads: dict, r: torch.Tensor) -> None:
-        """One SGD (or sphere-SGD) step of every member still alive; ``r``: each member's lr (elr), (M,)."""
+        """One SGD (or sphere-SGD) step of every member still alive; ``r``: each member's lr (elr), (M,) over
+        all members."""
+        if len(self.rows) != r.shape[0]:
+            r = r[self.rows]
         every = bool(self.alive.all())
         for n in self.names:
             p, g = self.params[n], grads[n]
@@ -193,6 +219,7 @@ class Stack:
 
     def grad_stats(self, grads: dict, i: int) -> dict:
         """What member ``i``'s sphere optimizer records of its last step (``last_stats``)."""
+        i = self.row(i)
         gnorms = [torch.linalg.vector_norm(grads[n][i]) for n in self.names]
         if self.mode == "whole":
             dirs = torch.linalg.vector_norm(torch.stack(gnorms)).reshape(1)
@@ -207,10 +234,11 @@ class Stack:
     def sync(self, i: int) -> None:
         """Copy member ``i``'s stacked weights and buffers into its own model (before its callbacks,
         records and checkpoints read them)."""
+        k = self.row(i)
         for n, p in zip(self.names, self.member_params[i]):
-            p.copy_(self.params[n][i])
+            p.copy_(self.params[n][k])
         for n, b in self.member_buffers[i].items():
-            b.copy_(self.buffers[n][i])
+            b.copy_(self.buffers[n][k])
 
 
 def _b(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
