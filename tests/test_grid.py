@@ -44,6 +44,8 @@ def test_mlp_lr_grid_equals_sequential_runs_and_a_diverging_member_stops_alone(m
         _same_final(a, b)
     assert got[2]["diverged_cause"] == expected[2]["diverged_cause"]
     assert got[0]["grid"] == {"vectorized": True, "members": 3, "index": 0}
+    assert [(s["lr"], s["elr"]) for s in got] == [(s["lr"], s["elr"]) for s in expected] == \
+        [(0.05, None), (0.5, None), (1e4, None)]  # the rate each optimizer used, no default elr
     for i in range(3):  # ordinary records: the same metrics.csv rows and columns, the same checkpoints
         a, b = (tmp_path / f"vec{i}" / "metrics.csv").read_text(), (tmp_path / f"seq{i}" / "metrics.csv").read_text()
         assert a.splitlines()[0] == b.splitlines()[0] and len(a.splitlines()) == len(b.splitlines())

@@ -46,6 +46,7 @@ from lossland.train import (
     prepare,
     save_last,
     scheduler_job,
+    used_rates,
 )
 from lossland.train import run as run_one
 
@@ -132,7 +133,8 @@ class Member:
 
     def __init__(self, cfg: DictConfig, overrides: list[str]):
         self.cfg, self.out = cfg, Path(cfg.out_dir)
-        self.summary = {"status": "running", "seed": int(cfg.seed), "elr": cfg.get("elr"), "lr": cfg.get("lr"),
+        self.summary = {"status": "running", "seed": int(cfg.seed), "elr": cfg.optimizer.get("elr"),
+                        "lr": cfg.optimizer.get("lr"),  # until used_rates() knows
                         "overrides": list(overrides), "steps": 0, "epochs": 0, "wall_s": 0.0,
                         "diverged_at_step": None, "final": {}, "run_id": uuid.uuid4().hex[:12],
                         "config_digest": config_digest(cfg), "pid": os.getpid(), "host": socket.gethostname(),
@@ -167,7 +169,7 @@ class Member:
             elif s["status"] == "diverged":
                 s["final"] = final_metrics(tr, scheduled=False)
             if s["status"] != "failed":
-                s.update(callback_summaries(tr))
+                s.update(callback_summaries(tr), **used_rates(tr))
                 s.update(steps=tr.global_step, epochs=tr.current_epoch, data_order=self.dm.order_digest,
                          bound_by="steps" if tr.max_steps >= 0 else "epochs")
                 save_last(tr, self.out, s)
