@@ -40,6 +40,24 @@ def is_run_dir(path: Path) -> bool:
     return (path / SUMMARY_JSON).is_file() or ((path / CONFIG_YAML).is_file() and (path / "checkpoints").is_dir())
 
 
+def locate(path: str | Path, root: str | Path) -> Path:
+    """A run directory a record names (``init_from``, a connect path's ends), found below ``root`` even after the
+    sweep was moved or copied: ``root`` joined with the longest trailing part (two or more names) of the path
+    that is a run below ``root`` (records may hold paths relative to where a sweep ran, or absolute ones of the
+    original place); else the path itself if it is a run; else ``root`` / its last name if that is a run."""
+    path = Path(path)
+    tails = [Path(*path.parts[k:]) for k in range(len(path.parts))]
+    tails = [t for t in tails if not t.is_absolute()]
+    for tail in tails:
+        if len(tail.parts) >= 2 and is_run_dir(Path(root) / tail):
+            return Path(root) / tail
+    if is_run_dir(path):
+        return path
+    if tails and is_run_dir(Path(root) / tails[-1]):
+        return Path(root) / tails[-1]
+    return path
+
+
 def find_runs(root: str | Path) -> list[Path]:
     """Every run directory under ``root`` (itself included), sorted by depth then path. Our own outputs
     (``report/``) and hidden directories (``.hydra``, ``.submitit``) are skipped."""

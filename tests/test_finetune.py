@@ -4,12 +4,13 @@ sub-phase grouping of interpolation pairs (tiny runs on digits, seconds)."""
 import copy
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from lossland.analysis.along_path import path_row
+from lossland.analysis.along_path import load_paths, path_row
 from lossland.analysis.finetune import group_runs, joined, length
 from lossland.analysis.interpolation import sub_phase
 from lossland.cli import main
@@ -133,3 +134,24 @@ def test_interpolation_groups_pairs_by_measured_sub_phase(sweep, capsys):
     assert (sweep / "interp" / "interpolation" / "interp_converged.png").exists()
     wrong = Run(sweep / "pretrain" / "0").final["train_misclassified"]
     assert f"{wrong:.4g}" in (sweep / "interp" / "interpolation" / "interpolation.md").read_text()
+
+
+def test_a_copied_sweep_is_read_from_its_copy(sweep, tmp_path, capsys):
+    """init_from and the paths' ends name the original directories (absolute here): the copy's own runs are
+    used, and the table is the same."""
+    import shutil
+
+    from lossland.runs import locate
+
+    copy = tmp_path / "moved"
+    shutil.copytree(sweep, copy, ignore=shutil.ignore_patterns("ft", "finetune"))
+    assert locate(sweep / "pretrain" / "0", copy) == copy / "pretrain" / "0"
+    assert locate("multirun/elsewhere/from_0/1", copy) == copy / "from_0" / "1"  # relative to where it ran
+    assert locate(tmp_path / "nowhere", copy) == tmp_path / "nowhere"
+    groups, _ = group_runs(copy)
+    assert [pre.path.parent.parent for pre, _ in groups] == [copy]
+    assert {Path(p[end]["dir"]).parent.parent for p in load_paths(copy) for end in "ab"} == {copy}
+    main(["finetune", str(sweep), "--out", str(tmp_path / "a")])
+    main(["finetune", str(copy), "--out", str(tmp_path / "b")])
+    capsys.readouterr()
+    assert (tmp_path / "a" / "finetune.csv").read_text() == (tmp_path / "b" / "finetune.csv").read_text()

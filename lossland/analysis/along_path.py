@@ -23,14 +23,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from lossland.errors import LosslandError
-from lossland.runs import open_run
+from lossland.runs import locate, open_run
 
 MAX_RATIO = 2.0
 MAX_ERR_RISE = 2.0
 
 
 def load_paths(root: str | Path) -> list[dict]:
-    """Every ``connect.json`` below ``root`` with status ok, each with ``file`` (its path) added."""
+    """Every ``connect.json`` below ``root`` with status ok, each with ``file`` (its path) added and its ends'
+    run directories found again below ``root`` if the sweep was moved (:func:`lossland.runs.locate`)."""
     out = []
     for f in sorted(Path(root).rglob("connect.json")):
         if any(p.startswith(".") for p in f.relative_to(root).parts):
@@ -40,6 +41,9 @@ def load_paths(root: str | Path) -> list[dict]:
         except (OSError, json.JSONDecodeError) as e:
             raise LosslandError(f"unreadable {f}: {e}") from None
         if rec.get("status") == "ok" and "result" in rec:
+            for end in ("a", "b"):
+                if isinstance(rec.get(end), dict) and rec[end].get("dir"):
+                    rec[end]["dir"] = str(locate(rec[end]["dir"], root))
             out.append({**rec, "file": str(f)})
     return out
 

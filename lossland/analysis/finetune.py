@@ -28,22 +28,17 @@ from matplotlib.figure import Figure
 from lossland.analysis.along_path import MAX_ERR_RISE, MAX_RATIO, load_paths, path_row, plot_along_path
 from lossland.errors import LosslandError
 from lossland.records import atomic_figure, write_table
-from lossland.runs import Run, load_runs, open_run
+from lossland.runs import Run, load_runs, locate, open_run
 
 METRICS = (("train_loss", "train loss $L_T$", True, 1.0), ("train_error", "train error $E_T$ (%)", False, 100.0),
            ("test_error", "test error $E_t$ (%)", False, 100.0), ("gm", "GM", True, 1.0))
 
 
-def _origin(run: Run, pretrains: dict[Path, Run]) -> Run | None:
-    """The pretrain a fine-tune started from: matched by resolved path, else by the trailing path parts of
-    ``init_from`` (a relative path is relative to where the sweep ran), else opened at that path."""
-    src = Path(str(run.config.init_from))
-    for cand in (src, Path.cwd() / src):
-        if cand.is_dir() and cand.resolve() in pretrains:
-            return pretrains[cand.resolve()]
-    for path, pre in pretrains.items():
-        if len(src.parts) <= len(path.parts) and path.parts[-len(src.parts):] == src.parts:
-            return pre
+def _origin(run: Run, pretrains: dict[Path, Run], root: Path) -> Run | None:
+    """The pretrain a fine-tune started from (``init_from``, found again below ``root`` if the sweep moved)."""
+    src = locate(str(run.config.init_from), root)
+    if src.resolve() in pretrains:
+        return pretrains[src.resolve()]
     try:
         return open_run(src) if src.is_dir() else None
     except LosslandError:
@@ -60,7 +55,7 @@ def group_runs(root: str | Path) -> tuple[list[tuple[Run, list[Run]]], list[Run]
     origin: dict[Path, Run] = {}
     for r in runs:
         if r.config.get("init_from"):
-            pre = _origin(r, pretrains)
+            pre = _origin(r, pretrains, Path(root))
             if pre is None:
                 raise LosslandError(f"{r.path}: init_from={r.config.init_from} is not a run below {root}")
             key = pre.path.resolve()
