@@ -8,7 +8,8 @@ job, phase metrics every ``--metrics-every`` steps, ``logger=none``). Cases:
   ``data=spheres``, SGD, cubic hinge (study E's setting); target ≥ 4×;
 - ``convnet``: an elr grid of ConvNet-SI (width 0.25, mnist5k, sphere SGD); reported as measured.
 
-Time is this process's CPU time on ``--threads`` threads (default 1: equal to wall time on an idle machine).
+Time is this process's CPU time with ``--threads 1`` (the default; equal to wall time on an idle machine) and
+wall-clock time with more threads (CPU time would add up the threads).
 Last line: ``mlp_ratio=<sequential / vectorized> convnet_ratio=<...>``.
 
     python benchmarks/grid.py [--points 16] [--mlp-steps 800] [--convnet-points 4] [--convnet-steps 40]
@@ -56,12 +57,13 @@ def measure(case: str, rates, steps: int, every: int) -> tuple[float, float, flo
         seq_cfgs = configs(case, rates, steps, every, root, "seq")
         vec_cfgs = configs(case, rates, steps, every, root, "vec")
         run(seq_cfgs[0])  # warm-up (data cache, imports), not timed
-        t0 = time.process_time()
+        clock = time.process_time if torch.get_num_threads() == 1 else time.perf_counter
+        t0 = clock()
         seq = [run(c) for c in configs(case, rates, steps, every, root, "seq2")]
-        t_seq = time.process_time() - t0
-        t0 = time.process_time()
+        t_seq = clock() - t0
+        t0 = clock()
         vec = run_grid(vec_cfgs)
-        t_vec = time.process_time() - t0
+        t_vec = clock() - t0
         diff = max(abs(a["final"].get("train_loss", np.nan) - b["final"].get("train_loss", np.nan))
                    for a, b in zip(seq, vec) if a["status"] == b["status"] == "ok")
         return t_seq, t_vec, diff
