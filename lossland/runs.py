@@ -225,13 +225,17 @@ class Run:
         return s, v
 
     def final_value(self, name: str) -> float:
-        """``summary["final"][name]`` when present, else the last logged value, else NaN."""
+        """``summary["final"][name]`` when present, else the last logged value, else NaN. A diverged run has only
+        what its summary measured at the last finite weights: a value logged before the divergence is not its
+        final value (NaN)."""
         v = self.final.get(name)
         if v is not None:
             try:
                 return float(v)
             except (TypeError, ValueError):
                 pass
+        if self.status == "diverged":
+            return math.nan
         _, vals = self.series(name)
         return float(vals[-1]) if vals.size else math.nan
 

@@ -79,6 +79,11 @@ def test_find_and_load_runs(sweep):
     assert run.metrics["train_loss"].size == 3 * len(STEPS) and np.isnan(run.metrics["train_loss"][0])
     assert run.final_value("gm") == pytest.approx(5 * 3001 ** -0.5)
     assert math.isnan(run.final_value("hessian_top"))
+    summary = json.loads((sweep / "6" / "summary.json").read_text())
+    summary["final"].pop("gm")  # as train.py writes a diverged run: no phase metric at the last finite weights
+    (sweep / "6" / "summary.json").write_text(json.dumps(summary))
+    diverged = Run(sweep / "6")  # it logged gm before it diverged: that is not its final value
+    assert diverged.series("gm")[1].size and math.isnan(diverged.final_value("gm"))
     runs, problems = load_runs(sweep)
     assert len(runs) == 7 and len(problems) == 1 and "8" in problems[0]
 
