@@ -50,10 +50,12 @@ lint: $(STAMP)  ## style (ruff) and the import layering contracts in pyproject.t
 	$(BIN)/ruff check lossland tests benchmarks train.py connect.py lab.py nas.py
 	$(BIN)/lint-imports
 
-bench: $(STAMP)  ## speed ratios: training-loop overhead vs a raw loop; curvature vs the real PyHessian package
+bench: $(STAMP)  ## speed ratios: loop overhead vs a raw loop; curvature vs PyHessian; vectorized grid; joblib vs basic
 	$(BIN)/python benchmarks/step_overhead.py
 	$(PIP) install -q --no-deps pyhessian
 	$(BIN)/python benchmarks/curvature.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/grid.py
+	$(BIN)/python benchmarks/launchers.py
 
 clean:
 	rm -rf $(VENV) $(RAY_VENV) multirun outputs
