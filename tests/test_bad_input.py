@@ -71,3 +71,14 @@ def test_command_line_refuses_before_any_job_starts(args, message, tmp_path):
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert len(err) == 1 and message in err[0], res.stderr[-2000:]
     assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()  # no job started
+
+
+def test_a_training_split_smaller_than_one_batch_is_refused():
+    """Every step takes a full batch: 6 examples at batch 16 would make an epoch without a step (the run never
+    ended before this check)."""
+    from lossland.build import build_data
+    from lossland.errors import DataError
+
+    with pytest.raises(DataError) as e:
+        build_data(compose(["data=digits", "data.train_size=64", "data.fraction=0.1", "data.batch_size=16"]))
+    assert "holds 6 examples" in str(e.value) and "fewer than one batch" in str(e.value) and "\n" not in str(e.value)
