@@ -79,6 +79,7 @@ def test_a_training_split_smaller_than_one_batch_is_refused():
     from lossland.build import build_data
     from lossland.errors import DataError
 
+    dm = build_data(compose(["data=digits", "data.train_size=64", "data.fraction=0.1", "data.batch_size=16"]))
     with pytest.raises(DataError) as e:
-        build_data(compose(["data=digits", "data.train_size=64", "data.fraction=0.1", "data.batch_size=16"]))
+        _ = dm.steps_per_epoch  # what the loop reads before its first step
     assert "holds 6 examples" in str(e.value) and "fewer than one batch" in str(e.value) and "\n" not in str(e.value)

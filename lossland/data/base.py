@@ -120,9 +120,6 @@ class TensorDataModule:
         if "test" in pools and n_test > len(pools["test"][0]):
             raise DataError(f"{self.name} has {len(pools['test'][0])} test examples, test_size={n_test}")
         tr = perm[:max(1, int(round(n_train * self.fraction)))]
-        if len(tr) < self.batch_size:  # every step takes a full batch: an epoch would have no step
-            raise DataError(f"{self.name}: the training split holds {len(tr)} examples (train_size={n_train}, "
-                            f"fraction={self.fraction:g}), fewer than one batch (data.batch_size={self.batch_size})")
         va = perm[n_train:n_train + self.val_size]
         out = {"train": (x[tr], y[tr]), "test": test}
         if self.val_size:
@@ -161,6 +158,9 @@ class TensorDataModule:
     @property
     def steps_per_epoch(self) -> int:
         n = len(self.splits["train"][0])
+        if n < self.batch_size:  # every step takes a full batch: an epoch would have no step, a run no end
+            raise DataError(f"{self.name}: the training split holds {n} examples (train_size={self.train_size}, "
+                            f"fraction={self.fraction:g}), fewer than one batch (data.batch_size={self.batch_size})")
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def to(self, device) -> TensorDataModule:
