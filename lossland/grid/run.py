@@ -343,7 +343,7 @@ class Lockstep:
             row = {"train/batch_loss": batch_loss, "train/batch_error": batch_error}
             opt = m.trainer.optimizer
             if st.sphere:
-                opt._last = {"elr": opt.elr, **st.grad_stats(grads, i)}  # what its own step() would keep
+                opt.record_step(opt.elr, **st.grad_stats(grads, i))  # what its own step() would record
                 row.update(opt.last_stats())
             m.trainer.log(row)
             if due and not self.signals:

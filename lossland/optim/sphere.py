@@ -200,8 +200,7 @@ class SphereSGD(torch.optim.Optimizer):
                 for p, di in zip(live, d):
                     r = self._rho_b[self._index[id(p)]]
                     p.add_(di * (r * r), alpha=sign * elr)
-            self._last = {"elr": elr, "grad_sq": torch.stack(gnorms).square().sum().detach(),
-                          "dir_norms": self._sphere_grad_norms(live, gnorms)}
+            self.record_step(elr, torch.stack(gnorms).square().sum().detach(), self._sphere_grad_norms(live, gnorms))
         self._retract()
         return loss
 
@@ -232,6 +231,11 @@ class SphereSGD(torch.optim.Optimizer):
                 p.mul_(r / _bcast(_sphere_norms(p, "per_filter"), p))
 
     # ----------------------------------------------------------------- stats
+    def record_step(self, elr: float, grad_sq: torch.Tensor, dir_norms: torch.Tensor) -> None:
+        """What :meth:`last_stats` reports of the last step: its elr, the squared gradient norm and the norms of
+        the gradient directions per sphere (also set by a vectorized grid, which steps the member itself)."""
+        self._last = {"elr": elr, "grad_sq": grad_sq, "dir_norms": dir_norms}
+
     def last_stats(self) -> dict[str, float]:
         """Statistics of the last step as Python floats (see the module docstring)."""
         elr = self.elr
