@@ -4,6 +4,6 @@
 from lossland.entry import launch
 
 if __name__ == "__main__":
-    from lossland.connect.run import run_connect
+    from lossland.studies.connect.run import run_connect
 
     launch("connect", run_connect)

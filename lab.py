@@ -3,6 +3,6 @@
 from lossland.entry import launch
 
 if __name__ == "__main__":
-    from lossland.lab.app import run_lab
+    from lossland.studies.optim.app import run_lab
 
     launch("lab", run_lab)

@@ -4,6 +4,6 @@
 from lossland.entry import launch
 
 if __name__ == "__main__":
-    from lossland.nas.app import run_search, validate
+    from lossland.studies.nas.app import run_search, validate
 
     launch("nas", run_search, validate=validate)

@@ -1,7 +1,7 @@
 """A whole grid trained as one vectorized model (``grid=vectorized``) against the same jobs run one after
 another, in one process.
 
-Both sides are real lossland jobs with records (``lossland.grid.run_grid`` vs ``lossland.train.run`` per
+Both sides are real lossland jobs with records (``lossland.sweep.vectorized.run_grid`` vs ``lossland.train.run`` per
 job, phase metrics every ``--metrics-every`` steps, ``logger=none``). Cases:
 
 - ``mlp``: 16-point lr grid of the 100-50-25-1 sigmoid MLP (``model=mlp model.hidden=[50,25]``) on 100-d
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from lossland.config import compose
-from lossland.grid import run_grid
+from lossland.sweep.vectorized import run_grid
 from lossland.train import run
 
 COMMON = ["logger=none", "trainer.enable_progress_bar=false", "metrics.eval_batches=2", "metrics.test_examples=256"]

@@ -13,14 +13,14 @@ from lossland.errors import LosslandError
 
 
 def cmd_collect(args):
-    from lossland.analysis.collect import collect, print_table
+    from lossland.sweep.collect import collect, print_table
 
     rows, path = collect(args.sweep_dir)
     print_table(rows, title=str(path))
 
 
 def cmd_report(args):
-    from lossland.analysis.report import write_report
+    from lossland.sweep.report import write_report
 
     extra = {} if args.converged_max_errors is None else {"converged_max_errors": args.converged_max_errors}
     result = write_report(args.sweep_dir, **extra)
@@ -31,13 +31,13 @@ def cmd_report(args):
     for phase, (lo, hi) in sorted(result.boundaries.items()):
         print(f"phase {phase}: {result.x} {lo:.3g} .. {hi:.3g}")
     if not args.no_wandb:
-        from lossland.analysis.wandb_report import log_report
+        from lossland.sweep.wandb_report import log_report
 
         log_report(args.sweep_dir, result.files)
 
 
 def cmd_sphere_figures(args):
-    from lossland.analysis.sphere_figures import write_sphere_figures
+    from lossland.studies.sphere.figures import write_sphere_figures
 
     for f in write_sphere_figures(args.sweep_dir, args.out)["files"]:
         print(f)
@@ -49,7 +49,7 @@ cmd_sphere_figures.options = [  # docs/sphere.md
 
 
 def cmd_connect(args):
-    from lossland.connect.run import connect_command
+    from lossland.studies.connect.run import connect_command
 
     connect_command(args)
 
@@ -65,7 +65,7 @@ cmd_connect.options = [  # (flag, argparse keywords); see docs/connect.md
 
 
 def cmd_connect_table(args):
-    from lossland.connect.study import write_width_table
+    from lossland.studies.connect.study import write_width_table
 
     result = write_width_table(args.dir, args.out, args.metric)
     print(result["markdown"])
@@ -86,7 +86,7 @@ def curvature_job(cfg) -> None:
     """The ``lossland curvature`` Hydra app (``conf/curvature.yaml``)."""
     from omegaconf import OmegaConf
 
-    from lossland.analysis.curvature_run import UnreadableCheckpoints, curvature_of_run, print_rows
+    from lossland.measure.curvature import UnreadableCheckpoints, curvature_of_run, print_rows
 
     plain = OmegaConf.to_container(cfg, resolve=True)
     title = f"{cfg.run}: curvature (appended to metrics.csv, curvature.json)"
@@ -103,7 +103,7 @@ def slice_job(cfg) -> None:
     """The ``lossland slice`` Hydra app (``conf/slice.yaml``)."""
     from omegaconf import OmegaConf
 
-    from lossland.analysis.slice_run import slice_of_run
+    from lossland.measure.slice import slice_of_run
 
     c = OmegaConf.to_container(cfg, resolve=True)
     result = slice_of_run(c["run"], to=c["to"], dims=c["dims"], points=c["points"], span=c["range"],
@@ -115,7 +115,7 @@ def slice_job(cfg) -> None:
 
 
 def cmd_exp_neuron(args):
-    from lossland.analysis.exp_neuron import write_table
+    from lossland.studies.exp_neuron.tables import write_table
 
     result = write_table(args.sweep_dir, args.protocol, args.out, args.budget)
     print(result["markdown"])
@@ -133,7 +133,7 @@ cmd_exp_neuron.options = [  # docs/exp_neuron.md
 
 
 def cmd_paper(args):
-    from lossland.paper.command import paper_command
+    from lossland.commands.paper import paper_command
 
     paper_command(args)
 
@@ -151,13 +151,13 @@ cmd_paper.options = [  # docs/paper.md
 
 
 def cmd_finetune(args):
-    from lossland.analysis.finetune import write_finetune
+    from lossland.studies.sphere.finetune import write_finetune
 
     _print_result(write_finetune(args.sweep_dir, args.out, args.max_ratio, args.max_err_rise))
 
 
 def cmd_interpolate(args):
-    from lossland.analysis.interpolation import write_interpolation
+    from lossland.studies.sphere.interpolation import write_interpolation
 
     _print_result(write_interpolation(args.sweep_dir, args.out, args.converged_errors, args.max_ratio,
                                       args.max_err_rise))
@@ -171,7 +171,7 @@ def _print_result(result: dict) -> None:
         print(f)
 
 
-_CONNECTED = [  # lossland/analysis/along_path.py
+_CONNECTED = [  # lossland/studies/sphere/along_path.py
     ("--max-ratio", {"default": 2.0, "type": float, "help": "linearly connected: train loss and GM inside the path "
                      "stay <= this times their larger endpoint value (default 2) ..."}),
     ("--max-err-rise", {"default": 2.0, "type": float, "help": "... and train/test errors rise by at most this many "

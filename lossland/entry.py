@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lossland.config import CONFIG_DIR, check_overrides, compose, output_dir
 from lossland.errors import LosslandError
-from lossland.launchers import LAUNCHED, SWEEP_JOBS_ENV, ddp_refusal, set_job_threads
+from lossland.sweep.launchers import LAUNCHED, SWEEP_JOBS_ENV, ddp_refusal, set_job_threads
 
 log = logging.getLogger("lossland")
 # conf/hydra/launcher/<name>.yaml share their names with the launcher plugins' schemas on purpose (the
@@ -83,7 +83,7 @@ def check_sweep_dir(jobs: list[list[str]], config_name: str, argv: list[str]) ->
 
 def check_launcher(jobs: list[list[str]], config_name: str, devices: set[str]) -> None:
     """Before a sweep: tell the jobs how many of them there are (their thread count,
-    :mod:`lossland.launchers`) and refuse DDP jobs (``trainer.devices`` > 1) the launcher cannot run."""
+    :mod:`lossland.sweep.launchers`) and refuse DDP jobs (``trainer.devices`` > 1) the launcher cannot run."""
     os.environ[SWEEP_JOBS_ENV] = str(len(jobs))
     if devices - {"1"}:
         launcher = compose(jobs[0], config_name, return_hydra_config=True).hydra.launcher
@@ -142,8 +142,8 @@ def launch(config_name: str, job: Callable[[DictConfig], object], validate: Call
                 if multirun:
                     check_sweep_dir(jobs, config_name, argv)
                     check_launcher(jobs, config_name, devices)
-                    if grids & {"vectorized", "vmap"}:  # one process trains the whole grid (lossland/grid/)
-                        from lossland.grid import launch_grid  # here: only grids import torch.func
+                    if grids & {"vectorized", "vmap"}:  # one process trains the whole grid (lossland/sweep/vectorized/)
+                        from lossland.sweep.vectorized import launch_grid  # here: only grids import torch.func
 
                         failed = launch_grid(jobs, config_name, [a for a in argv if "=" in a and not a.startswith("-")])
                         _report_failed(failed, len(jobs))

@@ -240,7 +240,7 @@ class Run:
         return float(vals[-1]) if vals.size else math.nan
 
     def history(self) -> dict[str, np.ndarray]:
-        """The metrics as a dict of arrays (the form :func:`lossland.analysis.phases.assign_phase` takes)."""
+        """The metrics as a dict of arrays (the form :func:`lossland.studies.sphere.phases.assign_phase` takes)."""
         return self.metrics
 
     # -------------------------------------------------------------- checkpoints

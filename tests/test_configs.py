@@ -107,7 +107,7 @@ def test_every_app_config_composes(app):
 @pytest.mark.parametrize("group, option", [(g, o) for g, opts in groups("connect").items() for o in opts],
                          ids=lambda v: str(v))
 def test_every_connect_option_instantiates(group, option):
-    from lossland.connect.run import instantiate_method
+    from lossland.studies.connect.run import instantiate_method
 
     cfg = compose(["a=x", "b=y", f"{group}={option}"], "connect")
     assert callable(instantiate_method(cfg[group]))

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from lossland.connect.align import (
+from lossland.models import MLP, ConvNetSI
+from lossland.studies.connect.align import (
     activation_matching,
     align,
     no_alignment,
@@ -13,8 +14,7 @@ from lossland.connect.align import (
     unit_layers,
     weight_matching,
 )
-from lossland.connect.bn import recompute_bn
-from lossland.models import MLP, ConvNetSI
+from lossland.studies.connect.bn import recompute_bn
 
 
 def _mlp(hidden, seed=0):

@@ -9,10 +9,10 @@ import torch
 from omegaconf import OmegaConf
 
 from lossland.config import compose
-from lossland.connect.run import compose_connect, instantiate_method, method_record, run_connect
-from lossland.connect.study import check_width_trends, width_table, width_table_markdown, write_width_table
 from lossland.errors import LosslandError
 from lossland.records import write_json
+from lossland.studies.connect.run import compose_connect, instantiate_method, method_record, run_connect
+from lossland.studies.connect.study import check_width_trends, width_table, width_table_markdown, write_width_table
 from tests.conftest import run_cli
 
 TINY = ["data=digits", "data.batch_size=64", "model=mlp", "model.hidden=[16]", "optimizer=momentum",
@@ -68,7 +68,7 @@ def test_config_root_groups_and_method_labels(align, path):
 
 def test_config_overrides_reach_the_method():
     cfg = compose_connect(["align=weight", "align.max_iter=3", "path=weight_adjustment",
-                           "path.base._target_=lossland.connect.paths.arc", "path.base.label=arc"])
+                           "path.base._target_=lossland.studies.connect.paths.arc", "path.base.label=arc"])
     assert instantiate_method(cfg.align).keywords == {"max_iter": 3}
     assert method_record(cfg.align, cfg.path)["label"] == "arc+WA, weight"
     with pytest.raises(LosslandError, match="unknown config key 'align.bogus'"):

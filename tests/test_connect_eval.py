@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from lossland.connect.bn import recompute_bn
-from lossland.connect.evaluate import evaluate_model, evaluate_path, summarize, write_connect_json
-from lossland.connect.paths import linear, weight_adjustment
-from lossland.connect.plots import plot_paths
 from lossland.losses import CrossEntropy
 from lossland.models import MLP, ConvNetSI
+from lossland.studies.connect.bn import recompute_bn
+from lossland.studies.connect.evaluate import evaluate_model, evaluate_path, summarize, write_connect_json
+from lossland.studies.connect.paths import linear, weight_adjustment
+from lossland.studies.connect.plots import plot_paths
 
 LOSS = CrossEntropy()
 
@@ -143,7 +143,7 @@ def one_thread():
 def test_trained_curve_beats_the_linear_path(kind, tmp_path, one_thread):
     import lightning as L
 
-    from lossland.connect.curves import Batches, CurveModule
+    from lossland.studies.connect.curves import Batches, CurveModule
 
     x, y = _digits()
     a, b = _train_endpoint(x, y, 0), _train_endpoint(x, y, 1)
@@ -165,7 +165,7 @@ def test_trained_curve_beats_the_linear_path(kind, tmp_path, one_thread):
 def test_curve_checkpoint_round_trip(tmp_path, one_thread):
     import lightning as L
 
-    from lossland.connect.curves import Batches, CurveModule
+    from lossland.studies.connect.curves import Batches, CurveModule
 
     x, y = _data(64, (8, 8))
     a, b = _mlp(0), _mlp(1)

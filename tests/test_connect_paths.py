@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from lossland.connect.align import align, weight_matching
-from lossland.connect.paths import (
+from lossland.models import MLP
+from lossland.studies.connect.align import align, weight_matching
+from lossland.studies.connect.paths import (
     arc,
     bezier,
     least_squares_output_layer,
@@ -12,7 +13,6 @@ from lossland.connect.paths import (
     polychain,
     weight_adjustment,
 )
-from lossland.models import MLP
 
 
 def _pair(hidden=(16,), seed=0):
@@ -140,9 +140,9 @@ def test_least_squares_ridge_shrinks():
 def test_path_configs_build_paths():
     """Every conf/path option is a _target_ config: instantiated, a builder (a, b, data=...) -> WeightPath."""
     from lossland.config import CONFIG_DIR, check_overrides
-    from lossland.connect.paths import PathData, WeightPath
-    from lossland.connect.run import compose_connect, instantiate_method
     from lossland.errors import LosslandError
+    from lossland.studies.connect.paths import PathData, WeightPath
+    from lossland.studies.connect.run import compose_connect, instantiate_method
 
     a, b = _pair()
     data = PathData(x=X)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from lossland.connect.seed import EXTRA_LABELS, METHOD_LABELS
+from lossland.studies.connect.seed import EXTRA_LABELS, METHOD_LABELS
 from tests.conftest import ROOT
 
 

@@ -9,10 +9,12 @@ import pytest
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from lossland.connect import seed
-from lossland.connect.align import ot_matching, permute_model, weight_matching
-from lossland.connect.priors import check_prior_trends, normalized_error, peak_rows
-from lossland.connect.study import (
+from lossland.models import MLP
+from lossland.records import write_json
+from lossland.studies.connect import seed
+from lossland.studies.connect.align import ot_matching, permute_model, weight_matching
+from lossland.studies.connect.priors import check_prior_trends, normalized_error, peak_rows
+from lossland.studies.connect.study import (
     check_seed_trends,
     metric_value,
     read_connect_records,
@@ -20,8 +22,6 @@ from lossland.connect.study import (
     width_table,
     write_width_table,
 )
-from lossland.models import MLP
-from lossland.records import write_json
 
 
 def _mlp(hidden, seed_=0):

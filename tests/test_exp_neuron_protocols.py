@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from lossland.analysis.exp_neuron import COLUMNS
-from lossland.analysis.exp_neuron_seed import UNITS
 from lossland.runs import Run, find_runs
+from lossland.studies.exp_neuron.seed import UNITS
+from lossland.studies.exp_neuron.tables import COLUMNS
 from tests.conftest import ROOT
 
 TINY = ["data.dim=10", "data.val_size=32", "data.test_size=32", "model.hidden=[8]"]

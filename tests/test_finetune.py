@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from lossland.analysis.along_path import load_paths, path_row
-from lossland.analysis.finetune import group_runs, joined, length
-from lossland.analysis.interpolation import sub_phase
 from lossland.cli import main
 from lossland.config import compose
-from lossland.connect.run import compose_connect, run_connect
 from lossland.runs import Run
+from lossland.studies.connect.run import compose_connect, run_connect
+from lossland.studies.sphere.along_path import load_paths, path_row
+from lossland.studies.sphere.finetune import group_runs, joined, length
+from lossland.studies.sphere.interpolation import sub_phase
 from lossland.train import run
 
 SPHERE = ["data=digits", "data.batch_size=32", "data.pad_to=32", "data.train_size=256", "data.test_size=128",

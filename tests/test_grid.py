@@ -1,5 +1,5 @@
-"""A whole grid as one vectorized model (``grid=vectorized``, lossland/grid/): each member's records equal its
-sequential run's, a diverging member stops alone, and grids that do not stack are refused in one line."""
+"""A whole grid as one vectorized model (``grid=vectorized``, lossland/sweep/vectorized/): each member's records
+equal its sequential run's, a diverging member stops alone, and grids that do not stack are refused in one line."""
 
 import csv
 import json
@@ -10,9 +10,9 @@ import torch
 from lossland.build import build_data, build_loss, build_model, build_optimizer
 from lossland.config import compose
 from lossland.errors import LosslandError
-from lossland.grid import run_grid
-from lossland.grid.stack import Stack, check_model, check_stackable
 from lossland.module import LandscapeModule
+from lossland.sweep.vectorized import run_grid
+from lossland.sweep.vectorized.stack import Stack, check_model, check_stackable
 from lossland.train import run
 from tests.conftest import run_cli
 
@@ -164,7 +164,7 @@ def test_train_py_grid_writes_a_sweep_that_collect_reads(tmp_path):
     assert (sweep / "0" / ".hydra" / "config.yaml").exists() and (sweep / "1" / ".hydra" / "overrides.yaml").exists()
     overrides = json.loads((sweep / "1" / "summary.json").read_text())["overrides"]
     assert "lr=1e4" in overrides or "lr=10000.0" in overrides
-    from lossland.analysis.collect import collect
+    from lossland.sweep.collect import collect
 
     rows, _ = collect(sweep)
     assert sorted(r["status"] for r in rows) == ["diverged", "ok"]

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from lossland.errors import LosslandError
-from lossland.lab.escape import escape_stats, noisy_gd, predicted_median
-from lossland.lab.functions import MonkeySaddle, Saddle
 from lossland.optim import NoisyGD
+from lossland.studies.optim.escape import escape_stats, noisy_gd, predicted_median
+from lossland.studies.optim.functions import MonkeySaddle, Saddle
 
 
 @pytest.mark.parametrize("fn", [Saddle(saddle=[0, 0]), MonkeySaddle(saddle=[0, 0])])

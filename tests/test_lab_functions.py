@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lossland.errors import LosslandError
-from lossland.lab.functions import Cubic, Expression, MonkeySaddle, Ravine, Rosenbrock, Saddle, check_point
+from lossland.studies.optim.functions import Cubic, Expression, MonkeySaddle, Ravine, Rosenbrock, Saddle, check_point
 
 
 def test_values_and_gradients_by_hand():

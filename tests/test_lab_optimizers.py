@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from lossland.errors import LosslandError
-from lossland.lab.functions import Quadratic, Saddle
-from lossland.lab.trajectories import make_optimizer, optimizer_config, optimizer_names, run_trajectory
 from lossland.optim import NoisyGD
+from lossland.studies.optim.functions import Quadratic, Saddle
+from lossland.studies.optim.trajectories import make_optimizer, optimizer_config, optimizer_names, run_trajectory
 
 A, B = 2.0, 0.5            # f = (A·x1² + B·x2²)/2, ∇f = (A·x1, B·x2)
 X0 = np.array([1.0, -2.0])

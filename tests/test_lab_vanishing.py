@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from lossland.callbacks.grad_norms import grad_norm_callback, layer_grad_norms
-from lossland.lab.vanishing import linear_grad_norms, seed_example, study
 from lossland.losses import CrossEntropy
 from lossland.models import MLP
 from lossland.runs import Run
+from lossland.studies.optim.vanishing import linear_grad_norms, seed_example, study
 from lossland.train import run
 
 TINY = ["data=digits", "data.batch_size=32", "model=mlp", "model.hidden=[16,16]", "optimizer=sgd", "lr=0.1",

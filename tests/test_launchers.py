@@ -12,8 +12,8 @@ import time
 import pytest
 from omegaconf import OmegaConf
 
-from lossland.launchers import cores, ddp_refusal, job_threads, launcher_kind
 from lossland.runs import Run
+from lossland.sweep.launchers import cores, ddp_refusal, job_threads, launcher_kind
 from tests.conftest import ROOT, run_cli
 
 TINY = ["data=digits", "data.batch_size=32", "model=mlp", "model.hidden=[16]", "optimizer=sgd",

@@ -1,4 +1,4 @@
-"""The architecture search (lossland.nas, docs/nas.md): mixed operations, the Dirichlet prior, annealing, the
+"""The architecture search (lossland.studies.nas, docs/nas.md): mixed operations, the Dirichlet prior, annealing, the
 unrolled hypergradient against finite differences, the discrete genotype, bad input."""
 
 import math
@@ -10,10 +10,10 @@ from omegaconf import OmegaConf
 from lossland.config import compose
 from lossland.errors import LosslandError
 from lossland.models.darts import OPS, GenotypeNet, load_genotype
-from lossland.nas.app import validate
-from lossland.nas.prior import alpha_schedule, check_alpha, log_density, log_density_kernel, neg_log_prior
-from lossland.nas.search import hypergradient, unrolled_objective
-from lossland.nas.supernet import MixedOp, Supernet
+from lossland.studies.nas.app import validate
+from lossland.studies.nas.prior import alpha_schedule, check_alpha, log_density, log_density_kernel, neg_log_prior
+from lossland.studies.nas.search import hypergradient, unrolled_objective
+from lossland.studies.nas.supernet import MixedOp, Supernet
 
 OPS_SMALL = ["zero", "skip", "max_pool3x3", "avg_pool3x3", "conv3x3", "conv5x5", "dil_conv3x3", "sep_conv3x3"]
 
@@ -173,7 +173,7 @@ def test_bad_input_is_one_clear_line(override, message):
 
 
 def test_face_dwell_counts_mixtures_at_face_centres():
-    from lossland.nas.search import face_dwell
+    from lossland.studies.nas.search import face_dwell
 
     ops = ["a", "b", "c", "d"]
 
@@ -188,7 +188,7 @@ def test_face_dwell_counts_mixtures_at_face_centres():
 def test_a_diverging_search_is_a_record_with_status_diverged(tmp_path):
     import json
 
-    from lossland.nas.app import run_search
+    from lossland.studies.nas.app import run_search
 
     cfg = compose(["logger=csv", "data.train_size=64", "data.val_size=32", "data.test_size=32", "search.epochs=1",
                    "search.batch_size=32", "nas.channels=2", "search.max_loss=1e-6", f"out_dir={tmp_path}"], "nas")

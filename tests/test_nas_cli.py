@@ -57,7 +57,7 @@ def test_a_bad_prior_is_refused_in_one_line(tmp_path):
 
 
 def test_the_report_draws_the_study_figures(sweep, tmp_path):
-    from lossland.nas.report import report
+    from lossland.studies.nas.report import report
 
     files = report(sweep, tmp_path, prefix="nas_")
     names = {f.name for f in files}

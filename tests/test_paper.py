@@ -12,9 +12,10 @@ import pytest
 import yaml
 
 from lossland.cli import main
+from lossland.commands.paper import adapter
 from lossland.errors import LosslandError
 from lossland.paper import compare, data
-from lossland.paper.studies import Recipe, adapter
+from lossland.paper.adapters import Recipe
 from tests.conftest import ROOT
 
 
@@ -60,7 +61,7 @@ def test_values_read_as_printed_in_the_seeds():
 
 
 def test_exp_neuron_seed_module_reads_the_data_file():
-    from lossland.analysis import exp_neuron_seed as s
+    from lossland.studies.exp_neuron import seed as s
 
     assert s.QUALITY[1] == ("spheres R2=1.01", 15000, (44.3, 7), (3693.2, 1096), 4)
     assert s.SPEED[-1] == ("cifar10 0v1", 2000, 20, 23, 5)
@@ -70,7 +71,7 @@ def test_exp_neuron_seed_module_reads_the_data_file():
 
 
 def test_keskar_reads_its_f1_row_from_the_data_file():
-    from lossland.lab.keskar import KESKAR_F1
+    from lossland.studies.optim.keskar import KESKAR_F1
 
     assert KESKAR_F1["train_sb"] == (99.66, 0.05) and KESKAR_F1["test_lb"] == (97.81, 0.07)
 
@@ -92,7 +93,7 @@ def test_malformed_seed_data_is_refused():
 
 
 def test_sweep_dir_reads_the_paper_layout_or_the_primary_recipes_own_sweep(tmp_path):
-    from lossland.paper.studies import sweep_dir
+    from lossland.paper.adapters import sweep_dir
 
     assert sweep_dir(tmp_path, "a", primary=True, siblings=("a", "b")) == tmp_path   # --from <a's own sweep>
     (tmp_path / "b").mkdir()
@@ -305,8 +306,8 @@ def test_paper_refuses_bad_input_in_one_line(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------------------ recipes
 def test_recipes_run_from_the_repository_with_out_set_and_a_failure_is_one_line(tmp_path, monkeypatch):
-    from lossland.paper import command
-    from lossland.paper.studies import connect
+    from lossland.commands import paper as command
+    from lossland.studies.connect import paper as connect
 
     monkeypatch.setattr(connect, "RECIPES", [
         Recipe("first", ("bash", "-c", 'test -f train.py && mkdir -p "$OUT" && echo "$SCALE" > "$OUT/scale"')),

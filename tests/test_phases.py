@@ -1,4 +1,4 @@
-"""The phase rule of lossland.analysis.phases on synthetic records, one per phase."""
+"""The phase rule of lossland.studies.sphere.phases on synthetic records, one per phase."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from lossland.analysis.phases import assign_phase, classify_run, phase_boundaries
+from lossland.studies.sphere.phases import assign_phase, classify_run, phase_boundaries
 
 STEPS = np.unique(np.round(np.geomspace(1, 5000, 40))).astype(float)  # log-spaced evaluation points
 
@@ -146,7 +146,7 @@ def test_docs_state_the_rule_with_these_thresholds():
     """docs/sphere.md states the rule once; its numbers are this module's constants."""
     from pathlib import Path
 
-    from lossland.analysis import phases
+    from lossland.studies.sphere import phases
 
     page = (Path(__file__).resolve().parent.parent / "docs" / "sphere.md").read_text()
     section = page[page.index("## Phases"):]

@@ -17,8 +17,8 @@ import sys
 import numpy as np
 import pytest
 
-from lossland.analysis.phases import assign_phase
 from lossland.runs import Run, find_runs
+from lossland.studies.sphere.phases import assign_phase
 from tests.conftest import ROOT
 
 RECIPES = sorted(p.name for p in (ROOT / "sweeps").glob("*.sh") if not p.name.startswith("_"))

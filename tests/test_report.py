@@ -1,4 +1,4 @@
-"""Sweep report (lossland.analysis.report) and run readers (lossland.analysis.runs) on synthetic run dirs."""
+"""Sweep report (lossland.sweep.report) and run readers (lossland.analysis.runs) on synthetic run dirs."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def test_find_and_load_runs(sweep):
 
 
 def test_write_report(sweep):
-    from lossland.analysis.report import write_report
+    from lossland.sweep.report import write_report
 
     files, bounds, *_ = write_report(sweep)
     names = {p.name for p in files}
@@ -118,7 +118,7 @@ def test_write_report(sweep):
 
 
 def test_report_errors(tmp_path):
-    from lossland.analysis.report import write_report
+    from lossland.sweep.report import write_report
 
     with pytest.raises(LosslandError, match="no runs under"):
         write_report(tmp_path)
@@ -136,7 +136,7 @@ def _write_sgd_run(d, lr, coef, seed, phase):
 
 def test_report_aggregates_seeds_per_setting(tmp_path):
     """2 seeds x 2 elrs: one row per elr with its phase counts, mean ± std, majority-phase boundaries."""
-    from lossland.analysis.report import write_report
+    from lossland.sweep.report import write_report
 
     root = tmp_path / "sweep"
     for i, (elr, phase, seed) in enumerate([(1e-3, "1", 0), (1e-3, "1", 1), (1e-2, "3", 0), (1e-2, "2", 1),
@@ -161,8 +161,8 @@ def test_report_aggregates_seeds_per_setting(tmp_path):
 
 def test_report_plots_against_the_varied_rate_and_series(tmp_path):
     """An lr x wd sweep of plain SGD (the VGG16-BN recipe): x is lr, one series per wd, no elr anywhere."""
-    from lossland.analysis.collect import collect
-    from lossland.analysis.report import write_report
+    from lossland.sweep.collect import collect
+    from lossland.sweep.report import write_report
 
     root = tmp_path / "vgg"
     i = 0

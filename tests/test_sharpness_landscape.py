@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from lossland.analysis.landscape_plots import plot_slice_1d, plot_slice_2d
 from lossland.losses import CrossEntropy
+from lossland.measure.slice_plots import plot_slice_1d, plot_slice_2d
 from lossland.metrics.landscape import direction_to, normalize_direction, random_direction, slice_1d, slice_2d
 from lossland.metrics.sharpness import keskar_sharpness
 from lossland.models import MLP

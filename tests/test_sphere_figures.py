@@ -1,4 +1,4 @@
-"""Study S's extra figures (lossland.analysis.sphere_figures) from tiny real runs: files written, and the plotted
+"""Study S's extra figures (lossland.studies.sphere.figures) from tiny real runs: files written, and the plotted
 arrays equal to the records they were drawn from."""
 
 from __future__ import annotations
@@ -9,16 +9,16 @@ import math
 import numpy as np
 import pytest
 
-from lossland.analysis.sphere_figures import (
+from lossland.cli import main
+from lossland.errors import LosslandError
+from lossland.runs import Run
+from lossland.studies.sphere.figures import (
     direction_of,
     plot_baselines,
     plot_curvature_phase,
     plot_retraction_error,
     write_sphere_figures,
 )
-from lossland.cli import main
-from lossland.errors import LosslandError
-from lossland.runs import Run
 from lossland.train import run
 
 TINY = ["data=digits", "data.batch_size=32", "data.pad_to=32", "data.train_size=256", "data.test_size=64",

@@ -1,1 +1,1 @@
-"""Analysis of run records: phases, plots, tables."""
+"""Reading sweeps, for any study: what a sweep varied and its runs grouped by setting, seeds aggregated."""

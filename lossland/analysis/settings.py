@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from omegaconf import OmegaConf
 
-from lossland.analysis.phases import classify_run
 from lossland.errors import LosslandError
 from lossland.runs import Run
 
 __all__ = ["Setting", "Sweep", "override_values", "run_values", "sweep_settings", "phase_counts",
-           "format_counts", "mean_std", "run_phase", "RATE_KEYS"]
+           "format_counts", "mean_std", "run_config", "RATE_KEYS"]
 
 RATE_KEYS = ("elr", "lr")
 
@@ -161,26 +160,9 @@ def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
     return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0, int(a.size)
 
 
-def _config(run: Run):
+def run_config(run: Run):
+    """The run's config, or an empty one when it cannot be read."""
     try:
         return run.config
     except (LosslandError, OSError, ValueError):
         return OmegaConf.create({})
-
-
-def run_phase(run: Run, num_classes: int | None = None, **thresholds) -> str | None:
-    """The phase (docs/sphere.md) of a finished run that logged phase metrics (``train_error``); None for
-    the others. K comes from ``data.classes`` (else 2 for the synthetic binary sets, else 10); MSE runs are
-    split into phases 1 and 2 by the consecutive cosine (the seed's MSE rule), the others by the loss trend."""
-    m = run.metrics
-    if run.status not in ("ok", "diverged") or "train_error" not in m or not ("gm" in m or "cos_prev" in m):
-        return None
-    cfg = _config(run)
-    target = str(OmegaConf.select(cfg, "data._target_", default="") or "")
-    classes = OmegaConf.select(cfg, "data.classes", default=None)
-    k = num_classes or (len(classes) if classes is not None and len(classes) >= 2
-                        else 2 if target.endswith(("Spheres", "Gaussians")) else None)
-    loss = str(OmegaConf.select(cfg, "loss._target_", default="") or "") or \
-        str(override_values(run.summary.get("overrides", [])).get("loss", ""))
-    thresholds.setdefault("split", "cosine" if loss.lower().endswith("mse") else "loss")
-    return classify_run(run.summary, run.metrics, k, **thresholds).phase

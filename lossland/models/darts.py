@@ -1,4 +1,4 @@
-"""DARTS-style building blocks shared by the architecture search (:mod:`lossland.nas`) and the discrete
+"""DARTS-style building blocks shared by the architecture search (:mod:`lossland.studies.nas`) and the discrete
 network it finds (:class:`GenotypeNet`, trainable from scratch by ``train.py model=nas_genotype``).
 
 Candidate operations form a registry ``OPS``: name -> ``factory(channels, stride, affine) -> nn.Module``,

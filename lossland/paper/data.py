@@ -1,4 +1,4 @@
-"""The seed documents' values as data: ``lossland/paper/seeds/<study>.yaml`` (package data), loaded and checked.
+"""The seed documents' values as data: ``lossland/studies/<study>/seed.yaml`` (package data), loaded and checked.
 
 A file holds ``study``, ``seed`` (the source file in ``shared/seeds``), ``title``, ``tables`` and ``trends``.
 A table has ``title``, ``source`` (where in the seed), ``setting``, ``unit``, ``key`` (the names of the leading
@@ -61,7 +61,7 @@ class Seed:
 def seed_text(study: str) -> str:
     if study not in STUDIES:
         raise LosslandError(f"unknown study {study}; valid: {', '.join(STUDIES)}")
-    return (resources.files("lossland") / "paper" / "seeds" / f"{study}.yaml").read_text(encoding="utf-8")
+    return (resources.files(f"lossland.studies.{study}") / "seed.yaml").read_text(encoding="utf-8")
 
 
 def problems(doc: dict) -> list[str]:

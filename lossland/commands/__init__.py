@@ -1,0 +1,1 @@
+"""The ``lossland <command>`` implementations that sit above the studies (one module per command)."""

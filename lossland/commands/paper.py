@@ -1,0 +1,161 @@
+"""``lossland paper <study> [--from DIR] [--out DIR] [--recipes a,b]``: run the study's recipes (or read a
+sweep that exists), then print and write each seed table beside ours, the figures, and the trend verdicts.
+
+Without ``--from`` the recipes run one after another from the repository root, each into ``<out>/<recipe>``
+(``OUT`` set for it; ``SCALE``, ``DATA_ROOT``, ``STEPS``, ... pass through from the environment), with their
+output in ``<out>/logs/<recipe>.log``; the comparison is then read from ``<out>``. Everything is written into
+``<out>/paper`` (``--from DIR``: ``DIR/paper`` unless ``--out``): ``<table>.{csv,md,png}``, ``trends.{csv,md}``,
+the study's own figures, ``index.md`` and ``paper.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lossland.errors import LosslandError
+from lossland.paper import compare, data
+from lossland.records import atomic_write, write_json, write_table
+from lossland.studies.connect import paper as connect_paper
+from lossland.studies.exp_neuron import paper as exp_neuron_paper
+from lossland.studies.nas import paper as nas_paper
+from lossland.studies.optim import paper as optim_paper
+from lossland.studies.sphere import paper as sphere_paper
+
+ADAPTERS = {"sphere": sphere_paper, "connect": connect_paper, "exp_neuron": exp_neuron_paper, "nas": nas_paper,
+            "optim": optim_paper}
+
+
+def adapter(study: str):
+    """The study's ``paper`` module (lossland/studies/<study>/paper.py)."""
+    return ADAPTERS[study]
+
+
+def repo_root() -> Path:
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "sweeps").is_dir() or not (root / "train.py").is_file():
+        raise LosslandError(f"running the recipes needs the lossland repository (sweeps/, train.py); {root} has "
+                            "none: use --from <sweep dir>")
+    return root
+
+
+def run_recipes(study: str, out: Path, only: list[str] | None = None, echo=print) -> list[str]:
+    """Run the study's recipes into ``<out>/<recipe>``; returns their names. A failing recipe stops here with
+    one line naming its log."""
+    recipes = adapter(study).RECIPES
+    names = [r.name for r in recipes]
+    if only:
+        bad = [n for n in only if n not in names]
+        if bad:
+            raise LosslandError(f"--recipes {','.join(bad)}: not a recipe of {study}; valid: {', '.join(names)}")
+        recipes = [r for r in recipes if r.name in only]
+    root = repo_root()
+    py = sys.executable
+    for r in recipes:
+        dest = (out / r.name).resolve()
+        log = (out / "logs" / f"{r.name}.log").resolve()
+        log.parent.mkdir(parents=True, exist_ok=True)
+        argv = [a.replace("{py}", py).replace("{out}", str(dest)) for a in r.argv]
+        env = {**os.environ, "OUT": str(dest), "PY": py, "PYTHON": py, "LOSSLAND": f"{py} -m lossland.cli"}
+        echo(f"paper {study}: {' '.join(argv)} (OUT={dest}, SCALE={env.get('SCALE', 'embedded')}) → {log}")
+        t0 = time.time()
+        with open(log, "w") as f:
+            rc = subprocess.call(argv, cwd=root, env=env, stdout=f, stderr=subprocess.STDOUT)
+        if rc != 0:
+            raise LosslandError(f"recipe {r.name} failed (exit {rc}); see {log}")
+        echo(f"paper {study}: {r.name} done in {time.time() - t0:.0f} s")
+    return [r.name for r in recipes]
+
+
+def compare_study(study: str, root: str | Path) -> dict:
+    """The seed, our rows per table and the verdicts per trend (nothing written)."""
+    seed = data.load(study)
+    mod = adapter(study)
+    missing = [t for t in seed.tables if t not in mod.TABLES] + [t.id for t in seed.trends if t.id not in mod.TRENDS]
+    if missing:
+        raise LosslandError(f"paper {study}: no adapter function for {', '.join(missing)} "
+                            f"(lossland/paper/adapters/{study}.py)")
+    root = Path(root)
+    if not root.is_dir():
+        raise LosslandError(f"--from {root}: no such directory")
+    ctx = mod.context(root)
+    ours = {tid: mod.TABLES[tid](ctx) for tid in seed.tables}
+    verdicts = [compare.Verdict(t.id, *mod.TRENDS[t.id](ctx, ours), claim=t.claim) for t in seed.trends]
+    return {"seed": seed, "ctx": ctx, "ours": ours, "verdicts": verdicts, "module": mod}
+
+
+def _print(seed: data.Seed, sides: dict[str, list[dict]], verdicts) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = Console(width=200)
+    con.print(f"[bold]{seed.title}[/bold] — seed {seed.seed}")
+    for tid, rows in sides.items():
+        t = seed.tables[tid]
+        table = Table(title=f"{t.title} [{t.unit}]", title_justify="left")
+        cols = [c for c in rows[0] if any(r[c] for r in rows)]
+        for c in cols:
+            table.add_column(c, style="cyan" if c.endswith("(seed)") else "green" if c.endswith("(ours)") else None)
+        for r in rows:
+            table.add_row(*(r[c] for c in cols))
+        con.print(table)
+    style = {compare.REPRODUCES: "green", compare.FAILS: "red", compare.NOT_MEASURED: "yellow"}
+    table = Table(title="claimed trends at this scale", title_justify="left")
+    for c in ("trend", "verdict", "claim", "detail"):
+        table.add_column(c, overflow="fold")
+    for v in verdicts:
+        table.add_row(v.trend, f"[{style[v.verdict]}]{v.verdict}[/]", v.claim, v.detail)
+    con.print(table)
+
+
+def write_paper(study: str, root: str | Path, out: str | Path | None = None, quiet: bool = False) -> dict:
+    """Compare the records under ``root`` with the seed of ``study``; write everything into ``out``
+    (default ``<root>/paper``). Returns {tables: {id: side-by-side rows}, verdicts, files}."""
+    res = compare_study(study, root)
+    seed, ours, verdicts = res["seed"], res["ours"], res["verdicts"]
+    out = Path(out) if out is not None else Path(root) / "paper"
+    files, sides, parts = [], {}, [f"# {seed.title}: the seed beside ours\n",
+                                   f"Seed: `shared/seeds/{seed.seed}`; records: `{root}`.\n"]
+    for tid, t in seed.tables.items():
+        rows = compare.side_by_side(t, ours[tid])
+        sides[tid] = rows
+        md = compare.header(t) + write_table(rows, out, tid)
+        files += [out / f"{tid}.csv", atomic_write(out / f"{tid}.md", md)]
+        parts.append(f"## {tid}\n\n{md}")
+        png = compare.save_table_figure(t, ours[tid], out)
+        if png is not None:
+            files.append(png)
+            parts.append(f"![{tid}]({png.name})\n")
+    extra = res["module"].figures(res["ctx"], out) if hasattr(res["module"], "figures") else []
+    files += extra
+    parts += [f"![{p.stem}]({p.name})\n" for p in extra]
+    trows = [{"trend": v.trend, "verdict": v.verdict, "claim": v.claim, "detail": v.detail} for v in verdicts]
+    tmd = write_table(trows, out, "trends")
+    files += [out / "trends.csv", out / "trends.md"]
+    parts.append("## Claimed trends at this scale\n\n" + tmd)
+    files.append(atomic_write(out / "index.md", "\n".join(parts)))
+    files.append(write_json(out / "paper.json", {
+        "study": study, "seed": seed.seed, "root": str(root), "tables": sides, "verdicts": trows,
+        "ours": {tid: [{"key": list(o.key), "seed_key": list(o.seed_key) if o.seed_key else None,
+                        "values": {str(k): v for k, v in o.values.items()}, "note": o.note} for o in rows]
+                 for tid, rows in ours.items()}}))
+    if not quiet:
+        _print(seed, sides, verdicts)
+    return {"tables": sides, "verdicts": verdicts, "files": [str(f) for f in files], "out": out}
+
+
+def paper_command(args) -> None:
+    """The ``lossland paper`` CLI command (lossland/cli.py)."""
+    only = [s for s in (args.recipes or "").split(",") if s] or None
+    if args.from_dir:
+        root = Path(args.from_dir)
+    else:
+        stamp = time.strftime("%Y-%m-%d/%H-%M-%S")
+        root = Path(args.out or f"multirun/paper/{args.study}/{stamp}")
+        run_recipes(args.study, root, only)
+    result = write_paper(args.study, root, args.out if args.from_dir else None)
+    for f in result["files"]:
+        print(f)

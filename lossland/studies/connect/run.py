@@ -1,0 +1,265 @@
+"""``run_connect(cfg)``: one mode-connectivity job (``connect.py`` / ``lossland connect``) from a composed
+``conf/connect.yaml`` config (groups ``conf/align``, ``conf/path``): load two finished runs, align B to A,
+build (or train) a path, evaluate it, and write ``connect.json`` and ``connect.png`` into the job directory.
+
+``connect.json`` holds: ``status``, ``config`` (the resolved job config), ``a`` / ``b`` (run directory, seed,
+model / regularizer / data config and the run's own final metrics), ``width`` (hidden widths of the model:
+an int for one hidden layer), ``prior`` (none | weight_decay | dropout | weight_decay+dropout, from the runs'
+configs), ``method`` ({align, path, label}), ``result`` (per-point t, losses, accuracies in %, cumulative
+length; see :func:`lossland.studies.connect.evaluate.evaluate_path`), ``summary`` (= ``result["summary"]``) and
+timings. Analysis (:mod:`lossland.studies.connect.study`) reads only these files.
+
+The ``align`` and ``path`` configs are ``_target_`` configs with ``_partial_: true``: instantiated, they are an
+alignment method (:mod:`lossland.studies.connect.align`) and a path builder
+(:mod:`lossland.studies.connect.paths`); their keys
+``name`` / ``label`` are not arguments but what ``connect.json`` calls the method.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import time
+from datetime import datetime
+from itertools import islice
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from lossland.config import CONFIG_DIR, check_overrides, compose, output_dir
+from lossland.data import TensorBatches
+from lossland.errors import LosslandError
+from lossland.runs import open_run
+from lossland.studies.connect.align import align
+from lossland.studies.connect.bn import has_bn
+from lossland.studies.connect.evaluate import evaluate_path, write_connect_json
+from lossland.studies.connect.paths import PathData
+from lossland.studies.connect.plots import plot_paths
+
+log = logging.getLogger("lossland.studies.connect")
+
+RECORD_KEYS = ("name", "label")  # keys of align / path configs naming the method in connect.json
+
+
+def compose_connect(overrides: list[str] | None = None) -> DictConfig:
+    """The config ``connect.py`` would run with these overrides (``conf/connect.yaml``)."""
+    return compose(overrides, "connect", CONFIG_DIR)
+
+
+def instantiate_method(node: DictConfig):
+    """The callable an ``align`` or ``path`` config stands for: its ``_target_`` with the options bound
+    (``_partial_: true``), leaving out the record keys ``name`` / ``label`` at every depth."""
+    def strip(v):
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if k not in RECORD_KEYS}
+        return [strip(x) for x in v] if isinstance(v, list) else v
+
+    return instantiate(strip(OmegaConf.to_container(node, resolve=True)))
+
+
+def method_record(acfg: DictConfig, pcfg: DictConfig) -> dict:
+    """``connect.json``'s ``method``: ``align`` (the alignment's ``name``), ``path`` (the path's ``label``) and
+    ``label``: ``<path>`` for the naive path (alignment label null), ``<path>, <alignment label>`` after
+    alignment (e.g. ``arc+WA, weight``)."""
+    path = str(pcfg.label)
+    suffix = acfg.get("label")
+    return {"align": str(acfg.name), "path": path, "label": f"{path}, {suffix}" if suffix else path}
+
+
+def load_run(run_dir: str | Path, checkpoint: str | None = None, key: str = "a") -> dict:
+    """A finished run as {dir, model, loss, dm, cfg, summary} (models cached by :func:`lossland.runs.open_run`)."""
+    d = Path(str(run_dir)).expanduser()
+    try:
+        run = open_run(d)
+        run.config  # noqa: B018 — refuse a directory that is not a run before anything else
+        model, loss, dm = run.model(checkpoint)
+        summary = run.summary
+    except LosslandError as e:  # one line naming the argument: "b=DIR: no such run directory"
+        msg = str(e)
+        for prefix in (f"{d}: ", f"{d.resolve()}: "):
+            msg = msg.removeprefix(prefix)
+        raise LosslandError(f"{key}={run_dir}: {msg}") from None
+    return {"dir": str(run.path.resolve()), "model": model, "loss": loss, "dm": dm, "cfg": run.config,
+            "summary": summary}
+
+
+def prior_of(cfg: DictConfig) -> str:
+    """The prior of a training run from its config: none | weight_decay | dropout | weight_decay+dropout."""
+    parts = []
+    reg = cfg.get("regularizer") or {}
+    target = str(reg.get("_target_", "") or "")
+    if target.endswith("WeightDecay") and float(reg.get("coef", 0) or 0) > 0:
+        parts.append("weight_decay")
+    if float(cfg.model.get("dropout", 0) or 0) > 0:
+        parts.append("dropout")
+    return "+".join(parts) or "none"
+
+
+def _width(cfg: DictConfig):
+    hidden = cfg.model.get("hidden")
+    if hidden is None:
+        return cfg.model.get("width")
+    hidden = list(hidden)
+    return int(hidden[0]) if len(hidden) == 1 else hidden
+
+
+def _run_info(run: dict) -> dict:
+    cfg = run["cfg"]
+    info = {"dir": run["dir"], "seed": int(cfg.seed),
+            "model": OmegaConf.to_container(cfg.model, resolve=True),
+            "regularizer": (OmegaConf.to_container(cfg.regularizer, resolve=True)
+                            if cfg.get("regularizer") else None),
+            "data": OmegaConf.to_container(cfg.data, resolve=True),
+            "prior": prior_of(cfg), "width": _width(cfg),
+            "status": run["summary"].get("status"), "final": run["summary"].get("final", {})}
+    return info
+
+
+_ARCH_IGNORE = ("dropout",)
+_DATA_KEYS = ("_target_", "classes", "normalize", "pad_to", "split_seed", "train_size", "val_size",
+              "test_size",
+              "fraction", "root")
+
+
+def check_compatible(ra: dict, rb: dict) -> None:
+    """Refuse two runs whose models or data splits differ (one line naming the difference)."""
+    def arch(run):
+        return {k: v for k, v in OmegaConf.to_container(run["cfg"].model, resolve=True).items()
+                if k not in _ARCH_IGNORE}
+
+    ma, mb = arch(ra), arch(rb)
+    if ma != mb:
+        diff = sorted(k for k in ma.keys() | mb.keys() if ma.get(k) != mb.get(k))
+        what = ", ".join(f"model.{k}: {ma.get(k)} vs {mb.get(k)}" for k in diff)
+        raise LosslandError(f"runs a and b have different models ({what})")
+    da, db = ra["cfg"].data, rb["cfg"].data
+    for k in _DATA_KEYS:
+        va, vb = da.get(k), db.get(k)
+        if va != vb:
+            raise LosslandError(f"runs a and b use different data (data.{k}: {va} vs {vb})")
+    if type(ra["loss"]) is not type(rb["loss"]):
+        raise LosslandError(f"runs a and b use different losses ({ra['loss'].name} vs {rb['loss'].name})")
+    sa, sb = ra["model"].state_dict(), rb["model"].state_dict()
+    if sa.keys() != sb.keys() or any(sa[k].shape != sb[k].shape for k in sa):
+        raise LosslandError("runs a and b have weights of different shapes")
+
+
+def _limit(xy, n):
+    x, y = xy
+    return (x, y) if n is None else (x[: int(n)], y[: int(n)])
+
+
+def gm_batches(cfg: DictConfig, run: dict) -> list | None:
+    """``gm=true``: run A's fixed evaluation mini-batches (``metrics.eval_batches`` of its ``data.batch_size``,
+    the ones its phase metrics used), on which GM is measured at every point; else None."""
+    if not cfg.get("gm"):
+        return None
+    n = int(OmegaConf.select(run["cfg"], "metrics.eval_batches", default=8))
+    device = torch.device(cfg.get("device") or "cpu")
+    return [(x.to(device), y.to(device)) for x, y in run["dm"].eval_batches(n)]
+
+
+def run_connect(cfg: DictConfig) -> dict:
+    """One connectivity job; returns the record written to ``connect.json``. User errors raise
+    :class:`LosslandError` (missing or incompatible runs, a path that does not fit the model)."""
+    for key in ("a", "b"):
+        if OmegaConf.is_missing(cfg, key) or not cfg.get(key):
+            raise LosslandError(f"{key} must be set: connect.py a=RUN_DIR b=RUN_DIR "
+                                "(train.py job directories)")
+    if int(cfg.num_points) < 2:
+        raise LosslandError(f"num_points={cfg.num_points} is not valid: at least 2 points")
+    t_start = time.time()
+    out = output_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    ra = load_run(cfg.a, cfg.get("checkpoint"), "a")
+    rb = load_run(cfg.b, cfg.get("checkpoint"), "b")
+    check_compatible(ra, rb)
+    device = torch.device(cfg.get("device") or "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LosslandError("device=cuda but no CUDA device is available")
+    loss = ra["loss"]
+    a = copy.deepcopy(ra["model"]).eval().to(device)
+    b = copy.deepcopy(rb["model"]).eval().to(device)
+    dm = ra["dm"]
+    full_train = tuple(t.to(device) for t in dm.splits["train"])
+    train = _limit(full_train, cfg.get("train_examples"))
+    test = _limit(tuple(t.to(device) for t in dm.splits["test"]), cfg.get("test_examples")) \
+        if "test" in dm.splits else None
+    bs = int(cfg.batch_size)
+    bn_batches = int(cfg.bn_batches) if cfg.get("bn_batches") else None
+
+    bn_src = list(islice(TensorBatches(*full_train, bs), bn_batches)) if has_bn(a) else None
+    method = method_record(cfg.align, cfg.path)
+    label = method["label"]
+
+    t0 = time.time()
+    try:
+        b_aligned = align(a, b, instantiate_method(cfg.align), x=full_train[0])
+    except (ValueError, NotImplementedError) as e:
+        raise LosslandError(f"align={method['align']}: {e}") from None
+    align_s = time.time() - t0
+
+    t0 = time.time()
+    data = PathData(x=full_train[0], y=full_train[1], loss=loss, bn_batches=bn_src, batch_size=bs, out=out,
+                    device=str(device), seed=int(cfg.seed), progress=bool(cfg.progress))
+    try:
+        path = instantiate_method(cfg.path)(a, b_aligned, data=data)
+    except (ValueError, NotImplementedError) as e:
+        raise LosslandError(f"path={method['path']}: {e}") from None
+    build_s = time.time() - t0
+
+    t0 = time.time()
+    result = evaluate_path(path, a, loss, train, test, num_points=int(cfg.num_points), bn_batches=bn_src,
+                           batch_size=bs, progress=bool(cfg.progress), desc=label, gm_batches=gm_batches(cfg, ra))
+    eval_s = time.time() - t0
+
+    info_a, info_b = _run_info(ra), _run_info(rb)
+    prior = info_a["prior"] if info_a["prior"] == info_b["prior"] else f"{info_a['prior']}|{info_b['prior']}"
+    record = {
+        "status": "ok",
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "a": info_a, "b": info_b,
+        "width": info_a["width"], "prior": prior,
+        "method": method,
+        "result": result,
+        "summary": result["summary"],
+        "curve": path.training or None,
+        "wall_s": {"align": round(align_s, 3), "path": round(build_s, 3), "evaluate": round(eval_s, 3),
+                   "total": round(time.time() - t_start, 3)},
+    }
+    write_connect_json(record, out / "connect.json")
+    if cfg.get("plot", True):
+        title = (f"{label} | width {info_a['width']} | prior {prior} | "
+                 f"seeds {info_a['seed']}, {info_b['seed']}")
+        plot_paths({label: result}, out / "connect.png", title=title)
+    s = result["summary"].get("test", result["summary"]["train"])
+    log.info("%s: max test accuracy loss %.2f points, loss barrier %.4f (%s)", label, s["max_acc_loss"],
+             s["loss_barrier"], out)
+    return record
+
+
+def _quote(value: str) -> str:
+    """A Hydra override value for an arbitrary path (quoted when it holds characters the grammar reserves)."""
+    if re.fullmatch(r"[\w/.\-~+:@]+", value):
+        return value
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def connect_command(args) -> dict:
+    """``lossland connect A B [--align X] [--path Y] [--out DIR] [key=value ...]``: the same job as
+    ``python connect.py a=A b=B align=X path=Y ...`` (config ``conf/connect.yaml``)."""
+    overrides = [f"a={_quote(str(args.a))}", f"b={_quote(str(args.b))}", f"align={args.align}",
+                 f"path={args.path}", *(args.overrides or [])]
+    check_overrides(overrides, "connect", CONFIG_DIR)
+    stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
+    out = Path(args.out) if args.out else Path("outputs/connect") / stamp
+    cfg = compose_connect([*overrides, f"out_dir={_quote(str(out))}"])
+    record = run_connect(cfg)
+    s = record["summary"].get("test", record["summary"]["train"])
+    print(f"{record['method']['label']}: max accuracy loss {s['max_acc_loss']:.2f} points, "
+          f"loss barrier {s['loss_barrier']:.4g}, mean loss {s['mean_loss']:.4g}")
+    print(out / "connect.json")
+    return record

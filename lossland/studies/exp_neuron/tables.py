@@ -1,0 +1,311 @@
+"""``lossland exp-neuron <sweep dir> --protocol P``: study E's tables (docs/exp_neuron.md) from a sweep's runs,
+printed beside the seed's values (:mod:`lossland.studies.exp_neuron.seed`), written as CSV, markdown and a figure
+into ``<sweep dir>/exp_neuron/``.
+
+Protocols (one row per data set and training-set size; "none" / "exp" = without / with the neuron):
+
+- ``quality`` (Table 1): final training loss summed over the split \\ misclassified training examples. Several
+  runs of one row (a grid, seeds): the best finished run (fewest misclassified, then lowest loss sum).
+- ``speed`` (Table 2): for every setting (lr, λ) the epoch (and step) at which the training split is first
+  classified with zero errors (``converged_epoch``, ``metrics.convergence``); the best setting per model.
+- ``generalization`` (Table 3): among settings that reached zero training errors within their run (the budget:
+  ``trainer.max_epochs``; ``--budget`` lowers it), the one with the fewest misclassified test examples (then the
+  lowest test loss sum); its validation loss sum \\ misclassified validation examples.
+- ``stability``: runs started from finished runs (``init_from``) with noise on one neuron (``augment.perturb``):
+  the fraction that diverged, and when (median step after the perturbation), per perturbed neuron.
+
+Every row counts its diverged runs (``div``: diverged / runs); a diverged run never counts as converged.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lossland.errors import LosslandError
+from lossland.records import atomic_figure, atomic_write
+from lossland.records import write_table as write_records_table
+from lossland.runs import Run, load_runs
+from lossland.studies.exp_neuron import seed
+
+PROTOCOLS = ("quality", "speed", "generalization", "stability")
+AUGMENTS = ("none", "exp_neuron")
+
+
+@dataclass
+class RunInfo:
+    dataset: str
+    size: int | None
+    augment: str
+    lr: float | None
+    lam: float | None
+    target: str | None
+    status: str
+    summary: dict = field(repr=False)
+
+    @property
+    def final(self) -> dict:
+        return self.summary.get("final") or {}
+
+    @property
+    def setting(self) -> str:
+        s = f"lr={self.lr:g}" if self.lr is not None else ""
+        return s + (f" λ={self.lam:g}" if self.lam is not None else "")
+
+
+def _g(v) -> str:
+    return f"{float(v):g}"
+
+
+def dataset_label(data) -> str:
+    """``spheres R2=1.01``, ``gaussians m2=0.5``, ``mnist5k 1v7``, ... from a run's data config."""
+    name = str(data._target_).rsplit(".", 1)[-1].lower()
+    if name == "spheres":
+        return f"spheres R2={_g(list(data.radii)[-1])}"
+    if name == "gaussians":
+        return f"gaussians m2={_g(list(data.means)[-1])}"
+    classes = data.get("classes")
+    return f"{name} {'v'.join(str(c) for c in classes)}" if classes else name
+
+
+def run_info(run: Run) -> RunInfo:
+    cfg = run.config
+    aug = cfg.get("augment") or {}
+    has = aug.get("model") is not None
+    perturb = aug.get("perturb") or {}
+    lr = cfg.get("lr")
+    size = cfg.data.get("train_size")
+    return RunInfo(dataset=dataset_label(cfg.data), size=None if size is None else int(size),
+                   augment="exp_neuron" if has else "none", lr=None if lr is None else float(lr),
+                   lam=float(aug.lam) if has and aug.get("lam") is not None else None,
+                   target=perturb.get("target"), status=run.status, summary=run.summary)
+
+
+def load_infos(root: str | Path) -> list[RunInfo]:
+    runs, problems = load_runs(root)
+    infos = []
+    for r in runs:
+        try:
+            infos.append(run_info(r))
+        except LosslandError as e:
+            problems.append(str(e))
+    if not infos:
+        raise LosslandError(f"no runs under {root}" + (f" ({problems[0]})" if problems else ""))
+    return infos
+
+
+def _pair(loss_sum, wrong) -> str:
+    if loss_sum is None or wrong is None:
+        return "—"
+    loss_sum = float(loss_sum)
+    if not math.isfinite(loss_sum):
+        return f"inf\\{int(wrong)}"
+    text = "0" if loss_sum == 0 else f"{loss_sum:.1f}" if loss_sum >= 1 else f"{loss_sum:.3f}"  # the seed's digits
+    return f"{text}\\{int(wrong)}"
+
+
+def _div(group: list[RunInfo]) -> str:
+    return f"{sum(r.status == 'diverged' for r in group)}/{len(group)}"
+
+
+def _groups(infos, key):
+    out: dict = {}
+    for r in infos:
+        out.setdefault(key(r), []).append(r)
+    return out
+
+
+def _seed_row(table, dataset: str, size):
+    """The seed's row for (dataset, size); an embedded stand-in matches its real data set at any size."""
+    real = seed.STANDINS.get(dataset)
+    for row in table:
+        if row[0] == dataset and row[1] == size:
+            return row
+        if real is not None and row[0] == real:
+            return row
+    return None
+
+
+def _seed_only_rows(rows: list[dict], table, fmt) -> list[dict]:
+    """The seed's rows of our data sets at sizes we did not run (ours shown as —), so the whole seed table of
+    those data sets stands beside ours."""
+    have = {(r["dataset"], r["train_size"]) for r in rows}
+    ours = {r["dataset"] for r in rows}
+    extra = []
+    for ds, size, none, exp, _arch in table:
+        if ds in ours and (ds, size) not in have:
+            extra.append({"dataset": ds, "train_size": size, "none": "—", "exp": "—", "seed_size": size,
+                          "seed_none": fmt(none), "seed_exp": fmt(exp)})
+    return sorted(rows + extra, key=lambda r: (r["dataset"], r["train_size"] or 0))
+
+
+def _pair_of(v) -> str:
+    return _pair(*v)
+
+
+# ------------------------------------------------------------------------------------------------ protocols
+def _protocol_rows(infos: list[RunInfo], table, fmt, cells) -> list[dict]:
+    """One row per (data set, train size): ``cells(runs, tag)`` of the runs without (``none``) and with
+    (``exp``) the neuron, their diverged counts, and the seed's row of that table beside them."""
+    rows = []
+    by = _groups(infos, lambda r: (r.dataset, r.size))
+    for (ds, size), group in sorted(by.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        row = {"dataset": ds, "train_size": size}
+        for aug, tag in zip(AUGMENTS, ("none", "exp")):
+            g = [r for r in group if r.augment == aug]
+            row.update(cells(g, tag))
+            row[f"{tag}_div"] = _div(g) if g else "0/0"
+        s = _seed_row(table, ds, size)
+        row["seed_size"], row["seed_none"], row["seed_exp"] = (s[1], fmt(s[2]), fmt(s[3])) if s else (None, "—", "—")
+        rows.append(row)
+    return _seed_only_rows(rows, table, fmt)
+
+
+def quality_rows(infos: list[RunInfo]) -> list[dict]:
+    def cells(g, tag):
+        ok = [r for r in g if r.status == "ok" and "train_misclassified" in r.final]
+        best = min(ok, key=lambda r: (r.final["train_misclassified"], r.final["train_loss_sum"]), default=None)
+        loss_sum = None if best is None else best.final["train_loss_sum"]
+        wrong = None if best is None else best.final["train_misclassified"]
+        return {f"{tag}_loss_sum": loss_sum, f"{tag}_misclassified": wrong, tag: _pair(loss_sum, wrong),
+                f"{tag}_setting": "" if best is None else best.setting}
+
+    return _protocol_rows(infos, seed.QUALITY, _pair_of, cells)
+
+
+def speed_rows(infos: list[RunInfo]) -> list[dict]:
+    def cells(g, tag):
+        conv = [r for r in g if r.status == "ok" and r.summary.get("converged_step") is not None]
+        best = min(conv, key=lambda r: (r.summary["converged_epoch"], r.summary["converged_step"]), default=None)
+        s = {} if best is None else best.summary
+        return {f"{tag}_epochs": s.get("converged_epoch"), f"{tag}_steps": s.get("converged_step"),
+                tag: "—" if best is None else f"{_g(s['converged_epoch'])} ({s['converged_step']} steps)",
+                f"{tag}_setting": "" if best is None else best.setting, f"{tag}_converged": f"{len(conv)}/{len(g)}"}
+
+    return _protocol_rows(infos, seed.SPEED, lambda v: v, cells)
+
+
+def generalization_rows(infos: list[RunInfo], budget: float | None = None) -> list[dict]:
+    def cells(g, tag):
+        ok = [r for r in g if r.status == "ok" and r.summary.get("converged_epoch") is not None
+              and (budget is None or r.summary["converged_epoch"] <= budget) and "val_loss_sum" in r.final]
+        best = min(ok, key=lambda r: (r.final["test_misclassified"], r.final["test_loss_sum"]), default=None)
+        f = {} if best is None else best.final
+        return {f"{tag}_val_loss_sum": f.get("val_loss_sum"), f"{tag}_val_misclassified": f.get("val_misclassified"),
+                f"{tag}_test_misclassified": f.get("test_misclassified"),
+                tag: _pair(f.get("val_loss_sum"), f.get("val_misclassified")),
+                f"{tag}_setting": "" if best is None else best.setting, f"{tag}_eligible": f"{len(ok)}/{len(g)}"}
+
+    return _protocol_rows(infos, seed.GENERALIZATION, _pair_of, cells)
+
+
+def stability_rows(infos: list[RunInfo]) -> list[dict]:
+    rows = []
+    perturbed = [r for r in infos if r.target is not None]
+    by = _groups(perturbed, lambda r: (r.dataset, r.size, r.augment, r.target))
+    seed_frac = dict(seed.STABILITY)
+    for (ds, size, aug, target), g in sorted(by.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+        div = [r for r in g if r.status == "diverged"]
+        steps = [r.summary.get("diverged_at_step") for r in div if r.summary.get("diverged_at_step") is not None]
+        causes = sorted({str(r.summary.get("diverged_cause", "")) for r in div} - {""})
+        sigmas = [r.summary.get("perturbation", {}).get("sigma") for r in g]
+        sigmas = [s for s in sigmas if s is not None]
+        rows.append({"dataset": ds, "train_size": size, "augment": aug, "perturbed": target, "runs": len(g),
+                     "diverged": len(div), "fraction": len(div) / len(g),
+                     "median_step": statistics.median(steps) if steps else None,
+                     "first_step": min(steps) if steps else None, "causes": "; ".join(causes),
+                     "sigma": statistics.median(sigmas) if sigmas else None,
+                     "seed_fraction": seed_frac.get(target) if aug == "exp_neuron" else None})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ output
+COLUMNS = {
+    "quality": [("dataset", "data set"), ("train_size", "train"), ("none", "ours: none"), ("exp", "ours: exp"),
+                ("seed_none", "seed: none"), ("seed_exp", "seed: exp"), ("seed_size", "seed train"),
+                ("none_div", "div none"), ("exp_div", "div exp"), ("exp_setting", "exp setting")],
+    "speed": [("dataset", "data set"), ("train_size", "train"), ("none", "ours: none"), ("exp", "ours: exp"),
+              ("seed_none", "seed: none"), ("seed_exp", "seed: exp"), ("seed_size", "seed train"),
+              ("none_setting", "best none"), ("exp_setting", "best exp"), ("none_converged", "conv none"),
+              ("exp_converged", "conv exp"), ("none_div", "div none"), ("exp_div", "div exp")],
+    "generalization": [("dataset", "data set"), ("train_size", "train"), ("none", "ours: none"), ("exp", "ours: exp"),
+                       ("seed_none", "seed: none"), ("seed_exp", "seed: exp"), ("seed_size", "seed train"),
+                       ("none_setting", "chosen none"), ("exp_setting", "chosen exp"), ("none_eligible", "elig. none"),
+                       ("exp_eligible", "elig. exp"), ("none_div", "div none"), ("exp_div", "div exp")],
+    "stability": [("dataset", "data set"), ("train_size", "train"), ("augment", "model"), ("perturbed", "perturbed"),
+                  ("runs", "runs"), ("diverged", "diverged"), ("fraction", "fraction"), ("seed_fraction", "seed"),
+                  ("median_step", "median step"), ("first_step", "first step"), ("sigma", "σ (median)"),
+                  ("causes", "causes")],
+}
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def display_rows(protocol: str, rows: list[dict]) -> list[dict]:
+    """The table as printed: the protocol's columns under their headers, values as text."""
+    return [{h: _cell(r.get(k)) for k, h in COLUMNS[protocol]} for r in rows]
+
+
+def _num(v):
+    try:
+        x = float(str(v).split("\\")[-1].split(" ")[0]) if isinstance(v, str) else float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return x
+
+
+def figure(protocol: str, rows: list[dict]):
+    """Grouped bars per row: ours without / with the neuron beside the seed's (object API)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(5.0, 1.3 * len(rows) + 2), 3.6))
+    ax = fig.add_subplot(1, 1, 1)
+    if protocol == "stability":
+        labels = [f"{r['dataset']}\n{r['augment']}: {r['perturbed']}" for r in rows]
+        series = [("ours", [r["fraction"] for r in rows]), ("seed", [_num(r["seed_fraction"]) for r in rows])]
+        ax.set_ylabel("fraction diverged")
+    else:
+        labels = [f"{r['dataset']}\n{r['train_size']}" for r in rows]
+        key = {"quality": ("none_misclassified", "exp_misclassified"), "speed": ("none_epochs", "exp_epochs"),
+               "generalization": ("none_val_misclassified", "exp_val_misclassified")}[protocol]
+        series = [("ours: none", [_num(r.get(key[0])) for r in rows]),
+                  ("ours: exp", [_num(r.get(key[1])) for r in rows]),
+                  ("seed: none", [_num(r["seed_none"]) for r in rows]),
+                  ("seed: exp", [_num(r["seed_exp"]) for r in rows])]
+        ax.set_ylabel({"quality": "misclassified (train)", "speed": "epochs to zero training errors",
+                       "generalization": "misclassified (validation)"}[protocol])
+    width = 0.8 / len(series)
+    for i, (name, vals) in enumerate(series):
+        ax.bar([j + i * width for j in range(len(rows))], vals, width, label=name,
+               hatch="//" if name.startswith("seed") else None, alpha=0.85)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rows))], labels, fontsize=7)
+    ax.set_title(f"study E, {protocol}: ours beside the seed's")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def write_table(root: str | Path, protocol: str, out: str | Path | None = None, budget: float | None = None) -> dict:
+    """The protocol's table from the runs under ``root``: ``{"rows", "markdown", "files"}``; files are
+    ``<out>/<protocol>.csv``, ``.md`` and ``.png`` (default ``out``: ``<root>/exp_neuron``)."""
+    if protocol not in PROTOCOLS:
+        raise LosslandError(f"--protocol {protocol} is not valid; valid: {', '.join(PROTOCOLS)}")
+    infos = load_infos(root)
+    rows = {"quality": quality_rows, "speed": speed_rows, "stability": stability_rows,
+            "generalization": lambda i: generalization_rows(i, budget)}[protocol](infos)
+    if not rows:
+        raise LosslandError(f"no {protocol} runs under {root}"
+                            + (" (no run has augment.perturb.target set)" if protocol == "stability" else ""))
+    out = Path(out) if out is not None else Path(root) / "exp_neuron"
+    md = f"Units: {seed.UNITS[protocol]}.\n\n" + write_records_table(display_rows(protocol, rows), out, protocol)
+    atomic_write(out / f"{protocol}.md", md)  # the units above the table
+    png = atomic_figure(figure(protocol, rows), out / f"{protocol}.png")
+    files = [out / f"{protocol}.csv", out / f"{protocol}.md", png]
+    return {"rows": rows, "markdown": md, "files": files}

@@ -1,0 +1,187 @@
+"""Small- vs large-batch training and sharp minima (Keskar et al., "On large-batch training for deep learning:
+generalization gap and sharp minima", ICLR 2017), from the finished runs of ``sweeps/keskar_sb_lb.sh``.
+
+Input: a sweep directory whose ``train.py`` jobs differ only in ``data.batch_size`` (exactly two values: the
+smaller is SB, the larger LB) and ``seed``. Everything is read through ``lossland.runs`` / ``summary.json``:
+
+- train / test accuracy = 1 − the run's final full-pass ``train_error`` / ``test_error`` (percent), mean ± std
+  over seeds (sample std, ddof = 1);
+- ε-sharpness of each final minimum (:func:`lossland.metrics.sharpness.keskar_sharpness`, Keskar et al.'s
+  metric in percent, full space unless ``subspace``) on the training split, BN in eval mode, computed on a
+  float64 copy of the net: a small-batch net trained to 100% accuracy has saturated logits whose float32
+  cross-entropy is exactly 0 with exactly zero gradient, which would make every box look flat;
+- the 1-d interpolation θ(α) = α·x_LB + (1 − α)·x_SB of the SB and LB minima of the same seed, α ∈ [−1, 2]
+  (their Fig. 3): cross-entropy and accuracy on the train and test splits (BN in eval mode, i.e. the SB
+  run's running statistics for a net with BN — lossland's MLP has none by default).
+
+Output: ``keskar_runs.csv`` (one row per run), ``keskar_table.{csv,md}`` (Keskar et al.'s F1 row, as quoted in
+the lecture of docs/optim_lab.md, beside ours), ``keskar.json`` (everything, with the interpolation curves), and
+the figures ``keskar_interp.png`` and ``keskar_sharpness.png``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from lossland.errors import LosslandError
+from lossland.records import write_json, write_table
+from lossland.runs import Run, open_run
+from lossland.runs import find_runs as find_run_dirs
+
+log = logging.getLogger("lossland.studies.optim")
+
+__all__ = ["KESKAR_F1", "find_runs", "report"]
+
+# Keskar et al. (2017), Table 2, network F1 (fully connected, MNIST), as quoted in the course lecture that is the
+# source of study O (docs/optim_lab.md): accuracy in percent, mean ± std over their runs. The values live in
+# lossland/studies/optim/seed.yaml (the seed's whole table, shared with `lossland paper optim`), read as package data.
+def _keskar_f1() -> dict:
+    from importlib import resources
+
+    import yaml
+
+    table = yaml.safe_load((resources.files("lossland.studies.optim") / "seed.yaml")
+                           .read_text(encoding="utf-8"))["tables"]["keskar"]
+    (row,) = [r for r in table["rows"] if r[0] == "F1"]
+    cells = dict(zip(table["columns"], (tuple(v) for v in row[1:])))
+    return {"name": "F1 (Keskar et al. 2017, MNIST)", "train_sb": cells["train SB"], "train_lb": cells["train LB"],
+            "test_sb": cells["test SB"], "test_lb": cells["test LB"]}
+
+
+KESKAR_F1 = _keskar_f1()
+
+
+def find_runs(sweep_dir: str | Path) -> list[dict]:
+    """The sweep's finished runs: ``{dir, batch_size, seed, train_acc, test_acc, summary}`` (status ok only)."""
+    root = Path(sweep_dir)
+    if not root.is_dir():
+        raise LosslandError(f"task.runs={sweep_dir} is not a directory")
+    runs = []
+    for d in find_run_dirs(root):
+        run = Run(d)
+        if run.status != "ok":
+            log.warning("skipping %s: status %s", d, run.status)
+            continue
+        summary, cfg = run.summary, run.config
+        final = summary.get("final") or {}
+        if "train_error" not in final or "test_error" not in final:
+            raise LosslandError(f"{d}/summary.json has no final train_error/test_error")
+        runs.append({"dir": d, "batch_size": int(cfg.data.batch_size), "seed": int(cfg.seed),
+                     "train_acc": 100 * (1 - final["train_error"]), "test_acc": 100 * (1 - final["test_error"])})
+    sizes = sorted({r["batch_size"] for r in runs})
+    if len(sizes) != 2:
+        raise LosslandError(f"task.runs={sweep_dir}: need finished runs with exactly two batch sizes (SB and LB), "
+                            f"found {sizes or 'no finished runs'}")
+    for r in runs:
+        r["regime"] = "SB" if r["batch_size"] == sizes[0] else "LB"
+    return runs
+
+
+def _mean_std(values) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float)
+    return (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0) if len(v) else (math.nan, math.nan)
+
+
+def _pm(ms: tuple[float, float], fmt: str = ".2f") -> str:
+    return "—" if math.isnan(ms[0]) else f"{ms[0]:{fmt}} ± {ms[1]:{fmt}}"
+
+
+def report(sweep_dir, out, eps=(1e-3, 5e-4), subspace=None, maxiter: int = 10, sharpness_examples=None,
+           alphas=(-1.0, 2.0, 31), pairs: int = 1, device: str = "cpu", progress: bool = True) -> list[Path]:
+    """Analyse the sweep (module docstring); returns the files written into ``out``."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from lossland.metrics.landscape import direction_to, slice_1d
+    from lossland.metrics.sharpness import keskar_sharpness
+    from lossland.studies.optim.plots import keskar_interp_figure, keskar_sharpness_figure, save
+
+    out = Path(out)
+    eps = [float(e) for e in eps]
+    if not eps or not all(math.isfinite(e) and e > 0 for e in eps):
+        raise LosslandError(f"task.eps={eps} is not valid: every ε must be a positive number")
+    if len(alphas) != 3 or int(alphas[2]) < 2:
+        raise LosslandError(f"task.alphas={list(alphas)} must be [start, stop, number of points ≥ 2]")
+    grid = np.linspace(float(alphas[0]), float(alphas[1]), int(alphas[2]))
+    runs = find_runs(sweep_dir)
+    models = {}
+
+    def model_of(r):
+        key = str(r["dir"])
+        if key not in models:
+            model, loss, dm = open_run(r["dir"]).model()
+            model = copy.deepcopy(model)
+            models[key] = (model.to(device), loss, dm.to(device))
+        return models[key]
+
+    for r in tqdm(runs, desc="sharpness", disable=not progress):
+        model, loss, dm = model_of(r)
+        x, y = dm.splits["train"]
+        if sharpness_examples:
+            x, y = x[:int(sharpness_examples)], y[:int(sharpness_examples)]
+        model64 = copy.deepcopy(model).double()  # a well-fit SB net's float32 loss underflows to 0 (flat by fiat)
+        x = x.double()
+        for e in eps:
+            r[f"sharpness_{e:g}"] = keskar_sharpness(model64, loss, (x, y), eps=e, subspace=subspace,
+                                                     maxiter=maxiter, batch_size=dm.eval_batch_size, seed=0)
+    by_seed = {}
+    for r in runs:
+        by_seed.setdefault(r["seed"], {})[r["regime"]] = r
+    curves = []
+    for seed, pair in tqdm(sorted(by_seed.items()), desc="interpolation", disable=not progress):
+        if set(pair) != {"SB", "LB"}:
+            continue
+        sb, loss, dm = model_of(pair["SB"])
+        lb = model_of(pair["LB"])[0]
+        d = direction_to(sb, lb)  # θ_SB + α·(θ_LB − θ_SB) = α·x_LB + (1 − α)·x_SB
+        curve = {"seed": seed, "alphas": grid.tolist()}
+        for split in ("train", "test"):
+            with torch.no_grad():
+                s = slice_1d(sb, loss, dm.splits[split], d, grid, bn="eval", batch_size=dm.eval_batch_size,
+                             progress=False)
+            curve[f"{split}_loss"] = s["loss"].tolist()
+            curve[f"{split}_acc"] = (100 * s["accuracy"]).tolist()
+        curves.append(curve)
+    if not curves:
+        raise LosslandError(f"task.runs={sweep_dir}: no seed has both an SB and an LB run to interpolate")
+
+    run_rows = [{"run": str(r["dir"].relative_to(Path(sweep_dir))), "regime": r["regime"],
+                 "batch_size": r["batch_size"], "seed": r["seed"], "train_acc": r["train_acc"],
+                 "test_acc": r["test_acc"], **{f"sharpness_eps={e:g}": r[f"sharpness_{e:g}"] for e in eps}}
+                for r in sorted(runs, key=lambda r: (r["regime"] != "SB", r["seed"]))]
+    write_table(run_rows, out, "keskar_runs")
+    sb_runs = [r for r in runs if r["regime"] == "SB"]
+    lb_runs = [r for r in runs if r["regime"] == "LB"]
+    ours = {"train_sb": _mean_std([r["train_acc"] for r in sb_runs]),
+            "train_lb": _mean_std([r["train_acc"] for r in lb_runs]),
+            "test_sb": _mean_std([r["test_acc"] for r in sb_runs]),
+            "test_lb": _mean_std([r["test_acc"] for r in lb_runs])}
+    for e in eps:
+        ours[f"sharp_sb_{e:g}"] = _mean_std([r[f"sharpness_{e:g}"] for r in sb_runs])
+        ours[f"sharp_lb_{e:g}"] = _mean_std([r[f"sharpness_{e:g}"] for r in lb_runs])
+    bs = (sb_runs[0]["batch_size"], lb_runs[0]["batch_size"])
+    name = f"ours (SB {bs[0]}, LB {bs[1]}; {len(sb_runs)}+{len(lb_runs)} runs)"
+    table = []
+    for label, row in ((KESKAR_F1["name"], KESKAR_F1), (name, ours)):
+        t = {"name": label, "train SB": _pm(row["train_sb"]), "train LB": _pm(row["train_lb"]),
+             "test SB": _pm(row["test_sb"]), "test LB": _pm(row["test_lb"])}
+        for e in eps:
+            t[f"sharpness ε={e:g} SB"] = _pm(row.get(f"sharp_sb_{e:g}", (math.nan, math.nan)), ".3g")
+            t[f"sharpness ε={e:g} LB"] = _pm(row.get(f"sharp_lb_{e:g}", (math.nan, math.nan)), ".3g")
+        table.append(t)
+    md = write_table(table, out, "keskar_table")
+    print("accuracy in %, mean ± std over seeds; ε-sharpness in % (Keskar et al.'s metric); "
+          "F1 row: Keskar et al. Table 2 as quoted in the course lecture (docs/optim_lab.md; no sharpness there)")
+    print(md)
+    files = [out / "keskar_runs.csv", out / "keskar_runs.md", out / "keskar_table.csv", out / "keskar_table.md",
+             write_json(out / "keskar.json", {"sweep": str(sweep_dir), "eps": eps, "subspace": subspace,
+                                              "maxiter": maxiter, "runs": run_rows, "table": table,
+                                              "keskar_f1": KESKAR_F1, "interpolation": curves}),
+             save(keskar_interp_figure(curves, pairs, bs), out / "keskar_interp.png"),
+             save(keskar_sharpness_figure(run_rows, eps), out / "keskar_sharpness.png")]
+    return files

@@ -1,0 +1,66 @@
+"""Study O (seed 004): Keskar et al.'s SB/LB accuracy table as quoted in the lecture, our F1 stand-in beside its
+F1 row (an MLP on mnist5k, ``sweeps/keskar_sb_lb.sh``), read with :func:`lossland.studies.optim.keskar.find_runs` (final
+full-pass train / test error of every finished run; the smaller batch size is SB)."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from lossland.errors import LosslandError
+from lossland.paper.adapters import Recipe, recipe_names, sweep_dir
+from lossland.paper.compare import Ours, judge
+
+RECIPES = [Recipe.script("keskar_sb_lb")]
+FIT_AT_LEAST = 98.0   # percent: "both fit the training set"
+
+
+def context(root: Path) -> dict:
+    from lossland.studies.optim.keskar import find_runs
+
+    try:
+        runs = find_runs(sweep_dir(root, "keskar_sb_lb", primary=True, siblings=recipe_names(RECIPES)))
+    except LosslandError as e:
+        return {"runs": [], "problem": str(e)}
+    return {"runs": runs, "problem": ""}
+
+
+def _ms(xs):
+    return None if not xs else [statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0]
+
+
+def keskar(ctx) -> list[Ours]:
+    runs = ctx["runs"]
+    if not runs:
+        return []
+    v = {f"{split} {reg}": _ms([r[f"{split}_acc"] for r in runs if r["regime"] == reg])
+         for split in ("train", "test") for reg in ("SB", "LB")}
+    bs = sorted({r["batch_size"] for r in runs})
+    n = {reg: sum(r["regime"] == reg for r in runs) for reg in ("SB", "LB")}
+    return [Ours(key=("ours: MLP, mnist5k",), seed_key=("F1",), values=v,
+                 note=f"SB {bs[0]}, LB {bs[-1]}; {n['SB']}+{n['LB']} runs (sample std)")]
+
+
+TABLES = {"keskar": keskar}
+
+
+def lb_generalizes_worse(ctx, tables):
+    rows = [o for o in tables.get("keskar", []) if o.values.get("test SB") and o.values.get("test LB")]
+    if not rows:
+        return judge(None, ctx.get("problem") if ctx else "no SB/LB runs")
+    bad = [o for o in rows if not o.values["test LB"][0] < o.values["test SB"][0]]
+    return judge(not bad, "; ".join(f"{o.key[0]}: test SB {o.values['test SB'][0]:.2f} vs LB "
+                                    f"{o.values['test LB'][0]:.2f}" for o in rows))
+
+
+def both_fit_training_set(ctx, tables):
+    rows = [o for o in tables.get("keskar", []) if o.values.get("train SB") and o.values.get("train LB")]
+    if not rows:
+        return judge(None, ctx.get("problem") if ctx else "no SB/LB runs")
+    low = [f"{o.key[0]} {c} {o.values[c][0]:.2f}" for o in rows for c in ("train SB", "train LB")
+           if o.values[c][0] < FIT_AT_LEAST]
+    return judge(not low, f"train accuracy ≥ {FIT_AT_LEAST:g} % in every cell" if not low
+                 else "below: " + ", ".join(low))
+
+
+TRENDS = {f.__name__: f for f in (lb_generalizes_worse, both_fit_training_set)}

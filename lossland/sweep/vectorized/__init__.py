@@ -1,0 +1,18 @@
+"""A whole grid trained as one vectorized model (``python train.py -m ... grid=vectorized``; docs/scale.md).
+
+The jobs of a multirun that differ only in rates (``elr`` / ``lr``), the regularization coefficient
+(``regularizer.coef``) or ``seed`` are trained in one process as one stacked model: one
+``torch.func.vmap`` of ``grad`` of ``functional_call`` per step for all members, then the SGD update (and, for
+sphere SGD, each member's retraction) on the stacked tensors. Each member still is an ordinary job: its own
+directory, ``.hydra/config.yaml``, ``summary.json``, ``metrics.csv``, checkpoints and phase metrics, built by
+:func:`lossland.train.prepare`; a member whose loss goes bad stops alone and is recorded ``diverged`` at that
+step, exactly as its sequential run would be.
+
+- :mod:`lossland.sweep.vectorized.stack`: which grids stack (one-line refusals naming the differing key) and the stacked
+  step;
+- :mod:`lossland.sweep.vectorized.run`: the members' records and the lockstep loop.
+"""
+
+from lossland.sweep.vectorized.run import launch_grid, run_grid
+
+__all__ = ["launch_grid", "run_grid"]

@@ -1,0 +1,246 @@
+"""Which grids stack, and the stacked SGD / sphere-SGD step of all members at once.
+
+Members are stacked along a new leading dimension (``torch.func.stack_module_state``); one step is a
+``vmap`` of the members' forward passes (``functional_call``; MLPs: batched matrix products,
+:mod:`lossland.sweep.vectorized.fast`) and one backward pass (the batch is shared when the members share the data order,
+i.e. the seed), then ``θ_i ← θ_i − lr_i·g_i`` and, for sphere SGD, ``θ_i ← ρ0_i·θ_i/‖θ_i‖`` per member and sphere.
+A member that has stopped (diverged, or stopped by a callback) keeps its weights bit for bit.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from lossland.errors import LosslandError
+from lossland.optim import SphereSGD
+from lossland.regularizers import NoRegularizer, WeightDecay
+from lossland.sweep.vectorized.fast import stacked_mlp
+
+# Keys members may differ in; everything else must be equal.
+FREE = ("seed", "elr", "lr", "out_dir", "regularizer.coef", "optimizer.lr", "optimizer.elr")
+SPHERE_MODES = ("whole", "per_layer", "per_filter")
+
+
+def _flat(node, prefix: str = "") -> dict:
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def check_stackable(cfgs: list[DictConfig]) -> None:
+    """Refuse (one line naming the first differing key) members that differ in anything but :data:`FREE`;
+    values that follow from them (e.g. a schedule's ``${elr}``) may differ too."""
+    def flat(cfg, resolve):
+        return _flat(OmegaConf.to_container(cfg, resolve=resolve))
+
+    first, first_raw = flat(cfgs[0], True), flat(cfgs[0], False)
+    for cfg in cfgs[1:]:
+        other, raw = flat(cfg, True), flat(cfg, False)
+        for key in sorted(set(first) | set(other)):
+            if key in FREE or first.get(key) == other.get(key):
+                continue
+            derived = raw.get(key) == first_raw.get(key) and "${" in str(raw.get(key))  # e.g. ${elr}
+            if not derived:
+                raise LosslandError(
+                    f"grid=vectorized: the jobs differ in {key} ({first.get(key)} vs {other.get(key)}); only "
+                    f"{', '.join(k for k in FREE if k != 'out_dir')} may differ (run without grid=vectorized)")
+    opt = cfgs[0].optimizer
+    target = str(opt._target_)
+    if target == "torch.optim.SGD":
+        for key in ("momentum", "weight_decay", "dampening"):
+            if float(opt.get(key, 0) or 0) != 0:
+                raise LosslandError(f"grid=vectorized: optimizer.{key}={opt[key]} does not stack (plain SGD and "
+                                    "sphere SGD only; use regularizer=weight_decay or run without grid=vectorized)")
+        if opt.get("nesterov"):
+            raise LosslandError("grid=vectorized: nesterov momentum does not stack (plain SGD and sphere SGD only)")
+    elif target == "lossland.optim.SphereSGD":
+        if opt.get("direction", "gradient") == "random":
+            raise LosslandError("grid=vectorized: optimizer.direction=random does not stack (gradient or ascent)")
+    else:
+        raise LosslandError(f"grid=vectorized: optimizer {target} does not stack (optimizer=sgd or sphere_sgd)")
+    augment = cfgs[0].get("augment") or {}
+    if augment.get("model") is not None or augment.get("penalty") is not None:
+        raise LosslandError("grid=vectorized: augment options do not stack (augment=none)")
+    reg = str(cfgs[0].regularizer.get("_target_", ""))
+    if reg not in ("lossland.regularizers.NoRegularizer", "lossland.regularizers.WeightDecay"):
+        raise LosslandError(f"grid=vectorized: regularizer {reg} does not stack (regularizer=none or weight_decay)")
+    trainer = cfgs[0].trainer
+    if str(trainer.get("devices", 1)) != "1" or str(trainer.get("precision", "32-true")) not in ("32-true", "32"):
+        raise LosslandError("grid=vectorized: one device in fp32 only (trainer.devices=1, trainer.precision=32-true)")
+
+
+def check_model(model: nn.Module) -> None:
+    """Refuse models whose forward draws randomness (dropout): the members would share one stream."""
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0:
+            raise LosslandError(f"grid=vectorized: the model has dropout ({name or 'model'}, p={m.p}), which "
+                                "does not stack (set model.dropout=0 or run without grid=vectorized)")
+
+
+class Stack:
+    """The members' models stacked, and the step that trains them all.
+
+    ``modules``: each member's :class:`~lossland.module.LandscapeModule`; ``optimizers``: each member's
+    optimizer (for ρ0 and its recorded statistics)."""
+
+    def __init__(self, modules: list, optimizers: list):
+        self.modules, self.optimizers = modules, optimizers
+        models = [m.model for m in modules]
+        self.model0 = copy.deepcopy(models[0]).to("meta")
+        names = [n for n, p in models[0].named_parameters() if p.requires_grad]
+        params, buffers = stack_module_state(models)
+        self.params = {n: params[n].detach().clone().requires_grad_() for n in names}
+        self.frozen = {n: v.detach().clone() for n, v in params.items() if n not in self.params}
+        self.buffers = {n: v.clone() for n, v in buffers.items()}
+        self.names = names
+        self.sphere = isinstance(optimizers[0], SphereSGD)
+        self.loss = modules[0].loss
+        self.max_loss = modules[0].max_loss
+        regs = [m.regularizer for m in modules]
+        if any(r is not None and not isinstance(r, (NoRegularizer, WeightDecay)) for r in regs):
+            raise LosslandError("grid=vectorized: only regularizer=none or weight_decay stacks")
+        self.coef = torch.tensor([float(r.coef) if isinstance(r, WeightDecay) else 0.0 for r in regs])
+        w = next((r for r in regs if isinstance(r, WeightDecay)), None)
+        self.decayed = [] if w is None else [n for n in names if w.include_bias or self.params[n].ndim > 2]
+        self.alive = torch.ones(len(models), dtype=torch.bool)  # per stacked row
+        self.rows = list(range(len(models)))  # the member in each stacked row (stopped members are dropped)
+        member_params = [dict(m.named_parameters()) for m in models]
+        self.member_params = [[mp[n] for n in names] for mp in member_params]
+        self.member_buffers = [dict(m.named_buffers()) for m in models]
+        if self.sphere:
+            self.mode = optimizers[0].mode
+            self.sign = 1.0 if optimizers[0].direction == "ascent" else -1.0
+            # ρ0 of each member and parameter, broadcastable against the stacked tensor
+            self.rho = {n: torch.stack([opt.state[mp[n]]["rho0"].detach() for opt, mp in
+                                        zip(optimizers, member_params)]) for n in names}
+        self.fast = stacked_mlp(models[0]) if not self.buffers else None
+        self._forward = vmap(self._objective, in_dims=(0, 0, 0, None, None, 0))
+        self._forward_own = vmap(self._objective, in_dims=(0, 0, 0, 0, 0, 0))
+
+    def _objective(self, params, frozen, buffers, x, y, coef):
+        out = functional_call(self.model0, ({**params, **frozen}, buffers), (x,))
+        loss = self.loss(out, y)
+        total = loss
+        if self.decayed:
+            total = total + 0.5 * coef * sum(params[n].pow(2).sum() for n in self.decayed)
+        return total, loss, out
+
+    def forward_backward(self, x: torch.Tensor, y: torch.Tensor, shared: bool):
+        """Gradients, losses (M,) and outputs (M, B, ...) of every member on its batch (``shared``: one batch
+        for all, else ``x``/``y`` have a leading member dimension). The members are independent, so the
+        gradient of the sum of their objectives is each member's own gradient in its slice (one backward
+        pass; faster than ``vmap(grad(...))``)."""
+        if self.fast is not None:
+            out = self.fast(self.params, x, shared)
+            m = out.shape[0]
+            per = self.loss.per_sample(out.flatten(0, 1), y.repeat(m) if shared else y.flatten())
+            loss = per.reshape(m, -1).mean(1)
+            total = loss
+            if self.decayed:
+                total = total + 0.5 * self.coef * sum(self.params[n].flatten(1).square().sum(1) for n in self.decayed)
+        else:
+            f = self._forward if shared else self._forward_own
+            total, loss, out = f(self.params, self.frozen, self.buffers, x, y, self.coef)
+        grads = torch.autograd.grad(total.sum(), [self.params[n] for n in self.names])
+        return dict(zip(self.names, grads)), (loss.detach(), out.detach())
+
+    def row(self, i: int) -> int:
+        """The stacked row of member ``i``."""
+        return self.rows.index(i)
+
+    def members_of(self, rows: torch.Tensor) -> list[int]:
+        return [self.rows[k] for k in rows.tolist()]
+
+    @torch.no_grad()
+    def compact(self) -> None:
+        """Drop the rows of stopped members (already synced into their own models) so that the following
+        steps compute only the members still training."""
+        if bool(self.alive.all()):
+            return
+        keep = self.alive.nonzero().flatten()
+        self.params = {n: v[keep].detach().clone().requires_grad_() for n, v in self.params.items()}
+        for d in (self.frozen, self.buffers) + ((self.rho,) if self.sphere else ()):
+            for n in d:
+                d[n] = d[n][keep]
+        self.coef = self.coef[keep]
+        self.rows = [self.rows[k] for k in keep.tolist()]
+        self.alive = torch.ones(len(self.rows), dtype=torch.bool)
+
+    def bad(self, loss: torch.Tensor) -> torch.Tensor:
+        """Members whose loss is non-finite or above ``max_loss`` (the sequential loop's test)."""
+        bad = ~torch.isfinite(loss)
+        if self.max_loss is not None:
+            bad |= loss > self.max_loss
+        return bad
+
+    @torch.no_grad()
+    def update(self, grads: dict, r: torch.Tensor) -> None:
+        """One SGD (or sphere-SGD) step of every member still alive; ``r``: each member's lr (elr), (M,) over
+        all members."""
+        if len(self.rows) != r.shape[0]:
+            r = r[self.rows]
+        every = bool(self.alive.all())
+        for n in self.names:
+            p, g = self.params[n], grads[n]
+            if not every:
+                g = torch.where(_b(self.alive, g), g, torch.zeros_like(g))
+            if self.sphere:  # lr = elr·ρ0² per member and sphere
+                p.add_(g * _b(r, g) * _b(self.rho[n], g).square(), alpha=self.sign)
+            else:
+                p.sub_(g * _b(r, g))
+        if self.sphere:
+            self._retract()
+
+    def _retract(self) -> None:
+        factors = {}
+        if self.mode == "whole":
+            norm = torch.stack([self.params[n].flatten(1).square().sum(1) for n in self.names]).sum(0).sqrt()
+            f = self.rho[self.names[0]] / norm
+            factors = {n: f for n in self.names}
+        else:
+            for n in self.names:
+                p = self.params[n]
+                if self.mode == "per_filter" and p.ndim >= 3:
+                    factors[n] = self.rho[n] / torch.linalg.vector_norm(p.flatten(2), dim=2)
+                else:
+                    factors[n] = self.rho[n] / torch.linalg.vector_norm(p.flatten(1), dim=1)
+        for n in self.names:
+            f = factors[n]
+            f = torch.where(_b(self.alive, f), f, torch.ones_like(f))
+            self.params[n].mul_(_b(f, self.params[n]))
+
+    def grad_stats(self, grads: dict, i: int) -> dict:
+        """What member ``i``'s sphere optimizer records of its last step (``last_stats``)."""
+        i = self.row(i)
+        gnorms = [torch.linalg.vector_norm(grads[n][i]) for n in self.names]
+        if self.mode == "whole":
+            dirs = torch.linalg.vector_norm(torch.stack(gnorms)).reshape(1)
+        elif self.mode == "per_layer":
+            dirs = torch.stack(gnorms)
+        else:
+            dirs = torch.cat([torch.linalg.vector_norm(grads[n][i].flatten(1), dim=1) if grads[n].ndim >= 3
+                              else gnorms[k].reshape(1) for k, n in enumerate(self.names)])
+        return {"grad_sq": torch.stack(gnorms).square().sum(), "dir_norms": dirs}
+
+    @torch.no_grad()
+    def sync(self, i: int) -> None:
+        """Copy member ``i``'s stacked weights and buffers into its own model (before its callbacks,
+        records and checkpoints read them)."""
+        k = self.row(i)
+        for n, p in zip(self.names, self.member_params[i]):
+            p.copy_(self.params[n][k])
+        for n, b in self.member_buffers[i].items():
+            b.copy_(self.buffers[n][k])
+
+
+def _b(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``v`` (member dimension first) reshaped to broadcast against ``like``."""
+    return v.reshape(v.shape + (1,) * (like.ndim - v.ndim))
