@@ -92,6 +92,7 @@ class Trainer:
         self._fast = False
         self.should_stop = False  # a callback may end the run early (e.g. at zero training errors)
         self.extra_summary: dict = {}  # recorded in the run's summary.json (e.g. a perturbation applied at start)
+        self.diverged: Diverged | None = None  # where and why the run diverged
 
     # ------------------------------------------------------------------------------ public hooks
     @property
@@ -169,8 +170,8 @@ class Trainer:
 
     # -------------------------------------------------------------------------------------- fit
     def fit(self, module, datamodule, resume: dict | None = None) -> None:
-        """Train to ``total_steps``. Raises :class:`Diverged` (after saving the last finite weights) or
-        :class:`Interrupted` (after saving ``last.ckpt``)."""
+        """Train to ``total_steps``, to a callback's stop or to a divergence (``diverged``: its step and cause;
+        the weights are those before the bad update). Raises :class:`Interrupted` (after saving ``last.ckpt``)."""
         if self.deterministic:
             torch.use_deterministic_algorithms(True)
         fabric, dm = self.fabric, datamodule
@@ -190,6 +191,8 @@ class Trainer:
             self.call("on_train_start", trainer=self, module=module)
             self.call("on_step", trainer=self, module=module)
             self._train(wrapped if not self._fast else module)
+        except Diverged as d:
+            self.diverged = d
         finally:
             for s, h in old_handlers.items():
                 signal.signal(s, h)

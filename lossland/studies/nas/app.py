@@ -13,9 +13,9 @@ import time
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lossland.config import job_overrides, output_dir
+from lossland.config import output_dir
 from lossland.errors import LosslandError
-from lossland.records import SUMMARY_JSON, atomic_torch_save, atomic_write, write_json
+from lossland.records import atomic_torch_save, atomic_write, write_json
 
 log = logging.getLogger("lossland.studies.nas")
 
@@ -47,6 +47,22 @@ def _build_data(cfg):
 
 
 def run_search(cfg: DictConfig) -> dict:
+    from lossland.job import Job
+
+    validate(cfg)
+    job = Job(cfg, output_dir(cfg))
+    if job.open() == "skip":
+        return job.summary
+    job.start(app="nas", prior=cfg.prior.name)
+    with job.recording():
+        _search(cfg, job)
+    print(f"lossland nas: prior={cfg.prior.name} {job.summary['status']} in {job.summary['wall_s']:.1f} s; "
+          f"test acc supernet {job.summary.get('test_acc', float('nan')):.4f}, "
+          f"discrete {job.summary.get('discrete_test_acc', float('nan')):.4f}; {job.out / 'genotype.yaml'}")
+    return job.summary
+
+
+def _search(cfg, job):
     from lossland.build import build_loggers
     from lossland.models.darts import GenotypeNet
     from lossland.seeding import generator, stream_seed
@@ -54,15 +70,8 @@ def run_search(cfg: DictConfig) -> dict:
     from lossland.studies.nas.robustness import noise_curve, train_discrete
     from lossland.studies.nas.search import Search, accuracy
     from lossland.studies.nas.supernet import Supernet
-    from lossland.train import finish_wandb
 
-    validate(cfg)
-    out = output_dir(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    summary = {"app": "nas", "status": "running", "prior": cfg.prior.name, "seed": int(cfg.seed),
-               "overrides": job_overrides()}
-    write_json(out / SUMMARY_JSON, summary)
+    out, summary = job.out, job.summary
     device = str(cfg.device)
     torch.manual_seed(stream_seed(cfg.seed, "init"))
     dm = _build_data(cfg)
@@ -74,18 +83,19 @@ def run_search(cfg: DictConfig) -> dict:
     model = Supernet(dm.input_shape, dm.num_classes, list(n.ops), n.channels, n.cells, n.nodes,
                      None if n.reductions is None else list(n.reductions), n.stem_multiplier, n.gamma_init)
     loggers = build_loggers(cfg, out)
+    job.attach(loggers=loggers)
 
     def log_metrics(metrics, step):
         for lg in loggers:
             lg.log_metrics(metrics, step)
 
-    try:
+    if True:  # (replaced by the steps below)
         search = Search(model, splits, cfg.search, cfg.prior, seed=stream_seed(cfg.seed, "data"), device=device)
         summary.update(search.run(log_metrics))
         loggers[0].save()
         hist = search.history
         if summary["status"] != "ok":  # diverged: the records so far, no genotype / robustness
-            return summary
+            return
         genotype = model.genotype()
         atomic_write(out / "genotype.yaml", OmegaConf.to_yaml(OmegaConf.create(genotype)))
         atomic_torch_save({"state_dict": model.state_dict(), "log_decay": summary["log_decay"],
@@ -133,28 +143,6 @@ def run_search(cfg: DictConfig) -> dict:
         for lg in loggers[1:]:
             lg.log_metrics({"test_acc_final": summary["test_acc"], "discrete_test_acc": summary["discrete_test_acc"]},
                            summary["steps"])
-    except LosslandError:
-        summary.update(status="failed")
-        raise
-    except Exception as e:  # a failure is a record too
-        summary.update(status="failed", error=f"{type(e).__name__}: {e}")
-        log.exception("search failed")
-    finally:
-        summary["wall_s"] = time.perf_counter() - t0
-        write_json(out / SUMMARY_JSON, summary)
-        for lg in loggers if "loggers" in locals() else []:
-            try:
-                lg.finalize("success" if summary["status"] == "ok" else "failed")
-                if hasattr(lg, "experiment") and hasattr(lg.experiment, "id") and lg is not loggers[0]:
-                    summary["wandb"] = {"id": lg.experiment.id}
-            except Exception as e:  # noqa: BLE001 - a tracker failure must not lose the local records
-                summary.setdefault("logger_errors", []).append(f"{type(lg).__name__}: {e}")
-        write_json(out / SUMMARY_JSON, summary)
-        finish_wandb()
-        print(f"lossland nas: prior={cfg.prior.name} {summary['status']} in {summary['wall_s']:.1f} s; "
-              f"test acc supernet {summary.get('test_acc', float('nan')):.4f}, "
-              f"discrete {summary.get('discrete_test_acc', float('nan')):.4f}; {out / 'genotype.yaml'}")
-    return summary
 
 
 def findings(hist: list[dict], n_ops: int, cfg) -> dict:

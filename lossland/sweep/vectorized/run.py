@@ -1,11 +1,10 @@
-"""The members of a vectorized grid: their records (as :func:`lossland.train.run` writes them) and the
-lockstep loop that trains them together.
+"""The members of a vectorized grid: each an ordinary job (:class:`lossland.job.Job`: its directory, summary,
+config, metrics, checkpoints) prepared by :func:`lossland.train.prepare`, trained together in lockstep.
 
-Each member is prepared by :func:`lossland.train.prepare` (data, model, optimizer, callbacks, loggers,
-``checkpoints/init.pt``), so its phase metrics, checkpoints and ``metrics.csv`` are the ones its sequential
-run writes. Only the forward / backward / update of the training steps are shared (:class:`Stack`); the
-loop around them is :class:`lossland.loop.Trainer`'s, step for step: the same data order per member, the same
-blocks of logged steps, the callbacks at the same due steps, ``last.ckpt`` at every due step, the epoch means.
+Each member's phase metrics, checkpoints and ``metrics.csv`` are the ones its sequential run writes. Only the
+forward / backward / update of the training steps are shared (:class:`Stack`); the loop around them is
+:class:`lossland.loop.Trainer`'s, step for step: the same data order per member, the same blocks of logged
+steps, the callbacks at the same due steps, ``last.ckpt`` at every due step, the epoch means.
 
 Members whose directory holds a finished run are skipped; members with an unfinished run resume one by one
 through :func:`lossland.train.run` (their own resume path). A SIGTERM / SIGINT saves every member's
@@ -15,12 +14,7 @@ through :func:`lossland.train.run` (their own resume path). A SIGTERM / SIGINT s
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
-import time
-import traceback
-import uuid
 from pathlib import Path
 
 import torch
@@ -30,24 +24,15 @@ from lossland.build import build_data, build_loss, build_model
 from lossland.config import compose
 from lossland.data.base import block_sizes
 from lossland.errors import LosslandError
-from lossland.loop import Interrupted
+from lossland.job import Job
+from lossland.loop import Diverged, Interrupted
 from lossland.optim.schedules import Constant
-from lossland.records import atomic_write, write_json
+from lossland.records import atomic_write
 from lossland.schema import validate
 from lossland.sweep.launchers import launcher_kind
 from lossland.sweep.vectorized.fast import stacked_mlp
 from lossland.sweep.vectorized.stack import Stack, check_model, check_stackable
-from lossland.train import (
-    callback_summaries,
-    config_digest,
-    decide,
-    final_metrics,
-    finish_wandb,
-    prepare,
-    save_last,
-    scheduler_job,
-    used_rates,
-)
+from lossland.train import prepare
 from lossland.train import run as run_one
 
 log = logging.getLogger("lossland")
@@ -87,15 +72,14 @@ def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None) -
         validate(cfg)
     check_stackable(cfgs)
     results: list[dict | None] = [None] * len(cfgs)
+    jobs = [Job(cfg, Path(cfg.out_dir), overrides=o) for cfg, o in zip(cfgs, overrides)]
     fresh = []
-    for i, cfg in enumerate(cfgs):
-        out = Path(cfg.out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        action, state = decide(cfg, out, config_digest(cfg))
+    for i, job in enumerate(jobs):
+        action = job.open()
         if action == "skip":
-            results[i] = state
+            results[i] = job.summary
         elif action == "resume":  # its own resume path, one member at a time
-            results[i] = _sequential(cfg)
+            results[i] = _sequential(cfgs[i])
         else:
             fresh.append(i)
     if fresh and not worth_stacking(cfgs[fresh[0]]):
@@ -107,8 +91,7 @@ def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None) -
     elif len(fresh) == 1:
         results[fresh[0]] = _sequential(cfgs[fresh[0]])
     elif fresh:
-        members = [Member(cfgs[i], overrides[i]) for i in fresh]
-        for i, summary in zip(fresh, train_members(members)):
+        for i, summary in zip(fresh, train_members([jobs[i] for i in fresh])):
             results[i] = summary
     return results
 
@@ -129,71 +112,37 @@ def _sequential(cfg: DictConfig) -> dict:
 
 
 class Member:
-    """One job of the grid: its directory, its summary, and (once prepared) its trainer, module and data."""
+    """One job of the grid in training: its :class:`Job` and (once prepared) its trainer, module and data."""
 
-    def __init__(self, cfg: DictConfig, overrides: list[str]):
-        self.cfg, self.out = cfg, Path(cfg.out_dir)
-        self.summary = {"status": "running", "seed": int(cfg.seed), "elr": cfg.optimizer.get("elr"),
-                        "lr": cfg.optimizer.get("lr"),  # until used_rates() knows
-                        "overrides": list(overrides), "steps": 0, "epochs": 0, "wall_s": 0.0,
-                        "diverged_at_step": None, "final": {}, "run_id": uuid.uuid4().hex[:12],
-                        "config_digest": config_digest(cfg), "pid": os.getpid(), "host": socket.gethostname(),
-                        "scheduler_job": scheduler_job()}
+    def __init__(self, job: Job):
+        self.job, self.cfg, self.out = job, job.cfg, job.out
         self.trainer = self.module = self.dm = None
-        self.stopped: str | None = None  # "diverged" / "stopped" (by a callback) / "failed"
+        self.stopped: str | None = None  # "diverged" / "stopped" (by a callback)
 
     def prepare(self) -> None:
-        write_json(self.out / "summary.json", self.summary)
-        from lossland.records import CONFIG_YAML  # the record a Hydra job would have
-
-        atomic_write(self.out / CONFIG_YAML, OmegaConf.to_yaml(self.cfg))
-        self.trainer, self.module, self.dm = prepare(self.cfg, self.out, self.summary["run_id"], None)
+        self.trainer, self.module, self.dm = prepare(self.cfg, self.out, self.job.run_id, None)
+        self.job.attach(self.trainer)
         tr = self.trainer
         tr.datamodule, tr.module = self.dm, self.module
         self.dm.to(tr.fabric.device)
         self.module.to(tr.fabric.device)
         tr.optimizer = self.module.configure_optimizers()
 
-    def finish(self, wall: float, index: int, size: int) -> dict:
-        """Final metrics, callback summaries, ``last.ckpt`` and ``summary.json``, as a sequential run ends."""
-        s, tr = self.summary, self.trainer
-        if tr is None:  # failed before it was prepared
-            s.pop("pid", None)
-            write_json(self.out / "summary.json", s)
-            return s
-        try:
-            if s["status"] == "running":
-                s["status"] = "ok"
-                tr.log(tr.evaluate("test"))
-                s["final"] = final_metrics(tr)
-            elif s["status"] == "diverged":
-                s["final"] = final_metrics(tr, scheduled=False)
-            if s["status"] != "failed":
-                s.update(callback_summaries(tr), **used_rates(tr))
-                s.update(steps=tr.global_step, epochs=tr.current_epoch, data_order=self.dm.order_digest,
-                         bound_by="steps" if tr.max_steps >= 0 else "epochs")
-                save_last(tr, self.out, s)
-        except Exception as e:  # recorded; the other members go on
-            s.update(status="failed", error=f"{type(e).__name__}: {e}")
-            (self.out / "error.log").write_text(traceback.format_exc())
-        s["wall_s"] = round(wall, 3)  # the whole grid's wall time (shared by its members)
-        s["grid"] = {"vectorized": True, "members": size, "index": index}
-        s.pop("pid", None)
-        for lg in tr.loggers:
+    def finish(self, index: int, size: int) -> dict:
+        """End the member's job as its sequential run ends (its own failure is recorded; the others go on)."""
+        job = self.job
+        if job.summary["status"] == "running" and self.trainer is not None:
             try:
-                lg.finalize("success" if s["status"] == "ok" else "failed")
-                if type(lg).__name__ == "WandbLogger":
-                    s["wandb"] = {"id": lg.experiment.id, "group": lg.experiment.group, "dir": lg.experiment.dir}
-            except Exception as e:  # a tracker's failure must not lose the local records
-                s.setdefault("logger_errors", []).append(f"{type(lg).__name__}: {e}")
-        write_json(self.out / "summary.json", s)
-        finish_wandb()
-        return s
+                job.complete(self.trainer)
+            except Exception as e:  # noqa: BLE001 - recorded in this member only
+                job.fail(e)
+        job.summary["grid"] = {"vectorized": True, "members": size, "index": index}
+        return job.finish()
 
 
-def train_members(members: list[Member]) -> list[dict]:
-    """Prepare every member, train them in lockstep, and end each one as its sequential run ends."""
-    t0 = time.time()
+def train_members(jobs: list[Job]) -> list[dict]:
+    """Start every member's job, train them in lockstep, and end each one as its sequential run ends."""
+    members = [Member(job) for job in jobs]
     received: list[int] = []
     old = {}
     for s in (signal.SIGTERM, signal.SIGINT):
@@ -202,26 +151,20 @@ def train_members(members: list[Member]) -> list[dict]:
         except ValueError:  # not the main thread
             pass
     try:
+        for job in jobs:
+            job.start()
         for m in members:
             m.prepare()
         Lockstep(members, Stack([m.module for m in members], [m.trainer.optimizer for m in members]),
                  received).run()
-    except Interrupted as e:
+    except Exception as e:  # recorded in every member still training; the sweep lists them as failed
         for m in members:
             if m.stopped is None:
-                m.summary.update(status="interrupted", error=str(e))
-    except Exception as e:  # recorded in every member still running; the sweep lists them as failed
-        error = str(e) if isinstance(e, LosslandError) else f"{type(e).__name__}: {e}"
-        for m in members:
-            if m.summary["status"] == "running":
-                m.summary.update(status="failed", error=error)
-                if m.out.exists() and not isinstance(e, LosslandError):
-                    (m.out / "error.log").write_text(traceback.format_exc())
-        log.error("grid failed: %s", error)
+                m.job.fail(e)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-    return [m.finish(time.time() - t0, i, len(members)) for i, m in enumerate(members)]
+    return [m.finish(i, len(members)) for i, m in enumerate(members)]
 
 
 class Lockstep:
@@ -326,8 +269,7 @@ class Lockstep:
         self.stack.sync(i)
         m.stopped = why
         if why == "diverged":
-            m.summary.update(status="diverged", diverged_at_step=step, diverged_cause=cause)
-            log.warning("%s: run diverged at step %d (%s)", m.out, step, cause)
+            m.trainer.diverged = Diverged(step, cause)
 
     def _end_block(self, losses, outputs, targets, grads, shared, due: bool) -> None:
         st = self.stack
