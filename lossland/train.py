@@ -74,13 +74,13 @@ def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None, fabric
         atomic_torch_save(model.state_dict(), out / "checkpoints" / "init.pt")
     steps = total_steps(cfg, dm)
     module = LandscapeModule(model, loss, optimizer=build_optimizer(cfg, model, dm),
-                             regularizer=build_regularizer(cfg), schedule=build_schedule(cfg),
+                             regularizer=build_regularizer(cfg), schedule=build_schedule(cfg, steps),
                              max_loss=cfg.get("max_loss"))
     rows = None if resume is None or not writer else [r for r in Run(out).rows() if r["step"] <= resume["global_step"]]
     loggers = build_loggers(cfg, out, rows=rows) if writer else []
     trainer = instantiate_node(cfg.trainer, "trainer")(
         callbacks=build_callbacks(cfg, steps, out), loggers=loggers, checkpoint_dir=out / "checkpoints",
-        run_info={"run_id": run_id}, log_every_n_steps=int(cfg.steps_per_call), fabric=fabric)
+        run_info={"run_id": run_id}, fabric=fabric)
     trainer.datamodule = dm
     if perturbation is not None:
         trainer.extra_summary["perturbation"] = perturbation

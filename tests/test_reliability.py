@@ -176,3 +176,20 @@ def test_curvature_keeps_partial_work_and_reports_unreadable_checkpoints(make_cf
     assert e.value.code == 2
     done = json.loads((d / "curvature.json").read_text())["checkpoints"]
     assert sorted(c["step"] for c in done) == [0, 8]  # the readable ones were measured and written
+
+
+def test_runs_recorded_before_the_rename_keep_their_digest(make_cfg):
+    """``steps_per_call`` became ``trainer.log_every_n_steps`` and ``trainer.gradient_clip_val`` was added: a run
+    recorded before (its config holds the old key, not the new one) still has the same digest, so it still skips
+    or resumes."""
+    from omegaconf import OmegaConf
+
+    from lossland.job import config_digest
+
+    cfg = make_cfg(*TINY)
+    old = OmegaConf.to_container(cfg, resolve=True)
+    old["steps_per_call"] = old["trainer"].pop("log_every_n_steps")
+    del old["trainer"]["gradient_clip_val"]
+    assert config_digest(OmegaConf.create(old)) == config_digest(cfg)
+    assert config_digest(make_cfg(*TINY, "trainer.gradient_clip_val=1")) != config_digest(cfg)
+    assert config_digest(make_cfg(*TINY, "trainer.log_every_n_steps=4")) != config_digest(cfg)
