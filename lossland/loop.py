@@ -310,7 +310,7 @@ class ModuleStep(Step):
             if self.fast:
                 torch.nn.utils.clip_grad_norm_(self.params, self.clip)
             else:
-                self.fabric.clip_gradients(self.step_module, self.stepper, max_norm=self.clip)
+                self.fabric.clip_gradients(self.step_module, self.stepper, max_norm=self.clip, error_if_nonfinite=False)
         self.stepper.step()
 
     def block(self, i: int):
@@ -369,8 +369,10 @@ class Loop:
         """The rest of the current epoch (all of it unless resuming mid-epoch), block by block."""
         offset = self.global_step - self.epoch_start_step
         self.step.begin_epoch(replay=offset > 0)
-        pos = offset
         steps = min(self.steps_per_epoch - offset, self.total - self.global_step)
+        if steps == 0:  # resumed from a checkpoint of an epoch's last step, taken before the epoch's end
+            self._end_epoch()
+        pos = offset
         for size in block_sizes(self.global_step, steps, self.every, self.next_due):
             start = self.global_step
             pos = self._steps(size, pos)
