@@ -13,7 +13,7 @@ wall-clock time with more threads (CPU time would add up the threads).
 Last line: ``mlp_ratio=<sequential / vectorized> convnet_ratio=<...>``.
 
     python benchmarks/grid.py [--points 16] [--mlp-steps 800] [--convnet-points 4] [--convnet-steps 40]
-        [--steps-per-call 16] [--metrics-every 200] [--threads 1]
+        [--log-every-n-steps 16] [--metrics-every 200] [--threads 1]
 """
 
 from __future__ import annotations
@@ -76,11 +76,11 @@ def main() -> None:
     ap.add_argument("--convnet-points", type=int, default=4)
     ap.add_argument("--convnet-steps", type=int, default=40)
     ap.add_argument("--metrics-every", type=int, default=200)
-    ap.add_argument("--steps-per-call", type=int, default=16, help="steps per logged block (both sides)")
+    ap.add_argument("--log-every-n-steps", type=int, default=16, help="steps per logged block (both sides)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    COMMON.append(f"steps_per_call={args.steps_per_call}")
+    COMMON.append(f"trainer.log_every_n_steps={args.log_every_n_steps}")
     ratios = {}
     for case, points, steps, rates in (
             ("mlp", args.points, args.mlp_steps, np.logspace(-3, 0, args.points)),

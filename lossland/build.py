@@ -9,6 +9,7 @@ the same initial weights whatever the optimizer, schedule or regularizer.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from functools import lru_cache, partial
 from pathlib import Path
@@ -136,9 +137,13 @@ def build_regularizer(cfg: DictConfig):
     return penalty if isinstance(reg, NoRegularizer) else Sum(reg, penalty)
 
 
-def build_schedule(cfg: DictConfig):
-    """The rate schedule ``step -> rate`` (``elr`` of sphere optimizers, else ``lr``)."""
-    return instantiate_node(cfg.schedule, "schedule")
+def build_schedule(cfg: DictConfig, steps: int | None = None):
+    """The rate schedule ``step -> rate`` (``elr`` of sphere optimizers, else ``lr``); a schedule whose length
+    is null (``schedule=cosine``) runs over the whole run, ``steps``."""
+    schedule = instantiate_node(cfg.schedule, "schedule")
+    if getattr(schedule, "steps", 0) is None and steps is not None:
+        schedule = dataclasses.replace(schedule, steps=max(1, int(steps)))
+    return schedule
 
 
 def total_steps(cfg: DictConfig, dm: TensorDataModule) -> int:

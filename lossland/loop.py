@@ -1,10 +1,21 @@
-"""The training loop: Lightning Fabric around the same :class:`~lossland.module.LandscapeModule`.
+"""The one training loop: Lightning Fabric around a LightningModule (:class:`~lossland.module.LandscapeModule`).
 
-One loop that reads top to bottom: data resident on the device, sliced from a per-epoch permutation of
-the ``data`` RNG stream; one optimizer step per mini-batch; scheduled work (phase metrics, checkpoints)
-at exactly the step it is due. Why Fabric and not ``lightning.Trainer``: the Trainer's per-step hooks cost
-more than a small model's SGD step, and exact mid-epoch resumption needs the loop to own the data order
-(see docs/architecture.md for the measurements).
+One loop (:class:`Loop`) that reads top to bottom: data resident on the device, sliced from a per-epoch
+permutation of the ``data`` RNG stream; one optimizer step per mini-batch, its loss checked before the update;
+scheduled work (phase metrics, checkpoints) at exactly the step it is due; SIGTERM / SIGINT end it after the
+step in progress with ``last.ckpt`` saved. Why Fabric and not ``lightning.Trainer``: the Trainer's per-step
+hooks cost more than a small model's SGD step, and exact mid-epoch resumption needs the loop to own the data
+order (see docs/architecture.md for the measurements).
+
+Its two public hooks:
+
+- **what one step computes** is the module's ``training_step(batch, step) -> (objective, loss, outputs)`` (and
+  ``is_bad(loss)``, what counts as divergence): a study with another step subclasses the module (the NAS search,
+  connect's curves), it does not write a loop;
+- **who is stepped** is a :class:`Step`: :class:`ModuleStep` steps one :class:`Trainer`'s module; a vectorized
+  grid steps many trainers ("members") as one stacked model (:mod:`lossland.sweep.vectorized.step`). Each member
+  keeps its own loggers, callbacks, checkpoints and counters; a member that diverges or that a callback stops
+  leaves alone.
 
 Checkpoints hold everything a bit-identical resumption needs: weights, optimizer state (ρ0 and the
 random-walk generator of sphere SGD included), the epoch's data order, the global RNG, callback state
@@ -23,6 +34,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -37,12 +49,15 @@ from lossland.records import atomic_torch_save
 CHECKPOINT_VERSION = 2
 
 
-class Diverged(Exception):
-    """The training loss became non-finite (or exceeded ``max_loss``) at ``step``."""
+@dataclass(frozen=True)
+class Diverged:
+    """The training loss became non-finite (or exceeded ``max_loss``) at ``step``; no update was applied."""
 
-    def __init__(self, step: int, cause: str = "non-finite or too large loss"):
-        super().__init__(f"diverged at step {step} ({cause})")
-        self.step, self.cause = step, cause
+    step: int
+    cause: str = "non-finite or too large loss"
+
+    def __str__(self) -> str:
+        return f"diverged at step {self.step} ({self.cause})"
 
 
 class Interrupted(Exception):
@@ -55,7 +70,7 @@ class Interrupted(Exception):
 
 def start_fabric(accelerator: str = "cpu", devices: int | str = 1, precision: str = "32-true", **_) -> Fabric:
     """The run's Fabric; with more than one device its processes are launched here (DDP): before the run
-    decides anything, so that rank 0 can decide and tell the others (:func:`lossland.train.run`). Fabric's
+    decides anything, so that rank 0 can decide and tell the others (:class:`lossland.job.Job`). Fabric's
     launcher re-runs the command for the other local ranks (under Hydra into the same run directory, with
     ``hydra.output_subdir=null``); under SLURM/torchrun the ranks already exist."""
     fabric = Fabric(accelerator=accelerator, devices=devices, precision=precision)
@@ -65,41 +80,74 @@ def start_fabric(accelerator: str = "cpu", devices: int | str = 1, precision: st
 
 
 class Trainer:
-    """Lightning's names for Lightning's knobs (``accelerator``, ``devices``, ``precision``, ``max_epochs``,
-    ``max_steps``, ``deterministic``, ``enable_progress_bar``, ``check_val_every_n_epoch``), over Fabric.
+    """One run's side of the loop: its module, data, optimizer, counters, loggers, callbacks and checkpoints,
+    with Lightning's names for Lightning's knobs (``accelerator``, ``devices``, ``precision``, ``max_epochs``,
+    ``max_steps``, ``deterministic``, ``enable_progress_bar``, ``check_val_every_n_epoch``,
+    ``log_every_n_steps``, ``gradient_clip_val``), over Fabric.
 
     ``max_steps ≥ 0`` bounds the run by optimizer steps (``max_epochs`` is then ignored); otherwise
     ``max_epochs`` epochs. ``log_every_n_steps``: the batch loss/error mean is logged every so many steps
-    (and at every due step).
+    (and at every due step). ``gradient_clip_val``: the total gradient norm of the optimizer's parameters is
+    clipped to it before every update (None: never).
     """
 
     def __init__(self, accelerator: str = "cpu", devices: int | str = 1, precision: str = "32-true",
                  max_epochs: int | None = 10, max_steps: int = -1, deterministic: bool = False,
                  enable_progress_bar: bool = True, check_val_every_n_epoch: int = 1, log_every_n_steps: int = 16,
-                 callbacks: Sequence | None = None, loggers: Sequence | None = None, checkpoint_dir=None,
-                 run_info: dict | None = None, fabric: Fabric | None = None):
+                 gradient_clip_val: float | None = None, callbacks: Sequence | None = None,
+                 loggers: Sequence | None = None, checkpoint_dir=None, run_info: dict | None = None,
+                 fabric: Fabric | None = None):
         # ``fabric``: one already started (:func:`start_fabric`, DDP ranks launched); else a new one
         self.fabric = fabric or Fabric(accelerator=accelerator, devices=devices, precision=precision)
         self.callbacks, self.loggers = list(callbacks or []), list(loggers or [])
         self.max_epochs, self.max_steps = max_epochs, int(max_steps)
         self.deterministic, self.progress = deterministic, enable_progress_bar
         self.check_val_every_n_epoch, self.log_every_n_steps = int(check_val_every_n_epoch), int(log_every_n_steps)
+        self.gradient_clip_val = None if gradient_clip_val is None else float(gradient_clip_val)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.run_info = dict(run_info or {})
         self.global_step = self.current_epoch = self.epoch_start_step = 0
-        self.datamodule = self.module = self.optimizer = None
-        self._signal: int | None = None
-        self._fast = False
+        self.datamodule = self.module = self.optimizer = self.wrapped = None
+        self.fast = False  # fp32 on one device: Fabric's wrappers add nothing, the loop steps the module itself
         self.should_stop = False  # a callback may end the run early (e.g. at zero training errors)
+        self.diverged: Diverged | None = None  # where and why the run diverged
         self.extra_summary: dict = {}  # recorded in the run's summary.json (e.g. a perturbation applied at start)
 
-    # ------------------------------------------------------------------------------ public hooks
     @property
     def total_steps(self) -> int:
         if self.max_steps >= 0:
             return self.max_steps
         return int(self.max_epochs) * self.datamodule.steps_per_epoch
 
+    # -------------------------------------------------------------------------------------- fit
+    def fit(self, module, datamodule, resume: dict | None = None) -> None:
+        """Train to ``total_steps``, to a callback's stop or to a divergence (``diverged``: its step and cause;
+        the weights are those before the bad update). Raises :class:`Interrupted` (after saving ``last.ckpt``)."""
+        self.setup(module, datamodule, resume)
+        Loop(ModuleStep(self)).run()
+
+    def setup(self, module, datamodule, resume: dict | None = None) -> None:
+        """Put the module and the data on the device, build the optimizer (in Fabric's wrappers where they add
+        something: several devices, another precision) and restore the checkpoint ``resume``."""
+        if self.deterministic:
+            torch.use_deterministic_algorithms(True)
+        fabric, dm = self.fabric, datamodule
+        self.datamodule, self.module = dm, module
+        if fabric.world_size > 1 and dm.batch_size % fabric.world_size:
+            raise LosslandError(f"data.batch_size={dm.batch_size} does not split evenly across "
+                                f"{fabric.world_size} devices (DDP: the global batch is split across the ranks)")
+        dm.to(fabric.device)
+        fabric.to_device(module)
+        optimizer = module.configure_optimizers()
+        self.fast = fabric.world_size == 1 and type(fabric.strategy.precision).__name__ == "Precision"
+        if self.fast:
+            self.wrapped, self.optimizer = module, optimizer
+        else:
+            self.wrapped, self.optimizer = fabric.setup(module, optimizer, move_to_device=False)
+        if resume is not None:
+            self._restore(resume)
+
+    # ------------------------------------------------------------------------------ records
     def log(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Send scalars (plus ``epoch``) to every logger at an optimizer step (default: the current one)."""
         row = {"epoch": self.current_epoch, **metrics}
@@ -118,6 +166,12 @@ class Trainer:
         for logger in self.loggers:
             if hasattr(logger, "save"):
                 logger.save()
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        """Full-pass mean loss and error (fractions) of ``split`` with BN in eval mode, as ``<split>/loss``,
+        ``<split>/error``."""
+        m = evaluate(self.module.model, self.module.loss, self.datamodule.eval_loader(split), mode="eval")
+        return {f"{split}/{k}": v for k, v in m.items()}
 
     # ------------------------------------------------------------------------------ checkpoints
     def checkpoint(self, finite: bool = True) -> dict:
@@ -154,11 +208,267 @@ class Trainer:
             if state is not None:
                 c.load_state_dict(state)
 
-    # ---------------------------------------------------------------------------------- signals
-    def _on_signal(self, signum, frame) -> None:
-        self._signal = signum
+    def save_last(self) -> None:
+        """``last.ckpt`` (runs without a checkpoint directory: the records only)."""
+        if self.checkpoint_dir is not None:
+            self.save_checkpoint(self.checkpoint_dir / "last.ckpt")
+        else:
+            self.flush()
 
-    def _install_signals(self):
+
+class Step:
+    """The loop's pluggable part: one optimizer step of its ``members`` (:class:`Trainer` s, set up), which the
+    loop trains together. Per epoch the loop calls :meth:`begin_epoch`; per step :meth:`forward` (the members'
+    data losses), :meth:`bad` (members whose loss went bad: they leave before the update), :meth:`update`; at
+    the end of a block of steps :meth:`block` for every member still training, then :meth:`end_block`.
+    :meth:`sync` comes before anything reads a member's own model (callbacks, evaluations, checkpoints)."""
+
+    def __init__(self, members: Sequence[Trainer]):
+        self.members = list(members)
+
+    def begin_epoch(self, replay: bool) -> None:
+        """Draw the epoch's batch order (``replay``: the current epoch's again, resuming mid-epoch)."""
+        raise NotImplementedError
+
+    def forward(self, pos: int, step: int):
+        """Forward (and, if it fits the step, backward) pass of optimizer step ``step`` on batch ``pos`` of the
+        epoch; returns the data loss(es) that :meth:`bad` reads."""
+        raise NotImplementedError
+
+    def bad(self, loss) -> Sequence[tuple[int, float]]:
+        """``(member, loss value)`` of every member whose loss is non-finite or above its ``max_loss``."""
+        raise NotImplementedError
+
+    def update(self) -> None:
+        """Apply the step to every member still training."""
+        raise NotImplementedError
+
+    def block(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Member ``i``'s per-step losses, outputs and targets since the last block (for its batch means)."""
+        raise NotImplementedError
+
+    def end_block(self) -> None:
+        """The block's values have been read."""
+
+    def sync(self, i: int) -> None:
+        """Make member ``i``'s own model hold its current weights."""
+
+    def drop(self, i: int) -> None:
+        """Member ``i`` stops training (diverged, or stopped by a callback); its weights stay as they are."""
+
+
+class ModuleStep(Step):
+    """One run's step: its module's ``training_step`` on the batch, backward, gradient clipping, the optimizer's
+    step. With several devices each rank takes its slice of the global batch; the loss, outputs and targets
+    the loop sees are the whole batch's."""
+
+    def __init__(self, trainer: Trainer):
+        super().__init__([trainer])
+        t, fabric = trainer, trainer.fabric
+        self.module, self.fabric, self.fast = t.module, fabric, t.fast
+        self.step_module = t.module if t.fast else t.wrapped
+        self.optimizer = getattr(t.optimizer, "optimizer", t.optimizer)  # the rates live here
+        self.stepper = self.optimizer if t.fast else t.optimizer
+        self.dm = t.datamodule
+        self.x, self.y = self.dm.splits["train"]
+        self.b, self.world, self.rank = self.dm.batch_size, fabric.world_size, fabric.global_rank
+        self.share = self.b // self.world  # this rank's slice of each global batch
+        self.clip = t.gradient_clip_val
+        self.params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        self.order = self.objective = None
+        self.losses, self.outputs, self.targets = [], [], []
+
+    def begin_epoch(self, replay: bool) -> None:
+        self.order = self.dm.epoch_order(replay=replay)
+
+    def forward(self, pos: int, step: int):
+        idx = self.order[pos * self.b:(pos + 1) * self.b]
+        if self.world > 1:
+            idx = idx[self.rank * self.share:(self.rank + 1) * self.share]
+        x, y = self.x[idx], self.y[idx]
+        self.module.set_rate(self.optimizer, step)
+        self.objective, loss, out = self.step_module.training_step((x, y), step)
+        if self.world > 1:  # the whole batch's loss, outputs and targets on every rank
+            fabric = self.fabric
+            loss = fabric.all_reduce(loss.detach(), reduce_op="mean")
+            out, y = fabric.all_gather(out.detach()).flatten(0, 1), fabric.all_gather(y).flatten(0, 1)
+        self.losses.append(loss.detach())
+        self.outputs.append(out.detach())
+        self.targets.append(y)
+        return loss
+
+    def bad(self, loss) -> Sequence[tuple[int, float]]:
+        return ((0, float(loss.detach())),) if self.module.is_bad(loss) else ()
+
+    def update(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.fast:
+            self.objective.backward()
+        else:
+            self.fabric.backward(self.objective)
+        if self.clip is not None:
+            if self.fast:
+                torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+            else:
+                self.fabric.clip_gradients(self.step_module, self.stepper, max_norm=self.clip, error_if_nonfinite=False)
+        self.stepper.step()
+
+    def block(self, i: int):
+        values = torch.stack(self.losses), torch.cat(self.outputs), torch.cat(self.targets)
+        self.losses, self.outputs, self.targets = [], [], []
+        return values
+
+
+class Loop:
+    """The one training loop, over the members of a :class:`Step`: blocks of steps (a block ends every
+    ``log_every_n_steps`` steps and at every due step of a scheduled callback), divergence, due callbacks,
+    ``last.ckpt`` at every due step, epoch means and validation, signals. The first member's trainer sets what
+    every member shares (length, schedule of due steps, block size, data per epoch, progress bar)."""
+
+    def __init__(self, step: Step):
+        self.step, self.members = step, step.members
+        lead = self.members[0]
+        self.total, self.every = lead.total_steps, lead.log_every_n_steps
+        self.steps_per_epoch = lead.datamodule.steps_per_epoch
+        self.scheduled = [c for c in lead.callbacks if hasattr(c, "plan")]  # (a plan may be bound at the start)
+        self.global_step, self.epoch_start_step = lead.global_step, lead.epoch_start_step
+        self.alive = list(range(len(self.members)))  # members still training
+        self.stopping: list[int] = []  # members a callback stopped (they end the epoch if this step ends it)
+        self.signal: int | None = None
+        self.bar = self._progress_bar(lead)
+        self.shown = 0.0
+
+    def next_due(self, step: int) -> int | None:
+        """The first step after ``step`` at which a scheduled callback is due."""
+        return min((n for c in self.scheduled if (n := c.plan.next_due(step)) is not None), default=None)
+
+    def run(self) -> None:
+        """Train every member to the end, or until it diverges (``trainer.diverged``) or a callback stops it.
+        Raises :class:`Interrupted` on SIGTERM / SIGINT, after every member still training saved ``last.ckpt``."""
+        old_handlers = self._install_signals()
+        try:
+            for m in self.members:
+                m.call("on_train_start", trainer=m, module=m.module)
+                m.call("on_step", trainer=m, module=m.module)
+                m.module.model.train()
+            while self.alive and self.global_step < self.total and self.signal is None:
+                self._epoch()
+        finally:
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+            if self.bar is not None:
+                self.bar.close()
+        for i in self.alive:  # the final weights, for the final metrics and last.ckpt
+            self.step.sync(i)
+        if self.signal is not None:
+            for i in self.alive:
+                self.members[i].save_last()
+            raise Interrupted(self.signal, self.global_step)
+
+    def _epoch(self) -> None:
+        """The rest of the current epoch (all of it unless resuming mid-epoch), block by block."""
+        offset = self.global_step - self.epoch_start_step
+        self.step.begin_epoch(replay=offset > 0)
+        steps = min(self.steps_per_epoch - offset, self.total - self.global_step)
+        if steps == 0:  # resumed from a checkpoint of an epoch's last step, taken before the epoch's end
+            self._end_epoch()
+        pos = offset
+        for size in block_sizes(self.global_step, steps, self.every, self.next_due):
+            start = self.global_step
+            pos = self._steps(size, pos)
+            self._log_block(self.global_step - start)
+            if self.signal is not None or not self.alive:
+                return
+            if self.next_due(self.global_step - 1) == self.global_step:
+                self._due()
+            if pos >= self.steps_per_epoch:
+                self._end_epoch()
+            for i in self.stopping:
+                self._leave(i)
+            self.stopping.clear()
+            self.step.end_block()
+            if not self.alive:
+                return
+
+    def _steps(self, size: int, pos: int) -> int:
+        """Up to ``size`` optimizer steps (fewer after a signal, or when no member is left); returns the
+        position reached in the epoch."""
+        step, s = self.step, self.global_step
+        for _ in range(size):
+            loss = step.forward(pos, s)
+            if bad := step.bad(loss):  # checked before the update: a diverged member keeps its finite weights
+                self._diverge(bad, s)
+                if not self.alive:
+                    break
+            step.update()
+            s += 1
+            pos += 1
+            if self.signal is not None:
+                break
+        self.global_step = s
+        return pos
+
+    def _diverge(self, bad: Sequence[tuple[int, float]], step: int) -> None:
+        for i, value in bad:
+            m = self.members[i]
+            m.global_step = step
+            m.diverged = Diverged(step + 1, "non-finite training loss" if value != value or abs(value) == float("inf")
+                                  else f"training loss {value:.4g} > max_loss")
+            self._leave(i)
+
+    def _leave(self, i: int) -> None:
+        self.step.drop(i)
+        self.alive.remove(i)
+
+    def _log_block(self, n: int) -> None:
+        """Every member's batch loss and error means over the block (and its optimizer's statistics)."""
+        for i in self.alive:
+            m = self.members[i]
+            m.global_step = self.global_step
+            batch_loss, batch_error = m.module.update_stage("train", *self.step.block(i))
+            row = {"train/batch_loss": batch_loss, "train/batch_error": batch_error}
+            stats = getattr(getattr(m.optimizer, "optimizer", m.optimizer), "last_stats", None)
+            if stats is not None:
+                row.update(stats())
+            m.log(row)
+        if self.bar is not None and n:
+            self.bar.update(n)
+            if self.alive and time.monotonic() - self.shown >= 1.0:
+                self.shown = time.monotonic()
+                self.bar.set_postfix(loss=f"{batch_loss:.4g}", refresh=False)
+
+    def _due(self) -> None:
+        """The scheduled callbacks of every member, then its ``last.ckpt``."""
+        for i in self.alive:
+            m = self.members[i]
+            self.step.sync(i)
+            m.call("on_step", trainer=m, module=m.module)
+            m.save_last()
+            if m.should_stop:
+                self.stopping.append(i)
+
+    def _end_epoch(self) -> None:
+        """The epoch's training means, then the validation split's (every ``check_val_every_n_epoch``)."""
+        self.epoch_start_step = self.global_step
+        for i in self.alive:
+            m = self.members[i]
+            m.log(m.module.compute_stage("train"))
+            m.current_epoch += 1
+            m.epoch_start_step = self.global_step
+            if "val" in m.datamodule.splits and m.current_epoch % m.check_val_every_n_epoch == 0:
+                self.step.sync(i)
+                m.log(m.evaluate("val"))
+
+    def _progress_bar(self, lead: Trainer):
+        if not lead.progress or not lead.fabric.is_global_zero:
+            return None
+        return tqdm(total=self.total, initial=self.global_step, desc="train", unit="step", dynamic_ncols=True,
+                    leave=False)
+
+    def _on_signal(self, signum, frame) -> None:
+        self.signal = signum
+
+    def _install_signals(self) -> dict:
         old = {}
         for s in (signal.SIGTERM, signal.SIGINT):
             try:
@@ -166,134 +476,3 @@ class Trainer:
             except ValueError:  # not the main thread (e.g. a launcher's worker thread): leave it
                 pass
         return old
-
-    # -------------------------------------------------------------------------------------- fit
-    def fit(self, module, datamodule, resume: dict | None = None) -> None:
-        """Train to ``total_steps``. Raises :class:`Diverged` (after saving the last finite weights) or
-        :class:`Interrupted` (after saving ``last.ckpt``)."""
-        if self.deterministic:
-            torch.use_deterministic_algorithms(True)
-        fabric, dm = self.fabric, datamodule
-        self.datamodule, self.module = dm, module
-        if fabric.world_size > 1 and dm.batch_size % fabric.world_size:
-            raise LosslandError(f"data.batch_size={dm.batch_size} does not split evenly across "
-                                f"{fabric.world_size} devices (DDP: the global batch is split across the ranks)")
-        dm.to(fabric.device)
-        fabric.to_device(module)
-        self.optimizer = module.configure_optimizers()
-        wrapped, self.optimizer = fabric.setup(module, self.optimizer, move_to_device=False)
-        self._fast = fabric.world_size == 1 and str(fabric.strategy.precision.__class__.__name__) == "Precision"
-        if resume is not None:
-            self._restore(resume)
-        old_handlers = self._install_signals()
-        try:
-            self.call("on_train_start", trainer=self, module=module)
-            self.call("on_step", trainer=self, module=module)
-            self._train(wrapped if not self._fast else module)
-        finally:
-            for s, h in old_handlers.items():
-                signal.signal(s, h)
-
-    def _train(self, step_module) -> None:
-        fabric, dm, module, opt = self.fabric, self.datamodule, self.module, self.optimizer
-        optimizer = getattr(opt, "optimizer", opt)
-        stepper = optimizer if self._fast else opt  # fp32 on one device: nothing for Fabric to add
-        total = self.total_steps
-        bar = self._progress_bar(total)
-        scheduled = [c for c in self.callbacks if hasattr(c, "plan")]
-
-        def next_due(step):
-            return min((n for c in scheduled if (n := c.plan.next_due(step)) is not None), default=None)
-
-        module.model.train()
-        last_show = 0.0
-        try:
-            while self.global_step < total and self._signal is None and not self.should_stop:
-                # resuming mid-epoch: the epoch's permutation again, from the step reached
-                order = dm.epoch_order(replay=self.global_step > self.epoch_start_step)
-                offset = self.global_step - self.epoch_start_step
-                steps = min(dm.steps_per_epoch - offset, total - self.global_step)
-                blocks = block_sizes(self.global_step, steps, self.log_every_n_steps, next_due)
-                x_all, y_all = dm.splits["train"]
-                b = dm.batch_size
-                world, rank = fabric.world_size, fabric.global_rank
-                share = b // world  # this rank's slice of each global batch
-                pos = offset
-                for size in blocks:
-                    losses, outputs, targets = [], [], []
-                    for _ in range(size):
-                        idx = order[pos * b:(pos + 1) * b]
-                        if world > 1:
-                            idx = idx[rank * share:(rank + 1) * share]
-                        x, y = x_all[idx], y_all[idx]
-                        module.set_rate(optimizer, self.global_step)
-                        objective, loss, out = step_module.training_step((x, y), self.global_step)
-                        if world > 1:  # the whole batch's loss, outputs and targets on every rank
-                            loss = fabric.all_reduce(loss.detach(), reduce_op="mean")
-                            out, y = fabric.all_gather(out.detach()).flatten(0, 1), fabric.all_gather(y).flatten(0, 1)
-                        if module.is_bad(loss):
-                            value = float(loss.detach())
-                            raise Diverged(self.global_step + 1, "non-finite training loss" if value != value
-                                           or abs(value) == float("inf") else f"training loss {value:.4g} > max_loss")
-                        optimizer.zero_grad(set_to_none=True)
-                        if self._fast:
-                            objective.backward()
-                        else:
-                            fabric.backward(objective)
-                        stepper.step()
-                        self.global_step += 1
-                        pos += 1
-                        losses.append(loss.detach())
-                        outputs.append(out.detach())
-                        targets.append(y)
-                        if self._signal is not None:
-                            break
-                    batch_loss, batch_error = module.update_stage(
-                        "train", torch.stack(losses), torch.cat(outputs), torch.cat(targets))
-                    row = {"train/batch_loss": batch_loss, "train/batch_error": batch_error}
-                    stats = getattr(optimizer, "last_stats", None)
-                    if stats is not None:
-                        row.update(stats())
-                    self.log(row)
-                    if bar is not None:
-                        bar.update(len(losses))
-                        if time.monotonic() - last_show >= 1.0:
-                            last_show = time.monotonic()
-                            bar.set_postfix(loss=f"{batch_loss:.4g}", refresh=False)
-                    if self._signal is not None:
-                        break
-                    if next_due(self.global_step - 1) == self.global_step:
-                        self.call("on_step", trainer=self, module=module)
-                        self._save_last()
-                        if self.should_stop:
-                            break
-                if self._signal is not None:
-                    break
-                if pos >= dm.steps_per_epoch:  # the epoch is complete
-                    self.log(module.compute_stage("train"))
-                    self.current_epoch += 1
-                    self.epoch_start_step = self.global_step
-                    if "val" in dm.splits and self.current_epoch % self.check_val_every_n_epoch == 0:
-                        self.log(self.evaluate("val"))
-        finally:
-            if bar is not None:
-                bar.close()
-        if self._signal is not None:
-            self.save_checkpoint(self.checkpoint_dir / "last.ckpt")
-            raise Interrupted(self._signal, self.global_step)
-
-    def _save_last(self) -> None:
-        if self.checkpoint_dir is not None:
-            self.save_checkpoint(self.checkpoint_dir / "last.ckpt")
-
-    def _progress_bar(self, total: int):
-        if not self.progress or not self.fabric.is_global_zero:
-            return None
-        return tqdm(total=total, initial=self.global_step, desc="train", unit="step", dynamic_ncols=True,
-                    leave=False)
-
-    def evaluate(self, split: str) -> dict[str, float]:
-        """Full-pass mean loss and error (fractions) of ``split`` with BN in eval mode, as ``<split>/loss``,
-        ``<split>/error``."""
-        m = evaluate(self.module.model, self.module.loss, self.datamodule.eval_loader(split), mode="eval")
-        return {f"{split}/{k}": v for k, v in m.items()}

@@ -2,7 +2,9 @@
 
 It holds the science of one optimizer step (:meth:`LandscapeModule.training_step`) and of evaluation; the
 loop around it (data order, scheduled work, checkpoints, divergence, signals) is
-:class:`lossland.loop.Trainer`, which drives it through Lightning Fabric's public API.
+:class:`lossland.loop.Trainer`, which drives it through Lightning Fabric's public API. A study whose step
+computes something else (the NAS search, connect's curves) subclasses it and overrides ``training_step``
+(and ``is_bad``), rather than writing a loop.
 """
 
 from __future__ import annotations

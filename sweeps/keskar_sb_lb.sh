@@ -62,7 +62,7 @@ if [ "${SKIP_TRAIN:-0}" != 1 ]; then
   # shellcheck disable=SC2086
   "$PY" train.py -m $MODEL_ARGS $DATA "data.batch_size=$SB,$LB" "seed=$SEEDS" \
     optimizer=adam "lr=$LR" "trainer.max_epochs=$EPOCHS" $TRAINER metrics.enabled=false logger=csv \
-    steps_per_call=64 trainer.enable_progress_bar=false ${EXTRA_TRAIN:-} \
+    trainer.log_every_n_steps=64 trainer.enable_progress_bar=false ${EXTRA_TRAIN:-} \
     "hydra.sweep.dir=$OUT" 'hydra.sweep.subdir=bs${data.batch_size}-s${seed}'
 fi
 mid=$(date +%s)

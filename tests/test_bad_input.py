@@ -22,7 +22,7 @@ REFUSED = [
     (["elr=0"], "elr=0 is not valid: elr must be a positive number"),
     (["lr=-1"], "lr=-1 is not valid"),
     (["seed=-1"], "seed=-1 is not valid: seed must be an integer ≥ 0"),
-    (["steps_per_call=0"], "steps_per_call=0 is not valid"),
+    (["trainer.log_every_n_steps=0"], "trainer.log_every_n_steps=0 is not valid"),
     (["data.batch_size=0"], "data.batch_size=0 is not valid"),
     (["data.fraction=1.5"], "data.fraction=1.5 is not valid: fraction must be a number in (0, 1]"),
     (["data.train_size=0"], "data.train_size=0 is not valid"),

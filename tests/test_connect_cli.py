@@ -107,7 +107,7 @@ def test_trained_curve_job_leaves_records(runs, tmp_path):
     run_connect(compose_connect([f"a={runs['a']}", f"b={runs['b']}", "path=polychain", "path.steps=6",
                                  "num_points=3", "test_examples=100", f"out_dir={tmp_path}"]))
     assert (tmp_path / "checkpoints" / "curve.ckpt").exists()
-    assert "train/loss" in (tmp_path / "metrics.csv").read_text().splitlines()[0]
+    assert "train/batch_loss" in (tmp_path / "metrics.csv").read_text().splitlines()[0]
     rec = json.loads((tmp_path / "connect.json").read_text())
     assert rec["curve"]["steps"] == 6 and rec["method"]["label"] == "polychain"
 

@@ -141,19 +141,16 @@ def one_thread():
 
 @pytest.mark.parametrize("kind", ["bezier", "polychain"])
 def test_trained_curve_beats_the_linear_path(kind, tmp_path, one_thread):
-    import lightning as L
-
-    from lossland.studies.connect.curves import Batches, CurveModule
+    from lossland.studies.connect.curves import train_curve
+    from lossland.studies.connect.paths import PathData
 
     x, y = _digits()
     a, b = _train_endpoint(x, y, 0), _train_endpoint(x, y, 1)
     lin = evaluate_path(linear(a, b), a, LOSS, (x, y), num_points=11, progress=False)
-    module = CurveModule(kind, a, b, LOSS, lr=0.05, seed=0)
-    trainer = L.Trainer(max_steps=120, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu", default_root_dir=tmp_path)
-    trainer.fit(module, train_dataloaders=Batches(x, y, batch_size=200, seed=0))
-    assert "train/loss" in trainer.callback_metrics
-    path = module.path()
+    path = train_curve(a, b, PathData(x=x, y=y, loss=LOSS, out=tmp_path, seed=0), curve=kind, steps=120,
+                       batch_size=200, lr=0.05)
+    assert path.training == {"steps": 120}
+    assert "train/batch_loss" in (tmp_path / "metrics.csv").read_text().splitlines()[0]
     for t, ref in ((0.0, a), (1.0, b)):  # the endpoints stayed fixed
         for k, v in ref.state_dict().items():
             torch.testing.assert_close(path(t)[k], v)
@@ -163,22 +160,20 @@ def test_trained_curve_beats_the_linear_path(kind, tmp_path, one_thread):
 
 
 def test_curve_checkpoint_round_trip(tmp_path, one_thread):
-    import lightning as L
-
-    from lossland.studies.connect.curves import Batches, CurveModule
+    from lossland.studies.connect.curves import CurveModule, train_curve
+    from lossland.studies.connect.paths import PathData
 
     x, y = _data(64, (8, 8))
     a, b = _mlp(0), _mlp(1)
-    module = CurveModule("polychain", a, b, LOSS, optimizer="adam", lr=1e-2, seed=3)
-    trainer = L.Trainer(max_steps=5, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu", default_root_dir=tmp_path)
-    trainer.fit(module, train_dataloaders=Batches(x, y, batch_size=16))
-    ckpt = tmp_path / "curve.ckpt"
-    trainer.save_checkpoint(ckpt)
-    loaded = CurveModule.load_from_checkpoint(ckpt, a=a, b=b, loss=LOSS)
-    assert loaded.hparams.path_kind == "polychain" and loaded.hparams.seed == 3
-    for k, v in module.theta.to_state().items():
-        assert torch.equal(loaded.theta.to_state()[k], v)
+    path = train_curve(a, b, PathData(x=x, y=y, loss=LOSS, out=tmp_path, seed=3), curve="polychain", steps=5,
+                       batch_size=16, optimizer="adam", lr=1e-2)
+    loaded = CurveModule.from_checkpoint(tmp_path / "checkpoints" / "curve.ckpt", a=a, b=b, loss=LOSS)
+    assert loaded.settings["curve"] == "polychain" and loaded.settings["seed"] == 3
+    for k, v in path.theta.items():
+        assert torch.equal(loaded.path().theta[k], v)
     mid = {k: (a.state_dict()[k] + b.state_dict()[k]) / 2 for k in a.state_dict()}
-    assert any(not torch.allclose(v, mid[k]) for k, v in module.theta.to_state().items())  # the bend moved
-    assert loaded.sample_t() == module.sample_t()  # the t-sampler resumes where it stopped
+    assert any(not torch.allclose(v, mid[k]) for k, v in path.theta.items())  # the bend moved
+    fresh = CurveModule("polychain", a, b, LOSS, optimizer="adam", lr=1e-2, seed=3)
+    for _ in range(5):
+        fresh.model.sample_t()
+    assert loaded.model.sample_t() == fresh.model.sample_t()  # the t-sampler resumes where it stopped

@@ -214,3 +214,9 @@ def test_an_interrupted_member_resumes_from_its_grid_checkpoint_through_its_own_
     assert again[0]["run_id"] == first[0]["run_id"] and "resumed_from_step" not in again[0]  # skipped
     assert again[1]["resumed_from_step"] == 10
     _same_final(again[1], first[1])
+
+
+def test_gradient_clipping_does_not_stack():
+    cfgs = [compose([*MLP, "trainer.gradient_clip_val=1", f"lr={lr}"]) for lr in (0.1, 0.2)]
+    with pytest.raises(LosslandError, match="gradient_clip_val does not stack"):
+        check_stackable(cfgs)

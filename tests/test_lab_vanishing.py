@@ -84,3 +84,11 @@ def test_linear_grad_norms_order():
     model = MLP([4], 2, hidden=[3, 3], activation="sigmoid")
     norms = linear_grad_norms(model, CrossEntropy(), (torch.randn(5, 4), torch.randint(0, 2, (5,))))
     assert len(norms) == 3 and norms[0] < norms[-1]
+
+
+def test_zero_steps_measure_the_initial_weights_twice():
+    from lossland.data import Digits
+
+    dm = Digits(batch_size=32, train_size=128, test_size=64).prepare()
+    rows = study(dm, ["relu"], [2], width=8, batch_norms=[False], steps=0, progress=False)
+    assert [r["norm"] for r in rows if r["when"] == "init"] == [r["norm"] for r in rows if r["when"] == "k"]

@@ -176,3 +176,39 @@ def test_curvature_keeps_partial_work_and_reports_unreadable_checkpoints(make_cf
     assert e.value.code == 2
     done = json.loads((d / "curvature.json").read_text())["checkpoints"]
     assert sorted(c["step"] for c in done) == [0, 8]  # the readable ones were measured and written
+
+
+def test_runs_recorded_before_the_rename_keep_their_digest(make_cfg):
+    """``steps_per_call`` became ``trainer.log_every_n_steps`` and ``trainer.gradient_clip_val`` was added: a run
+    recorded before (its config holds the old key, not the new one) still has the same digest, so it still skips
+    or resumes."""
+    from omegaconf import OmegaConf
+
+    from lossland.job import config_digest
+
+    cfg = make_cfg(*TINY)
+    old = OmegaConf.to_container(cfg, resolve=True)
+    old["steps_per_call"] = old["trainer"].pop("log_every_n_steps")
+    del old["trainer"]["gradient_clip_val"]
+    assert config_digest(OmegaConf.create(old)) == config_digest(cfg)
+    assert config_digest(make_cfg(*TINY, "trainer.gradient_clip_val=1")) != config_digest(cfg)
+    assert config_digest(make_cfg(*TINY, "trainer.log_every_n_steps=4")) != config_digest(cfg)
+
+
+def test_a_run_resumed_from_the_last_step_of_an_epoch_ends_that_epoch_first(make_cfg, tmp_path):
+    """A checkpoint of an epoch's last step is taken before the epoch's end (its means, the epoch counter):
+    resumed from it, the run ends that epoch, then goes on as the uninterrupted run did."""
+    args = [*TINY, "data.train_size=320", "trainer.max_steps=20", "metrics.every_n_steps=10",
+            "checkpoint.every_n_steps=10", "trainer.deterministic=true"]  # 10 steps per epoch
+    whole = run(make_cfg(*args, out="whole"))
+    run(make_cfg(*args))
+    d = tmp_path / "run"
+    for name in ("last.ckpt", "step=00000020.ckpt"):
+        (d / "checkpoints" / name).unlink()
+    summary = json.loads((d / "summary.json").read_text())
+    (d / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    resumed = run(make_cfg(*args))
+    assert resumed["resumed_from_step"] == 10 and resumed["epochs"] == whole["epochs"] == 2
+    assert resumed["final"] == whole["final"] and resumed["data_order"] == whole["data_order"]
+    epochs = [(r["step"], r["epoch"]) for r in Run(d).rows() if "train/loss" in r]
+    assert epochs == [(r["step"], r["epoch"]) for r in Run(tmp_path / "whole").rows() if "train/loss" in r]

@@ -24,7 +24,7 @@ def test_sphere_norm_and_logged_stats(make_cfg, tmp_path):
 
 def test_step_schedule_changes_elr_at_its_step(make_cfg, tmp_path):
     run(make_cfg(*SPHERE, "elr=0.01", "trainer.max_steps=32", "schedule=step", "schedule.at_step=16",
-                 "schedule.factor=0.1", "steps_per_call=8"))
+                 "schedule.factor=0.1", "trainer.log_every_n_steps=8"))
     elr = {int(r["step"]): r["elr"] for r in Run(tmp_path / "run").rows() if "elr" in r}
     # the row at step s reports the elr of the s-th update; updates 1..16 use 0.01, later ones 0.001
     assert len(elr) >= 4 and min(elr) <= 16 < max(elr)

@@ -70,3 +70,19 @@ def test_gm_equals_naive_loop():
         grads.append(g)
     assert stats["gm"] == pytest.approx(float(torch.stack(norms).mean()), rel=1e-5)
     assert stats["grad_mean_norm"] == pytest.approx(float(torch.stack(grads).mean(0).norm()), rel=1e-5)
+
+
+def test_gradient_clipping_bounds_every_update_and_cosine_anneals_the_rate(make_cfg, tmp_path):
+    """Plain SGD with ``trainer.gradient_clip_val=c`` (c far below the gradient norm) moves the weights by exactly
+    lr_s·c at step s; ``schedule=cosine`` gives lr_s = end + (start − end)(1 + cos(π s / steps))/2."""
+    s = run(make_cfg(*TINY, "lr=0.5", "schedule=cosine", "schedule.end=0.05", "trainer.gradient_clip_val=1e-3",
+                     "checkpoint.every_n_steps=1"))
+    assert s["status"] == "ok" and s["lr"] == 0.5
+    rate = [0.05 + 0.45 * (1 + math.cos(math.pi * k / 12)) / 2 for k in range(12)]
+    assert s["lr_final"] == pytest.approx(rate[-1])
+    ckpts = tmp_path / "run" / "checkpoints"
+    weights = [torch.load(ckpts / f"step={k:08d}.ckpt", weights_only=False)["state_dict"] for k in range(1, 13)]
+    weights.insert(0, {f"model.{k}": v for k, v in torch.load(ckpts / "init.pt", weights_only=True).items()})
+    for k in range(12):
+        step = torch.cat([(weights[k + 1][n] - weights[k][n]).flatten() for n in weights[k] if n.startswith("model.")])
+        assert float(step.norm()) == pytest.approx(rate[k] * 1e-3, rel=1e-3)

@@ -2,35 +2,36 @@
 that run on such a plan. (Rate schedules, ``step -> elr``, are :mod:`lossland.optim.schedules`.)
 
 Steps count optimizer updates: step 0 is the initial point, step s the weights after s updates. The loop
-(:class:`lossland.loop.Trainer`) calls :meth:`PeriodicCallback.on_step` after every due step, so a
+(:class:`lossland.loop.Loop`) calls :meth:`PeriodicCallback.on_step` after every due step, so a
 callback runs at exactly the step it asked for.
 """
 
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable
 
 import numpy as np
 
 
 class DueSteps:
     """The steps at which scheduled work is due: step 0 (if ``at_start``), every ``every_n_steps`` steps,
-    or at ``num_points`` log-spaced steps
-    in [1, total_steps] (``log_spaced=True``), and at the last step."""
+    or at ``num_points`` log-spaced steps in [1, total_steps] (``log_spaced=True``), the ``extra`` steps (e.g.
+    epoch ends), and the last step."""
 
     def __init__(self, every_n_steps: int | None = None, log_spaced: bool = False, num_points: int = 50,
-                 at_start: bool = True):
+                 at_start: bool = True, extra: Iterable[int] = ()):
         if every_n_steps is not None and every_n_steps <= 0:
             raise ValueError(f"every_n_steps must be a positive number of steps, got {every_n_steps}")
         self.every_n_steps, self.log_spaced = every_n_steps, log_spaced
-        self.num_points, self.at_start = num_points, at_start
+        self.num_points, self.at_start, self.extra = num_points, at_start, [int(s) for s in extra]
         self.total_steps: int | None = None
         self._steps: list[int] = []
 
     def bind(self, total_steps: int) -> DueSteps:
         """Fix the run length (needed for log-spaced steps and the final point)."""
         self.total_steps = total_steps
-        steps = {total_steps}
+        steps = {total_steps, *(s for s in self.extra if 0 <= s <= total_steps)}
         if self.at_start:
             steps.add(0)
         if self.log_spaced and total_steps > 0:
@@ -56,7 +57,7 @@ class DueSteps:
 
 class PeriodicCallback:
     """Runs :meth:`run_at` at every due step of its :class:`DueSteps` plan (step 0 included, at the start
-    of training). Hooks are called by :class:`lossland.loop.Trainer` through Fabric's ``call``."""
+    of training). Its hooks are called by the training loop (:class:`lossland.loop.Loop`)."""
 
     def __init__(self, plan: DueSteps):
         self.plan = plan

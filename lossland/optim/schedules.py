@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Schedule", "Constant", "StepChange", "PiecewiseLinear"]
+__all__ = ["Schedule", "Constant", "StepChange", "PiecewiseLinear", "Cosine"]
 
 
 class Schedule:
@@ -86,3 +86,25 @@ class PiecewiseLinear(Schedule):
         if self.log:
             return float(self.start * (self.end / self.start) ** u)
         return float(self.start + u * (self.end - self.start))
+
+
+@dataclass(frozen=True)
+class Cosine(Schedule):
+    """Cosine annealing from ``start`` at step 0 to ``end`` at step ``steps`` (and after it):
+    ``end + (start − end)·(1 + cos(π·step/steps))/2``. ``steps=None``: the whole run, bound by
+    :func:`lossland.build.build_schedule` (unbound, it stays at ``start``)."""
+
+    start: float
+    end: float = 0.0
+    steps: int | None = None
+
+    def __post_init__(self):
+        _positive("Cosine.start", self.start)
+        if not (math.isfinite(self.end) and 0 <= self.end):
+            raise ValueError(f"Cosine.end must be a number ≥ 0, got {self.end!r}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"Cosine.steps must be ≥ 1 (or null: the whole run), got {self.steps}")
+
+    def __call__(self, step: int) -> float:
+        u = 0.0 if self.steps is None else min(step, self.steps) / self.steps
+        return float(self.end + 0.5 * (self.start - self.end) * (1 + math.cos(math.pi * u)))

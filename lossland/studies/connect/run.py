@@ -21,6 +21,7 @@ import copy
 import logging
 import re
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
@@ -165,80 +166,97 @@ def gm_batches(cfg: DictConfig, run: dict) -> list | None:
 def run_connect(cfg: DictConfig) -> dict:
     """One connectivity job; returns the record written to ``connect.json``. User errors raise
     :class:`LosslandError` (missing or incompatible runs, a path that does not fit the model)."""
+    check_job(cfg)
+    t_start = time.time()
+    out = output_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    ra, rb = load_run(cfg.a, cfg.get("checkpoint"), "a"), load_run(cfg.b, cfg.get("checkpoint"), "b")
+    check_compatible(ra, rb)
+    ends = Endpoints(cfg, ra, rb)
+    method = method_record(cfg.align, cfg.path)
+    timing = {}
+    with _timed(timing, "align"):
+        b_aligned = _method_call(f"align={method['align']}", align, ends.a, ends.b, instantiate_method(cfg.align),
+                                 x=ends.full_train[0])
+    with _timed(timing, "path"):
+        data = PathData(x=ends.full_train[0], y=ends.full_train[1], loss=ends.loss, bn_batches=ends.bn_batches,
+                        batch_size=ends.batch_size, out=out, device=str(ends.device), seed=int(cfg.seed),
+                        progress=bool(cfg.progress))
+        path = _method_call(f"path={method['path']}", instantiate_method(cfg.path), ends.a, b_aligned, data=data)
+    with _timed(timing, "evaluate"):
+        result = evaluate_path(path, ends.a, ends.loss, ends.train, ends.test, num_points=int(cfg.num_points),
+                               bn_batches=ends.bn_batches, batch_size=ends.batch_size, progress=bool(cfg.progress),
+                               desc=method["label"], gm_batches=gm_batches(cfg, ra))
+    timing["total"] = round(time.time() - t_start, 3)
+    record = connect_record(cfg, ra, rb, method, result, path, timing)
+    write_record(cfg, record, out)
+    return record
+
+
+def check_job(cfg: DictConfig) -> None:
     for key in ("a", "b"):
         if OmegaConf.is_missing(cfg, key) or not cfg.get(key):
             raise LosslandError(f"{key} must be set: connect.py a=RUN_DIR b=RUN_DIR "
                                 "(train.py job directories)")
     if int(cfg.num_points) < 2:
         raise LosslandError(f"num_points={cfg.num_points} is not valid: at least 2 points")
-    t_start = time.time()
-    out = output_dir(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    ra = load_run(cfg.a, cfg.get("checkpoint"), "a")
-    rb = load_run(cfg.b, cfg.get("checkpoint"), "b")
-    check_compatible(ra, rb)
-    device = torch.device(cfg.get("device") or "cpu")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise LosslandError("device=cuda but no CUDA device is available")
-    loss = ra["loss"]
-    a = copy.deepcopy(ra["model"]).eval().to(device)
-    b = copy.deepcopy(rb["model"]).eval().to(device)
-    dm = ra["dm"]
-    full_train = tuple(t.to(device) for t in dm.splits["train"])
-    train = _limit(full_train, cfg.get("train_examples"))
-    test = _limit(tuple(t.to(device) for t in dm.splits["test"]), cfg.get("test_examples")) \
-        if "test" in dm.splits else None
-    bs = int(cfg.batch_size)
-    bn_batches = int(cfg.bn_batches) if cfg.get("bn_batches") else None
 
-    bn_src = list(islice(TensorBatches(*full_train, bs), bn_batches)) if has_bn(a) else None
-    method = method_record(cfg.align, cfg.path)
-    label = method["label"]
 
+class Endpoints:
+    """The two runs' models on the job's device (eval mode), their loss, the training split (whole and as
+    evaluated: ``train_examples``), the test split (``test_examples``) and the BN batches (nets with BN)."""
+
+    def __init__(self, cfg: DictConfig, ra: dict, rb: dict):
+        self.device = torch.device(cfg.get("device") or "cpu")
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise LosslandError("device=cuda but no CUDA device is available")
+        self.loss = ra["loss"]
+        self.a = copy.deepcopy(ra["model"]).eval().to(self.device)
+        self.b = copy.deepcopy(rb["model"]).eval().to(self.device)
+        splits = ra["dm"].splits
+        self.full_train = tuple(t.to(self.device) for t in splits["train"])
+        self.train = _limit(self.full_train, cfg.get("train_examples"))
+        self.test = _limit(tuple(t.to(self.device) for t in splits["test"]), cfg.get("test_examples")) \
+            if "test" in splits else None
+        self.batch_size = int(cfg.batch_size)
+        n = int(cfg.bn_batches) if cfg.get("bn_batches") else None
+        self.bn_batches = list(islice(TensorBatches(*self.full_train, self.batch_size), n)) if has_bn(self.a) else None
+
+
+@contextmanager
+def _timed(timing: dict, key: str):
     t0 = time.time()
+    yield
+    timing[key] = round(time.time() - t0, 3)
+
+
+def _method_call(what: str, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, a method that does not fit the models refused in one line naming it."""
     try:
-        b_aligned = align(a, b, instantiate_method(cfg.align), x=full_train[0])
+        return fn(*args, **kwargs)
     except (ValueError, NotImplementedError) as e:
-        raise LosslandError(f"align={method['align']}: {e}") from None
-    align_s = time.time() - t0
+        raise LosslandError(f"{what}: {e}") from None
 
-    t0 = time.time()
-    data = PathData(x=full_train[0], y=full_train[1], loss=loss, bn_batches=bn_src, batch_size=bs, out=out,
-                    device=str(device), seed=int(cfg.seed), progress=bool(cfg.progress))
-    try:
-        path = instantiate_method(cfg.path)(a, b_aligned, data=data)
-    except (ValueError, NotImplementedError) as e:
-        raise LosslandError(f"path={method['path']}: {e}") from None
-    build_s = time.time() - t0
 
-    t0 = time.time()
-    result = evaluate_path(path, a, loss, train, test, num_points=int(cfg.num_points), bn_batches=bn_src,
-                           batch_size=bs, progress=bool(cfg.progress), desc=label, gm_batches=gm_batches(cfg, ra))
-    eval_s = time.time() - t0
-
+def connect_record(cfg: DictConfig, ra: dict, rb: dict, method: dict, result: dict, path, timing: dict) -> dict:
+    """``connect.json``'s record (see the module's docstring)."""
     info_a, info_b = _run_info(ra), _run_info(rb)
     prior = info_a["prior"] if info_a["prior"] == info_b["prior"] else f"{info_a['prior']}|{info_b['prior']}"
-    record = {
-        "status": "ok",
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "a": info_a, "b": info_b,
-        "width": info_a["width"], "prior": prior,
-        "method": method,
-        "result": result,
-        "summary": result["summary"],
-        "curve": path.training or None,
-        "wall_s": {"align": round(align_s, 3), "path": round(build_s, 3), "evaluate": round(eval_s, 3),
-                   "total": round(time.time() - t_start, 3)},
-    }
+    return {"status": "ok", "config": OmegaConf.to_container(cfg, resolve=True), "a": info_a, "b": info_b,
+            "width": info_a["width"], "prior": prior, "method": method, "result": result,
+            "summary": result["summary"], "curve": path.training or None, "wall_s": timing}
+
+
+def write_record(cfg: DictConfig, record: dict, out: Path) -> None:
+    """``connect.json``, ``connect.png`` (unless ``plot=false``) and one line of the result."""
+    label, result, a, b = record["method"]["label"], record["result"], record["a"], record["b"]
     write_connect_json(record, out / "connect.json")
     if cfg.get("plot", True):
-        title = (f"{label} | width {info_a['width']} | prior {prior} | "
-                 f"seeds {info_a['seed']}, {info_b['seed']}")
+        title = f"{label} | width {a['width']} | prior {record['prior']} | seeds {a['seed']}, {b['seed']}"
         plot_paths({label: result}, out / "connect.png", title=title)
     s = result["summary"].get("test", result["summary"]["train"])
     log.info("%s: max test accuracy loss %.2f points, loss barrier %.4f (%s)", label, s["max_acc_loss"],
              s["loss_barrier"], out)
-    return record
 
 
 def _quote(value: str) -> str:

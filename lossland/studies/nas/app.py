@@ -2,7 +2,11 @@
 ``metrics.csv`` (every logged step: losses, alpha, A, hypergradient norms, softmax(gamma) and entropy of every
 edge), ``summary.json`` (status ok / diverged / failed, times, accuracies, genotype, findings),
 ``genotype.yaml``, ``robustness.json``, ``checkpoints/{supernet,discrete}.pt``, ``dynamics.png``,
-``entropy.png``, ``robustness_{weights,inputs}.png`` and, with ``logger=wandb``, an (offline) W&B run."""
+``entropy.png``, ``robustness_{weights,inputs}.png`` and, with ``logger=wandb``, an (offline) W&B run.
+
+A job's lifecycle (skip a finished search, refuse another run's directory, record failures, close the loggers)
+is every job's (:class:`lossland.job.Job`); the search and the discrete network train in the one training loop
+(:class:`lossland.loop.Trainer`)."""
 
 from __future__ import annotations
 
@@ -13,24 +17,28 @@ import time
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lossland.config import job_overrides, output_dir
+from lossland.build import build_loggers, instantiate_node
+from lossland.config import output_dir
+from lossland.data import TensorDataModule
 from lossland.errors import LosslandError
-from lossland.records import SUMMARY_JSON, atomic_torch_save, atomic_write, write_json
+from lossland.job import Job
+from lossland.loop import Trainer
+from lossland.models.darts import GenotypeNet, check_ops
+from lossland.records import atomic_torch_save, atomic_write, write_json
+from lossland.seeding import generator, stream_seed
+from lossland.studies.nas import plots
+from lossland.studies.nas.prior import DirichletPrior
+from lossland.studies.nas.robustness import noise_curve, train_discrete
+from lossland.studies.nas.search import SearchModule, SearchRecord, accuracy
+from lossland.studies.nas.supernet import Supernet
 
 log = logging.getLogger("lossland.studies.nas")
 
 
 def validate(cfg: DictConfig, recipe: str | None = None) -> None:
     """Refuse a bad job before any job of a sweep starts: one line each."""
-    from lossland.studies.nas.ops import check_ops
-    from lossland.studies.nas.prior import check_alpha
-
     check_ops(list(cfg.nas.ops))
-    check_alpha(cfg.prior.alpha, "prior.alpha")
-    if cfg.prior.get("alpha_end") is not None:
-        check_alpha(cfg.prior.alpha_end, "prior.alpha_end")
-    if not float(cfg.prior.strength) >= 0:
-        raise LosslandError(f"prior.strength (lambda) must be >= 0, got {cfg.prior.strength}")
+    build_prior(cfg)
     if not int(cfg.data.get("val_size") or 0) > 0:
         raise LosslandError("the search needs a validation split for Gamma and A: data.val_size is "
                             f"{cfg.data.get('val_size')}; set data.val_size=<n> > 0")
@@ -38,123 +46,132 @@ def validate(cfg: DictConfig, recipe: str | None = None) -> None:
         raise LosslandError(f"search.epochs must be >= 1, got {cfg.search.epochs}")
 
 
-def _build_data(cfg):
-    from lossland.build import instantiate_node
-
-    dm = instantiate_node(cfg.data, "data", seed=cfg.seed)
-    dm.prepare()
-    return dm
+def build_prior(cfg: DictConfig) -> DirichletPrior:
+    return instantiate_node(cfg.prior, "prior")
 
 
 def run_search(cfg: DictConfig) -> dict:
-    from lossland.build import build_loggers
-    from lossland.models.darts import GenotypeNet
-    from lossland.seeding import generator, stream_seed
-    from lossland.studies.nas import plots
-    from lossland.studies.nas.robustness import noise_curve, train_discrete
-    from lossland.studies.nas.search import Search, accuracy
-    from lossland.studies.nas.supernet import Supernet
-    from lossland.train import finish_wandb
-
+    """One search job; returns its summary. User errors and signals raise (after the record is written)."""
     validate(cfg)
-    out = output_dir(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    summary = {"app": "nas", "status": "running", "prior": cfg.prior.name, "seed": int(cfg.seed),
-               "overrides": job_overrides()}
-    write_json(out / SUMMARY_JSON, summary)
-    device = str(cfg.device)
+    job = Job(cfg, output_dir(cfg))
+    if job.open() == "skip":
+        return job.summary
+    prior = build_prior(cfg)
+    job.start(app="nas", prior=prior.name)
+    with job.recording():
+        search_job(cfg, job, prior)
+    s = job.summary
+    print(f"lossland nas: prior={prior.name} {s['status']} in {s['wall_s']:.1f} s; "
+          f"test acc supernet {s.get('test_acc', float('nan')):.4f}, "
+          f"discrete {s.get('discrete_test_acc', float('nan')):.4f}; {job.out / 'genotype.yaml'}")
+    return s
+
+
+def search_job(cfg: DictConfig, job: Job, prior: DirichletPrior) -> None:
+    """The steps of a job: the search; then (unless it diverged) the genotype and the supernet's accuracies, the
+    discrete network trained from scratch, accuracy under noise, the findings and the figures."""
     torch.manual_seed(stream_seed(cfg.seed, "init"))
-    dm = _build_data(cfg)
-    splits = {k: (x.to(device), y.to(device)) for k, (x, y) in dm.splits.items()}
+    dm = instantiate_node(cfg.data, "data", seed=cfg.seed).prepare()
+    splits = {k: (x.to(str(cfg.device)), y.to(str(cfg.device))) for k, (x, y) in dm.splits.items()}
     if "val" not in splits or len(splits["val"][0]) == 0:
         raise LosslandError("the search needs a validation split for Gamma and A: data.val_size is 0; "
                             "set data.val_size=<n> > 0")
     n = cfg.nas
     model = Supernet(dm.input_shape, dm.num_classes, list(n.ops), n.channels, n.cells, n.nodes,
                      None if n.reductions is None else list(n.reductions), n.stem_multiplier, n.gamma_init)
-    loggers = build_loggers(cfg, out)
+    loggers = build_loggers(cfg, job.out)
+    job.attach(loggers=loggers)
+    history = search(cfg, job, model, splits, prior, loggers)
+    if job.summary["status"] != "ok":  # diverged: the records so far, no genotype / robustness
+        return
+    x_eval, y_eval = splits.get("test", splits["val"])
+    genotype = record_supernet(job, model, history, x_eval, y_eval)
+    net = train_discrete_net(cfg, job, genotype, dm, splits, x_eval, y_eval)
+    curves = robustness(cfg, job, prior, model, net, x_eval, y_eval)
+    job.summary["findings"] = findings(history, len(model.op_names), cfg)
+    draw_figures(job, prior, history, model.op_names, curves)
+    for lg in loggers[1:]:
+        lg.log_metrics({"test_acc_final": job.summary["test_acc"],
+                        "discrete_test_acc": job.summary["discrete_test_acc"]}, job.summary["steps"])
 
-    def log_metrics(metrics, step):
-        for lg in loggers:
-            lg.log_metrics(metrics, step)
 
-    try:
-        search = Search(model, splits, cfg.search, cfg.prior, seed=stream_seed(cfg.seed, "data"), device=device)
-        summary.update(search.run(log_metrics))
-        loggers[0].save()
-        hist = search.history
-        if summary["status"] != "ok":  # diverged: the records so far, no genotype / robustness
-            return summary
-        genotype = model.genotype()
-        atomic_write(out / "genotype.yaml", OmegaConf.to_yaml(OmegaConf.create(genotype)))
-        atomic_torch_save({"state_dict": model.state_dict(), "log_decay": summary["log_decay"],
-                           "genotype": genotype, "op_names": model.op_names}, out / "checkpoints" / "supernet.pt")
-        test = splits.get("test")
-        x_eval, y_eval = test if test is not None else splits["val"]
-        last = hist[-1]
-        summary.update(val_acc=last.get("val_acc"), test_acc=accuracy(model, x_eval, y_eval),
-                       genotype=genotype, final_entropy_mean=last["entropy_mean"],
-                       final_max_prob_mean=last["max_prob_mean"], log_k=math.log(len(model.op_names)))
-        # the argmax architecture with the supernet's weights (no retraining)
-        model.fixed_weights = model.one_hot()
-        summary["inherited_discrete_test_acc"] = accuracy(model, x_eval, y_eval)
-        model.fixed_weights = None
-        # the discrete architecture, trained from scratch
-        d = cfg.discrete
-        torch.manual_seed(stream_seed(cfg.seed, "init"))
-        net = GenotypeNet(dm.input_shape, dm.num_classes, genotype, channels=d.get("channels")).to(device)
-        train_x = torch.cat([splits["train"][0], splits["val"][0]]) if d.train_on_val else splits["train"][0]
-        train_y = torch.cat([splits["train"][1], splits["val"][1]]) if d.train_on_val else splits["train"][1]
-        t1 = time.perf_counter()
-        dres = train_discrete(net, (train_x, train_y), int(d.epochs), float(d.lr), int(d.batch_size),
-                              stream_seed(cfg.seed, "data"))
-        summary.update(discrete_test_acc=accuracy(net, x_eval, y_eval), discrete_wall_s=time.perf_counter() - t1,
-                       discrete_losses=dres["losses"], discrete_params=sum(p.numel() for p in net.parameters()))
-        atomic_torch_save({"state_dict": net.state_dict(), "genotype": genotype}, out / "checkpoints" / "discrete.pt")
-        # robustness
-        r = cfg.robustness
-        g = generator(cfg.seed, "noise", "cpu")
-        skip = {id(p) for p in model.arch_parameters()}
-        curves = {}
-        t2 = time.perf_counter()
-        for name, m, sk in (("supernet", model, skip), ("discrete", net, None)):
-            curves[name] = {where: noise_curve(m, x_eval, y_eval, list(r[f"{where}_sigmas"]), int(r.draws), where, g,
-                                               sk) for where in ("weights", "inputs")}
-        summary["robustness_wall_s"] = time.perf_counter() - t2
-        write_json(out / "robustness.json", {"prior": cfg.prior.name, "draws": int(r.draws), **curves})
-        # findings (docs/nas.md): degeneration to a discrete structure, stalling at stationary points
-        summary["findings"] = findings(hist, len(model.op_names), cfg)
-        plots.dynamics_figure(hist, model.op_names, f"structure dynamics, prior={cfg.prior.name}",
-                              out / "dynamics.png")
-        plots.entropy_figure({cfg.prior.name: hist}, len(model.op_names), out / "entropy.png")
-        for where in ("weights", "inputs"):
-            plots.robustness_figure({cfg.prior.name: curves}, where, out / f"robustness_{where}.png")
-        for lg in loggers[1:]:
-            lg.log_metrics({"test_acc_final": summary["test_acc"], "discrete_test_acc": summary["discrete_test_acc"]},
-                           summary["steps"])
-    except LosslandError:
-        summary.update(status="failed")
-        raise
-    except Exception as e:  # a failure is a record too
-        summary.update(status="failed", error=f"{type(e).__name__}: {e}")
-        log.exception("search failed")
-    finally:
-        summary["wall_s"] = time.perf_counter() - t0
-        write_json(out / SUMMARY_JSON, summary)
-        for lg in loggers if "loggers" in locals() else []:
-            try:
-                lg.finalize("success" if summary["status"] == "ok" else "failed")
-                if hasattr(lg, "experiment") and hasattr(lg.experiment, "id") and lg is not loggers[0]:
-                    summary["wandb"] = {"id": lg.experiment.id}
-            except Exception as e:  # noqa: BLE001 - a tracker failure must not lose the local records
-                summary.setdefault("logger_errors", []).append(f"{type(lg).__name__}: {e}")
-        write_json(out / SUMMARY_JSON, summary)
-        finish_wandb()
-        print(f"lossland nas: prior={cfg.prior.name} {summary['status']} in {summary['wall_s']:.1f} s; "
-              f"test acc supernet {summary.get('test_acc', float('nan')):.4f}, "
-              f"discrete {summary.get('discrete_test_acc', float('nan')):.4f}; {out / 'genotype.yaml'}")
-    return summary
+def _accelerator(device) -> str:
+    return "cuda" if str(device).startswith("cuda") else "cpu"
+
+
+def search(cfg: DictConfig, job: Job, model: Supernet, splits: dict, prior: DirichletPrior, loggers) -> list[dict]:
+    """The bilevel search in the training loop (:class:`SearchModule` steps, :class:`SearchRecord` rows);
+    records status, steps, epochs, time and A in the summary; returns the history of logged rows."""
+    s = cfg.search
+    dm = TensorDataModule(batch_size=int(s.batch_size), seed=int(cfg.seed))
+    dm.splits = {"train": splits["train"]}
+    module = SearchModule(model, splits["val"], s, prior, dm.steps_per_epoch, dm.order_generator)
+    record = SearchRecord(loggers, dm.steps_per_epoch, int(s.epochs), int(s.log_every), splits.get("test"))
+    trainer = Trainer(accelerator=_accelerator(cfg.device), max_epochs=int(s.epochs), enable_progress_bar=False,
+                      log_every_n_steps=int(s.log_every), callbacks=[record],
+                      gradient_clip_val=None if s.get("grad_clip") is None else float(s.grad_clip))
+    job.attach(trainer, loggers)
+    t0 = time.perf_counter()
+    trainer.fit(module, dm)
+    job.end_training(trainer)
+    job.summary.update(search_wall_s=time.perf_counter() - t0, log_decay=module.log_decay.item())
+    return record.history
+
+
+def record_supernet(job: Job, model: Supernet, history: list[dict], x_eval, y_eval) -> dict:
+    """``genotype.yaml`` (every edge's argmax), ``checkpoints/supernet.pt``, the supernet's accuracies and the
+    argmax architecture's with the supernet's weights (no retraining); returns the genotype."""
+    genotype = model.genotype()
+    atomic_write(job.out / "genotype.yaml", OmegaConf.to_yaml(OmegaConf.create(genotype)))
+    atomic_torch_save({"state_dict": model.state_dict(), "log_decay": job.summary["log_decay"],
+                       "genotype": genotype, "op_names": model.op_names}, job.out / "checkpoints" / "supernet.pt")
+    last = history[-1]
+    job.summary.update(val_acc=last.get("val_acc"), test_acc=accuracy(model, x_eval, y_eval), genotype=genotype,
+                       final_entropy_mean=last["entropy_mean"], final_max_prob_mean=last["max_prob_mean"],
+                       log_k=math.log(len(model.op_names)))
+    model.fixed_weights = model.one_hot()
+    job.summary["inherited_discrete_test_acc"] = accuracy(model, x_eval, y_eval)
+    model.fixed_weights = None
+    return genotype
+
+
+def train_discrete_net(cfg: DictConfig, job: Job, genotype: dict, dm, splits: dict, x_eval, y_eval):
+    """The discrete architecture trained from scratch (``discrete.*``; on train + validation with
+    ``discrete.train_on_val``): its accuracy, time, losses, size and ``checkpoints/discrete.pt``."""
+    d = cfg.discrete
+    torch.manual_seed(stream_seed(cfg.seed, "init"))
+    net = GenotypeNet(dm.input_shape, dm.num_classes, genotype, channels=d.get("channels")).to(str(cfg.device))
+    parts = [splits["train"], splits["val"]] if d.train_on_val else [splits["train"]]
+    train = torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
+    t0 = time.perf_counter()
+    losses = train_discrete(net, train, int(d.epochs), float(d.lr), int(d.batch_size), int(cfg.seed))
+    job.summary.update(discrete_test_acc=accuracy(net, x_eval, y_eval), discrete_wall_s=time.perf_counter() - t0,
+                       discrete_losses=losses, discrete_params=sum(p.numel() for p in net.parameters()))
+    atomic_torch_save({"state_dict": net.state_dict(), "genotype": genotype}, job.out / "checkpoints" / "discrete.pt")
+    return net
+
+
+def robustness(cfg: DictConfig, job: Job, prior: DirichletPrior, model: Supernet, net, x_eval, y_eval) -> dict:
+    """Accuracy under Gaussian noise on the weights (not Gamma) and on the inputs, supernet and discrete network
+    (the ``noise`` stream): ``robustness.json``; returns the curves."""
+    r = cfg.robustness
+    g = generator(cfg.seed, "noise", "cpu")
+    arch = {id(p) for p in model.arch_parameters()}
+    t0 = time.perf_counter()
+    curves = {name: {where: noise_curve(m, x_eval, y_eval, list(r[f"{where}_sigmas"]), int(r.draws), where, g, skip)
+                     for where in ("weights", "inputs")}
+              for name, m, skip in (("supernet", model, arch), ("discrete", net, None))}
+    job.summary["robustness_wall_s"] = time.perf_counter() - t0
+    write_json(job.out / "robustness.json", {"prior": prior.name, "draws": int(r.draws), **curves})
+    return curves
+
+
+def draw_figures(job: Job, prior: DirichletPrior, history: list[dict], op_names: list[str], curves: dict) -> None:
+    out = job.out
+    plots.dynamics_figure(history, op_names, f"structure dynamics, prior={prior.name}", out / "dynamics.png")
+    plots.entropy_figure({prior.name: history}, len(op_names), out / "entropy.png")
+    for where in ("weights", "inputs"):
+        plots.robustness_figure({prior.name: curves}, where, out / f"robustness_{where}.png")
 
 
 def findings(hist: list[dict], n_ops: int, cfg) -> dict:
@@ -167,44 +184,22 @@ def findings(hist: list[dict], n_ops: int, cfg) -> dict:
     ``ce_grad_norm``). Measured: the mean CE part over the last quarter of the logged steps relative to the
     first quarter (``ce_grad_ratio``) and the largest change of any softmax(gamma) entry over the last quarter
     (``mix_move_last_quarter``); stalled when both are below ``findings.grad_ratio_tol`` / ``findings.move_tol``.
-    Per edge: undecided (final entropy >= ``findings.undecided_frac`` * log K), and the same stall test on the
-    edge's CE part relative to the early median edge's."""
+    Per edge (:func:`edge_findings`): undecided (final entropy >= ``findings.undecided_frac`` * log K), and the
+    same stall test on the edge's CE part relative to the early median edge's."""
     f = cfg.findings
     log_k = math.log(n_ops)
-    ent_keys = [k for k in hist[-1] if k.startswith("entropy/")]
-    final_ent = [hist[-1][k] for k in ent_keys]
+    final_ent = [v for k, v in hist[-1].items() if k.startswith("entropy/")]
     rows = [r for r in hist if "gamma_grad_norm" in r]
     q = max(1, len(rows) // 4)
-
-    def mean(key, part):
-        return sum(r.get(key, float("nan")) for r in part) / len(part)
-
-    mix_keys = [k for k in hist[-1] if k.startswith("mix/")]
-
-    def move(keys):
-        return max(max(r[k] for r in rows[-q:]) - min(r[k] for r in rows[-q:]) for k in keys)
-
-    degenerate = max(final_ent) <= float(f.entropy_tol) * log_k
-    ce_first, ce_last = mean("ce_grad_norm", rows[:q]), mean("ce_grad_norm", rows[-q:])
+    ce_first, ce_last = _mean(rows[:q], "ce_grad_norm"), _mean(rows[-q:], "ce_grad_norm")
     ce_ratio = ce_last / ce_first if ce_first > 0 else float("nan")
-    total_move = move(mix_keys)
-    edges = [k.removeprefix("entropy/") for k in ent_keys]
-    early = sorted(mean(f"cegrad/{e}", rows[:q]) for e in edges)
-    med = early[len(early) // 2]
-    per_edge = {}
-    for e in edges:
-        late = mean(f"cegrad/{e}", rows[-q:])
-        undecided = hist[-1][f"entropy/{e}"] >= float(f.undecided_frac) * log_k
-        moved = move([k for k in mix_keys if k.startswith(f"mix/{e}/")])
-        per_edge[e] = {"entropy": hist[-1][f"entropy/{e}"], "late_ce_grad": late,
-                       "late_grad": mean(f"grad/{e}", rows[-q:]),
-                       "move_last_quarter": moved, "undecided": bool(undecided),
-                       "stalled": bool(late < float(f.grad_ratio_tol) * med and moved < float(f.move_tol))}
+    total_move = _move(rows[-q:], [k for k in hist[-1] if k.startswith("mix/")])
+    med, per_edge = edge_findings(hist, rows, q, f, log_k)
     return {"final_entropy_max": max(final_ent), "final_entropy_mean": sum(final_ent) / len(final_ent),
-            "log_k": log_k, "degenerate": bool(degenerate),
-            "grad_norm_first_quarter": mean("gamma_grad_norm", rows[:q]),
-            "grad_norm_last_quarter": mean("gamma_grad_norm", rows[-q:]),
-            "prior_grad_norm_last_quarter": mean("prior_grad_norm", rows[-q:]),
+            "log_k": log_k, "degenerate": bool(max(final_ent) <= float(f.entropy_tol) * log_k),
+            "grad_norm_first_quarter": _mean(rows[:q], "gamma_grad_norm"),
+            "grad_norm_last_quarter": _mean(rows[-q:], "gamma_grad_norm"),
+            "prior_grad_norm_last_quarter": _mean(rows[-q:], "prior_grad_norm"),
             "ce_grad_norm_first_quarter": ce_first, "ce_grad_norm_last_quarter": ce_last, "ce_grad_ratio": ce_ratio,
             "mix_move_last_quarter": total_move,
             "stalled": bool(ce_ratio < float(f.grad_ratio_tol) and total_move < float(f.move_tol)),
@@ -212,3 +207,30 @@ def findings(hist: list[dict], n_ops: int, cfg) -> dict:
             "stalled_edges": sum(v["stalled"] for v in per_edge.values()),
             "stalled_undecided_edges": sum(v["stalled"] and v["undecided"] for v in per_edge.values()),
             "edges": per_edge}
+
+
+def edge_findings(hist: list[dict], rows: list[dict], q: int, f, log_k: float) -> tuple[float, dict]:
+    """(the early median edge's CE part, ``{edge: entropy, late CE part, late gradient, move over the last
+    quarter, undecided, stalled}``)."""
+    edges = [k.removeprefix("entropy/") for k in hist[-1] if k.startswith("entropy/")]
+    early = sorted(_mean(rows[:q], f"cegrad/{e}") for e in edges)
+    med = early[len(early) // 2]
+    mix_keys = [k for k in hist[-1] if k.startswith("mix/")]
+    per_edge = {}
+    for e in edges:
+        late = _mean(rows[-q:], f"cegrad/{e}")
+        moved = _move(rows[-q:], [k for k in mix_keys if k.startswith(f"mix/{e}/")])
+        per_edge[e] = {"entropy": hist[-1][f"entropy/{e}"], "late_ce_grad": late,
+                       "late_grad": _mean(rows[-q:], f"grad/{e}"), "move_last_quarter": moved,
+                       "undecided": bool(hist[-1][f"entropy/{e}"] >= float(f.undecided_frac) * log_k),
+                       "stalled": bool(late < float(f.grad_ratio_tol) * med and moved < float(f.move_tol))}
+    return med, per_edge
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    return sum(r.get(key, float("nan")) for r in rows) / len(rows)
+
+
+def _move(rows: list[dict], keys: list[str]) -> float:
+    """The largest range of any of ``keys`` over ``rows``."""
+    return max(max(r[k] for r in rows) - min(r[k] for r in rows) for k in keys)

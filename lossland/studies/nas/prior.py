@@ -19,12 +19,38 @@ near uniform (DARTS' gamma ~ 1e-3 N(0,1)) starts the structure at a stationary p
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from lossland.errors import LosslandError
 
-__all__ = ["log_density_kernel", "log_density", "neg_log_prior", "alpha_schedule", "check_alpha"]
+__all__ = ["DirichletPrior", "log_density_kernel", "log_density", "neg_log_prior", "alpha_schedule", "check_alpha"]
+
+
+@dataclass
+class DirichletPrior:
+    """A ``conf/prior`` config: the symmetric Dirichlet prior with concentration ``alpha`` (with ``alpha_end``:
+    annealed once per epoch, log-linearly, from ``alpha`` to ``alpha_end``), weighted by ``strength`` (lambda in
+    Q = CE_valid + lambda * R(Gamma)); ``name`` labels the job's records. Bad values are refused in one line."""
+
+    name: str
+    alpha: float
+    alpha_end: float | None = None
+    strength: float = 0.1
+
+    def __post_init__(self):
+        self.alpha = check_alpha(self.alpha, "prior.alpha")
+        if self.alpha_end is not None:
+            self.alpha_end = check_alpha(self.alpha_end, "prior.alpha_end")
+        if not float(self.strength) >= 0:
+            raise LosslandError(f"prior.strength (lambda) must be >= 0, got {self.strength}")
+        self.strength = float(self.strength)
+
+    def schedule(self, epochs: int) -> Callable[[int], float]:
+        """``epoch -> alpha`` over a search of ``epochs`` epochs (:func:`alpha_schedule`)."""
+        return alpha_schedule(self.alpha, self.alpha if self.alpha_end is None else self.alpha_end, epochs)
 
 
 def check_alpha(alpha: float, what: str = "prior.alpha") -> float:

@@ -3,10 +3,17 @@ inputs, mean and std over independent draws (the ``noise`` RNG stream of the job
 
 from __future__ import annotations
 
-import math
+from functools import partial
 
 import torch
 from torch.func import functional_call
+
+from lossland.data import TensorDataModule
+from lossland.loggers import RecordLogger
+from lossland.loop import Trainer
+from lossland.losses import CrossEntropy
+from lossland.module import LandscapeModule
+from lossland.optim import Cosine
 
 __all__ = ["noise_curve", "train_discrete"]
 
@@ -51,25 +58,16 @@ def noise_curve(model, x, y, sigmas, draws: int, where: str, generator: torch.Ge
 
 
 def train_discrete(model, train, epochs: int, lr: float, batch: int, seed: int, weight_decay: float = 3e-4,
-                   momentum: float = 0.9) -> dict:
-    """Train the discrete network from scratch (SGD with momentum, cosine rate); ``{"losses": [...]}``."""
-    x, y = train
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    steps = max(1, len(x) // batch)
-    total, step, losses = epochs * steps, 0, []
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(x), generator=gen).to(x.device)
-        for i in range(steps):
-            for g in opt.param_groups:
-                g["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / total))
-            idx = order[i * batch:(i + 1) * batch]
-            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            step += 1
-        losses.append(float(loss))
-    return {"losses": losses}
+                   momentum: float = 0.9, clip: float = 5.0) -> list[float]:
+    """Train the discrete network from scratch as an ordinary run of the training loop: cross-entropy, SGD with
+    momentum and weight decay, a cosine rate from ``lr`` to 0, gradient norm clipped at ``clip``, batches in the
+    ``data`` stream's order of ``seed``. Returns the mean training loss of every epoch."""
+    dm = TensorDataModule(batch_size=batch, seed=seed)
+    dm.splits = {"train": train}
+    module = LandscapeModule(model, CrossEntropy(),
+                             optimizer=partial(torch.optim.SGD, lr=lr, momentum=momentum, weight_decay=weight_decay),
+                             schedule=Cosine(lr, 0.0, epochs * dm.steps_per_epoch))
+    records = RecordLogger(None)
+    Trainer(accelerator="cuda" if train[0].is_cuda else "cpu", max_epochs=epochs, enable_progress_bar=False,
+            log_every_n_steps=dm.steps_per_epoch, gradient_clip_val=clip, loggers=[records]).fit(module, dm)
+    return [r["train/loss"] for r in records.rows if "train/loss" in r]

@@ -1,5 +1,6 @@
 """The bilevel search (one ``nas.py`` job): W on L over the training split, Gamma and A on Q over the validation
-split (docs/nas.md).
+split (docs/nas.md), as a training step (:class:`SearchModule`) and a callback (:class:`SearchRecord`) of the one
+training loop.
 
     L(W, A, Gamma) = CE_train(W, Gamma) + e^A ||W||^2          (A: log weight decay, learned)
     Q(W, Gamma)    = CE_valid(W, Gamma) + lambda * R(Gamma)    (R: negative log Dirichlet prior, .prior)
@@ -15,19 +16,22 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.func import functional_call
 
-from lossland.errors import LosslandError
-from lossland.studies.nas.prior import alpha_schedule, neg_log_prior
+from lossland.callbacks import DueSteps, PeriodicCallback
+from lossland.losses import CrossEntropy
+from lossland.module import LandscapeModule
+from lossland.optim import Cosine
+from lossland.studies.nas.prior import neg_log_prior
 from lossland.studies.nas.supernet import Supernet
 
 log = logging.getLogger("lossland.studies.nas")
 
-__all__ = ["hypergradient", "unrolled_objective", "Search", "entropy"]
+__all__ = ["hypergradient", "unrolled_objective", "SearchModule", "SearchRecord", "entropy"]
 
 
 def _split(model: Supernet):
@@ -100,120 +104,135 @@ def accuracy(model, x, y, batch: int = 1000) -> float:
     return correct / max(1, len(x))
 
 
-class Search:
-    """One search: ``run(loggers) -> summary dict`` (the caller writes the records)."""
+class SearchModule(LandscapeModule):
+    """The bilevel search as the training step of the one loop (:class:`lossland.loop.Trainer`): every step
+    first moves Gamma and A by one Adam step on Q over a validation batch (:func:`hypergradient`), then returns L
+    for the loop's weight step (SGD with momentum on W, a cosine rate from ``search.w_lr`` to ``search.w_lr_min``,
+    gradients clipped at ``search.grad_clip``: the trainer's options). The search has diverged when L or Q is
+    non-finite, or L exceeds ``search.max_loss``.
 
-    def __init__(self, model: Supernet, splits: dict, s, prior, seed: int, device: str = "cpu"):
-        self.model, self.s, self.prior, self.device = model.to(device), s, prior, device
-        if "val" not in splits or len(splits["val"][0]) == 0:
-            raise LosslandError("the search needs a validation split for Gamma and A: data.val_size is 0; "
-                                "set data.val_size=<n> > 0")
-        self.train, self.val = splits["train"], splits["val"]
-        self.test = splits.get("test")
-        self.epochs = int(s.epochs)
-        self.alpha = alpha_schedule(prior.alpha, prior.alpha if prior.get("alpha_end") is None else prior.alpha_end,
-                                    self.epochs)
+    ``val``: the validation split; its batches are drawn, once per epoch, from ``order_generator`` (the data
+    module's order stream, right after the epoch's training order). ``prior``: a
+    :class:`~lossland.studies.nas.prior.DirichletPrior`."""
+
+    def __init__(self, model: Supernet, val: tuple[torch.Tensor, torch.Tensor], s, prior, steps_per_epoch: int,
+                 order_generator: torch.Generator):
+        rate = Cosine(float(s.w_lr), float(s.w_lr_min), int(s.epochs) * steps_per_epoch)
+        super().__init__(model, CrossEntropy(), optimizer=None, schedule=rate,
+                         max_loss=None if s.get("max_loss") is None else float(s.max_loss))
+        self.s, self.val, self.steps_per_epoch, self.order_generator = s, val, steps_per_epoch, order_generator
+        self.alpha = prior.schedule(int(s.epochs))
         self.lam = float(prior.strength)
-        self.batch = int(s.batch_size)
-        self.log_decay = torch.tensor(float(s.log_decay_init), device=device, requires_grad=True)
-        self.w_opt = torch.optim.SGD(model.weights(), lr=float(s.w_lr), momentum=float(s.w_momentum))
-        self.a_opt = torch.optim.Adam([{"params": model.arch_parameters(), "lr": float(s.arch_lr)},
-                                       {"params": [self.log_decay], "lr": float(s.decay_lr)}],
-                                      betas=tuple(s.arch_betas))
-        self.gen = torch.Generator().manual_seed(int(seed))
-        self.steps_per_epoch = max(1, len(self.train[0]) // self.batch)
-        self.total = self.epochs * self.steps_per_epoch
         self.xi = float(s.xi) if s.get("xi") is not None else float(s.w_lr)
-        self.history: list[dict] = []  # one row per logged step: step, epoch, mixture, entropy, grad norms
+        self.log_decay = nn.Parameter(torch.tensor(float(s.log_decay_init)))
+        self.arch_optimizer = None
+        self.val_order: torch.Tensor | None = None
+        self.last: dict = {}  # the last step's values, for the records (:class:`SearchRecord`)
 
-    def _lr(self, step):
-        lo, hi = float(self.s.w_lr_min), float(self.s.w_lr)
-        return lo + 0.5 * (hi - lo) * (1 + math.cos(math.pi * step / max(1, self.total)))
+    def configure_optimizers(self):
+        """W's optimizer (the loop's); Gamma and A get their own Adam, stepped inside :meth:`training_step`."""
+        s = self.s
+        self.arch_optimizer = torch.optim.Adam([{"params": self.model.arch_parameters(), "lr": float(s.arch_lr)},
+                                                {"params": [self.log_decay], "lr": float(s.decay_lr)}],
+                                               betas=tuple(s.arch_betas))
+        return torch.optim.SGD(self.model.weights(), lr=float(s.w_lr), momentum=float(s.w_momentum))
 
-    def row(self, step, epoch, **metrics) -> dict:
-        mix = {k: v.detach().cpu() for k, v in self.model.mixture().items()}
+    def val_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        xv, yv = self.val
+        i = step % self.steps_per_epoch
+        if i == 0 or self.val_order is None:
+            self.val_order = torch.randperm(len(xv), generator=self.order_generator).to(xv.device)
+        vb = min(int(self.s.batch_size), len(xv))
+        j = (i * vb) % max(1, len(xv) - vb + 1)
+        idx = self.val_order[j:j + vb]
+        return xv[idx], yv[idx]
+
+    def training_step(self, batch, step: int):
+        x, y = batch
+        xv, yv = self.val_batch(step)
+        alpha = self.alpha(step // self.steps_per_epoch)
+        q, g_gamma, g_a, vout = hypergradient(self.model, self.log_decay, (x, y), (xv, yv), self.xi, self.lam, alpha,
+                                              bool(self.s.unrolled))
+        self.arch_optimizer.zero_grad(set_to_none=True)
+        for p, g in zip(self.model.arch_parameters(), g_gamma):
+            p.grad = g
+        self.log_decay.grad = g_a.reshape(())
+        self.arch_optimizer.step()
+        out = self.model(x)
+        ce = F.cross_entropy(out, y)
+        loss = ce + torch.exp(self.log_decay.detach()) * sum((p ** 2).sum() for p in self.model.weights())
+        self.last = {"alpha": alpha, "q": q, "g_gamma": g_gamma, "vout": vout, "yv": yv, "out": out.detach(), "y": y,
+                     "ce": ce.detach(), "loss": loss.detach()}
+        return loss, loss, out
+
+    def is_bad(self, loss: torch.Tensor) -> bool:
+        return super().is_bad(loss) or not bool(torch.isfinite(self.last["q"]))
+
+
+class SearchRecord(PeriodicCallback):
+    """The search's records: at step 0, every ``search.log_every`` steps and at every epoch end, one row (the
+    structure softmax(gamma) and entropy of every edge, alpha, A, the last step's losses, accuracy and
+    hypergradient norms split into the prior's part and the data's; at epoch ends validation and test accuracy)
+    sent to the job's ``loggers`` and kept in ``history``."""
+
+    def __init__(self, loggers: list, steps_per_epoch: int, epochs: int, log_every: int, test=None):
+        total = steps_per_epoch * epochs
+        super().__init__(DueSteps(max(1, int(log_every)), extra=range(steps_per_epoch, total + 1, steps_per_epoch))
+                         .bind(total))
+        self.loggers, self.steps_per_epoch, self.test = loggers, steps_per_epoch, test
+        self.history: list[dict] = []
+
+    def run_at(self, trainer, module, step):
+        epoch = step // self.steps_per_epoch
+        if step == 0:
+            metrics = {"alpha": module.alpha(0), "log_decay": module.log_decay.item()}
+        else:
+            metrics = step_metrics(module, step)
+        if step and step % self.steps_per_epoch == 0:
+            metrics["val_acc"] = accuracy(module.model, *module.val)
+            if self.test is not None:
+                metrics["test_acc"] = accuracy(module.model, *self.test)
+        row = self.row(module.model, step, epoch, **metrics)
+        for lg in self.loggers:
+            lg.log_metrics(row, step)
+        if "val_acc" in metrics:
+            log.info("epoch %d alpha=%.3g val_acc=%.4f entropy=%.3f", epoch, metrics["alpha"], metrics["val_acc"],
+                     row["entropy_mean"])
+
+    def row(self, model: Supernet, step: int, epoch: int, **metrics) -> dict:
+        mix = {k: v.detach().cpu() for k, v in model.mixture().items()}
         r = {"epoch": epoch, **metrics}
         for kind, p in mix.items():
             ent = entropy(p)
             for e in range(p.shape[0]):
                 r[f"entropy/{kind}/e{e}"] = float(ent[e])
-                for k, name in enumerate(self.model.op_names):
+                for k, name in enumerate(model.op_names):
                     r[f"mix/{kind}/e{e}/{name}"] = float(p[e, k])
         r["entropy_mean"] = float(torch.cat([entropy(p) for p in mix.values()]).mean())
         r["max_prob_mean"] = float(torch.cat([p.max(-1).values for p in mix.values()]).mean())
         self.history.append({"step": step, **r})
         return r
 
-    def run(self, log_metrics) -> dict:
-        model, s = self.model, self.s
-        model.train()
-        xv_all, yv_all = self.val
-        log_every = max(1, int(s.log_every))
-        step, status, t0 = 0, "ok", time.perf_counter()
-        log_metrics(self.row(0, 0, alpha=self.alpha(0), log_decay=self.log_decay.item()), 0)
-        for epoch in range(self.epochs):
-            alpha = self.alpha(epoch)
-            order = torch.randperm(len(self.train[0]), generator=self.gen)
-            vorder = torch.randperm(len(xv_all), generator=self.gen)
-            vb = min(self.batch, len(xv_all))
-            for i in range(self.steps_per_epoch):
-                idx = order[i * self.batch:(i + 1) * self.batch].to(self.device)
-                xt, yt = self.train[0][idx], self.train[1][idx]
-                j = (i * vb) % max(1, len(xv_all) - vb + 1)
-                vidx = vorder[j:j + vb].to(self.device)
-                xv, yv = xv_all[vidx], yv_all[vidx]
-                for g in self.w_opt.param_groups:
-                    g["lr"] = self._lr(step)
-                # structure and log-decay step on Q (validation)
-                q, g_gamma, g_a, vout = hypergradient(model, self.log_decay, (xt, yt), (xv, yv), self.xi, self.lam,
-                                                      alpha, bool(s.unrolled))
-                self.a_opt.zero_grad(set_to_none=True)
-                for p, g in zip(model.arch_parameters(), g_gamma):
-                    p.grad = g
-                self.log_decay.grad = g_a.reshape(())
-                self.a_opt.step()
-                # weight step on L (training)
-                self.w_opt.zero_grad(set_to_none=True)
-                out = model(xt)
-                ce = F.cross_entropy(out, yt)
-                loss = ce + torch.exp(self.log_decay.detach()) * sum((p ** 2).sum() for p in model.weights())
-                too_big = s.get("max_loss") is not None and loss.item() > float(s.max_loss)
-                if not torch.isfinite(loss) or not torch.isfinite(q) or too_big:
-                    status = "diverged"
-                    log.warning("search diverged at step %d (loss %s, Q %s)", step + 1, loss.item(), q.item())
-                    break
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.weights(), float(s.grad_clip))
-                self.w_opt.step()
-                step += 1
-                if step % log_every == 0 or i == self.steps_per_epoch - 1:
-                    metrics_edges = {}
-                    with torch.no_grad():  # dR/dgamma = (1 - alpha)(1 - K p): the prior's part, in closed form
-                        g_prior = [self.lam * (1 - alpha) * (1 - p.shape[-1] * p) for p in model.mixture().values()]
-                    prior_grad = math.sqrt(sum(float((g ** 2).sum()) for g in g_prior))
-                    gnorm = math.sqrt(sum(float((g ** 2).sum()) for g in g_gamma))
-                    ce_grad = math.sqrt(sum(float(((g - gp) ** 2).sum()) for g, gp in zip(g_gamma, g_prior)))
-                    for kind, g, gp in zip(model.kinds, g_gamma, g_prior):
-                        for e, (v, c) in enumerate(zip(g.norm(dim=-1).tolist(), (g - gp).norm(dim=-1).tolist())):
-                            metrics_edges[f"grad/{kind}/e{e}"] = v
-                            metrics_edges[f"cegrad/{kind}/e{e}"] = c
-                    metrics = dict(metrics_edges, alpha=alpha, log_decay=self.log_decay.item(), train_loss=loss.item(),
-                                   train_ce=ce.item(), train_acc=(out.argmax(-1) == yt).float().mean().item(),
-                                   val_q=float(q), val_ce_batch=float(F.cross_entropy(vout, yv)),
-                                   gamma_grad_norm=gnorm, prior_grad_norm=prior_grad, ce_grad_norm=ce_grad,
-                                   lr=self._lr(step))
-                    if i == self.steps_per_epoch - 1:
-                        metrics["val_acc"] = accuracy(model, xv_all, yv_all)
-                        if self.test is not None:
-                            metrics["test_acc"] = accuracy(model, *self.test)
-                    log_metrics(self.row(step, epoch + 1 if i == self.steps_per_epoch - 1 else epoch, **metrics),
-                                step)
-            if status != "ok":
-                break
-            log.info("epoch %d/%d alpha=%.3g val_acc=%.4f entropy=%.3f", epoch + 1, self.epochs, alpha,
-                     self.history[-1].get("val_acc", float("nan")), self.history[-1]["entropy_mean"])
-        return {"status": status, "steps": step, "epochs": self.history[-1]["epoch"],
-                "search_wall_s": time.perf_counter() - t0, "log_decay": self.log_decay.item()}
+
+def step_metrics(module: SearchModule, step: int) -> dict:
+    """The last step's values: losses, accuracy, Q, A, the rate, and the norm of dQ/dGamma split into the
+    prior's part (closed form: dR/dgamma = (1 - alpha)(1 - K p)) and the data's, per edge too."""
+    last, model = module.last, module.model
+    alpha, g_gamma = last["alpha"], last["g_gamma"]
+    with torch.no_grad():
+        g_prior = [module.lam * (1 - alpha) * (1 - p.shape[-1] * p) for p in model.mixture().values()]
+    metrics = {}
+    for kind, g, gp in zip(model.kinds, g_gamma, g_prior):
+        for e, (v, c) in enumerate(zip(g.norm(dim=-1).tolist(), (g - gp).norm(dim=-1).tolist())):
+            metrics[f"grad/{kind}/e{e}"] = v
+            metrics[f"cegrad/{kind}/e{e}"] = c
+    return dict(metrics, alpha=alpha, log_decay=module.log_decay.item(), train_loss=last["loss"].item(),
+                train_ce=last["ce"].item(), train_acc=(last["out"].argmax(-1) == last["y"]).float().mean().item(),
+                val_q=float(last["q"]), val_ce_batch=float(F.cross_entropy(last["vout"], last["yv"])),
+                gamma_grad_norm=math.sqrt(sum(float((g ** 2).sum()) for g in g_gamma)),
+                prior_grad_norm=math.sqrt(sum(float((g ** 2).sum()) for g in g_prior)),
+                ce_grad_norm=math.sqrt(sum(float(((g - gp) ** 2).sum()) for g, gp in zip(g_gamma, g_prior))),
+                lr=module.schedule(step))
 
 
 def face_dwell(hist: list[dict], tol: float = 0.05) -> dict:

@@ -4,7 +4,8 @@ deep MLPs with sigmoid / tanh / ReLU activations, with and without BatchNorm, at
 Measurement: :func:`lossland.callbacks.grad_norms.layer_grad_norms` (the same function as the training
 metric ``grad_norm/<layer>``) on one fixed training mini-batch, for the Linear layers only (layer 1 = the
 input layer, depth + 1 = the output layer). Training between the two measurements: k steps of the training
-loop's ``sgd`` optimizer (conf/optimizer/sgd.yaml) on cross-entropy, mini-batches in a seeded random order.
+loop's ``sgd`` optimizer (conf/optimizer/sgd.yaml) on cross-entropy in the one training loop
+(:class:`lossland.loop.Trainer`), mini-batches in the ``data`` stream's order of the seed.
 
 The lecture's worked example, :func:`seed_example`: y = σ(σ(a + b) + σ(b·c)) at a = 9, b = 1, c = 100. With
 σ' = σ(1 − σ) ≤ 1/4 and σ'(10) ≈ 4.5e-5, σ'(100) ≈ 3.7e-44, backpropagation gives ∂y/∂a = ∂y/∂b ≈ 4.8e-6 and
@@ -13,8 +14,6 @@ float64 and σ(1 − σ) is computed from it: ∇y ≈ (0, 0, 0), as the lecture
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -56,39 +55,53 @@ def study(dm, activations, depths, width: int = 64, batch_norms=(False, True), s
     """Rows ``{activation, depth, batch_norm, when ("init" | "k"), step, layer, norm}`` for every net."""
     from tqdm.auto import tqdm
 
-    from lossland.build import instantiate_node as build
-    from lossland.models import MLP
     from lossland.models.mlp import ACTIVATIONS
-    from lossland.studies.optim.trajectories import make_optimizer
 
     for act in activations:
         if act not in ACTIVATIONS:
             raise LosslandError(f"unknown activation {act!r}; valid: {', '.join(sorted(ACTIVATIONS))}")
     if any(int(d) < 1 for d in depths) or width < 1 or steps < 0:
         raise LosslandError("vanishing needs depths ≥ 1, width ≥ 1 and steps ≥ 0")
-    loss = build(_load("loss", "ce"), "loss")
-    batch = dm.eval_batches(1)[0]
-    x, y = dm.splits["train"]
     rows = []
     combos = [(a, int(d), bool(bn)) for a in activations for d in depths for bn in batch_norms]
     for act, depth, bn in tqdm(combos, desc="vanishing", disable=not progress):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = MLP(dm.input_shape, dm.num_classes, hidden=[width] * depth, activation=act, batch_norm=bn)
-            opt = make_optimizer("sgd", [p for p in model.parameters() if p.requires_grad], lr)
-            gen = torch.Generator().manual_seed(seed)
-            for when, step in (("init", 0), ("k", steps)):
-                if when == "k":
-                    model.train()
-                    for _ in range(steps):
-                        idx = torch.randint(len(x), (dm.batch_size,), generator=gen)
-                        opt.zero_grad()
-                        loss(model(x[idx]), y[idx]).backward()
-                        opt.step()
-                for i, n in enumerate(linear_grad_norms(model, loss, batch), start=1):
-                    rows.append({"activation": act, "depth": depth, "batch_norm": bn, "when": when, "step": step,
-                                 "layer": i, "norm": n})
+        norms = train_and_measure(dm, act, depth, width, bn, steps, lr, seed)
+        for when, step in (("init", 0), ("k", steps)):
+            for i, n in enumerate(norms[step], start=1):
+                rows.append({"activation": act, "depth": depth, "batch_norm": bn, "when": when, "step": step,
+                             "layer": i, "norm": n})
     return rows
+
+
+def train_and_measure(dm, activation: str, depth: int, width: int, batch_norm: bool, steps: int, lr: float,
+                      seed: int) -> dict[int, list[float]]:
+    """``{0: norms, steps: norms}``: the Linear layers' gradient norms (input layer first) of a fresh MLP at
+    initialization and after ``steps`` steps of the training loop's ``sgd`` optimizer on cross-entropy
+    (mini-batches in the ``data`` stream's order of ``seed``), measured by the training metric
+    :class:`~lossland.callbacks.grad_norms.GradNorms` on one fixed training mini-batch."""
+    from lossland.build import instantiate_node as build
+    from lossland.callbacks import DueSteps
+    from lossland.callbacks.grad_norms import GradNorms
+    from lossland.data import TensorDataModule
+    from lossland.loggers import RecordLogger
+    from lossland.loop import Trainer
+    from lossland.models import MLP
+    from lossland.module import LandscapeModule
+    from lossland.studies.optim.trajectories import make_optimizer
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = MLP(dm.input_shape, dm.num_classes, hidden=[width] * depth, activation=activation,
+                    batch_norm=batch_norm)
+    data = TensorDataModule(batch_size=dm.batch_size, seed=seed)  # the same batch order for every net
+    data.splits = dm.splits
+    module = LandscapeModule(model, build(_load("loss", "ce"), "loss"),
+                             optimizer=lambda params: make_optimizer("sgd", params, lr))
+    records = RecordLogger(None)
+    Trainer(max_steps=steps, enable_progress_bar=False, log_every_n_steps=max(1, steps), loggers=[records],
+            callbacks=[GradNorms(DueSteps(at_start=True).bind(steps))]).fit(module, data)
+    linear = [f"grad_norm/{n}" for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    return {int(r["step"]): [r[k] for k in linear] for r in records.rows if linear[0] in r}
 
 
 def study_command(cfg: DictConfig, out):
@@ -115,8 +128,3 @@ def study_command(cfg: DictConfig, out):
                                                  "width": int(t.width), "data": str(t.data)}),
              save(vanishing_figure(rows, int(t.steps)), out / "vanishing.png")]
     return files
-
-
-def is_vanishing(norms: list[float], factor: float = 1e-3) -> bool:
-    """True when the input layer's gradient norm is below ``factor`` × the output layer's."""
-    return norms[0] < factor * norms[-1] and math.isfinite(norms[0])

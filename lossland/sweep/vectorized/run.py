@@ -1,11 +1,7 @@
-"""The members of a vectorized grid: their records (as :func:`lossland.train.run` writes them) and the
-lockstep loop that trains them together.
-
-Each member is prepared by :func:`lossland.train.prepare` (data, model, optimizer, callbacks, loggers,
-``checkpoints/init.pt``), so its phase metrics, checkpoints and ``metrics.csv`` are the ones its sequential
-run writes. Only the forward / backward / update of the training steps are shared (:class:`Stack`); the
-loop around them is :class:`lossland.loop.Trainer`'s, step for step: the same data order per member, the same
-blocks of logged steps, the callbacks at the same due steps, ``last.ckpt`` at every due step, the epoch means.
+"""Running a vectorized grid: its members are ordinary jobs (:class:`lossland.job.Job`: directory, summary,
+config, metrics, checkpoints) with ordinary trainers (:func:`lossland.train.prepare`), trained together by the
+one training loop over the stacked step (:class:`~lossland.sweep.vectorized.step.StackStep`), so each member's
+records are the ones its sequential run writes.
 
 Members whose directory holds a finished run are skipped; members with an unfinished run resume one by one
 through :func:`lossland.train.run` (their own resume path). A SIGTERM / SIGINT saves every member's
@@ -14,43 +10,23 @@ through :func:`lossland.train.run` (their own resume path). A SIGTERM / SIGINT s
 
 from __future__ import annotations
 
-import logging
-import os
-import signal
-import socket
-import time
-import traceback
-import uuid
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lossland.build import build_data, build_loss, build_model
 from lossland.config import compose
-from lossland.data.base import block_sizes
 from lossland.errors import LosslandError
-from lossland.loop import Interrupted
-from lossland.optim.schedules import Constant
-from lossland.records import atomic_write, write_json
+from lossland.job import Job
+from lossland.loop import Loop
+from lossland.records import atomic_write
 from lossland.schema import validate
 from lossland.sweep.launchers import launcher_kind
 from lossland.sweep.vectorized.fast import stacked_mlp
-from lossland.sweep.vectorized.stack import Stack, check_model, check_stackable
-from lossland.train import (
-    callback_summaries,
-    config_digest,
-    decide,
-    final_metrics,
-    finish_wandb,
-    prepare,
-    save_last,
-    scheduler_job,
-    used_rates,
-)
+from lossland.sweep.vectorized.stack import check_model, check_stackable
+from lossland.sweep.vectorized.step import StackStep
+from lossland.train import prepare
 from lossland.train import run as run_one
-
-log = logging.getLogger("lossland")
 
 
 def launch_grid(jobs: list[list[str]], config_name: str, task_overrides: list[str]) -> list[tuple[str, str]]:
@@ -87,15 +63,14 @@ def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None) -
         validate(cfg)
     check_stackable(cfgs)
     results: list[dict | None] = [None] * len(cfgs)
+    jobs = [Job(cfg, Path(cfg.out_dir), overrides=o) for cfg, o in zip(cfgs, overrides)]
     fresh = []
-    for i, cfg in enumerate(cfgs):
-        out = Path(cfg.out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        action, state = decide(cfg, out, config_digest(cfg))
+    for i, job in enumerate(jobs):
+        action = job.open()
         if action == "skip":
-            results[i] = state
+            results[i] = job.summary
         elif action == "resume":  # its own resume path, one member at a time
-            results[i] = _sequential(cfg)
+            results[i] = _sequential(cfgs[i])
         else:
             fresh.append(i)
     if fresh and not worth_stacking(cfgs[fresh[0]]):
@@ -107,8 +82,7 @@ def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None) -
     elif len(fresh) == 1:
         results[fresh[0]] = _sequential(cfgs[fresh[0]])
     elif fresh:
-        members = [Member(cfgs[i], overrides[i]) for i in fresh]
-        for i, summary in zip(fresh, train_members(members)):
+        for i, summary in zip(fresh, train_together([jobs[i] for i in fresh])):
             results[i] = summary
     return results
 
@@ -128,227 +102,33 @@ def _sequential(cfg: DictConfig) -> dict:
         return {"status": "failed", "error": str(e)}
 
 
-class Member:
-    """One job of the grid: its directory, its summary, and (once prepared) its trainer, module and data."""
-
-    def __init__(self, cfg: DictConfig, overrides: list[str]):
-        self.cfg, self.out = cfg, Path(cfg.out_dir)
-        self.summary = {"status": "running", "seed": int(cfg.seed), "elr": cfg.optimizer.get("elr"),
-                        "lr": cfg.optimizer.get("lr"),  # until used_rates() knows
-                        "overrides": list(overrides), "steps": 0, "epochs": 0, "wall_s": 0.0,
-                        "diverged_at_step": None, "final": {}, "run_id": uuid.uuid4().hex[:12],
-                        "config_digest": config_digest(cfg), "pid": os.getpid(), "host": socket.gethostname(),
-                        "scheduler_job": scheduler_job()}
-        self.trainer = self.module = self.dm = None
-        self.stopped: str | None = None  # "diverged" / "stopped" (by a callback) / "failed"
-
-    def prepare(self) -> None:
-        write_json(self.out / "summary.json", self.summary)
-        from lossland.records import CONFIG_YAML  # the record a Hydra job would have
-
-        atomic_write(self.out / CONFIG_YAML, OmegaConf.to_yaml(self.cfg))
-        self.trainer, self.module, self.dm = prepare(self.cfg, self.out, self.summary["run_id"], None)
-        tr = self.trainer
-        tr.datamodule, tr.module = self.dm, self.module
-        self.dm.to(tr.fabric.device)
-        self.module.to(tr.fabric.device)
-        tr.optimizer = self.module.configure_optimizers()
-
-    def finish(self, wall: float, index: int, size: int) -> dict:
-        """Final metrics, callback summaries, ``last.ckpt`` and ``summary.json``, as a sequential run ends."""
-        s, tr = self.summary, self.trainer
-        if tr is None:  # failed before it was prepared
-            s.pop("pid", None)
-            write_json(self.out / "summary.json", s)
-            return s
-        try:
-            if s["status"] == "running":
-                s["status"] = "ok"
-                tr.log(tr.evaluate("test"))
-                s["final"] = final_metrics(tr)
-            elif s["status"] == "diverged":
-                s["final"] = final_metrics(tr, scheduled=False)
-            if s["status"] != "failed":
-                s.update(callback_summaries(tr), **used_rates(tr))
-                s.update(steps=tr.global_step, epochs=tr.current_epoch, data_order=self.dm.order_digest,
-                         bound_by="steps" if tr.max_steps >= 0 else "epochs")
-                save_last(tr, self.out, s)
-        except Exception as e:  # recorded; the other members go on
-            s.update(status="failed", error=f"{type(e).__name__}: {e}")
-            (self.out / "error.log").write_text(traceback.format_exc())
-        s["wall_s"] = round(wall, 3)  # the whole grid's wall time (shared by its members)
-        s["grid"] = {"vectorized": True, "members": size, "index": index}
-        s.pop("pid", None)
-        for lg in tr.loggers:
-            try:
-                lg.finalize("success" if s["status"] == "ok" else "failed")
-                if type(lg).__name__ == "WandbLogger":
-                    s["wandb"] = {"id": lg.experiment.id, "group": lg.experiment.group, "dir": lg.experiment.dir}
-            except Exception as e:  # a tracker's failure must not lose the local records
-                s.setdefault("logger_errors", []).append(f"{type(lg).__name__}: {e}")
-        write_json(self.out / "summary.json", s)
-        finish_wandb()
-        return s
-
-
-def train_members(members: list[Member]) -> list[dict]:
-    """Prepare every member, train them in lockstep, and end each one as its sequential run ends."""
-    t0 = time.time()
-    received: list[int] = []
-    old = {}
-    for s in (signal.SIGTERM, signal.SIGINT):
-        try:
-            old[s] = signal.signal(s, lambda signum, frame: received.append(signum))
-        except ValueError:  # not the main thread
-            pass
+def train_together(jobs: list[Job]) -> list[dict]:
+    """Start every member's job, prepare its trainer (:func:`lossland.train.prepare`), train them all in one
+    loop (:class:`lossland.loop.Loop` over a :class:`StackStep`), and end each job as its sequential run ends.
+    A failure of the grid (or a signal) is recorded in every member still training."""
+    trainers = []
     try:
-        for m in members:
-            m.prepare()
-        Lockstep(members, Stack([m.module for m in members], [m.trainer.optimizer for m in members]),
-                 received).run()
-    except Interrupted as e:
-        for m in members:
-            if m.stopped is None:
-                m.summary.update(status="interrupted", error=str(e))
-    except Exception as e:  # recorded in every member still running; the sweep lists them as failed
-        error = str(e) if isinstance(e, LosslandError) else f"{type(e).__name__}: {e}"
-        for m in members:
-            if m.summary["status"] == "running":
-                m.summary.update(status="failed", error=error)
-                if m.out.exists() and not isinstance(e, LosslandError):
-                    (m.out / "error.log").write_text(traceback.format_exc())
-        log.error("grid failed: %s", error)
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-    return [m.finish(time.time() - t0, i, len(members)) for i, m in enumerate(members)]
+        for job in jobs:
+            job.start()
+        for job in jobs:
+            trainer, module, dm = prepare(job.cfg, job.out, job.run_id, None)
+            trainer.setup(module, dm)
+            job.attach(trainer)
+            trainers.append(trainer)
+        Loop(StackStep(trainers)).run()
+    except Exception as e:  # noqa: BLE001 - recorded; the sweep lists these members as failed
+        for job in jobs:
+            if job.trainer is None or (job.trainer.diverged is None and not job.trainer.should_stop):
+                job.fail(e)
+    return [_end(job, i, len(jobs)) for i, job in enumerate(jobs)]
 
 
-class Lockstep:
-    """:meth:`lossland.loop.Trainer._train` for all members at once: the same blocks, due steps and epochs."""
-
-    def __init__(self, members: list[Member], stack: Stack, signals: list[int]):
-        self.members, self.stack, self.signals = members, stack, signals
-        self.lead = members[0].trainer
-        self.constant = all(m.module.schedule is None or isinstance(m.module.schedule, Constant) for m in members)
-        self.rates: torch.Tensor | None = None
-
-    def alive(self) -> list[int]:
-        return [i for i, m in enumerate(self.members) if m.stopped is None]
-
-    def run(self) -> None:
-        for m in self.members:
-            tr = m.trainer
-            if tr.deterministic:
-                torch.use_deterministic_algorithms(True)
-            tr.call("on_train_start", trainer=tr, module=m.module)
-            tr.call("on_step", trainer=tr, module=m.module)
-            m.module.model.train()
-        lead = self.lead
-        total = lead.total_steps
-        scheduled = [c for c in lead.callbacks if hasattr(c, "plan")]
-
-        def next_due(step):
-            return min((n for c in scheduled if (n := c.plan.next_due(step)) is not None), default=None)
-
-        dm0 = self.members[0].dm
-        step = 0
-        while step < total and self.alive() and not self.signals:
-            orders = [m.dm.epoch_order() for m in self.members]
-            shared = all(torch.equal(orders[0], o) for o in orders[1:])
-            steps = min(dm0.steps_per_epoch, total - step)
-            pos = 0
-            for size in block_sizes(step, steps, lead.log_every_n_steps, next_due):
-                losses, outputs, targets, grads = [], [], [], None
-                for _ in range(size):
-                    grads = self._step(orders, shared, pos, step, losses, outputs, targets)
-                    step += 1
-                    pos += 1
-                self._end_block(losses, outputs, targets, grads, shared, due=next_due(step - 1) == step)
-                self.stack.compact()  # stopped members leave the stack: the next steps compute only the others
-                if self.signals or not self.alive():
-                    break
-            if self.signals or pos < dm0.steps_per_epoch:
-                continue  # the while condition ends the run
-            for i in self.alive():  # the epoch is complete
-                tr, m = self.members[i].trainer, self.members[i]
-                tr.log(m.module.compute_stage("train"))
-                tr.current_epoch += 1
-                tr.epoch_start_step = tr.global_step
-                if "val" in m.dm.splits and tr.current_epoch % tr.check_val_every_n_epoch == 0:
-                    self.stack.sync(i)
-                    tr.log(tr.evaluate("val"))
-        for i in self.alive():  # the final weights, for the final metrics and last.ckpt
-            self.stack.sync(i)
-        if self.signals:
-            for i in self.alive():
-                tr = self.members[i].trainer
-                tr.save_checkpoint(tr.checkpoint_dir / "last.ckpt")
-            raise Interrupted(self.signals[0], self.lead.global_step)
-
-    def _step(self, orders, shared, pos, step, losses, outputs, targets):
-        st, members = self.stack, self.members
-        b = members[0].dm.batch_size
-        if shared:
-            x_all, y_all = members[0].dm.splits["train"]
-            idx = orders[0][pos * b:(pos + 1) * b]
-            x, y = x_all[idx], y_all[idx]
-        else:
-            xs, ys = zip(*((members[i].dm.splits["train"][0][orders[i][pos * b:(pos + 1) * b]],
-                            members[i].dm.splits["train"][1][orders[i][pos * b:(pos + 1) * b]]) for i in st.rows))
-            x, y = torch.stack(xs), torch.stack(ys)
-        if self.rates is None or not self.constant:  # each member's rate at this step
-            rates = []
-            for m in members:
-                m.module.set_rate(m.trainer.optimizer, step)
-                opt = m.trainer.optimizer
-                rates.append(opt.elr if st.sphere else opt.param_groups[0]["lr"])
-            self.rates = torch.tensor(rates, dtype=st.params[st.names[0]].dtype)
-        grads, (loss, out) = st.forward_backward(x, y, shared)
-        bad = st.bad(loss) & st.alive
-        if bool(bad.any()):
-            for k, i in zip(bad.nonzero().flatten().tolist(), st.members_of(bad.nonzero().flatten())):
-                value = float(loss[k])
-                cause = ("non-finite training loss" if value != value or abs(value) == float("inf")
-                         else f"training loss {value:.4g} > max_loss")
-                self._stop(i, "diverged", step + 1, cause)
-        st.update(grads, self.rates)
-        for i in self.alive():
-            members[i].trainer.global_step += 1
-        losses.append(loss.detach())
-        outputs.append(out.detach())
-        targets.append(y)
-        return grads
-
-    def _stop(self, i: int, why: str, step: int | None = None, cause: str | None = None) -> None:
-        m = self.members[i]
-        self.stack.alive[self.stack.row(i)] = False
-        self.stack.sync(i)
-        m.stopped = why
-        if why == "diverged":
-            m.summary.update(status="diverged", diverged_at_step=step, diverged_cause=cause)
-            log.warning("%s: run diverged at step %d (%s)", m.out, step, cause)
-
-    def _end_block(self, losses, outputs, targets, grads, shared, due: bool) -> None:
-        st = self.stack
-        loss, out = torch.stack(losses), torch.stack(outputs)  # (S, M), (S, M, B, ...)
-        y_shared = torch.cat(targets) if shared else None
-        for i in self.alive():
-            m = self.members[i]
-            if st.sphere or due:  # what reads the member's own weights: its optimizer's statistics, callbacks
-                st.sync(i)
-            k = st.row(i)
-            y = y_shared if shared else torch.cat([t[k] for t in targets])
-            batch_loss, batch_error = m.module.update_stage("train", loss[:, k], out[:, k].flatten(0, 1), y)
-            row = {"train/batch_loss": batch_loss, "train/batch_error": batch_error}
-            opt = m.trainer.optimizer
-            if st.sphere:
-                opt.record_step(opt.elr, **st.grad_stats(grads, i))  # what its own step() would record
-                row.update(opt.last_stats())
-            m.trainer.log(row)
-            if due and not self.signals:
-                tr = m.trainer
-                tr.call("on_step", trainer=tr, module=m.module)
-                tr.save_checkpoint(tr.checkpoint_dir / "last.ckpt")
-                if tr.should_stop:
-                    self._stop(i, "stopped")
+def _end(job: Job, index: int, size: int) -> dict:
+    """End a member's job as its sequential run ends (a failure here is this member's alone)."""
+    if job.summary["status"] == "running":
+        try:
+            job.complete(job.trainer)
+        except Exception as e:  # noqa: BLE001 - recorded in this member; the others go on
+            job.fail(e)
+    job.summary["grid"] = {"vectorized": True, "members": size, "index": index}
+    return job.finish()

@@ -23,7 +23,6 @@ from lossland.sweep.vectorized.fast import stacked_mlp
 
 # Keys members may differ in; everything else must be equal.
 FREE = ("seed", "elr", "lr", "out_dir", "regularizer.coef", "optimizer.lr", "optimizer.elr")
-SPHERE_MODES = ("whole", "per_layer", "per_filter")
 
 
 def _flat(node, prefix: str = "") -> dict:
@@ -73,6 +72,8 @@ def check_stackable(cfgs: list[DictConfig]) -> None:
     if reg not in ("lossland.regularizers.NoRegularizer", "lossland.regularizers.WeightDecay"):
         raise LosslandError(f"grid=vectorized: regularizer {reg} does not stack (regularizer=none or weight_decay)")
     trainer = cfgs[0].trainer
+    if trainer.get("gradient_clip_val") is not None:
+        raise LosslandError("grid=vectorized: trainer.gradient_clip_val does not stack (run without grid=vectorized)")
     if str(trainer.get("devices", 1)) != "1" or str(trainer.get("precision", "32-true")) not in ("32-true", "32"):
         raise LosslandError("grid=vectorized: one device in fp32 only (trainer.devices=1, trainer.precision=32-true)")
 
