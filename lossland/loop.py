@@ -246,8 +246,6 @@ class Trainer:
                         losses.append(loss.detach())
                         outputs.append(out.detach())
                         targets.append(y)
-                        if self._signal is not None:
-                            break
                     batch_loss, batch_error = module.update_stage(
                         "train", torch.stack(losses), torch.cat(outputs), torch.cat(targets))
                     row = {"train/batch_loss": batch_loss, "train/batch_error": batch_error}
@@ -260,21 +258,24 @@ class Trainer:
                         if time.monotonic() - last_show >= 1.0:
                             last_show = time.monotonic()
                             bar.set_postfix(loss=f"{batch_loss:.4g}", refresh=False)
-                    if self._signal is not None:
-                        break
                     if next_due(self.global_step - 1) == self.global_step:
                         self.call("on_step", trainer=self, module=module)
                         self._save_last()
                         if self.should_stop:
                             break
-                if self._signal is not None:
-                    break
+                    # A signal is honoured once the block (at most steps_per_call steps) and the work due at its
+                    # last step are done (below: and the epoch's end, if it ends there): the records up to that
+                    # step and the block boundaries after a resume are then exactly an uninterrupted run's.
+                    if self._signal is not None:
+                        break
                 if pos >= dm.steps_per_epoch:  # the epoch is complete
                     self.log(module.compute_stage("train"))
                     self.current_epoch += 1
                     self.epoch_start_step = self.global_step
                     if "val" in dm.splits and self.current_epoch % self.check_val_every_n_epoch == 0:
                         self.log(self.evaluate("val"))
+                if self._signal is not None:
+                    break
         finally:
             if bar is not None:
                 bar.close()
