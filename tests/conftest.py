@@ -37,3 +37,34 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(old)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory, request):
+    """A single-node SLURM cluster for the session (tests/slurm_cluster.py): installed if missing, brought up in
+    a temporary directory, its daemons stopped at the end whatever the tests did. Where it cannot be brought up
+    the tests are skipped with the reason, except under ``CI`` or ``LOSSLAND_REQUIRE_SLURM=1`` (``make
+    test-slurm``), where that fails them."""
+    from tests.slurm_cluster import Cluster, ClusterError
+
+    cluster = Cluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        cluster.up()
+    except ClusterError as e:
+        if os.environ.get("CI") or os.environ.get("LOSSLAND_REQUIRE_SLURM"):
+            pytest.fail(f"the SLURM cluster could not be brought up: {e}", pytrace=False)
+        pytest.skip(f"no SLURM cluster here: {e}")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled():  # shown without -s: how long the packages and the daemons took
+        print(f"\nslurm: installed in {cluster.install_s:.1f} s, cluster up in {cluster.start_s:.1f} s ({cluster.dir})")
+    try:
+        yield cluster
+    finally:
+        cluster.down()
+
+
+@pytest.fixture
+def slurm(slurm_cluster):
+    """The session's SLURM cluster, its queue emptied after the test (a failed test leaves no job behind)."""
+    yield slurm_cluster
+    slurm_cluster.cancel_all()
