@@ -33,7 +33,7 @@ from pathlib import Path
 PACKAGES = ("slurm-wlm", "munge")
 COMMANDS = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "sinfo", "scontrol", "scancel")
 DAEMONS = ("munged", "slurmctld", "slurmd")
-PARTITION = "debug"
+PARTITIONS = ("debug", "gpu")  # both the one node; debug is the default, gpu is the name docs/scale.md uses
 
 
 class ClusterError(Exception):
@@ -58,6 +58,8 @@ def install() -> float:
         res = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if res.returncode != 0:
         raise ClusterError(f"apt-get install {' '.join(PACKAGES)} failed: {res.stderr.strip()[-500:]}")
+    if missing := [c for c in COMMANDS if shutil.which(c) is None]:
+        raise ClusterError(f"{', '.join(missing)} not on PATH after installing {' '.join(PACKAGES)}")
     return time.time() - t0
 
 
@@ -67,18 +69,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def node_line() -> str:
-    """This machine as a SLURM node: ``slurmd -C``'s own description (CPUs, sockets, cores, memory), so the
-    node registers without a mismatch; memory minus 5% for the daemons."""
+def node_fields(cpus: int | None = None, memory_mb: int | None = None, gpus: int = 0) -> dict[str, str]:
+    """This machine as a SLURM node: ``slurmd -C``'s own description (CPUs, sockets, cores, memory), so the node
+    registers without a mismatch, memory minus 5% for the daemons. ``cpus``, ``memory_mb``, ``gpus``: claim
+    other resources (``SlurmdParameters=config_overrides``), so that jobs asking for more than this machine has
+    (``--cpus-per-task=8``, ``--mem=16G``, ``--gpus-per-node=1``) are scheduled; a claimed GPU is a fake device
+    (``/dev/null``, CUDA_VISIBLE_DEVICES is set) for jobs that run on the CPU."""
     out = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, check=True).stdout.splitlines()[0]
     fields = dict(f.split("=", 1) for f in out.split())
     fields["RealMemory"] = str(int(int(fields["RealMemory"]) * 0.95))
+    if cpus:
+        fields.update(CPUs=str(cpus), Boards="1", SocketsPerBoard="1", CoresPerSocket=str(cpus), ThreadsPerCore="1")
+    if memory_mb:
+        fields["RealMemory"] = str(memory_mb)
+    if gpus:
+        fields["Gres"] = f"gpu:{gpus}"
     fields["NodeAddr"] = "127.0.0.1"
-    return " ".join(f"{k}={v}" for k, v in fields.items()) + " State=UNKNOWN"
+    return fields
 
 
-def write_config(d: Path) -> Path:
-    """The munge key and slurm.conf of a cluster in ``d``; returns the path of slurm.conf."""
+def write_config(d: Path, cpus: int | None = None, memory_mb: int | None = None, gpus: int = 0) -> Path:
+    """The munge key and slurm.conf of a cluster in ``d`` (node resources: :func:`node_fields`); returns the
+    path of slurm.conf. Partitions: ``debug`` (the default) and ``gpu``, both the one node."""
+    if gpus not in (0, 1):
+        raise ClusterError(f"gpus={gpus}: the fake GPU device is /dev/null, so at most 1")
     for sub in ("state", "spool", "log", "munge"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     os.chmod(d / "munge", 0o700)
@@ -86,7 +100,8 @@ def write_config(d: Path) -> Path:
     if not key.exists():
         key.write_bytes(os.urandom(1024))
         os.chmod(key, 0o400)
-    host = node_line().split()[0].split("=", 1)[1]
+    node = node_fields(cpus, memory_mb, gpus)
+    host = node["NodeName"]
     lines = {
         "ClusterName": "lossland",
         "SlurmctldHost": f"{host}(127.0.0.1)",
@@ -95,7 +110,8 @@ def write_config(d: Path) -> Path:
         "SlurmUser": "root",
         "SlurmdUser": "root",
         "AuthType": "auth/munge",
-        "AuthInfo": f"socket={d / 'munge' / 'munge.socket'},cred_expire=5",  # a requeued job waits cred_expire + 1 s (120 s by default)
+        # a requeued job waits cred_expire + 1 s before it may start again (120 s by default)
+        "AuthInfo": f"socket={d / 'munge' / 'munge.socket'},cred_expire=5",
         "CredType": "cred/munge",
         "StateSaveLocation": d / "state",
         "SlurmdSpoolDir": d / "spool",
@@ -127,9 +143,16 @@ def write_config(d: Path) -> Path:
         "SlurmctldDebug": "info",
         "SlurmdDebug": "info",
     }
+    if cpus or memory_mb or gpus:
+        lines["SlurmdParameters"] = "config_overrides"  # the node claims what the configuration says
+    if gpus:
+        lines["GresTypes"] = "gpu"
+        (d / "gres.conf").write_text(f"AutoDetect=off\nNodeName={host} Name=gpu File=/dev/null\n")
     text = "".join(f"{k}={v}\n" for k, v in lines.items())
-    text += node_line() + "\n"
-    text += f"PartitionName={PARTITION} Nodes={host} Default=YES MaxTime=INFINITE State=UP\n"
+    text += " ".join(f"{k}={v}" for k, v in node.items()) + " State=UNKNOWN\n"
+    for name in PARTITIONS:
+        text += (f"PartitionName={name} Nodes={host} Default={'YES' if name == PARTITIONS[0] else 'NO'} "
+                 "MaxTime=INFINITE State=UP\n")
     conf = d / "slurm.conf"
     conf.write_text(text)
     return conf
@@ -138,7 +161,8 @@ def write_config(d: Path) -> Path:
 class Cluster:
     """A cluster in ``dir`` (written by :func:`write_config`); ``env`` is what a client command needs."""
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | Path, cpus: int | None = None, memory_mb: int | None = None, gpus: int = 0):
+        self.resources = {"cpus": cpus, "memory_mb": memory_mb, "gpus": gpus}
         self.dir = Path(directory).resolve()
         self.conf = self.dir / "slurm.conf"
         self.bin = self.dir / "bin"
@@ -157,10 +181,12 @@ class Cluster:
         return res.stdout
 
     def node_state(self) -> str:
+        """The node's state (``idle``, ``mixed``, ``allocated``, ``down``, ...; once per partition in sinfo)."""
         try:
-            return self.run("sinfo", "-h", "-N", "-o", "%T", check=False, timeout=10).strip()
+            states = set(self.run("sinfo", "-h", "-N", "-o", "%T", check=False, timeout=10).split())
         except subprocess.TimeoutExpired:
             return ""
+        return ",".join(sorted(states))
 
     def jobs(self) -> list[str]:
         """Ids of the cluster's jobs still in the queue (pending, running, completing)."""
@@ -230,7 +256,7 @@ class Cluster:
             raise ClusterError(f"a cluster is already running in {self.dir} (python {__file__} down {self.dir})")
         self.pids_file.unlink(missing_ok=True)
         try:
-            write_config(self.dir)
+            write_config(self.dir, **self.resources)
             self.bin.mkdir(exist_ok=True)
             shim = self.bin / "sacct"
             shim.write_text(f"#!/bin/sh\nexec {sys.executable} {Path(__file__).resolve()} sacct \"$@\"\n")
@@ -324,19 +350,25 @@ def sacct(argv: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["sacct"]:
+    if argv[:1] == ["sacct"]:  # the shim DIR/bin/sacct
         return sacct(argv[1:])
-    if len(argv) != 2 or argv[0] not in ("up", "down", "status"):
-        print(__doc__.split("\n\n")[1], file=sys.stderr)
-        return 2
-    cluster = Cluster(argv[1])
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python tests/slurm_cluster.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=("up", "down", "status"))
+    parser.add_argument("dir", help="the cluster's directory (configuration, state, logs, PIDs)")
+    parser.add_argument("--cpus", type=int, help="CPUs the node claims (default: this machine's)")
+    parser.add_argument("--memory-mb", type=int, help="memory the node claims (default: 95%% of this machine's)")
+    parser.add_argument("--gpus", type=int, default=0, choices=(0, 1), help="a fake GPU (/dev/null) for --gpus jobs")
+    args = parser.parse_args(argv)
+    cluster = Cluster(args.dir, cpus=args.cpus, memory_mb=args.memory_mb, gpus=args.gpus)
     try:
-        if argv[0] == "up":
+        if args.action == "up":
             cluster.up()
             print(f"installed in {cluster.install_s:.1f} s; " if cluster.install_s else "", end="")
             print(f"cluster up in {cluster.start_s:.1f} s (node idle)\n"
                   f"export SLURM_CONF={cluster.conf} PATH={cluster.bin}:$PATH")
-        elif argv[0] == "down":
+        elif args.action == "down":
             killed = cluster.down()
             print("stopped" + (f" (killed: {', '.join(killed)})" if killed else ""))
         else:
