@@ -321,7 +321,8 @@ class Cluster:
 
 
 def sacct(argv: list[str]) -> int:
-    """``sacct -o JobID,State,NodeList --parsable2 -j ID [-j ID ...]`` (submitit's query) from ``scontrol``."""
+    """``sacct -o JobID,State,NodeList --parsable2 -j ID [-j ID ...]`` (submitit's query) from ``scontrol``
+    (finished jobs stay there for MinJobAge)."""
     fields, ids, i = None, [], 0
     while i < len(argv):
         if argv[i] in ("-o", "--format") and i + 1 < len(argv):
@@ -339,14 +340,36 @@ def sacct(argv: list[str]) -> int:
     lines = ["|".join(fields)]
     for job_id in ids:
         out = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True).stdout
-        for row in out.splitlines():
-            f = dict(tok.split("=", 1) for tok in row.split() if "=" in tok)
+        rows = [dict(tok.split("=", 1) for tok in row.split() if "=" in tok) for row in out.splitlines()]
+        seen, script = set(), None
+        for f in rows:
             task = f.get("ArrayTaskId", "").split("%")[0]
+            seen |= indices(task)
+            script = script or f.get("Command")
             jid = f"{f['ArrayJobId']}_{f'[{task}]' if '-' in task or ',' in task else task}" if task else f["JobId"]
-            values = {"JobID": jid, "State": f.get("JobState", "UNKNOWN"), "NodeList": f.get("NodeList", "")}
-            lines.append("|".join(values[k] for k in fields))
+            lines.append(row_of(fields, jid, f.get("JobState", "UNKNOWN"), f.get("NodeList", "")))
+        # A pending array task that was cancelled leaves no record in slurmctld (sacct would say CANCELLED):
+        # the indices the batch script asked for (#SBATCH --array=0-3%2) that are gone.
+        if rows and rows[0].get("ArrayJobId") and script and Path(script).is_file():
+            spec = next((ln.split("=", 1)[1] for ln in Path(script).read_text().splitlines()
+                         if ln.startswith("#SBATCH --array=")), "")
+            for i in sorted(indices(spec.split("%")[0]) - seen):
+                lines.append(row_of(fields, f"{rows[0]['ArrayJobId']}_{i}", "CANCELLED", ""))
     print("\n".join(lines))
     return 0
+
+
+def indices(spec: str) -> set[int]:
+    """The array task indices of ``0-3``, ``2,4-5``, ``7`` (empty for "")."""
+    out = set()
+    for part in filter(None, spec.split(",")):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def row_of(fields: list[str], job_id: str, state: str, nodes: str) -> str:
+    return "|".join({"JobID": job_id, "State": state, "NodeList": nodes}[k] for k in fields)
 
 
 def main(argv: list[str]) -> int:

@@ -124,7 +124,7 @@ def test_a_sweep_runs_as_a_job_array_throttled_to_its_parallelism(slurm, tmp_pat
     for option in ("--array=0-2%2", "--partition=debug", "--cpus-per-task=1", "--requeue", "--signal=USR2@"):
         assert option in script, script
     # the sweep returns once every job has written its result; the last one may still be completing
-    wait_until("the array's jobs to complete", lambda: all(slurm.job(i)["JobState"] == "COMPLETED" for i in ids))
+    wait_until("the array's jobs to complete", lambda: all(slurm.job(i).get("JobState") == "COMPLETED" for i in ids))
     tasks = [slurm.job(i) for i in ids]
     assert all(t["ArrayTaskThrottle"] == "2" for t in tasks), tasks
     spans = [(datetime.fromisoformat(t["StartTime"]), datetime.fromisoformat(t["EndTime"])) for t in tasks]
@@ -142,12 +142,24 @@ def test_a_sweep_runs_as_a_job_array_throttled_to_its_parallelism(slurm, tmp_pat
     assert (sweep / "report" / "index.html").stat().st_size > 0
 
 
-def test_a_failed_job_is_listed_and_the_sweep_exits_1(slurm, tmp_path):
+def test_a_failed_job_and_one_the_scheduler_cancelled_are_listed_after_the_others_ended(slurm, tmp_path):
+    """A job that fails (mnist without data.root) and one cancelled before it started (no record at all: the
+    plugin's launcher stopped at it with a traceback, no longer waiting for the others) are listed; exit 1."""
     sweep = tmp_path / "s"
-    res = run_sweep(slurm, *TINY, "data=digits,mnist", *ON_SLURM, f"hydra.sweep.dir={sweep}")
-    assert res.returncode == 1, res.stderr[-3000:]
-    assert "1 of 2 job(s) failed" in res.stderr and "data.root must be set" in res.stderr
-    assert summary(sweep / "0")["status"] == "ok" and summary(sweep / "1")["status"] == "failed"
+    proc = start_sweep(slurm, *TINY, "data=digits,mnist,spheres", *ON_SLURM, "hydra.launcher.array_parallelism=2",
+                       f"hydra.sweep.dir={sweep}")
+    try:  # job 2 waits for a slot
+        wait_until("the array to be queued", slurm.jobs, proc)
+        slurm.run("scancel", f"{slurm.jobs()[0].split('_')[0]}_2")
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1, err[-3000:]
+    assert "2 of 3 job(s) failed" in err and "Traceback" not in err, err[-3000:]
+    assert f"{sweep / '1'}: data.root must be set" in err
+    assert f"{sweep / '2'}: the scheduler ended job" in err and "without a result (CANCELLED)" in err
+    assert [summary(sweep / str(i))["status"] for i in (0, 1)] == ["ok", "failed"]
+    assert not (sweep / "2").exists()
 
 
 def test_a_job_preempted_by_the_scheduler_resumes_identically_and_a_requeue_after_its_end_is_skipped(
@@ -163,16 +175,16 @@ def test_a_job_preempted_by_the_scheduler_resumes_identically_and_a_requeue_afte
         proc.kill()
     assert proc.returncode == 0, err[-3000:]
     resumed = summary(job)
-    assert resumed["resumed_from_step"] > 500, resumed  # SIGTERM saved last.ckpt past the scheduled step=500
+    assert resumed["resumed_from_step"] >= 500, resumed  # SIGTERM: last.ckpt at the end of the block in progress
     assert_identical(job, reference)
     assert f"interrupted by SIGTERM at step {resumed['resumed_from_step']}" in submitit_logs(sweep)
-    assert slurm.job(task)["Restarts"] == "1"
+    assert slurm.job(task).get("Restarts") == "1"
 
     # The finished job requeued again (a preemption after the run ended): it runs, finds the run done, skips it.
     before = (job / "summary.json").read_bytes()
     slurm.run("scontrol", "requeue", task)
     wait_until("the requeued finished job to end",
-               lambda: slurm.job(task).get("Restarts") == "2" and slurm.job(task)["JobState"] == "COMPLETED")
+               lambda: slurm.job(task).get("Restarts") == "2" and slurm.job(task).get("JobState") == "COMPLETED")
     assert "already finished ok: skipped" in (job / "train.log").read_text()
     assert (job / "summary.json").read_bytes() == before
 
@@ -192,7 +204,7 @@ def test_the_signal_before_a_time_limit_checkpoints_requeues_and_resumes_identic
         ran_s = (datetime.now() - datetime.fromisoformat(slurm.job(task)["StartTime"])).total_seconds()
         limit_min = int(ran_s // 60) + 2  # ends 60-120 s from now: the 120 s warning is due at the next check
         slurm.run("scontrol", "update", f"JobId={task}", f"TimeLimit={limit_min}")
-        wait_until("SLURM's time-limit warning and submitit's requeue", lambda: slurm.job(task)["Restarts"] == "1",
+        wait_until("SLURM's time-limit warning and submitit's requeue", lambda: slurm.job(task).get("Restarts") == "1",
                    proc, timeout=90)
         slurm.run("scontrol", "update", f"JobId={task}", "TimeLimit=10")  # the next attempt gets its 10 minutes
         out, err = proc.communicate(timeout=300)
@@ -204,7 +216,7 @@ def test_the_signal_before_a_time_limit_checkpoints_requeues_and_resumes_identic
     assert_identical(job, reference)
     logs = submitit_logs(sweep)
     assert "Caught signal SIGUSR2" in logs and "this job is timed-out" in logs and f"Requeued job {task}" in logs
-    assert slurm.job(task)["Restarts"] == "1"
+    assert slurm.job(task).get("Restarts") == "1"
 
 
 def test_the_same_command_after_the_submitter_died_skips_finished_jobs_and_resumes_the_others(
@@ -221,7 +233,7 @@ def test_the_same_command_after_the_submitter_died_skips_finished_jobs_and_resum
     finally:
         proc.kill()
     task = summary(sweep / "1")["scheduler_job"]
-    assert slurm.job(task)["JobState"] == "RUNNING"  # the array outlives its submitter
+    assert slurm.job(task).get("JobState") == "RUNNING"  # the array outlives its submitter
     slurm.run("scancel", task.split("_")[0])  # and is cancelled: job 1 gets SIGCONT + SIGTERM, saves, exits
     wait_until("the cancelled array to leave the queue", lambda: not slurm.jobs())
     assert summary(sweep / "1")["status"] == "interrupted"
