@@ -53,7 +53,7 @@ smoke: $(STAMP)  ## the CI smoke sweep alone, into multirun/smoke
 	$(BIN)/lossland collect multirun/smoke
 
 lint: $(STAMP)  ## style (ruff) and the import layering contracts in pyproject.toml (import-linter)
-	$(BIN)/ruff check lossland tests benchmarks train.py connect.py lab.py nas.py
+	$(BIN)/ruff check lossland hydra_plugins tests benchmarks train.py connect.py lab.py nas.py
 	$(BIN)/lint-imports
 
 bench: $(STAMP)  ## speed ratios: loop overhead vs a raw loop; curvature vs PyHessian; vectorized grid; joblib vs basic
