@@ -1,9 +1,9 @@
 """Sweeps through a real SLURM scheduler (``hydra/launcher=submitit_slurm``; docs/scale.md#testing-on-slurm): a
 single-node cluster (munged, slurmctld, slurmd; tests/slurm_cluster.py) is brought up for the session by the
 ``slurm_cluster`` fixture. What is tested is the scheduler's behaviour, not a stand-in for it: a job array
-throttled to its parallelism, the failure listing, a job preempted by ``scontrol requeue``, the signal SLURM
-sends before a time limit (``--signal=USR2@<signal_delay_s>``, which submitit turns into a requeue), a requeue
-of a finished job, and the submitting process dying mid-sweep. Run with ``make test-slurm`` (``pytest -m
+throttled to its parallelism, the failure listing (a failed job, a job cancelled before it started), a job
+preempted by ``scontrol requeue``, the signal SLURM sends before a time limit (``--signal=USR2@<signal_delay_s>``,
+which submitit turns into a requeue), a requeue of a finished job, and the submitting process dying mid-sweep. Run with ``make test-slurm`` (``pytest -m
 slurm``); skipped where the cluster cannot be brought up, except in CI.
 
 The jobs are stopped (SIGSTOP) at a known step while the scheduler acts on them, so that what it does (its
