@@ -2,9 +2,9 @@
 single-node cluster (munged, slurmctld, slurmd; tests/slurm_cluster.py) is brought up for the session by the
 ``slurm_cluster`` fixture. What is tested is the scheduler's behaviour, not a stand-in for it: a job array
 throttled to its parallelism, the failure listing (a failed job, a job cancelled before it started), a job
-preempted by ``scontrol requeue``, the signal SLURM sends before a time limit (``--signal=USR2@<signal_delay_s>``,
-which submitit turns into a requeue), a requeue of a finished job, and the submitting process dying mid-sweep. Run with ``make test-slurm`` (``pytest -m
-slurm``); skipped where the cluster cannot be brought up, except in CI.
+preempted by ``scontrol requeue``, the signal SLURM sends before a time limit (``--signal=USR2@<delay>``, which
+submitit turns into a requeue), a requeue of a finished job, and the submitting process dying mid-sweep. Run
+with ``make test-slurm`` (``pytest -m slurm``); skipped where the cluster cannot be brought up, except in CI.
 
 The jobs are stopped (SIGSTOP) at a known step while the scheduler acts on them, so that what it does (its
 SIGCONT + SIGTERM, its warning signal) reaches them mid-training however loaded the machine is; SLURM's own
