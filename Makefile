@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 CURVLINOPS ?= curvlinops-for-pytorch==3.0.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-ray smoke lint bench clean
+.PHONY: install demo test test-ray test-slurm smoke lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
@@ -42,12 +42,18 @@ $(RAY_VENV)/.installed: pyproject.toml Makefile
 test-ray: $(RAY_VENV)/.installed  ## the Ray sweep test (pytest -m ray) in its own environment
 	LOSSLAND_REQUIRE_RAY=1 $(RAY_VENV)/bin/python -m pytest -m ray tests/test_launchers.py
 
+# Sweeps through a real single-node SLURM cluster (tests/slurm_cluster.py: installs slurm-wlm and munge with
+# apt-get if missing, root only; starts munged, slurmctld and slurmd in a temporary directory and stops them at the
+# end). LOSSLAND_REQUIRE_SLURM=1: a cluster that cannot be brought up fails the run instead of skipping it.
+test-slurm: $(STAMP)  ## the SLURM tests (pytest -m slurm) against a single-node cluster brought up for them
+	LOSSLAND_REQUIRE_SLURM=1 $(BIN)/python -m pytest -m slurm -rs --durations=0 tests/test_slurm.py
+
 smoke: $(STAMP)  ## the CI smoke sweep alone, into multirun/smoke
 	$(BIN)/python train.py -m experiment=smoke elr=1e-4,1e-3,1e-2 logger=csv hydra.sweep.dir=multirun/smoke
 	$(BIN)/lossland collect multirun/smoke
 
 lint: $(STAMP)  ## style (ruff) and the import layering contracts in pyproject.toml (import-linter)
-	$(BIN)/ruff check lossland tests benchmarks train.py connect.py lab.py nas.py
+	$(BIN)/ruff check lossland hydra_plugins tests benchmarks train.py connect.py lab.py nas.py
 	$(BIN)/lint-imports
 
 bench: $(STAMP)  ## speed ratios: loop overhead vs a raw loop; curvature vs PyHessian; vectorized grid; joblib vs basic

@@ -92,13 +92,17 @@ def check_launcher(jobs: list[list[str]], config_name: str, devices: set[str]) -
                 raise LosslandError(why)
 
 
-def failed_in(sweep: Path) -> tuple[list[tuple[str, str]], int]:
+def failed_in(sweep: Path, lost: dict[str, str] | None = None) -> tuple[list[tuple[str, str]], int]:
     """The failed or interrupted jobs of a sweep whose jobs ran in other processes (joblib, submitit, Ray),
     read from their ``summary.json`` (plain JSON: the launching process need not import the run reader, which
-    pulls in torch and Lightning); and the number of jobs found."""
-    failed, count = [], 0
+    pulls in torch and Lightning); and the number of jobs found. ``lost``: job directory -> why, for jobs the
+    scheduler ended without a result (:mod:`lossland.sweep.submitit`), listed with or without a summary."""
+    failed, count, lost = [], 0, dict(lost or {})
     for d in sorted((d for d in sweep.iterdir() if d.is_dir() and d.name.isdigit()), key=lambda d: int(d.name)):
         if not (d / "summary.json").exists():
+            if str(d) in lost:
+                count += 1
+                failed.append((str(d), lost.pop(str(d))))
             continue
         count += 1
         try:
@@ -106,8 +110,12 @@ def failed_in(sweep: Path) -> tuple[list[tuple[str, str]], int]:
         except (OSError, ValueError) as e:
             failed.append((str(d), f"unreadable summary.json ({e})"))
             continue
+        why = lost.pop(str(d), None)
         if summary.get("status") in ("failed", "interrupted", "running"):  # running: its process is gone
-            failed.append((str(d), str(summary.get("error") or summary["status"].replace("running", "interrupted"))))
+            error = str(summary.get("error") or summary["status"].replace("running", "interrupted"))
+            failed.append((str(d), f"{error} ({why})" if why else error))
+    count += len(lost)  # lost before Hydra made their directory
+    failed += sorted(lost.items())
     return failed, count
 
 
@@ -177,7 +185,7 @@ def launch(config_name: str, job: Callable[[DictConfig], object], validate: Call
     sys.argv = [sys.argv[0], *argv]
     main()
     if multirun and outcome.count == 0 and LAUNCHED.get("dir"):  # the jobs ran in other processes
-        outcome.failed, outcome.count = failed_in(Path(LAUNCHED["dir"]))
+        outcome.failed, outcome.count = failed_in(Path(LAUNCHED["dir"]), LAUNCHED.get("lost"))
     _report_failed(outcome.failed, outcome.count)
 
 

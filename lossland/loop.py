@@ -377,7 +377,7 @@ class Loop:
             start = self.global_step
             pos = self._steps(size, pos)
             self._log_block(self.global_step - start)
-            if self.signal is not None or not self.alive:
+            if not self.alive:
                 return
             if self.next_due(self.global_step - 1) == self.global_step:
                 self._due()
@@ -387,12 +387,15 @@ class Loop:
                 self._leave(i)
             self.stopping.clear()
             self.step.end_block()
-            if not self.alive:
+            # A signal is honoured once the block, the work due at its last step and the epoch's end (if it ends
+            # there) are done: the records up to that step and the block boundaries after a resume are then
+            # exactly an uninterrupted run's.
+            if self.signal is not None or not self.alive:
                 return
 
     def _steps(self, size: int, pos: int) -> int:
-        """Up to ``size`` optimizer steps (fewer after a signal, or when no member is left); returns the
-        position reached in the epoch."""
+        """Up to ``size`` optimizer steps (fewer when no member is left); returns the position reached in the
+        epoch."""
         step, s = self.step, self.global_step
         for _ in range(size):
             loss = step.forward(pos, s)
@@ -403,8 +406,6 @@ class Loop:
             step.update()
             s += 1
             pos += 1
-            if self.signal is not None:
-                break
         self.global_step = s
         return pos
 

@@ -37,3 +37,39 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(old)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory, request):
+    """A single-node SLURM cluster for the session (tests/slurm_cluster.py): installed if missing, brought up in
+    a temporary directory, its daemons stopped at the end whatever the tests did. Where it cannot be brought up
+    the tests are skipped with the reason, except under ``CI`` or ``LOSSLAND_REQUIRE_SLURM=1`` (``make
+    test-slurm``), where that fails them."""
+    from tests.slurm_cluster import Cluster, ClusterError
+
+    # The node claims 16 CPUs, 64 GB and a (fake) GPU whatever the machine has, so that a job array is throttled
+    # by its array_parallelism rather than by the cores, and docs/scale.md's per-job requests (8 CPUs, 16 GB, a
+    # GPU, partition gpu) are scheduled here as on a real cluster.
+    cluster, error = Cluster(tmp_path_factory.mktemp("slurm"), cpus=16, memory_mb=65536, gpus=1), None
+    try:
+        cluster.up()
+    except ClusterError as e:
+        error = str(e)
+    if error and (os.environ.get("CI") or os.environ.get("LOSSLAND_REQUIRE_SLURM")):
+        pytest.fail(f"the SLURM cluster could not be brought up: {error}", pytrace=False)
+    if error:
+        pytest.skip(f"no SLURM cluster here: {error}")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled():  # shown without -s: how long the packages and the daemons took
+        print(f"\nslurm: installed in {cluster.install_s:.1f} s, cluster up in {cluster.start_s:.1f} s ({cluster.dir})")
+    try:
+        yield cluster
+    finally:
+        cluster.down()
+
+
+@pytest.fixture
+def slurm(slurm_cluster):
+    """The session's SLURM cluster, its queue emptied after the test (a failed test leaves no job behind)."""
+    yield slurm_cluster
+    slurm_cluster.cancel_all()

@@ -154,3 +154,20 @@ def test_every_launcher_option_composes_against_its_plugin_schema():
     assert slurm.additional_parameters.requeue is True and slurm.max_num_timeout > 0
     with pytest.raises(Exception, match="timeout_min"):  # typed by the plugin's schema: a wrong type is refused
         compose(["hydra/launcher=submitit_slurm", "hydra.launcher.timeout_min=soon"], return_hydra_config=True)
+
+
+def test_jobs_the_scheduler_ended_without_a_result_are_listed(tmp_path):
+    """lossland.sweep.submitit records them as lost (a real SLURM scancel: tests/test_slurm.py); the end-of-sweep
+    listing names them, with or without a summary of their own."""
+    from lossland.entry import failed_in
+
+    for i, status in ((0, "ok"), (1, "interrupted")):
+        (tmp_path / str(i)).mkdir()
+        (tmp_path / str(i) / "summary.json").write_text(json.dumps({"status": status, "error": f"e{i}"}))
+    (tmp_path / "2").mkdir()  # Hydra made its directory, the job died before its summary
+    lost = {str(tmp_path / "1"): "cancelled", str(tmp_path / "2"): "killed", str(tmp_path / "3"): "never ran"}
+    failed, count = failed_in(tmp_path, lost)
+    assert count == 4
+    assert failed == [(str(tmp_path / "1"), "e1 (cancelled)"), (str(tmp_path / "2"), "killed"),
+                      (str(tmp_path / "3"), "never ran")]
+    assert failed_in(tmp_path) == ([(str(tmp_path / "1"), "e1")], 2)

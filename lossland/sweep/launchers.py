@@ -22,8 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 log = logging.getLogger("lossland")
 SWEEP_JOBS_ENV = "LOSSLAND_SWEEP_JOBS"
 BASIC = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
-# The sweep directory of the multirun started in this process (set by the SweepRecord callback).
-LAUNCHED: dict[str, str] = {}
+# The sweep directory of the multirun started in this process (set by the SweepRecord callback), its launcher,
+# and the jobs that ended without a result.
+LAUNCHED: dict = {}
 
 
 def cores() -> int:
@@ -37,7 +38,7 @@ def cores() -> int:
 def launcher_kind(launcher: DictConfig | None) -> str:
     """``basic``, ``joblib``, ``submitit_local``, ``submitit_slurm``, ``ray`` or ``other``."""
     target = str((launcher or {}).get("_target_", BASIC))
-    for key, kind in (("BasicLauncher", "basic"), ("Joblib", "joblib"), ("submitit_launcher.LocalLauncher",
+    for key, kind in (("BasicLauncher", "basic"), ("Joblib", "joblib"), ("LocalLauncher",
                       "submitit_local"), ("SlurmLauncher", "submitit_slurm"), ("Ray", "ray")):
         if key in target:
             return kind
@@ -106,3 +107,4 @@ class SweepRecord(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         LAUNCHED["dir"] = str(config.hydra.sweep.dir)
         LAUNCHED["launcher"] = launcher_kind(config.hydra.launcher)
+        LAUNCHED["lost"] = {}  # jobs that ended without a result (lossland.sweep.submitit): directory -> why
