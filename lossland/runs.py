@@ -91,15 +91,18 @@ def load_checkpoint(path: str | Path) -> dict:
     except FileNotFoundError:
         raise LosslandError(f"checkpoint {path} does not exist") from None
     except pickle.UnpicklingError as e:
-        if "weights only" not in str(e).lower():
-            raise LosslandError(f"checkpoint {path} is corrupt or unreadable: {type(e).__name__}") from None
-        found = re.search(r"(?:GLOBAL|global) ([\w.]+)", str(e))
-        what = f" ({found.group(1)})" if found else ""
-        raise LosslandError(f"checkpoint {path} holds objects beyond tensors and plain values{what}, which could "
-                            f"run code when loaded: not loaded; if you trust it, convert it with "
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if found is None:  # random bytes, a truncated file
+            reason = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(e))
+            why = reason.group(1).strip() if reason else (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise LosslandError(f"checkpoint {path} is corrupt or unreadable: {why}") from None
+        raise LosslandError(f"checkpoint {path} holds objects beyond tensors and plain values ({found.group(1)}), "
+                            f"which could run code when loaded: not loaded; if you trust it, convert it with "
                             f"`{CONVERT_HINT} {path}`") from None
     except Exception as e:
-        raise LosslandError(f"checkpoint {path} is corrupt or unreadable: {type(e).__name__}") from None
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise LosslandError(f"checkpoint {path} is corrupt or unreadable: {type(e).__name__}"
+                            + (f" ({first})" if first else "")) from None
     return _checked(ckpt, path)
 
 
