@@ -376,9 +376,10 @@ TERM_BAD = "\x1b[31mred\x1b]0;title\x07 [/] [bold]x"
 
 
 def _record_sweep(victim: Path, root: Path) -> Path:
-    """Two copies of the victim run whose records carry HTML, markup and escape codes, one with a hostile name;
+    """Two copies of the victim run whose records carry HTML, markup, escape codes and broken mathtext, one with a
+    hostile name;
     a third whose summary is random bytes; a fourth whose metrics.csv is."""
-    for name, note in (("<img src=x onerror=alert(1)>", HTML_BAD), ("b", TERM_BAD)):
+    for name, note in (("<img src=x onerror=alert(1)>", HTML_BAD + " $x^$"), ("b", TERM_BAD)):
         d = copy_run(victim, root / name)
         s = json.loads((d / "summary.json").read_text())
         s["overrides"] = [*s["overrides"], f"model.note={note}"]
@@ -477,6 +478,9 @@ def test_nas_report_keeps_file_names_from_records_inside_out(nas_job, tmp_path, 
         d = copy_run(nas_job, sweep / name)
         s = json.loads((d / "summary.json").read_text())
         (d / "summary.json").write_text(json.dumps({**s, "prior": prior}))
+    metrics = sweep / "2" / "metrics.csv"  # an operation name that is broken mathtext, in the figure legends
+    header, rest = metrics.read_text().split("\n", 1)
+    metrics.write_text(header.replace("/skip", "/$x^$") + "\n" + rest)
     copy_run(nas_job, sweep / "3")
     (sweep / "3" / "summary.json").write_text('{"app": "nas", "status": "ok", "prior": "strong"}')  # no findings
     (out / "dynamics_x").mkdir(parents=True)  # the folder a traversal would go through

@@ -82,6 +82,8 @@ def _row(prior: str, j: dict) -> dict:
 
 
 def report(sweep: Path, out: Path | None = None, prefix: str = "") -> list[Path]:
+    import matplotlib
+
     from lossland.studies.nas import plots
 
     problems: list[str] = []
@@ -94,15 +96,17 @@ def report(sweep: Path, out: Path | None = None, prefix: str = "") -> list[Path]
     out.mkdir(parents=True, exist_ok=True)
     files = []
     n_ops = None
-    for prior, j in jobs.items():
-        ops = [k.split("/")[-1] for k in j["history"][0] if k.startswith("mix/normal/e0/")]
-        n_ops = len(ops)
-        files.append(plots.dynamics_figure(j["history"], ops, f"structure dynamics, prior={prior}",
-                                           out / f"{prefix}dynamics_{prior}.png"))
-    files.append(plots.entropy_figure({p: j["history"] for p, j in jobs.items()}, n_ops, out / f"{prefix}entropy.png"))
-    curves = {p: j["robustness"] for p, j in jobs.items()}
-    for where in ("weights", "inputs"):
-        files.append(plots.robustness_figure(curves, where, out / f"{prefix}robustness_{where}.png"))
+    with matplotlib.rc_context({"text.parse_math": False}):  # labels from records: never parsed as mathtext
+        for prior, j in jobs.items():
+            ops = [k.split("/")[-1] for k in j["history"][0] if k.startswith("mix/normal/e0/")]
+            n_ops = len(ops)
+            files.append(plots.dynamics_figure(j["history"], ops, f"structure dynamics, prior={prior}",
+                                               out / f"{prefix}dynamics_{prior}.png"))
+        files.append(plots.entropy_figure({p: j["history"] for p, j in jobs.items()}, n_ops,
+                                          out / f"{prefix}entropy.png"))
+        curves = {p: j["robustness"] for p, j in jobs.items()}
+        for where in ("weights", "inputs"):
+            files.append(plots.robustness_figure(curves, where, out / f"{prefix}robustness_{where}.png"))
     rows = [_row(prior, j) for prior, j in jobs.items()]
     md = write_table(rows, out, f"{prefix}findings")
     print(printable(md))
