@@ -246,9 +246,10 @@ def _resolve_own(path: str):
 
 
 def target_allowed(target: str) -> bool:
-    """Is ``target`` one lossland builds? A library target of conf/ (exact name); a lossland class that is a
-    model, loss, regularizer, optimizer, schedule or data module; an object a ``lossland.`` target of conf/
-    names (trainer, connect methods, ...); or a name under a prefix of ``$LOSSLAND_TRUSTED_TARGETS``. A
+    """Is ``target`` one lossland builds? A target of conf/ (exact name: the library classes lossland uses, its
+    trainer, connect methods, ...); a lossland class that is a model, loss, regularizer, optimizer, schedule or
+    data module; another path to an object a ``lossland.`` target of conf/ names; or a name under a prefix of
+    ``$LOSSLAND_TRUSTED_TARGETS``. A
     ``lossland.`` name is checked by what it resolves to, so that ``lossland.records.shutil.rmtree`` (a
     library function reachable through a lossland module) is not admitted."""
     return _allowed(target, os.environ.get(TRUST_ENV, ""))
@@ -260,14 +261,15 @@ def _allowed(target: str, trust: str) -> bool:
     if any(target == p or target.startswith(p + ".") for p in trusted):
         return True
     shipped = shipped_targets()
-    if target in shipped and not target.startswith("lossland."):
+    if target in shipped:  # exactly a name lossland's own conf/ uses
         return True
     obj = _resolve_own(target)
     if obj is None:
         return False
     if isinstance(obj, type) and obj.__module__.startswith("lossland.") and issubclass(obj, _role_classes()):
         return True
-    return any(obj is _resolve_own(t) for t in shipped if t.startswith("lossland."))
+    name = getattr(obj, "__name__", None)  # another path to an object conf/ names (e.g. its defining module)
+    return any(t.rsplit(".", 1)[-1] == name and _resolve_own(t) is obj for t in shipped if t.startswith("lossland."))
 
 
 def check_received_config(cfg, where: str) -> None:
