@@ -8,6 +8,10 @@ names. ``metrics.csv`` has columns ``step``, ``epoch`` and sparse metric columns
 in that row); :attr:`Run.metrics` holds one float64 array per column, NaN where empty. Metric names with
 ``/`` are also available with ``_`` (``train/loss`` → ``train_loss``) unless that name exists.
 
+A run directory may come from someone else: checkpoints are read with torch's safe loader, the config is
+checked before anything in it is built (:func:`lossland.build.check_received_config`), and unreadable records
+are one-line :class:`LosslandError` s (docs/reliability.md#files-from-someone-else).
+
 Status: ``ok`` | ``diverged`` | ``failed`` | ``interrupted``. A run whose ``summary.json`` still says
 ``running`` but whose process is gone (killed), or that has no ``summary.json`` at all, is ``interrupted``.
 """
@@ -37,8 +41,7 @@ from lossland.records import CONFIG_YAML, METRICS_CSV, SUMMARY_JSON, atomic_torc
 STATUSES = ("ok", "diverged", "failed", "interrupted", "running")
 
 __all__ = ["Run", "find_runs", "open_run", "load_runs", "load_checkpoint", "convert_checkpoint", "model_state",
-           "is_run_dir",
-           "SUMMARY_JSON", "METRICS_CSV", "CONFIG_YAML"]
+           "is_run_dir", "SUMMARY_JSON", "METRICS_CSV", "CONFIG_YAML"]
 
 
 def is_run_dir(path: Path) -> bool:

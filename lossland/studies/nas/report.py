@@ -48,8 +48,7 @@ def load_jobs(sweep: Path, problems: list[str] | None = None) -> dict[str, dict]
             prior = file_stem(summary.get("prior"), fallback="prior")
             job = {"dir": d, "summary": summary, "history": _history(d / "metrics.csv"),
                    "robustness": json.loads((d / "robustness.json").read_text())}
-            _row(prior, job)  # every value the report reads is there and of the right kind
-        except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+        except (OSError, ValueError, TypeError, AttributeError) as e:
             if problems is not None:
                 problems.append(f"{d}: unreadable nas records ({type(e).__name__}: {e})")
             continue
@@ -87,7 +86,15 @@ def report(sweep: Path, out: Path | None = None, prefix: str = "") -> list[Path]
     from lossland.studies.nas import plots
 
     problems: list[str] = []
-    jobs = load_jobs(sweep, problems)
+    jobs, rows = load_jobs(sweep, problems), []
+    for prior, j in list(jobs.items()):
+        try:  # every value the report reads is there and of the right kind
+            if not j["history"]:
+                raise ValueError("metrics.csv has no rows")
+            rows.append(_row(prior, j))
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+            problems.append(f"{j['dir']}: incomplete nas records ({type(e).__name__}: {e})")
+            del jobs[prior]
     for p in problems:
         print(f"lossland: skipped {printable(p)}", file=sys.stderr)
     if not jobs:
@@ -107,7 +114,6 @@ def report(sweep: Path, out: Path | None = None, prefix: str = "") -> list[Path]
         curves = {p: j["robustness"] for p, j in jobs.items()}
         for where in ("weights", "inputs"):
             files.append(plots.robustness_figure(curves, where, out / f"{prefix}robustness_{where}.png"))
-    rows = [_row(prior, j) for prior, j in jobs.items()]
     md = write_table(rows, out, f"{prefix}findings")
     print(printable(md))
     files += [out / f"{prefix}findings.csv", out / f"{prefix}findings.md"]
