@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from functools import lru_cache, partial
 from pathlib import Path
 
@@ -33,7 +34,8 @@ from lossland.regularizers import NoRegularizer, Sum
 from lossland.seeding import generator, stream_seed
 
 __all__ = ["instantiate_node", "build_data", "build_loss", "build_model", "build_optimizer", "build_regularizer",
-           "build_schedule", "build_callbacks", "build_loggers", "total_steps", "target_class", "apply_perturbation"]
+           "build_schedule", "build_callbacks", "build_loggers", "total_steps", "target_class", "apply_perturbation",
+           "check_received_config", "target_allowed"]
 
 
 def instantiate_node(node, what: str, **kwargs):
@@ -197,3 +199,105 @@ def build_loggers(cfg: DictConfig, out: Path, rows: list[dict] | None = None) ->
             make = instantiate_node(node, f"logger.{name}", _partial_=True, save_dir=str(out))
             loggers.append(make(config=config))  # `config` would clash with instantiate's own argument
     return loggers
+
+
+# ------------------------------------------------------------------------- received configs (trust nothing)
+# A run directory may come from someone else: its ``.hydra/config.yaml`` is instantiated only after every
+# ``_target_`` in it is one lossland itself builds (docs/reliability.md#files-from-someone-else). Hydra alone
+# would import and call any dotted name (``pathlib.Path.write_text`` writes a file).
+TRUST_ENV = "LOSSLAND_TRUSTED_TARGETS"  # comma-separated module prefixes the person running a command trusts
+# Resolvers a run's saved config may use (conf/ uses these); ``${oc.env:...}`` would read the environment.
+RESOLVERS = frozenset({"now", "oc.select", "lossland.group", "lossland.job_name"})
+_RESOLVER = re.compile(r"\$\{\s*([^\s:}]+)\s*:")
+_CONF_TARGET = re.compile(r"^\s*_target_:\s*([\w.]+)", re.MULTILINE)
+
+
+@lru_cache(maxsize=1)
+def shipped_targets() -> frozenset[str]:
+    """Every ``_target_`` of lossland's own ``conf/`` (the library classes a run may name come from here)."""
+    from lossland.config import CONFIG_DIR
+
+    return frozenset(t for p in CONFIG_DIR.rglob("*.yaml") for t in _CONF_TARGET.findall(p.read_text()))
+
+
+def _role_classes() -> tuple[type, ...]:
+    """The kinds of object a run is made of: models, losses, regularizers (modules), optimizers, schedules, data."""
+    from lossland.optim.schedules import Schedule
+
+    return torch.nn.Module, torch.optim.Optimizer, Schedule, TensorDataModule
+
+
+def _resolve_own(path: str):
+    """The object a ``lossland.``-dotted name stands for, importing lossland modules only (None: no such object).
+    Private and dunder names are not followed."""
+    import importlib
+    from types import ModuleType
+
+    parts = path.split(".")
+    if parts[0] != "lossland" or not all(p.isidentifier() and not p.startswith("_") for p in parts):
+        return None
+    obj = importlib.import_module("lossland")
+    for part in parts[1:]:
+        if hasattr(obj, part):
+            obj = getattr(obj, part)
+        elif isinstance(obj, ModuleType) and obj.__name__.startswith("lossland"):
+            try:
+                obj = importlib.import_module(f"{obj.__name__}.{part}")
+            except ImportError:
+                return None
+        else:
+            return None
+    return obj
+
+
+def target_allowed(target: str) -> bool:
+    """Is ``target`` one lossland builds? A target of conf/ (exact name: the library classes lossland uses, its
+    trainer, connect methods, ...); a lossland class that is a model, loss, regularizer, optimizer, schedule or
+    data module; another path to an object a ``lossland.`` target of conf/ names; or a name under a prefix of
+    ``$LOSSLAND_TRUSTED_TARGETS``. A
+    ``lossland.`` name is checked by what it resolves to, so that ``lossland.records.shutil.rmtree`` (a
+    library function reachable through a lossland module) is not admitted."""
+    return _allowed(target, os.environ.get(TRUST_ENV, ""))
+
+
+@lru_cache(maxsize=256)
+def _allowed(target: str, trust: str) -> bool:
+    trusted = [p.strip().rstrip(".") for p in trust.split(",") if p.strip()]
+    if any(target == p or target.startswith(p + ".") for p in trusted):
+        return True
+    shipped = shipped_targets()
+    if target in shipped:  # exactly a name lossland's own conf/ uses
+        return True
+    obj = _resolve_own(target)
+    if obj is None:
+        return False
+    if isinstance(obj, type) and obj.__module__.startswith("lossland.") and issubclass(obj, _role_classes()):
+        return True
+    name = getattr(obj, "__name__", None)  # another path to an object conf/ names (e.g. its defining module)
+    return any(t.rsplit(".", 1)[-1] == name and _resolve_own(t) is obj for t in shipped if t.startswith("lossland."))
+
+
+def check_received_config(cfg, where: str) -> None:
+    """Refuse (one line naming the key) a config read from a run directory before anything in it is
+    instantiated or resolved: every ``_target_`` must be :func:`target_allowed` and every interpolation a plain
+    reference or one of :data:`RESOLVERS` (never ``${oc.env:...}``, which would read this user's
+    environment into values a received record controls)."""
+    def walk(node, key: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                sub = f"{key}.{k}" if key else str(k)
+                if k == "_target_" and not (isinstance(v, str) and target_allowed(v)):
+                    raise LosslandError(
+                        f"{where}: refused {sub}={v!r}: not a target lossland builds (a received run config "
+                        f"is instantiated only with lossland's own targets; if you trust it: {TRUST_ENV}=<module>)")
+                walk(v, sub)
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{key}[{i}]")
+        elif isinstance(node, str):
+            for name in _RESOLVER.findall(node):
+                if name not in RESOLVERS:
+                    raise LosslandError(f"{where}: refused {key}={node!r}: the interpolation ${{{name}:...}} is "
+                                        "not allowed in a received run config")
+
+    walk(OmegaConf.to_container(cfg, resolve=False) if OmegaConf.is_config(cfg) else cfg, "")

@@ -8,6 +8,10 @@ names. ``metrics.csv`` has columns ``step``, ``epoch`` and sparse metric columns
 in that row); :attr:`Run.metrics` holds one float64 array per column, NaN where empty. Metric names with
 ``/`` are also available with ``_`` (``train/loss`` → ``train_loss``) unless that name exists.
 
+A run directory may come from someone else: checkpoints are read with torch's safe loader, the config is
+checked before anything in it is built (:func:`lossland.build.check_received_config`), and unreadable records
+are one-line :class:`LosslandError` s (docs/reliability.md#files-from-someone-else).
+
 Status: ``ok`` | ``diverged`` | ``failed`` | ``interrupted``. A run whose ``summary.json`` still says
 ``running`` but whose process is gone (killed), or that has no ``summary.json`` at all, is ``interrupted``.
 """
@@ -18,7 +22,11 @@ import csv
 import json
 import math
 import os
+import pickle
+import re
+import shutil
 import socket
+import sys
 from functools import cached_property, lru_cache
 from pathlib import Path
 
@@ -26,14 +34,14 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lossland.build import build_data, build_loss, build_model
+from lossland.build import build_data, build_loss, build_model, check_received_config
 from lossland.errors import LosslandError
-from lossland.records import CONFIG_YAML, METRICS_CSV, SUMMARY_JSON
+from lossland.records import CONFIG_YAML, METRICS_CSV, SUMMARY_JSON, atomic_torch_save
 
 STATUSES = ("ok", "diverged", "failed", "interrupted", "running")
 
-__all__ = ["Run", "find_runs", "open_run", "load_runs", "load_checkpoint", "model_state", "is_run_dir",
-           "SUMMARY_JSON", "METRICS_CSV", "CONFIG_YAML"]
+__all__ = ["Run", "find_runs", "open_run", "load_runs", "load_checkpoint", "convert_checkpoint", "model_state",
+           "is_run_dir", "SUMMARY_JSON", "METRICS_CSV", "CONFIG_YAML"]
 
 
 def is_run_dir(path: Path) -> bool:
@@ -75,13 +83,83 @@ def find_runs(root: str | Path) -> list[Path]:
     return sorted(out, key=lambda p: (len(p.parts), str(p)))
 
 
+CONVERT_HINT = "python -m lossland.runs convert"
+
+
 def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint, read with torch's safe loader (``weights_only=True``: tensors, containers and plain values;
+    a pickle cannot run code). One that needs more is refused in one line saying how to convert it if trusted."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise LosslandError(f"checkpoint {path} does not exist") from None
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if found is None:  # random bytes, a truncated file
+            reason = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(e))
+            why = reason.group(1).strip() if reason else (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise LosslandError(f"checkpoint {path} is corrupt or unreadable: {why}") from None
+        raise LosslandError(f"checkpoint {path} holds objects beyond tensors and plain values ({found.group(1)}), "
+                            f"which could run code when loaded: not loaded; if you trust it, convert it with "
+                            f"`{CONVERT_HINT} {path}`") from None
     except Exception as e:
-        raise LosslandError(f"checkpoint {path} is corrupt or unreadable: {type(e).__name__}") from None
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise LosslandError(f"checkpoint {path} is corrupt or unreadable: {type(e).__name__}"
+                            + (f" ({first})" if first else "")) from None
+    return _checked(ckpt, path)
+
+
+def _checked(ckpt, path) -> dict:
+    """The structure lossland reads (a dict; ``state_dict`` of tensors, integer ``global_step``, ``lossland``
+    a dict) or one line saying what is wrong."""
+    problem = None
+    if not isinstance(ckpt, dict):
+        problem = f"a {type(ckpt).__name__}, not a dict"
+    elif "state_dict" in ckpt and not (isinstance(ckpt["state_dict"], dict) and all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in ckpt["state_dict"].items())):
+        problem = "its state_dict is not names -> tensors"
+    elif any(k in ckpt and not isinstance(ckpt[k], int) for k in ("global_step", "epoch")):
+        problem = "its global_step or epoch is not an integer"
+    elif not isinstance(ckpt.get("lossland", {}), dict):
+        problem = "its lossland entry is not a dict"
+    if problem:
+        raise LosslandError(f"checkpoint {path} is not a lossland checkpoint: {problem}")
+    return ckpt
+
+
+def _plain(obj):
+    """``obj`` in types the safe loader reads: numpy arrays and scalars to tensors / Python numbers, OmegaConf
+    nodes to containers, paths to strings; anything else to its ``repr``."""
+    if isinstance(obj, np.generic):  # before the builtins: np.float64 is a float
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes, torch.Tensor, torch.Size,
+                                       torch.dtype, torch.device)):
+        return obj
+    if isinstance(obj, dict):
+        return {_plain(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        items = [_plain(v) for v in obj]
+        return items if isinstance(obj, (list, set)) else tuple(items)
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if OmegaConf.is_config(obj):
+        return _plain(OmegaConf.to_container(obj, resolve=False))
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    return repr(obj)
+
+
+def convert_checkpoint(path: str | Path) -> Path:
+    """Rewrite a **trusted** checkpoint (read with the full unpickler, which runs whatever the file says) in
+    types the safe loader reads; the original stays beside it as ``<name>.orig``."""
+    path = Path(path)
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    backup = path.with_name(path.name + ".orig")
+    if not backup.exists():
+        shutil.copy2(path, backup)
+    atomic_torch_save(_plain(ckpt), path)
+    load_checkpoint(path)
+    return path
 
 
 def model_state(ckpt: dict) -> dict[str, torch.Tensor]:
@@ -94,8 +172,14 @@ def _process_alive(summary: dict) -> bool:
     if pid is None or host != socket.gethostname():
         return host is not None and host != socket.gethostname()  # another machine: assume it still runs
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
+        pid = int(pid)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    if pid <= 0:  # 0 / negative would name process groups
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True
@@ -105,21 +189,24 @@ def _process_alive(summary: dict) -> bool:
 def read_metrics_csv(path: Path) -> dict[str, np.ndarray]:
     if not path.exists():
         return {}
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if not header:
-            return {}
-        cols: list[list[float]] = [[] for _ in header]
-        for row in reader:
-            if not row:
-                continue
-            for i in range(len(header)):
-                cell = row[i].strip() if i < len(row) else ""
-                try:
-                    cols[i].append(float(cell) if cell else math.nan)
-                except ValueError:
-                    cols[i].append(math.nan)
+    try:
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if not header:
+                return {}
+            cols: list[list[float]] = [[] for _ in header]
+            for row in reader:
+                if not row:
+                    continue
+                for i in range(len(header)):
+                    cell = row[i].strip() if i < len(row) else ""
+                    try:
+                        cols[i].append(float(cell) if cell else math.nan)
+                    except ValueError:
+                        cols[i].append(math.nan)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise LosslandError(f"unreadable {path}: {type(e).__name__}") from None
     metrics = {name: np.asarray(c, dtype=np.float64) for name, c in zip(header, cols)}
     for name in list(metrics):
         alias = name.replace("/", "_")
@@ -152,7 +239,15 @@ class Run:
         path = self.path / CONFIG_YAML
         if not path.exists():
             raise LosslandError(f"{self.path} is not a lossland run directory (no .hydra/config.yaml)")
-        return OmegaConf.load(path)
+        try:
+            cfg = OmegaConf.load(path)
+        except Exception as e:  # YAML errors (OmegaConf's loader is a safe one: no Python tags)
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise LosslandError(f"unreadable {path}: {first}") from None
+        if not isinstance(cfg, DictConfig):
+            raise LosslandError(f"unreadable {path}: not a mapping")
+        check_received_config(cfg, str(path))  # before anything in it is resolved or instantiated
+        return cfg
 
     @cached_property
     def summary(self) -> dict:
@@ -162,7 +257,7 @@ class Run:
             return {}
         try:
             summary = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, ValueError) as e:  # JSON errors, random bytes (UnicodeDecodeError)
             raise LosslandError(f"unreadable {path}: {e}") from None
         if not isinstance(summary, dict):
             raise LosslandError(f"unreadable {path}: not a JSON object")
@@ -189,8 +284,11 @@ class Run:
         path = self.path / METRICS_CSV
         if not path.exists():
             return []
-        with open(path, newline="") as f:
-            return next(csv.reader(f), [])
+        try:
+            with open(path, newline="") as f:
+                return next(csv.reader(f), [])
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            raise LosslandError(f"unreadable {path}: {type(e).__name__}") from None
 
     @property
     def elr(self) -> float | None:
@@ -207,7 +305,8 @@ class Run:
 
     @property
     def final(self) -> dict:
-        return dict(self.summary.get("final") or {})
+        final = self.summary.get("final")
+        return dict(final) if isinstance(final, dict) else {}
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of one metric, rows where it was logged; the last value wins on repeated steps."""
@@ -313,7 +412,29 @@ def load_runs(root: str | Path) -> tuple[list[Run], list[str]]:
         run = Run(d)
         try:
             run.summary  # noqa: B018 — read now so that an unreadable file is reported here
+            run.metrics  # noqa: B018
             runs.append(run)
         except LosslandError as e:
             problems.append(str(e))
     return runs, problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lossland.runs convert CKPT [CKPT ...]``: rewrite trusted checkpoints for the safe loader."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) < 2 or argv[0] != "convert":
+        print("usage: python -m lossland.runs convert CKPT [CKPT ...]  (only checkpoints you trust: reading "
+              "them runs whatever they hold)", file=sys.stderr)
+        return 2
+    for p in argv[1:]:
+        try:
+            print(convert_checkpoint(p))
+        except Exception as e:  # a missing or corrupt file: one line
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            print(f"lossland: error: cannot convert {p}: {why}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

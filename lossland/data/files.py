@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import pickle
 import struct
@@ -67,6 +68,33 @@ class MNIST(TensorDataModule):
         return out
 
 
+def _numpy_core():
+    try:
+        from numpy import _core as core  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy import core
+    return core
+
+
+class BatchUnpickler(pickle.Unpickler):
+    """An unpickler for CIFAR-10 python batches that admits only what the format uses (a dict of bytes, lists
+    and numpy arrays, as pickled by Python 2 or 3): any other global is refused, so a crafted file cannot
+    run code. The numpy names are served from this numpy (``numpy.core`` and ``numpy._core`` alike)."""
+
+    def find_class(self, module: str, name: str):
+        core = _numpy_core()
+        allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                   ("_codecs", "encode"): codecs.encode}  # bytes pickled by Python 3 at protocol 2
+        for prefix in ("numpy.core", "numpy._core"):
+            allowed[(f"{prefix}.multiarray", "_reconstruct")] = core.multiarray._reconstruct
+            allowed[(f"{prefix}.multiarray", "scalar")] = core.multiarray.scalar
+            allowed[(f"{prefix}.numeric", "_frombuffer")] = core.numeric._frombuffer
+        if (module, name) not in allowed:
+            raise pickle.UnpicklingError(f"refused {module}.{name}: a CIFAR-10 batch holds only numpy arrays, "
+                                         "lists and bytes (a pickle naming other objects could run code)")
+        return allowed[(module, name)]
+
+
 class CIFAR10(TensorDataModule):
     """CIFAR-10 "python version": ``data_batch_1..5`` and ``test_batch`` under ``root`` or
     ``root/cifar-10-batches-py``."""
@@ -81,11 +109,24 @@ class CIFAR10(TensorDataModule):
     def _read_batch(path: Path):
         try:
             with open(path, "rb") as f:
-                d = pickle.load(f, encoding="bytes")
-            x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-            return x, np.asarray(d[b"labels"])
-        except (OSError, pickle.UnpicklingError, KeyError, ValueError, EOFError) as e:
-            raise DataError(f"cannot read CIFAR-10 batch {path}: {e!r}") from None
+                d = BatchUnpickler(f, encoding="bytes").load()
+        except OSError as e:
+            raise DataError(f"cannot read CIFAR-10 batch {path}: {e}") from None
+        except pickle.UnpicklingError as e:
+            raise DataError(f"cannot read CIFAR-10 batch {path}: {e}") from None
+        except Exception as e:  # truncated, random bytes, a reduce that does not fit
+            raise DataError(f"cannot read CIFAR-10 batch {path}: not a CIFAR-10 python batch "
+                            f"({type(e).__name__})") from None
+        x, y = d.get(b"data") if isinstance(d, dict) else None, d.get(b"labels") if isinstance(d, dict) else None
+        if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3 * 32 * 32:
+            raise DataError(f"cannot read CIFAR-10 batch {path}: no b'data' array of uint8 rows of 3072 pixels")
+        try:
+            y = np.asarray(y, dtype=np.int64)
+        except (TypeError, ValueError, OverflowError):
+            y = None
+        if y is None or y.shape != (len(x),) or (y.size and (y.min() < 0 or y.max() > 9)):
+            raise DataError(f"cannot read CIFAR-10 batch {path}: b'labels' is not one class 0..9 per image")
+        return x.reshape(-1, 3, 32, 32), y
 
     def load(self):
         what = "the CIFAR-10 python batches data_batch_1..5 and test_batch"

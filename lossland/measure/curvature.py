@@ -34,6 +34,7 @@ from lossland.errors import LosslandError
 from lossland.metrics.curvature import compute_curvature
 from lossland.records import METRICS_CSV, atomic_write, write_json
 from lossland.runs import load_checkpoint, load_weights, open_run
+from lossland.untrusted import terminal_text
 
 RESULT = "curvature.json"
 
@@ -199,11 +200,12 @@ def record_curvature(run_dir: str | Path, rows: list[dict], selection: dict, set
 def print_rows(rows: list[dict], title: str | None = None) -> None:
     """A rich table of the per-checkpoint values."""
     metrics = list(dict.fromkeys(k for r in rows for k in r if k not in ("checkpoint", "step", "epoch")))
-    table = Table(title=title)
+    table = Table(title=None if title is None else terminal_text(title))
     for col in ("step", "epoch", *metrics):
-        table.add_column(col, justify="right", overflow="fold")
+        table.add_column(terminal_text(col), justify="right", overflow="fold")
     for r in rows:
-        table.add_row(str(r["step"]), str(r["epoch"]), *(f"{r[m]:.6g}" if m in r else "" for m in metrics))
+        table.add_row(terminal_text(r["step"]), terminal_text(r["epoch"]),
+                      *(f"{r[m]:.6g}" if m in r else "" for m in metrics))
     Console().print(table)
 
 

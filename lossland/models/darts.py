@@ -215,13 +215,24 @@ def load_genotype(genotype) -> dict:
         p = Path(genotype)
         if not p.is_file():
             raise LosslandError(f"model.genotype={genotype}: no such file (a genotype.yaml of a nas.py run)")
-        g = OmegaConf.to_container(OmegaConf.load(p), resolve=True)
+        try:  # OmegaConf's loader is a safe one (no Python tags); the file may come from someone else
+            g = OmegaConf.to_container(OmegaConf.load(p), resolve=False)
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise LosslandError(f"model.genotype={genotype}: not a genotype YAML ({first})") from None
+        if not isinstance(g, dict):
+            raise LosslandError(f"model.genotype={genotype}: not a genotype YAML (a mapping of channels, cells, "
+                                "nodes, normal, reduce)")
     elif isinstance(genotype, Mapping) or OmegaConf.is_config(genotype):
         g = OmegaConf.to_container(OmegaConf.create(genotype), resolve=True) \
             if OmegaConf.is_config(genotype) else dict(genotype)
     else:
         raise LosslandError(f"model.genotype must be a path to a genotype.yaml or null, got {genotype!r}")
-    n_edges = len(cell_edges(int(g["nodes"])))
+    try:
+        n_edges = len(cell_edges(int(g["nodes"])))
+    except (KeyError, TypeError, ValueError):
+        raise LosslandError(f"genotype: nodes must be an integer (the intermediate nodes of a cell), got "
+                            f"{g.get('nodes')!r}") from None
     for kind in ("normal", "reduce"):
         ops = list(g.get(kind) or [])
         if kind == "reduce" and not ops and not g.get("reductions"):

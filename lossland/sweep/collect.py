@@ -1,7 +1,9 @@
 """``lossland collect``: one table of a sweep, one row per run, from the runs' records (:mod:`lossland.runs`).
 Runs that were killed or preempted are listed with status ``interrupted``. The keys the sweep varied
 (:mod:`lossland.analysis.settings`) get a column each, with the rates the optimizers used (``elr`` only for
-sphere optimizers); the phase is given to every finished run that logged phase metrics."""
+sphere optimizers); the phase is given to every finished run that logged phase metrics. A run whose records
+cannot be read (truncated, random bytes, wrong types) gets a row with status ``unreadable`` and the reason; the
+other runs are collected. Values from records are printed inert (:func:`lossland.untrusted.terminal_text`)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from lossland.errors import LosslandError
 from lossland.records import atomic_write
 from lossland.runs import Run, find_runs
 from lossland.studies.sphere.phases import phase_of
+from lossland.untrusted import terminal_text
 
 FIRST = ("run", "overrides", "status", "phase", "seed", "elr", "lr", "elr_final", "lr_final", "steps", "epochs",
          "wall_s", "diverged_at_step")
@@ -24,7 +27,10 @@ FIRST = ("run", "overrides", "status", "phase", "seed", "elr", "lr", "elr_final"
 
 def run_row(run: Run, root: Path, varied: tuple[str, ...] = ()) -> dict:
     s = run.summary
-    row = {"run": run.path.relative_to(root).as_posix() or ".", "overrides": " ".join(s.get("overrides", [])),
+    overrides = s.get("overrides", [])
+    if not isinstance(overrides, list):
+        raise TypeError("overrides is not a list")
+    row = {"run": run.path.relative_to(root).as_posix() or ".", "overrides": " ".join(map(str, overrides)),
            "status": run.status}
     row.update({k: s.get(k) for k in FIRST[3:] if k in s or k == "phase"})
     vals = run_values(run)
@@ -43,7 +49,22 @@ def collect(root: str | Path) -> tuple[list[dict], Path]:
     runs = [Run(d) for d in find_runs(root)]
     if not runs:
         raise LosslandError(f"no runs under {root} (no summary.json found)")
-    rows = [run_row(r, root, tuple(sweep_settings(runs).varied)) for r in runs]
+    rows, readable = {}, []
+    for r in runs:
+        try:  # an unreadable summary.json is that run's problem, not the sweep's
+            run_values(r)
+            readable.append(r)
+        except LosslandError as e:
+            rows[r.path] = _unreadable(r, root, str(e))
+        except (TypeError, ValueError, AttributeError) as e:
+            rows[r.path] = _unreadable(r, root, f"{r.path}: unreadable summary.json ({type(e).__name__}: {e})")
+    varied = tuple(sweep_settings(readable).varied) if readable else ()
+    for r in readable:
+        try:
+            rows[r.path] = run_row(r, root, varied)
+        except (LosslandError, TypeError, ValueError, AttributeError, KeyError) as e:
+            rows[r.path] = _unreadable(r, root, f"{r.path}: unreadable records ({type(e).__name__}: {e})")
+    rows = [rows[r.path] for r in runs]
     cols = list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
@@ -52,10 +73,14 @@ def collect(root: str | Path) -> tuple[list[dict], Path]:
     return rows, atomic_write(root / "results.csv", buf.getvalue())
 
 
+def _unreadable(run: Run, root: Path, why: str) -> dict:
+    return {"run": run.path.relative_to(root).as_posix() or ".", "status": "unreadable", "error": why}
+
+
 def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
-    return "" if v is None else str(v)
+    return terminal_text(v)
 
 
 def print_table(rows: list[dict], title: str = "") -> None:
@@ -67,10 +92,10 @@ def print_table(rows: list[dict], title: str = "") -> None:
     shown = ["run", *(varied or ["overrides"]), "status", "phase", "steps", "wall_s", "final_train_loss",
              "final_train_error", "final_train_misclassified", "final_test_error", "final_gm", "error"]
     cols = [c for c in shown if any(r.get(c) not in (None, "") for r in rows)]
-    table = Table(title=title)
+    table = Table(title=terminal_text(title))
     for c in cols:
         left = c in ("run", "overrides", "status", "error")
-        table.add_column(c.removeprefix("final_"), justify="left" if left else "right")
+        table.add_column(terminal_text(c.removeprefix("final_")), justify="left" if left else "right")
     for r in rows:
         table.add_row(*(_fmt(r.get(c)) for c in cols))
     Console(width=200).print(table)

@@ -26,6 +26,8 @@ import math
 from pathlib import Path
 from typing import NamedTuple
 
+import matplotlib
+
 from lossland.analysis.settings import (
     Sweep,
     format_counts,
@@ -210,12 +212,15 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
     boundaries = _boundaries(sweep)
 
     files = []
-    figs = {"phase_diagram.png": plot_phase_diagram(sweep),
-            "final_metrics.png": plot_final_metrics(sweep, PLOTTED),
-            "curves.png": plot_curves(sweep, PLOTTED),
-            "cosines.png": plot_cosines(sweep)}
-    for name, fig in figs.items():
-        files.append(save_figure(fig, out / name))
+    # labels come from the records: shown as written, never parsed as mathtext (an unbalanced "$x^$" would
+    # stop the report)
+    with matplotlib.rc_context({"text.parse_math": False}):
+        figs = {"phase_diagram.png": plot_phase_diagram(sweep),
+                "final_metrics.png": plot_final_metrics(sweep, PLOTTED),
+                "curves.png": plot_curves(sweep, PLOTTED),
+                "cosines.png": plot_cosines(sweep)}
+        for name, fig in figs.items():
+            files.append(save_figure(fig, out / name))
     table = {"sweep_dir": str(root), "varied": sweep.varied, "x": sweep.x, "series": sweep.series,
              "boundaries": {k: list(v) for k, v in boundaries.items()}, "settings": settings, "runs": rows,
              "problems": problems}

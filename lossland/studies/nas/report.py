@@ -5,7 +5,9 @@ Reads every job directory with a nas ``summary.json`` and writes, into ``--out``
 ``<P>dynamics_<prior>.png`` (softmax(gamma) of every edge over training, one figure per prior),
 ``<P>entropy.png`` (every edge's entropy, one panel per prior), ``<P>robustness_{weights,inputs}.png`` (accuracy
 under noise, one curve per prior, supernet and discrete panels) and ``<P>findings.{csv,md}`` (the table of
-docs/nas.md); prints the table.
+docs/nas.md); prints the table. Records may come from someone else: a job's prior is used in file names only
+in a safe form (no path separators, no leading dot), and a job whose records cannot be read is skipped and
+named on stderr.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from pathlib import Path
 
 from lossland.records import SUMMARY_JSON, write_table
+from lossland.untrusted import file_stem, printable
 
 __all__ = ["report", "load_jobs"]
 
@@ -30,60 +34,88 @@ def _history(path: Path) -> list[dict]:
     return rows
 
 
-def load_jobs(sweep: Path) -> dict[str, dict]:
+def load_jobs(sweep: Path, problems: list[str] | None = None) -> dict[str, dict]:
+    """The finished nas jobs of ``sweep`` by prior (a file-name-safe form of the summary's ``prior``: records may
+    come from someone else, and the prior names output files). A job whose records cannot be read is left out
+    and described in ``problems``."""
     jobs = {}
     for s in sorted(Path(sweep).glob(f"*/{SUMMARY_JSON}")):
-        summary = json.loads(s.read_text())
-        if summary.get("app") != "nas" or summary.get("status") != "ok":
-            continue
         d = s.parent
-        jobs[summary["prior"]] = {"dir": d, "summary": summary, "history": _history(d / "metrics.csv"),
-                                  "robustness": json.loads((d / "robustness.json").read_text())}
+        try:
+            summary = json.loads(s.read_text())
+            if not isinstance(summary, dict) or summary.get("app") != "nas" or summary.get("status") != "ok":
+                continue
+            prior = file_stem(summary.get("prior"), fallback="prior")
+            job = {"dir": d, "summary": summary, "history": _history(d / "metrics.csv"),
+                   "robustness": json.loads((d / "robustness.json").read_text())}
+        except (OSError, ValueError, TypeError, AttributeError) as e:
+            if problems is not None:
+                problems.append(f"{d}: unreadable nas records ({type(e).__name__}: {e})")
+            continue
+        jobs[prior] = job
     return dict(sorted(jobs.items(), key=lambda kv: ORDER.index(kv[0]) if kv[0] in ORDER else 99))
 
 
-def report(sweep: Path, out: Path | None = None, prefix: str = "") -> list[Path]:
-    from lossland.studies.nas import plots
+def _row(prior: str, j: dict) -> dict:
     from lossland.studies.nas.search import face_dwell
 
-    jobs = load_jobs(sweep)
+    s, f = j["summary"], j["summary"]["findings"]
+    rob = j["robustness"]
+    dwell = face_dwell(j["history"])
+    return {"prior": prior, "search_s": s["search_wall_s"], "job_s": s["wall_s"],
+            "supernet_test_acc": s["test_acc"], "inherited_argmax_acc": s["inherited_discrete_test_acc"],
+            "discrete_test_acc": s["discrete_test_acc"], "edge_entropy_max": f["final_entropy_max"],
+            "edge_entropy_mean": f["final_entropy_mean"], "log_K": f["log_k"], "degenerate": f["degenerate"],
+            "ce_grad_ratio_late_early": f["ce_grad_ratio"],
+            "prior_grad_late": f["prior_grad_norm_last_quarter"],
+            "mix_move_last_quarter": f["mix_move_last_quarter"],
+            "stalled": f["stalled"], "face_centre_share": dwell["share"],
+            "face_centre_by_m": " ".join(f"{m}:{v:.2f}" for m, v in dwell["by_m"].items()),
+            "undecided_edges": f.get("undecided_edges"),
+            "stalled_edges": f.get("stalled_edges"),
+            "stalled_undecided_edges": f.get("stalled_undecided_edges"), "final_A": s["log_decay"],
+            "supernet_acc_w_noise_max": rob["supernet"]["weights"][-1]["mean"],
+            "discrete_acc_w_noise_max": rob["discrete"]["weights"][-1]["mean"],
+            "genotype_normal": " ".join(map(str, s["genotype"]["normal"])),
+            "genotype_reduce": " ".join(map(str, s["genotype"]["reduce"]))}
+
+
+def report(sweep: Path, out: Path | None = None, prefix: str = "") -> list[Path]:
+    import matplotlib
+
+    from lossland.studies.nas import plots
+
+    problems: list[str] = []
+    jobs, rows = load_jobs(sweep, problems), []
+    for prior, j in list(jobs.items()):
+        try:  # every value the report reads is there and of the right kind
+            if not j["history"]:
+                raise ValueError("metrics.csv has no rows")
+            rows.append(_row(prior, j))
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
+            problems.append(f"{j['dir']}: incomplete nas records ({type(e).__name__}: {e})")
+            del jobs[prior]
+    for p in problems:
+        print(f"lossland: skipped {printable(p)}", file=sys.stderr)
     if not jobs:
-        raise SystemExit(f"lossland: error: {sweep} holds no finished nas.py jobs")
+        raise SystemExit(f"lossland: error: {printable(sweep)} holds no finished nas.py jobs")
     out = Path(out or sweep)
     out.mkdir(parents=True, exist_ok=True)
     files = []
     n_ops = None
-    for prior, j in jobs.items():
-        ops = [k.split("/")[-1] for k in j["history"][0] if k.startswith("mix/normal/e0/")]
-        n_ops = len(ops)
-        files.append(plots.dynamics_figure(j["history"], ops, f"structure dynamics, prior={prior}",
-                                           out / f"{prefix}dynamics_{prior}.png"))
-    files.append(plots.entropy_figure({p: j["history"] for p, j in jobs.items()}, n_ops, out / f"{prefix}entropy.png"))
-    curves = {p: j["robustness"] for p, j in jobs.items()}
-    for where in ("weights", "inputs"):
-        files.append(plots.robustness_figure(curves, where, out / f"{prefix}robustness_{where}.png"))
-    rows = []
-    for prior, j in jobs.items():
-        s, f = j["summary"], j["summary"]["findings"]
-        rob = j["robustness"]
-        rows.append({"prior": prior, "search_s": s["search_wall_s"], "job_s": s["wall_s"],
-                     "supernet_test_acc": s["test_acc"], "inherited_argmax_acc": s["inherited_discrete_test_acc"],
-                     "discrete_test_acc": s["discrete_test_acc"], "edge_entropy_max": f["final_entropy_max"],
-                     "edge_entropy_mean": f["final_entropy_mean"], "log_K": f["log_k"], "degenerate": f["degenerate"],
-                     "ce_grad_ratio_late_early": f["ce_grad_ratio"],
-                     "prior_grad_late": f["prior_grad_norm_last_quarter"],
-                     "mix_move_last_quarter": f["mix_move_last_quarter"],
-                     "stalled": f["stalled"], "face_centre_share": face_dwell(j["history"])["share"],
-                     "face_centre_by_m": " ".join(f"{m}:{v:.2f}" for m, v in face_dwell(j["history"])["by_m"].items()),
-                     "undecided_edges": f.get("undecided_edges"),
-                     "stalled_edges": f.get("stalled_edges"),
-                     "stalled_undecided_edges": f.get("stalled_undecided_edges"), "final_A": s["log_decay"],
-                     "supernet_acc_w_noise_max": rob["supernet"]["weights"][-1]["mean"],
-                     "discrete_acc_w_noise_max": rob["discrete"]["weights"][-1]["mean"],
-                     "genotype_normal": " ".join(s["genotype"]["normal"]),
-                     "genotype_reduce": " ".join(s["genotype"]["reduce"])})
+    with matplotlib.rc_context({"text.parse_math": False}):  # labels from records: never parsed as mathtext
+        for prior, j in jobs.items():
+            ops = [k.split("/")[-1] for k in j["history"][0] if k.startswith("mix/normal/e0/")]
+            n_ops = len(ops)
+            files.append(plots.dynamics_figure(j["history"], ops, f"structure dynamics, prior={prior}",
+                                               out / f"{prefix}dynamics_{prior}.png"))
+        files.append(plots.entropy_figure({p: j["history"] for p, j in jobs.items()}, n_ops,
+                                          out / f"{prefix}entropy.png"))
+        curves = {p: j["robustness"] for p, j in jobs.items()}
+        for where in ("weights", "inputs"):
+            files.append(plots.robustness_figure(curves, where, out / f"{prefix}robustness_{where}.png"))
     md = write_table(rows, out, f"{prefix}findings")
-    print(md)
+    print(printable(md))
     files += [out / f"{prefix}findings.csv", out / f"{prefix}findings.md"]
     return files
 
@@ -95,7 +127,7 @@ def main(argv=None):
     p.add_argument("--prefix", default="")
     a = p.parse_args(argv)
     for f in report(a.sweep, a.out, a.prefix):
-        print(f)
+        print(printable(f))
 
 
 if __name__ == "__main__":
