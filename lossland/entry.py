@@ -1,8 +1,8 @@
-"""The check-then-launch code of every Hydra entry point (``train.py``, ``connect.py``, ``lossland curvature``,
-``lossland slice``): one helper, :func:`launch`.
+"""The check-then-launch code of every Hydra app (``lossland train``, ``connect``, ``nas``, ``lab``, ``curvature``,
+``slice``, ``keskar``; :class:`lossland.commands.base.App`): one helper, :func:`launch`.
 
 Before Hydra starts: the overrides are checked (unknown group option or key: one line naming the valid
-ones, exit 2); for ``train.py`` every job of a sweep is composed and validated (:mod:`lossland.schema`), so a
+ones, exit 2); for ``lossland train`` every job of a sweep is composed and validated (:mod:`lossland.schema`), so a
 bad value in the fifth job is refused before the first one trains; a sweep directory that holds another
 sweep is refused unless ``overwrite=true``. During a sweep a user error in one job becomes that job's
 ``failed`` record and the others run; at the end the failed jobs are listed and the process exits 1.
@@ -154,12 +154,17 @@ def launch(config_name: str, job: Callable[[DictConfig], object], validate: Call
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def main(cfg: DictConfig) -> None:
+        from omegaconf.errors import MissingMandatoryValue
+
         from lossland.loop import Interrupted  # here: analysis apps start without importing Lightning
 
         outcome.count += 1
         set_job_threads(cfg)
         try:
-            result = job(cfg)
+            try:
+                result = job(cfg)
+            except MissingMandatoryValue as e:  # a ??? key of the app's config that the command line left unset
+                raise LosslandError(f"{e.full_key} must be set ({e.full_key}=...)") from None
         except Interrupted as e:
             fail(f"{output_dir(cfg)}: {e} (last.ckpt saved; run the same command again to resume)",
                  128 + e.signum)

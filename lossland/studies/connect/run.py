@@ -1,4 +1,4 @@
-"""``run_connect(cfg)``: one mode-connectivity job (``connect.py`` / ``lossland connect``) from a composed
+"""``run_connect(cfg)``: one mode-connectivity job (``lossland connect A B``, alias ``connect.py``) from a composed
 ``conf/connect.yaml`` config (groups ``conf/align``, ``conf/path``): load two finished runs, align B to A,
 build (or train) a path, evaluate it, and write ``connect.json`` and ``connect.png`` into the job directory.
 
@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
 import time
-from datetime import datetime
 from itertools import islice
 from pathlib import Path
 
@@ -29,7 +27,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lossland.config import CONFIG_DIR, check_overrides, compose, output_dir
+from lossland.config import CONFIG_DIR, compose, output_dir
 from lossland.data import TensorBatches
 from lossland.errors import LosslandError
 from lossland.runs import open_run
@@ -45,7 +43,7 @@ RECORD_KEYS = ("name", "label")  # keys of align / path configs naming the metho
 
 
 def compose_connect(overrides: list[str] | None = None) -> DictConfig:
-    """The config ``connect.py`` would run with these overrides (``conf/connect.yaml``)."""
+    """The config ``lossland connect`` would run with these overrides (``conf/connect.yaml``)."""
     return compose(overrides, "connect", CONFIG_DIR)
 
 
@@ -167,8 +165,8 @@ def run_connect(cfg: DictConfig) -> dict:
     :class:`LosslandError` (missing or incompatible runs, a path that does not fit the model)."""
     for key in ("a", "b"):
         if OmegaConf.is_missing(cfg, key) or not cfg.get(key):
-            raise LosslandError(f"{key} must be set: connect.py a=RUN_DIR b=RUN_DIR "
-                                "(train.py job directories)")
+            raise LosslandError(f"{key} must be set: lossland connect RUN_A RUN_B (two training run "
+                                "directories)")
     if int(cfg.num_points) < 2:
         raise LosslandError(f"num_points={cfg.num_points} is not valid: at least 2 points")
     t_start = time.time()
@@ -238,28 +236,4 @@ def run_connect(cfg: DictConfig) -> dict:
     s = result["summary"].get("test", result["summary"]["train"])
     log.info("%s: max test accuracy loss %.2f points, loss barrier %.4f (%s)", label, s["max_acc_loss"],
              s["loss_barrier"], out)
-    return record
-
-
-def _quote(value: str) -> str:
-    """A Hydra override value for an arbitrary path (quoted when it holds characters the grammar reserves)."""
-    if re.fullmatch(r"[\w/.\-~+:@]+", value):
-        return value
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def connect_command(args) -> dict:
-    """``lossland connect A B [--align X] [--path Y] [--out DIR] [key=value ...]``: the same job as
-    ``python connect.py a=A b=B align=X path=Y ...`` (config ``conf/connect.yaml``)."""
-    overrides = [f"a={_quote(str(args.a))}", f"b={_quote(str(args.b))}", f"align={args.align}",
-                 f"path={args.path}", *(args.overrides or [])]
-    check_overrides(overrides, "connect", CONFIG_DIR)
-    stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
-    out = Path(args.out) if args.out else Path("outputs/connect") / stamp
-    cfg = compose_connect([*overrides, f"out_dir={_quote(str(out))}"])
-    record = run_connect(cfg)
-    s = record["summary"].get("test", record["summary"]["train"])
-    print(f"{record['method']['label']}: max accuracy loss {s['max_acc_loss']:.2f} points, "
-          f"loss barrier {s['loss_barrier']:.4g}, mean loss {s['mean_loss']:.4g}")
-    print(out / "connect.json")
     return record

@@ -1,5 +1,5 @@
 """Study D (seed 002): the seed states no result numbers; its table here is its setting (the three Dirichlet
-priors), and its two conclusions are checked on the findings of the ``nas.py`` jobs
+priors), and its two conclusions are checked on the findings of the ``lossland nas`` jobs
 (:func:`lossland.studies.nas.report.load_jobs`: ``summary.findings``, docs/nas.md)."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from lossland.paper.adapters import Recipe, recipe_names, sweep_dir
 from lossland.paper.compare import Ours, judge
 
 # the search (three priors) and its study report (figures, findings) into <out>/nas; PY is the running Python
-RECIPES = [Recipe("nas", ("bash", "-c", '"$PY" nas.py -m prior=weak,annealed,strong "hydra.sweep.dir=$OUT" '
-                                        '&& "$PY" -m lossland.studies.nas.report "$OUT" --out "$OUT/report"'))]
+RECIPES = [Recipe("nas", ("bash", "-c", '"$PY" -m lossland.cli nas -m prior=weak,annealed,strong '
+                                        '"hydra.sweep.dir=$OUT" && "$PY" -m lossland.cli nas-report "$OUT" '
+                                        '--out "$OUT/report"'))]
 
 
 def context(root: Path) -> dict:

@@ -1,5 +1,6 @@
-"""The ``lab.py`` Hydra app: one task (``task=trajectories | escape | keskar | vanishing``) per job, writing its
-tables, JSON and figures into the job directory (docs/optim_lab.md)."""
+"""The ``lossland lab`` Hydra app: one task (``task=trajectories | escape | vanishing``) per job, writing its
+tables, JSON and figures into the job directory (docs/optim_lab.md). A task's config names its function
+(``_target_``, called with the job config and the job directory)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ from lossland.errors import LosslandError
 from lossland.records import write_json, write_table
 
 log = logging.getLogger("lossland.studies.optim")
-
-TASKS = ("trajectories", "escape", "keskar", "vanishing")
 
 
 def build_function(cfg: DictConfig):
@@ -78,36 +77,17 @@ def run_escape(cfg: DictConfig, out: Path) -> list[Path]:
     return files
 
 
-def run_keskar(cfg: DictConfig, out: Path) -> list[Path]:
-    from lossland.studies.optim.keskar import report
-
-    return report(cfg.task.runs, out, eps=list(cfg.task.eps), subspace=cfg.task.subspace,
-                  maxiter=int(cfg.task.maxiter), sharpness_examples=cfg.task.sharpness_examples,
-                  alphas=list(cfg.task.alphas), pairs=int(cfg.task.pairs), device=str(cfg.device),
-                  progress=bool(cfg.progress))
-
-
-def run_vanishing(cfg: DictConfig, out: Path) -> list[Path]:
-    from lossland.studies.optim.vanishing import study_command
-
-    return study_command(cfg, out)
-
-
 def run_lab(cfg: DictConfig) -> list[Path]:
-    """Run ``cfg.task`` and return the files written."""
-    name = cfg.task.get("name")
-    if name not in TASKS:
-        raise LosslandError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
-    out = output_dir(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    from omegaconf.errors import MissingMandatoryValue
+    """Run ``cfg.task`` (its ``_target_``) and return the files written."""
+    from hydra.utils import get_method
 
     try:
-        files = globals()[f"run_{name}"](cfg, out)
-    except MissingMandatoryValue as e:
-        raise LosslandError(f"{e.full_key} must be set ({e.full_key}=...)") from None
+        task = get_method(cfg.task._target_)
+    except Exception as e:  # Hydra's ImportError / ValueError about the dotted path
+        raise LosslandError(f"task._target_={cfg.task._target_} is not a lab task function ({e})") from None
+    out = output_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    files = task(cfg, out)
     for f in files:
         print(f)
     return files
-
-
