@@ -1,7 +1,7 @@
-"""Writing files atomically — text, JSON, torch objects and figures — the one implementation every record,
-report and figure of lossland goes through (temp file in the same directory, then ``os.replace``).
-Reading records back is :mod:`lossland.runs`; the logger behind ``metrics.csv`` is
-:class:`lossland.loggers.RecordLogger`."""
+"""Writing files atomically — text, JSON, tables, torch objects, and files other libraries write by name — the one
+implementation every record, report and figure of lossland goes through (temp file in the same directory, then
+``os.replace``): :func:`atomic_path`. Figures are saved through it by :mod:`lossland.figures`; reading records back
+is :mod:`lossland.runs`; the logger behind ``metrics.csv`` is :class:`lossland.loggers.RecordLogger`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +24,28 @@ METRICS_CSV = "metrics.csv"
 CONFIG_YAML = Path(".hydra") / "config.yaml"
 
 
-def atomic_write(path: str | Path, data: str | bytes) -> Path:
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary file name beside ``path`` for a writer that needs a name (an animation writer, a checkpoint
+    saver); on a clean exit it replaces ``path`` in one step, on an error it is removed and ``path`` is left as it
+    was. ``suffix``: the temporary name's (a writer that chooses its format by the suffix needs ``path.suffix``;
+    the default keeps temporary files out of globs such as ``*.ckpt``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+        yield Path(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+
+def atomic_write(path: str | Path, data: str | bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    return Path(path)
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
@@ -56,13 +67,6 @@ def finite_or_none(v):
 
 def write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write(path, json.dumps(finite_or_none(obj), indent=2, default=str) + "\n")
-
-
-def atomic_figure(fig, path: str | Path, dpi: int = 120) -> Path:
-    """Save a matplotlib ``Figure`` (object API, no pyplot) as PNG atomically."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return atomic_write(path, buf.getvalue())
 
 
 def write_table(rows: list[dict], out: str | Path, stem: str, floatfmt: str = "{:.4g}") -> str:

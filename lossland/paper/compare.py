@@ -100,10 +100,10 @@ def side_by_side(table: SeedTable, ours: list[Ours]) -> list[dict]:
     return out
 
 
-def figure(table: SeedTable, ours: list[Ours]):
+def table_figure(table: SeedTable, ours: list[Ours]):
     """Seed (dashed, hatched) beside ours (solid): lines against the columns when they are numbers (widths),
     grouped bars otherwise; the plotted number of a cell is :func:`number`. ``None`` when nothing is numeric."""
-    from matplotlib.figure import Figure  # here: reading tables does not need matplotlib
+    from lossland.figures import figure  # here: reading tables does not need matplotlib
 
     numeric_cols = all(isinstance(c, (int, float)) for c in table.columns)
     matched = {tuple(o.seed_key or o.key) for o in ours}
@@ -123,7 +123,7 @@ def figure(table: SeedTable, ours: list[Ours]):
                for o in ours if tuple(o.seed_key or o.key) not in table.rows]
     if not any(math.isfinite(x) for _, vals, _, _ in series for x in vals):
         return None
-    fig = Figure(figsize=(7.5, 4.2))
+    fig = figure(7.5, 4.2, layout=None)
     ax = fig.add_subplot(1, 1, 1)
     if numeric_cols:
         colors: dict[str, str] = {}
@@ -156,9 +156,9 @@ def header(table: SeedTable) -> str:
 
 
 def save_table_figure(table: SeedTable, ours: list[Ours], out: Path) -> Path | None:
-    from lossland.records import atomic_figure
+    from lossland.figures import save_figure
 
     if "unit" in table.info:  # one unit per row: a shared axis would mislead (the study draws its own figure)
         return None
-    fig = figure(table, ours)
-    return None if fig is None else atomic_figure(fig, out / f"{table.id}.png")
+    fig = table_figure(table, ours)
+    return None if fig is None else save_figure(fig, out / f"{table.id}.png")

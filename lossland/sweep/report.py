@@ -35,16 +35,17 @@ from lossland.analysis.settings import (
     sweep_settings,
 )
 from lossland.errors import LosslandError
+from lossland.figures import save_figure
 from lossland.records import atomic_write
 from lossland.runs import Run, load_runs
 from lossland.studies.sphere.phases import phase_boundaries, run_phase
 from lossland.studies.sphere.plots import (
+    DPI,
     PHASE_COLORS,
     plot_cosines,
     plot_curves,
     plot_final_metrics,
     plot_phase_diagram,
-    save_figure,
 )
 
 __all__ = ["ReportResult", "write_report", "run_table", "settings_table"]
@@ -215,7 +216,7 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
             "curves.png": plot_curves(sweep, PLOTTED),
             "cosines.png": plot_cosines(sweep)}
     for name, fig in figs.items():
-        files.append(save_figure(fig, out / name))
+        files.append(save_figure(fig, out / name, dpi=DPI))
     table = {"sweep_dir": str(root), "varied": sweep.varied, "x": sweep.x, "series": sweep.series,
              "boundaries": {k: list(v) for k, v in boundaries.items()}, "settings": settings, "runs": rows,
              "problems": problems}

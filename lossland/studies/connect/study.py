@@ -16,7 +16,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from lossland.errors import LosslandError
-from lossland.records import atomic_figure, atomic_write
+from lossland.figures import figure, save_figure
+from lossland.records import atomic_write
 from lossland.studies.connect import seed
 from lossland.studies.connect.priors import PRIOR_ORDER, check_prior_trends, peak_rows, plot_priors, verdict
 
@@ -254,10 +255,9 @@ def width_table_csv(rows: list[dict]) -> str:
 
 def plot_width(rows: list[dict], out: str | Path, metric: str = "test.max_acc_loss") -> Path:
     """Max accuracy loss against width (log x), one line per method (error bars: std), one panel per prior."""
-    from matplotlib.figure import Figure  # here, not at the top: reading tables does not need matplotlib
 
     grid = _grid(rows)
-    fig = Figure(figsize=(5.2 * max(1, len(grid)), 4.2))
+    fig = figure(5.2 * max(1, len(grid)), 4.2, layout=None)
     axes = fig.subplots(1, max(1, len(grid)), squeeze=False, sharey=True)
     for ax, (prior, (methods, widths, cells)) in zip(axes[0], grid.items()):
         for i, m in enumerate(methods):
@@ -273,7 +273,7 @@ def plot_width(rows: list[dict], out: str | Path, metric: str = "test.max_acc_lo
     axes[0][0].set_ylabel(f"{metric} (points)")
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
-    return atomic_figure(fig, out, dpi=120)
+    return save_figure(fig, out, dpi=120)
 
 
 def check_width_trends(rows: list[dict], min_width: int = 50) -> list[str]:

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lossland.errors import LosslandError
-from lossland.records import atomic_figure, atomic_write
+from lossland.figures import figure, save_figure
+from lossland.records import atomic_write
 from lossland.records import write_table as write_records_table
 from lossland.runs import Run, load_runs
 from lossland.studies.exp_neuron import seed
@@ -262,11 +263,9 @@ def _num(v):
     return x
 
 
-def figure(protocol: str, rows: list[dict]):
-    """Grouped bars per row: ours without / with the neuron beside the seed's (object API)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(max(5.0, 1.3 * len(rows) + 2), 3.6))
+def protocol_figure(protocol: str, rows: list[dict]):
+    """Grouped bars per row: ours without / with the neuron beside the seed's."""
+    fig = figure(max(5.0, 1.3 * len(rows) + 2), 3.6, layout=None)
     ax = fig.add_subplot(1, 1, 1)
     if protocol == "stability":
         labels = [f"{r['dataset']}\n{r['augment']}: {r['perturbed']}" for r in rows]
@@ -306,6 +305,6 @@ def write_table(root: str | Path, protocol: str, out: str | Path | None = None, 
     out = Path(out) if out is not None else Path(root) / "exp_neuron"
     md = f"Units: {seed.UNITS[protocol]}.\n\n" + write_records_table(display_rows(protocol, rows), out, protocol)
     atomic_write(out / f"{protocol}.md", md)  # the units above the table
-    png = atomic_figure(figure(protocol, rows), out / f"{protocol}.png")
+    png = save_figure(protocol_figure(protocol, rows), out / f"{protocol}.png")
     files = [out / f"{protocol}.csv", out / f"{protocol}.md", png]
     return {"rows": rows, "markdown": md, "files": files}

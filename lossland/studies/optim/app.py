@@ -23,7 +23,8 @@ def build_function(cfg: DictConfig):
 
 
 def run_trajectories(cfg: DictConfig, out: Path) -> list[Path]:
-    from lossland.studies.optim.plots import animate, save, trajectories_figure
+    from lossland.figures import save_figure
+    from lossland.studies.optim.plots import animate, trajectories_figure
     from lossland.studies.optim.trajectories import run_trajectory
 
     fn = build_function(cfg)
@@ -37,7 +38,7 @@ def run_trajectories(cfg: DictConfig, out: Path) -> list[Path]:
         over = dict(args.get(name) or {})
         trajs.append(run_trajectory(fn, name, t.start, int(t.steps), float(over.pop("lr", cfg.lr)), over,
                                     seed=int(cfg.seed), bound=float(t.bound)))
-    files = [save(trajectories_figure(fn, trajs), out / "trajectories.png")]
+    files = [save_figure(trajectories_figure(fn, trajs), out / "trajectories.png")]
     record = {"function": repr(fn), "start": list(t.start), "steps": int(t.steps),
               "optimizers": [{"name": tr.name, "config": tr.config, "stopped": tr.stopped,
                               "final_point": tr.points[-1].tolist(), "final_loss": float(tr.losses[-1]),
@@ -60,8 +61,9 @@ def run_trajectories(cfg: DictConfig, out: Path) -> list[Path]:
 
 
 def run_escape(cfg: DictConfig, out: Path) -> list[Path]:
+    from lossland.figures import save_figure
     from lossland.studies.optim.escape import escape_stats
-    from lossland.studies.optim.plots import escape_figure, save
+    from lossland.studies.optim.plots import escape_figure
 
     fn = build_function(cfg)
     t = cfg.task
@@ -71,7 +73,7 @@ def run_escape(cfg: DictConfig, out: Path) -> list[Path]:
     md = write_table(rows, out, "escape")
     print(md)
     print(f"{len(stats.sigmas) * len(stats.lrs) * stats.runs} runs of noisy GD in {stats.wall_s:.2f} s")
-    files = [out / "escape.csv", out / "escape.md", save(escape_figure(fn, stats), out / "escape.png")]
+    files = [out / "escape.csv", out / "escape.md", save_figure(escape_figure(fn, stats), out / "escape.png")]
     files.append(write_json(out / "escape.json", {"function": repr(fn), "rows": rows, "wall_s": stats.wall_s,
                                                   "max_steps": stats.max_steps, "radius": stats.radius}))
     return files

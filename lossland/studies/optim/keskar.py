@@ -202,7 +202,8 @@ def _table(runs: list[dict], eps: list[float]) -> tuple[list[dict], tuple[int, i
 
 def _write(out: Path, run_rows, table, curves, batch_sizes, eps, cfg) -> list[Path]:
     """The tables (printed too), ``keskar.json`` and the two figures."""
-    from lossland.studies.optim.plots import keskar_interp_figure, keskar_sharpness_figure, save
+    from lossland.figures import save_figure
+    from lossland.studies.optim.plots import keskar_interp_figure, keskar_sharpness_figure
 
     write_table(run_rows, out, "keskar_runs")
     md = write_table(table, out, "keskar_table")
@@ -213,5 +214,5 @@ def _write(out: Path, run_rows, table, curves, batch_sizes, eps, cfg) -> list[Pa
               "runs": run_rows, "table": table, "keskar_f1": KESKAR_F1, "interpolation": curves}
     return [out / "keskar_runs.csv", out / "keskar_runs.md", out / "keskar_table.csv", out / "keskar_table.md",
             write_json(out / "keskar.json", record),
-            save(keskar_interp_figure(curves, int(cfg.pairs), batch_sizes), out / "keskar_interp.png"),
-            save(keskar_sharpness_figure(run_rows, eps), out / "keskar_sharpness.png")]
+            save_figure(keskar_interp_figure(curves, int(cfg.pairs), batch_sizes), out / "keskar_interp.png"),
+            save_figure(keskar_sharpness_figure(run_rows, eps), out / "keskar_sharpness.png")]

@@ -26,15 +26,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
 from lossland.errors import LosslandError
-from lossland.records import atomic_figure, write_json
+from lossland.figures import figure, save_figure
+from lossland.records import write_json
 from lossland.runs import Run, load_runs
+from lossland.studies.sphere.plots import DPI
 
 __all__ = ["CURVATURE_METRICS", "FINAL_METRICS", "plot_overview", "plot_curvature_phase",
            "plot_retraction_error", "plot_baselines", "write_sphere_figures", "direction_of"]
@@ -46,12 +47,6 @@ FINAL_METRICS = ("train_loss", "train_error", "test_error", "gm")
 BASELINE_METRICS = ("train_loss", "train_error", "gm", "cos_prev", "retraction_error")
 DIRECTION_COLORS = {"gradient": "#d95f02", "random": "#1f78b4", "ascent": "#7570b3"}
 SEED_RETRACTION_LEVEL = 0.02  # seed 003, App. 3: phases 1 and 2 stay within 2 % of lr
-
-
-def _figure(w: float, h: float) -> Figure:
-    fig = Figure(figsize=(w, h), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
 
 
 def _elr_cmap(runs: Sequence[Run]) -> ScalarMappable:
@@ -100,7 +95,7 @@ def plot_curvature_phase(runs: Sequence[Run],
     """Phase diagrams (seed Figs 1, 22, 23): each curvature metric (log) against train loss (log), one
     trajectory per run coloured by elr, a dot at its end. ``data[metric]``: [{run, elr, step, train_loss,
     value}]."""
-    fig = _figure(4.2 * len(metrics) + 1, 4.0)
+    fig = figure(4.2 * len(metrics) + 1, 4.0)
     axes = fig.subplots(1, len(metrics), squeeze=False).ravel()
     cmap = _elr_cmap(runs)
     data: dict[str, list] = {m: [] for m in metrics}
@@ -128,7 +123,7 @@ def plot_retraction_error(runs: Sequence[Run]) -> tuple[Figure, dict]:
     """Seed Fig 25: the retraction error 1 − r over training per run (log y) and, per elr, its mean and
     maximum over training, with the seed's 2 % level. ``data["curves"]``: [{run, elr, step, value}];
     ``data["per_elr"]``: {"elr", "mean", "max"} arrays (all logged values of the runs at that elr pooled)."""
-    fig = _figure(10.5, 4.0)
+    fig = figure(10.5, 4.0)
     ax_t, ax_e = fig.subplots(1, 2)
     cmap = _elr_cmap(runs)
     curves, pooled = [], defaultdict(list)
@@ -167,7 +162,7 @@ def plot_retraction_error(runs: Sequence[Run]) -> tuple[Figure, dict]:
 def plot_baselines(runs: Sequence[Run], metrics: Sequence[str] = BASELINE_METRICS) -> tuple[Figure, dict]:
     """Seed Fig 15: sphere SGD (gradient), random walk and gradient ascent overlaid, one panel per metric
     over training. ``data[metric]``: [{run, direction, elr, step, value}]."""
-    fig = _figure(3.6 * len(metrics), 3.6)
+    fig = figure(3.6 * len(metrics), 3.6)
     axes = fig.subplots(1, len(metrics), squeeze=False).ravel()
     data: dict[str, list] = {m: [] for m in metrics}
     runs = sorted((r for r in runs if direction_of(r) is not None), key=lambda r: (direction_of(r), str(r.path)))
@@ -212,7 +207,7 @@ def plot_overview(runs: Sequence[Run], title: str = "") -> tuple[Figure, dict]:
     """Seed Figs 1-2 / 16-20 for one elr sweep: phase diagram, consecutive-cosine distributions per elr and
     final metrics against elr (mean ± std over runs at one elr). ``data``: ``phase`` [{run, elr, train_loss,
     gm}], ``cosines`` {elr: values}, ``final`` {metric: {elr, mean, std, n}}."""
-    fig = _figure(13, 6.4)
+    fig = figure(13, 6.4)
     grid = fig.subplots(2, 4)
     ax_p, ax_c = grid[0, 0], grid[0, 1]
     grid[0, 2].set_visible(False)
@@ -302,7 +297,7 @@ def write_sphere_figures(sweep_dir: str | Path, out_dir: str | Path | None = Non
     if not plots:
         raise LosslandError(f"sphere-figures: the runs under {root} allow no figure (one elr, one direction, "
                             "no curvature or retraction error logged)")
-    files = [atomic_figure(fig, out / f"{name}.png", dpi=110) for name, (fig, _) in plots.items()]
+    files = [save_figure(fig, out / f"{name}.png", dpi=DPI) for name, (fig, _) in plots.items()]
     data = {name: d for name, (_, d) in plots.items()}
     files.append(write_json(out / "sphere_figures.json", _jsonable(data)))
     return {"files": files, "data": data}

@@ -1,6 +1,5 @@
-"""Figures of the sphere study (docs/studies.md#s), drawn with matplotlib's object API (Agg canvas, no pyplot,
-so the caller's backend is left alone). Each ``plot_*`` function returns a ``Figure``; :func:`save_figure`
-writes it atomically.
+"""Figures of the sphere study (docs/studies.md#s), drawn with :mod:`lossland.figures`. Each ``plot_*`` function
+returns a ``Figure``; :func:`lossland.figures.save_figure` writes it (at :data:`DPI`).
 
 Conventions: a sweep is a :class:`lossland.analysis.settings.Sweep`: runs grouped by setting (the varied keys
 other than seed), plotted against its ``x`` key (colour: viridis, log scale for a positive numeric x), one
@@ -14,36 +13,24 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from itertools import cycle
-from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from lossland.analysis.settings import Setting, Sweep, mean_std, phase_counts
-from lossland.records import atomic_figure
+from lossland.figures import figure
 from lossland.runs import Run
 
 __all__ = ["PHASE_COLORS", "phase_bands", "plot_phase_diagram", "plot_final_metrics", "plot_cosines",
-           "plot_curves", "save_figure"]
+           "plot_curves", "DPI"]
 
 PHASE_COLORS = {"1-converged": "#1b9e77", "1-not-converged": "#a6dba0", "2": "#fdb863", "3": "#e7298a",
                 "diverged": "#555555", "failed": "#999999", "unknown": "#dddddd"}
 CMAP = "viridis"
-
-
-def _figure(w: float, h: float) -> Figure:
-    fig = Figure(figsize=(w, h), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
-    """Write ``fig`` as PNG to ``path`` atomically."""
-    return atomic_figure(fig, path, dpi=dpi)
+DPI = 110  # the study's figures (report, sphere_figures, finetune, interpolation)
 
 
 def _norm(values: Sequence) -> Normalize:
@@ -100,7 +87,7 @@ def plot_phase_diagram(sweep: Sweep) -> Figure:
     """GM (log) against train loss (log), one panel per series: each setting's geometric-mean trajectory
     over its seeds (thick, coloured by x; a dot at its end) over its single runs (thin)."""
     panels = _panels(sweep)
-    fig = _figure(5.2 * len(panels) + 1.2, 4.6)
+    fig = figure(5.2 * len(panels) + 1.2, 4.6)
     axes = fig.subplots(1, len(panels), squeeze=False).ravel()
     colors, sm = _colors(sweep)
     for ax, (title, settings) in zip(axes, panels):
@@ -179,7 +166,7 @@ def plot_final_metrics(sweep: Sweep,
                        metrics: Sequence[str] = ("train_loss", "train_error", "test_error", "gm")) -> Figure:
     """Final ``metrics`` against x, one panel each: per series, the mean over seeds with ± std error bars
     over the single runs (dots); shaded by the majority phase when there is one series."""
-    fig = _figure(9.6, 6.4)
+    fig = figure(9.6, 6.4)
     axes = fig.subplots(2, math.ceil(len(metrics) / 2), squeeze=False).ravel()
     pos, ticks = _positions(sweep)
     panels = _panels(sweep)
@@ -230,7 +217,7 @@ def plot_final_metrics(sweep: Sweep,
 
 def plot_curves(sweep: Sweep, metrics: Sequence[str] = ("train_loss", "train_error", "test_error", "gm")) -> Figure:
     """Each metric against the step, one line per setting: the mean over its seeds with a ± std band."""
-    fig = _figure(10.4, 6.4)
+    fig = figure(10.4, 6.4)
     axes = fig.subplots(2, math.ceil(len(metrics) / 2), squeeze=False).ravel()
     colors, sm = _colors(sweep)
     styles = dict(zip((t for t, _ in _panels(sweep)), cycle(["-", "--", ":", "-."])))
@@ -263,7 +250,7 @@ def plot_curves(sweep: Sweep, metrics: Sequence[str] = ("train_loss", "train_err
 def plot_cosines(sweep: Sweep, metric: str = "cos_prev") -> Figure:
     """Box plot of the cosines between consecutive evaluation points' weights (all logged values of all
     seeds), per setting."""
-    fig = _figure(max(6.4, 0.6 * len(sweep.settings) + 2), 4.4)
+    fig = figure(max(6.4, 0.6 * len(sweep.settings) + 2), 4.4)
     ax = fig.add_subplot()
     colors, _ = _colors(sweep)
     data = []
