@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from lossland.cells import cell
+
 # A run directory's record files (read back by lossland.runs).
 SUMMARY_JSON = "summary.json"
 METRICS_CSV = "metrics.csv"
@@ -69,8 +71,12 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write(path, json.dumps(finite_or_none(obj), indent=2, default=str) + "\n")
 
 
-def write_table(rows: list[dict], out: str | Path, stem: str, floatfmt: str = "{:.4g}") -> str:
-    """A study table: ``<out>/<stem>.csv`` and ``<out>/<stem>.md`` (markdown, also returned); NaN shows as —."""
+def write_table(rows: list[dict], out: str | Path, stem: str, spec: str = ".4g", *, floatfmt: str | None = None) -> str:
+    """A study table: ``<out>/<stem>.csv`` and ``<out>/<stem>.md`` (markdown, also returned; cells by
+    :func:`lossland.cells.cell`, numbers in ``spec``). ``floatfmt``: ``spec`` in its former ``"{:.3e}"`` form
+    (studies/optim/vanishing.py still passes it)."""
+    if floatfmt is not None:
+        spec = floatfmt.removeprefix("{:").removesuffix("}")
     if not rows:
         raise ValueError(f"{stem}: nothing to tabulate")
     out, keys = Path(out), list(rows[0])
@@ -80,12 +86,7 @@ def write_table(rows: list[dict], out: str | Path, stem: str, floatfmt: str = "{
     w.writerows(rows)
     atomic_write(out / f"{stem}.csv", buf.getvalue())
 
-    def cell(v):
-        if isinstance(v, float):
-            return "—" if math.isnan(v) else floatfmt.format(v)
-        return str(v)
-
     md = "| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n"
-    md += "".join("| " + " | ".join(cell(r[k]) for k in keys) + " |\n" for r in rows)
+    md += "".join("| " + " | ".join(cell(r[k], spec) for k in keys) + " |\n" for r in rows)
     atomic_write(out / f"{stem}.md", md)
     return md

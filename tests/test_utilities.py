@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from lossland.cells import cell, mean_std
+from lossland.cells import cell, pm
 from lossland.figures import figure, save_figure
 from lossland.records import atomic_path, atomic_write
 
@@ -45,7 +45,7 @@ def test_cell(value, kwargs, expected):
 
 
 def test_mean_std():
-    assert mean_std(98.031, 0.0712) == "98.03 ± 0.07"
-    assert mean_std(0.5, 0.01234, spec=".4g", std_spec=".2g") == "0.5 ± 0.012"
-    assert mean_std(1.0) == mean_std(1.0, math.nan) == "1.00"
-    assert mean_std(math.nan, 1.0) == mean_std(None) == "—"
+    assert pm(98.031, 0.0712) == "98.03 ± 0.07"
+    assert pm(0.5, 0.01234, spec=".4g", std_spec=".2g") == "0.5 ± 0.012"
+    assert pm(1.0) == pm(1.0, math.nan) == "1.00"
+    assert pm(math.nan, 1.0) == pm(None) == "—"

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lossland.cells import cell, loss_count, pm
 from lossland.paper.data import SeedTable
 
 REPRODUCES, FAILS, NOT_MEASURED = "reproduces", "does not reproduce", "not measured"
@@ -53,21 +54,11 @@ def number(v, cell: str = "value") -> float:
         return math.nan
 
 
-def fmt(v, cell: str = "value") -> str:
-    if v is None:
-        return "—"
+def fmt(v, kind: str = "value") -> str:
+    """A cell of a seed table's kind (:data:`lossland.paper.data.CELLS`) as text (:mod:`lossland.cells`)."""
     if isinstance(v, (list, tuple)) and len(v) == 2:
-        a, b = v
-        if a is None or b is None:
-            return "—"
-        if cell == "mean_std":
-            return f"{float(a):.2f} ± {float(b):.2f}"
-        a = float(a)
-        loss = "inf" if not math.isfinite(a) else "0" if a == 0 else f"{a:.1f}" if a >= 1 else f"{a:.3f}"
-        return f"{loss}\\{int(b)}"
-    if isinstance(v, float):
-        return "nan" if math.isnan(v) else f"{v:.4g}"
-    return str(v)
+        return pm(*v) if kind == "mean_std" else loss_count(*v)
+    return cell(v)
 
 
 def seed_rows(table: SeedTable) -> list[Ours]:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lossland.analysis.settings import run_values, sweep_settings
+from lossland.cells import cell
 from lossland.errors import LosslandError
 from lossland.records import atomic_write
 from lossland.runs import Run, find_runs
@@ -52,12 +53,6 @@ def collect(root: str | Path) -> tuple[list[dict], Path]:
     return rows, atomic_write(root / "results.csv", buf.getvalue())
 
 
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return "" if v is None else str(v)
-
-
 def print_table(rows: list[dict], title: str = "") -> None:
     """The runs with the keys the sweep varied (or the overrides when none did) and their final metrics."""
     keys = list(dict.fromkeys(k for r in rows for k in r))
@@ -72,5 +67,5 @@ def print_table(rows: list[dict], title: str = "") -> None:
         left = c in ("run", "overrides", "status", "error")
         table.add_column(c.removeprefix("final_"), justify="left" if left else "right")
     for r in rows:
-        table.add_row(*(_fmt(r.get(c)) for c in cols))
+        table.add_row(*(cell(r.get(c), missing="") for c in cols))
     Console(width=200).print(table)

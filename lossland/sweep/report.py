@@ -34,6 +34,7 @@ from lossland.analysis.settings import (
     run_values,
     sweep_settings,
 )
+from lossland.cells import cell, pm
 from lossland.errors import LosslandError
 from lossland.figures import save_figure
 from lossland.records import atomic_write
@@ -115,19 +116,6 @@ def _boundaries(sweep: Sweep) -> dict[str, tuple[float, float]]:
     return out
 
 
-def _fmt(v) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def _pm(row: dict, m: str) -> str:
-    v, sd = row.get(m), row.get(f"{m}_std")
-    return _fmt(v) + (f" ± {sd:.2g}" if sd is not None else "")
-
-
 def _html(sweep_dir: Path, sweep: Sweep, rows: list[dict], settings: list[dict], boundaries: dict,
           problems: list[str]) -> str:
     e = html.escape
@@ -154,8 +142,8 @@ def _html(sweep_dir: Path, sweep: Sweep, rows: list[dict], settings: list[dict],
     for row in settings:
         color = PHASE_COLORS.get(row["phase"], "#ffffff")
         cells = [f"<td style='background:{color}'>{e(row[c])}</td>" if c == "phases"
-                 else f"<td>{e(_pm(row, c))}</td>" if c in FINAL_METRICS else f"<td>{e(_fmt(row.get(c)))}</td>"
-                 for c in cols]
+                 else f"<td>{e(pm(row.get(c), row.get(c + '_std'), '.4g', '.2g'))}</td>" if c in FINAL_METRICS
+                 else f"<td>{e(cell(row.get(c)))}</td>" for c in cols]
         parts.append("<tr>" + "".join(cells) + "</tr>")
     parts.append("</table>")
     for name, caption in FIGURES.items():
@@ -164,8 +152,8 @@ def _html(sweep_dir: Path, sweep: Sweep, rows: list[dict], settings: list[dict],
     parts.append("<h2>Runs</h2><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>")
     for row in rows:
         color = PHASE_COLORS.get(row["phase"], "#ffffff")
-        cells = [f"<td style='background:{color}'>{e(_fmt(row[c]))}</td>" if c == "phase"
-                 else f"<td>{e(_fmt(row.get(c)))}</td>" for c in cols]
+        cells = [f"<td style='background:{color}'>{e(cell(row[c]))}</td>" if c == "phase"
+                 else f"<td>{e(cell(row.get(c)))}</td>" for c in cols]
         parts.append("<tr>" + "".join(cells) + "</tr>")
     parts.append("</table>")
     parts.append("<p>Phase rule: docs/sphere.md, section Phases (<code>lossland.studies.sphere.phases</code>).</p>"

@@ -15,6 +15,7 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+from lossland.cells import MISSING, cell, pm
 from lossland.errors import LosslandError
 from lossland.figures import figure, save_figure
 from lossland.records import atomic_write
@@ -113,8 +114,8 @@ def _grid(rows: list[dict]):
     return out
 
 
-def _fmt(r: dict | None) -> str:
-    return "" if r is None else f"{r['mean']:.2f} ± {r['std']:.2f}"
+def _fmt(r: dict | None, missing: str = "") -> str:
+    return missing if r is None else pm(r["mean"], r["std"])
 
 
 def display_name(label: str) -> str:
@@ -159,8 +160,7 @@ def seed_table_markdown(rows: list[dict]) -> str:
             for w in widths:
                 r = cells.get((m, w))
                 sv = seed.seed_value(prior, m, w)
-                ours = "—" if r is None else f"{r['mean']:.2f} ± {r['std']:.2f}"
-                row.append(ours + ("" if not has_seed else f" [{'—' if sv is None else f'{sv:.2f}'}]"))
+                row.append(_fmt(r, MISSING) + ("" if not has_seed else f" [{cell(sv, '.2f')}]"))
             parts.append(f"| {display_name(m)} | " + " | ".join(row) + " |")
         parts.append("")
     return "\n".join(parts)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lossland.cells import mean_std
+from lossland.cells import pm
 from lossland.errors import LosslandError
 from lossland.paper.data import load as load_seed
 from lossland.records import write_json, write_table
@@ -191,11 +191,11 @@ def _table(runs: list[dict], eps: list[float]) -> tuple[list[dict], tuple[int, i
     name = f"ours (SB {bs[0]}, LB {bs[1]}; {len(sb_runs)}+{len(lb_runs)} runs)"
     table = []
     for label, row in ((KESKAR_F1["name"], KESKAR_F1), (name, ours)):
-        t = {"name": label, "train SB": mean_std(*row["train_sb"]), "train LB": mean_std(*row["train_lb"]),
-             "test SB": mean_std(*row["test_sb"]), "test LB": mean_std(*row["test_lb"])}
+        t = {"name": label, "train SB": pm(*row["train_sb"]), "train LB": pm(*row["train_lb"]),
+             "test SB": pm(*row["test_sb"]), "test LB": pm(*row["test_lb"])}
         for e in eps:
-            t[f"sharpness ε={e:g} SB"] = mean_std(*row.get(f"sharp_sb_{e:g}", (math.nan, math.nan)), spec=".3g")
-            t[f"sharpness ε={e:g} LB"] = mean_std(*row.get(f"sharp_lb_{e:g}", (math.nan, math.nan)), spec=".3g")
+            t[f"sharpness ε={e:g} SB"] = pm(*row.get(f"sharp_sb_{e:g}", (math.nan, math.nan)), spec=".3g")
+            t[f"sharpness ε={e:g} LB"] = pm(*row.get(f"sharp_lb_{e:g}", (math.nan, math.nan)), spec=".3g")
         table.append(t)
     return table, bs
 
