@@ -20,7 +20,7 @@ from lossland.studies.connect.align import (
     weight_matching,
 )
 from lossland.studies.connect.bn import has_bn, recompute_bn
-from lossland.studies.connect.evaluate import evaluate_model, evaluate_path, write_connect_json
+from lossland.studies.connect.evaluate import evaluate_path, write_connect_json
 from lossland.studies.connect.paths import (
     PathData,
     WeightPath,
@@ -35,7 +35,7 @@ from lossland.studies.connect.plots import plot_paths
 
 __all__ = [
     "no_alignment", "weight_matching", "activation_matching", "ot_matching", "permute_model",
-    "random_permutations", "unit_layers", "has_bn", "recompute_bn", "evaluate_model", "evaluate_path",
+    "random_permutations", "unit_layers", "has_bn", "recompute_bn", "evaluate_path",
     "write_connect_json", "WeightPath", "PathData", "linear", "arc", "weight_adjustment", "bezier", "polychain",
     "least_squares_output_layer", "plot_paths",
 ]

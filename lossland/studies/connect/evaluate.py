@@ -19,29 +19,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from lossland.data import TensorBatches
-from lossland.metrics.gradients import gradient_stats
+from lossland.metrics.gradients import evaluate, gradient_stats
 from lossland.records import write_json
 from lossland.studies.connect.bn import has_bn, recompute_bn
 
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 has only trapz
-
-
-@torch.no_grad()
-def evaluate_model(model: nn.Module, loss: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                   batch_size: int = 1024) -> tuple[float, float]:
-    """(mean loss, accuracy in %) of ``model`` in eval mode on (x, y), evaluated in batches."""
-    was_training = model.training
-    model.eval()
-    total_loss, correct = 0.0, 0
-    try:
-        for i in range(0, len(x), batch_size):
-            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-            out = model(xb)
-            total_loss += float(loss(out, yb)) * len(xb)
-            correct += int((loss.predict(out) == yb).sum())
-    finally:
-        model.train(was_training)
-    return total_loss / len(x), 100.0 * correct / len(x)
 
 
 def _param_vector(model: nn.Module, state: dict) -> torch.Tensor:
@@ -112,10 +94,10 @@ def evaluate_path(path, model_template: nn.Module, loss: nn.Module, train: tuple
         prev = vec
         rec["t"].append(float(t))
         rec["length"].append(length)
-        for k, (x, y) in splits.items():
-            lo, acc = evaluate_model(model, loss, x, y, batch_size)
-            rec[f"{k}_loss"].append(lo)
-            rec[f"{k}_acc"].append(acc)
+        for k, (x, y) in splits.items():  # BN in eval mode: the statistics just recomputed
+            m = evaluate(model, loss, TensorBatches(x, y, batch_size), mode="eval")
+            rec[f"{k}_loss"].append(m["loss"])
+            rec[f"{k}_acc"].append(100.0 * (1.0 - m["error"]))
         if gm_batches is not None:
             rec.setdefault("gm", []).append(gradient_stats(model, loss, gm_batches, mode="train")["gm"])
     t_arr, cum = np.asarray(rec["t"]), np.asarray(rec["length"])
