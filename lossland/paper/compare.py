@@ -15,7 +15,6 @@ from lossland.cells import cell, loss_count, pm
 from lossland.paper.data import SeedTable
 
 REPRODUCES, FAILS, NOT_MEASURED = "reproduces", "does not reproduce", "not measured"
-VERDICTS = (REPRODUCES, FAILS, NOT_MEASURED)
 
 
 @dataclass

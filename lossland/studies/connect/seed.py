@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from lossland.paper.data import load
 
-SEED_ID = "001_d158779183557447"
 SETTING = ("MNIST (60,000 train / 10,000 test), MLP with one hidden ReLU layer of the given width, "
            "endpoints trained from different seeds; number of pairs and epochs not stated")
 UNIT = "max test error along the path, % of the test set"
@@ -46,14 +45,6 @@ def _load_tables() -> dict[str, dict[str, tuple]]:
 
 
 TABLES = _load_tables()  # prior -> method -> values at WIDTHS
-
-# The seed's claims (its "Выводы"), in the order docs/connect.md discusses them.
-CLAIMS = (
-    "advanced methods (WA, OT) give paths with lower error than Linear and Arc",
-    "minima become more connected as the hidden width grows",
-    "a prior (weight decay = Gaussian, dropout) makes minima more connected (normalized errors)",
-    "a more informative prior gives a smoother parameter space",
-)
 
 
 def seed_name(label: str) -> str | None:
