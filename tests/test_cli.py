@@ -97,6 +97,8 @@ def test_report_on_the_smoke_sweep(smoke_sweep):
 
 def test_every_command_is_listed_and_has_help(capsys):
     """One way in: `lossland --help` lists every command, and `lossland <command> --help` works for each."""
+    from hydra.core.hydra_config import HydraConfig
+
     from lossland.cli import COMMANDS, main
     from lossland.commands.base import App
 
@@ -109,7 +111,10 @@ def test_every_command_is_listed_and_has_help(capsys):
     assert set(COMMANDS) == expected and all(re.search(rf"^    {re.escape(n)}\b", listing, re.M) for n in expected)
     for name, command in COMMANDS.items():
         with pytest.raises(SystemExit) as exit_:
-            main([name, "--help"])
+            try:
+                main([name, "--help"])
+            finally:  # Hydra's help leaves its runtime config set in this process: later runs are not Hydra jobs
+                HydraConfig.instance().cfg = None
         out = capsys.readouterr().out
         assert exit_.value.code in (0, None), name
         assert f"lossland {name}" in out and command.help.split()[0] in out, name

@@ -21,7 +21,6 @@ Every file is written atomically (temp file in the same directory, then ``os.rep
 from __future__ import annotations
 
 import html
-import json
 import math
 from pathlib import Path
 from typing import NamedTuple
@@ -37,7 +36,7 @@ from lossland.analysis.settings import (
 from lossland.cells import cell, pm
 from lossland.errors import LosslandError
 from lossland.figures import save_figure
-from lossland.records import atomic_write
+from lossland.records import atomic_write, write_json
 from lossland.runs import Run, load_runs
 from lossland.studies.sphere.phases import phase_boundaries, run_phase
 from lossland.studies.sphere.plots import (
@@ -161,6 +160,24 @@ def _html(sweep_dir: Path, sweep: Sweep, rows: list[dict], settings: list[dict],
     return "\n".join(parts) + "\n"
 
 
+def _finished_runs(root: Path) -> tuple[list[Run], list[str]]:
+    """The runs under ``root`` that finished (ok or diverged), and a line per problem (unreadable, unfinished)."""
+    if not root.is_dir():
+        raise LosslandError(f"report: no such directory: {root}")
+    runs, problems = load_runs(root)
+    if not runs:
+        raise LosslandError(f"report: no runs under {root} (a run directory holds a summary.json)")
+    unfinished = [r for r in runs if r.status not in ("ok", "diverged")]
+    problems += [f"{r.path}: {r.status}" + (f" ({r.summary['error']})" if r.summary.get("error") else "")
+                 for r in unfinished]
+    runs = [r for r in runs if r.status in ("ok", "diverged")]
+    if not runs:
+        counts = ", ".join(f"{sum(r.status == s for r in unfinished)} {s}"
+                           for s in sorted({r.status for r in unfinished}))
+        raise LosslandError(f"report: no run under {root} finished ({counts}); nothing to report")
+    return runs, problems
+
+
 def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
                  num_classes: int | None = None, **thresholds) -> ReportResult:
     """Assign phases to every run under ``sweep_dir``; write the figures, ``phases.json`` and ``index.html``.
@@ -176,19 +193,7 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
         ``ReportResult(files, boundaries)``: written paths and {phase: (smallest elr, largest elr)}.
     """
     root = Path(sweep_dir)
-    if not root.is_dir():
-        raise LosslandError(f"report: no such directory: {root}")
-    runs, problems = load_runs(root)
-    if not runs:
-        raise LosslandError(f"report: no runs under {root} (a run directory holds a summary.json)")
-    unfinished = [r for r in runs if r.status not in ("ok", "diverged")]
-    problems += [f"{r.path}: {r.status}" + (f" ({r.summary['error']})" if r.summary.get("error") else "")
-                 for r in unfinished]
-    runs = [r for r in runs if r.status in ("ok", "diverged")]
-    if not runs:
-        counts = ", ".join(f"{sum(r.status == s for r in unfinished)} {s}"
-                           for s in sorted({r.status for r in unfinished}))
-        raise LosslandError(f"report: no run under {root} finished ({counts}); nothing to report")
+    runs, problems = _finished_runs(root)
     out = Path(out_dir) if out_dir is not None else root / "report"
     phases = [run_phase(r, num_classes, **thresholds) or "unknown" for r in runs]
     sweep = sweep_settings(runs, phases)
@@ -208,7 +213,7 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
     table = {"sweep_dir": str(root), "varied": sweep.varied, "x": sweep.x, "series": sweep.series,
              "boundaries": {k: list(v) for k, v in boundaries.items()}, "settings": settings, "runs": rows,
              "problems": problems}
-    files.append(atomic_write(out / "phases.json", json.dumps(table, indent=2, default=str) + "\n"))
+    files.append(write_json(out / "phases.json", table))
     files.append(atomic_write(out / "index.html", _html(root, sweep, rows, settings, boundaries, problems)))
     lines = tuple(f"{st.label()}: {row['phases'] or 'no phase'}" for st, row in zip(sweep.settings, settings))
     return ReportResult(files, boundaries, sweep.x, lines)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
@@ -162,78 +164,112 @@ def gm_batches(cfg: DictConfig, run: dict) -> list | None:
 
 def run_connect(cfg: DictConfig) -> dict:
     """One connectivity job; returns the record written to ``connect.json``. User errors raise
-    :class:`LosslandError` (missing or incompatible runs, a path that does not fit the model)."""
-    for key in ("a", "b"):
-        if OmegaConf.is_missing(cfg, key) or not cfg.get(key):
-            raise LosslandError(f"{key} must be set: lossland connect RUN_A RUN_B (two training run "
-                                "directories)")
-    if int(cfg.num_points) < 2:
-        raise LosslandError(f"num_points={cfg.num_points} is not valid: at least 2 points")
+    :class:`LosslandError` (missing or incompatible runs, a path that does not fit the model).
+
+    Steps: check the config, load runs A and B (refusing incompatible ones), put models and data on the device,
+    align B to A, build (or train) the path, evaluate it, write ``connect.json`` (and ``connect.png``)."""
+    _check(cfg)
     t_start = time.time()
     out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     ra = load_run(cfg.a, cfg.get("checkpoint"), "a")
     rb = load_run(cfg.b, cfg.get("checkpoint"), "b")
     check_compatible(ra, rb)
-    device = torch.device(cfg.get("device") or "cpu")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise LosslandError("device=cuda but no CUDA device is available")
-    loss = ra["loss"]
-    a = copy.deepcopy(ra["model"]).eval().to(device)
-    b = copy.deepcopy(rb["model"]).eval().to(device)
-    dm = ra["dm"]
-    full_train = tuple(t.to(device) for t in dm.splits["train"])
-    train = _limit(full_train, cfg.get("train_examples"))
-    test = _limit(tuple(t.to(device) for t in dm.splits["test"]), cfg.get("test_examples")) \
-        if "test" in dm.splits else None
-    bs = int(cfg.batch_size)
-    bn_batches = int(cfg.bn_batches) if cfg.get("bn_batches") else None
-
-    bn_src = list(islice(TensorBatches(*full_train, bs), bn_batches)) if has_bn(a) else None
+    job = _Job.on_device(cfg, ra, rb, out)
     method = method_record(cfg.align, cfg.path)
-    label = method["label"]
+    wall = {}
+    with _timed(wall, "align"), _refused(f"align={method['align']}"):
+        b_aligned = align(job.a, job.b, instantiate_method(cfg.align), x=job.full_train[0])
+    with _timed(wall, "path"), _refused(f"path={method['path']}"):
+        path = instantiate_method(cfg.path)(job.a, b_aligned, data=job.path_data(cfg, out))
+    with _timed(wall, "evaluate"):
+        result = evaluate_path(path, job.a, job.loss, job.train, job.test, num_points=int(cfg.num_points),
+                               bn_batches=job.bn_batches, batch_size=job.batch_size, progress=bool(cfg.progress),
+                               desc=method["label"], gm_batches=gm_batches(cfg, ra))
+    wall["total"] = round(time.time() - t_start, 3)
+    record = _record(cfg, ra, rb, method, result, path, wall)
+    _write(cfg, record, out)
+    return record
 
+
+def _check(cfg: DictConfig) -> None:
+    for key in ("a", "b"):
+        if OmegaConf.is_missing(cfg, key) or not cfg.get(key):
+            raise LosslandError(f"{key} must be set: lossland connect RUN_A RUN_B (two training run "
+                                "directories)")
+    if int(cfg.num_points) < 2:
+        raise LosslandError(f"num_points={cfg.num_points} is not valid: at least 2 points")
+
+
+@contextmanager
+def _timed(wall: dict, key: str):
     t0 = time.time()
+    yield
+    wall[key] = round(time.time() - t0, 3)
+
+
+@contextmanager
+def _refused(what: str):
+    """A method that does not fit the models (``ValueError``, ``NotImplementedError``): one line naming it."""
     try:
-        b_aligned = align(a, b, instantiate_method(cfg.align), x=full_train[0])
+        yield
     except (ValueError, NotImplementedError) as e:
-        raise LosslandError(f"align={method['align']}: {e}") from None
-    align_s = time.time() - t0
+        raise LosslandError(f"{what}: {e}") from None
 
-    t0 = time.time()
-    data = PathData(x=full_train[0], y=full_train[1], loss=loss, bn_batches=bn_src, batch_size=bs, out=out,
-                    device=str(device), seed=int(cfg.seed), progress=bool(cfg.progress))
-    try:
-        path = instantiate_method(cfg.path)(a, b_aligned, data=data)
-    except (ValueError, NotImplementedError) as e:
-        raise LosslandError(f"path={method['path']}: {e}") from None
-    build_s = time.time() - t0
 
-    t0 = time.time()
-    result = evaluate_path(path, a, loss, train, test, num_points=int(cfg.num_points), bn_batches=bn_src,
-                           batch_size=bs, progress=bool(cfg.progress), desc=label, gm_batches=gm_batches(cfg, ra))
-    eval_s = time.time() - t0
+@dataclass
+class _Job:
+    """The endpoints, loss and data of a job on its device."""
 
+    a: torch.nn.Module
+    b: torch.nn.Module
+    loss: torch.nn.Module
+    full_train: tuple
+    train: tuple
+    test: tuple | None
+    batch_size: int
+    bn_batches: list | None
+    device: torch.device
+
+    @classmethod
+    def on_device(cls, cfg: DictConfig, ra: dict, rb: dict, out: Path) -> _Job:
+        device = torch.device(cfg.get("device") or "cpu")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise LosslandError("device=cuda but no CUDA device is available")
+        a = copy.deepcopy(ra["model"]).eval().to(device)
+        dm = ra["dm"]
+        full_train = tuple(t.to(device) for t in dm.splits["train"])
+        test = (_limit(tuple(t.to(device) for t in dm.splits["test"]), cfg.get("test_examples"))
+                if "test" in dm.splits else None)
+        bs = int(cfg.batch_size)
+        n_bn = int(cfg.bn_batches) if cfg.get("bn_batches") else None
+        bn = list(islice(TensorBatches(*full_train, bs), n_bn)) if has_bn(a) else None
+        return cls(a, copy.deepcopy(rb["model"]).eval().to(device), ra["loss"], full_train,
+                   _limit(full_train, cfg.get("train_examples")), test, bs, bn, device)
+
+    def path_data(self, cfg: DictConfig, out: Path) -> PathData:
+        return PathData(x=self.full_train[0], y=self.full_train[1], loss=self.loss, bn_batches=self.bn_batches,
+                        batch_size=self.batch_size, out=out, device=str(self.device), seed=int(cfg.seed),
+                        progress=bool(cfg.progress))
+
+
+def _record(cfg: DictConfig, ra: dict, rb: dict, method: dict, result: dict, path, wall: dict) -> dict:
+    """``connect.json`` (module docstring)."""
     info_a, info_b = _run_info(ra), _run_info(rb)
     prior = info_a["prior"] if info_a["prior"] == info_b["prior"] else f"{info_a['prior']}|{info_b['prior']}"
-    record = {
-        "status": "ok",
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "a": info_a, "b": info_b,
-        "width": info_a["width"], "prior": prior,
-        "method": method,
-        "result": result,
-        "summary": result["summary"],
-        "curve": path.training or None,
-        "wall_s": {"align": round(align_s, 3), "path": round(build_s, 3), "evaluate": round(eval_s, 3),
-                   "total": round(time.time() - t_start, 3)},
-    }
+    return {"status": "ok", "config": OmegaConf.to_container(cfg, resolve=True), "a": info_a, "b": info_b,
+            "width": info_a["width"], "prior": prior, "method": method, "result": result,
+            "summary": result["summary"], "curve": path.training or None,
+            "wall_s": {k: wall[k] for k in ("align", "path", "evaluate", "total")}}
+
+
+def _write(cfg: DictConfig, record: dict, out: Path) -> None:
     write_connect_json(record, out / "connect.json")
+    label, result = record["method"]["label"], record["result"]
     if cfg.get("plot", True):
-        title = (f"{label} | width {info_a['width']} | prior {prior} | "
-                 f"seeds {info_a['seed']}, {info_b['seed']}")
+        title = (f"{label} | width {record['width']} | prior {record['prior']} | "
+                 f"seeds {record['a']['seed']}, {record['b']['seed']}")
         plot_paths({label: result}, out / "connect.png", title=title)
     s = result["summary"].get("test", result["summary"]["train"])
     log.info("%s: max test accuracy loss %.2f points, loss barrier %.4f (%s)", label, s["max_acc_loss"],
              s["loss_barrier"], out)
-    return record

@@ -209,54 +209,65 @@ def plot_overview(runs: Sequence[Run], title: str = "") -> tuple[Figure, dict]:
     gm}], ``cosines`` {elr: values}, ``final`` {metric: {elr, mean, std, n}}."""
     fig = figure(13, 6.4)
     grid = fig.subplots(2, 4)
-    ax_p, ax_c = grid[0, 0], grid[0, 1]
     grid[0, 2].set_visible(False)
     grid[0, 3].set_visible(False)
     cmap = _elr_cmap(runs)
-    data: dict = {"phase": [], "cosines": {}, "final": {}}
+    data = {"phase": _overview_phase_diagram(grid[0, 0], runs, cmap),
+            "cosines": _overview_cosines(grid[0, 1], runs, cmap),
+            "final": _overview_final_metrics(grid[1], runs)}
+    fig.colorbar(cmap, ax=grid[0, 0], label="elr")
+    if title:
+        fig.suptitle(title)
+    return fig, data
+
+
+def _overview_phase_diagram(ax, runs: Sequence[Run], cmap) -> list[dict]:
+    drawn = []
     for r in _by_elr(runs):
         _, loss, gm = _joined(r, "train_loss", "gm")
         if loss.size:
             c = cmap.to_rgba(r.elr)
-            ax_p.plot(loss, gm, "-", color=c, lw=1.2)
-            ax_p.plot(loss[-1:], gm[-1:], "o", color=c, ms=4)
-            data["phase"].append({"run": str(r.path), "elr": r.elr, "train_loss": loss, "gm": gm})
+            ax.plot(loss, gm, "-", color=c, lw=1.2)
+            ax.plot(loss[-1:], gm[-1:], "o", color=c, ms=4)
+            drawn.append({"run": str(r.path), "elr": r.elr, "train_loss": loss, "gm": gm})
+    if drawn:
+        _log_axes(ax)
+    ax.set(xlabel="train loss", ylabel="GM", title="Phase diagram")
+    return drawn
+
+
+def _overview_cosines(ax, runs: Sequence[Run], cmap) -> dict:
+    by_elr: dict = {}
+    for r in _by_elr(runs):
         _, cos = r.series("cos_prev")
-        data["cosines"].setdefault(r.elr, []).extend(cos[np.isfinite(cos)].tolist())
-    if data["phase"]:
-        _log_axes(ax_p)
-    ax_p.set_xlabel("train loss")
-    ax_p.set_ylabel("GM")
-    ax_p.set_title("Phase diagram")
-    fig.colorbar(cmap, ax=ax_p, label="elr")
-    xs = [e for e in sorted(data["cosines"]) if data["cosines"][e]]
-    data["cosines"] = {e: np.array(data["cosines"][e]) for e in xs}
+        by_elr.setdefault(r.elr, []).extend(cos[np.isfinite(cos)].tolist())
+    xs = [e for e in sorted(by_elr) if by_elr[e]]
+    cosines = {e: np.array(by_elr[e]) for e in xs}
     if xs:
-        bp = ax_c.boxplot([data["cosines"][e] for e in xs], positions=range(len(xs)), widths=0.6,
-                          patch_artist=True, showfliers=False)
+        bp = ax.boxplot([cosines[e] for e in xs], positions=range(len(xs)), widths=0.6, patch_artist=True,
+                        showfliers=False)
         for patch, e in zip(bp["boxes"], xs):
             patch.set_facecolor(cmap.to_rgba(e))
-        ax_c.set_xticks(range(len(xs)))
-        ax_c.set_xticklabels([f"{e:.2g}" for e in xs], rotation=45)
+        ax.set_xticks(range(len(xs)))
+        ax.set_xticklabels([f"{e:.2g}" for e in xs], rotation=45)
     else:
-        _no_data(ax_c, "cos_prev")
-    ax_c.set_xlabel("elr")
-    ax_c.set_ylabel("cos(θ_t, θ_t-1) between evaluation points")
-    ax_c.set_title("Consecutive-weights cosine")
-    for ax, m in zip(grid[1], FINAL_METRICS):
-        st = _final_stats(runs, m)
-        data["final"][m] = st
+        _no_data(ax, "cos_prev")
+    ax.set(xlabel="elr", ylabel="cos(θ_t, θ_t-1) between evaluation points", title="Consecutive-weights cosine")
+    return cosines
+
+
+def _overview_final_metrics(axes, runs: Sequence[Run]) -> dict:
+    final = {}
+    for ax, m in zip(axes, FINAL_METRICS):
+        st = final[m] = _final_stats(runs, m)
         ok = np.isfinite(st["mean"])
         if ok.any():
             ax.errorbar(st["elr"][ok], st["mean"][ok], yerr=st["std"][ok], fmt="o-", color="k", ms=4, capsize=3)
             ax.set_xscale("log")
             if m in ("train_loss", "gm") and (st["mean"][ok] > 0).all():
                 ax.set_yscale("log")
-        ax.set_xlabel("elr")
-        ax.set_ylabel(f"final {m}")
-    if title:
-        fig.suptitle(title)
-    return fig, data
+        ax.set(xlabel="elr", ylabel=f"final {m}")
+    return final
 
 
 def _has(runs: Sequence[Run], metric: str) -> bool:

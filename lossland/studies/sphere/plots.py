@@ -178,23 +178,7 @@ def plot_final_metrics(sweep: Sweep,
     styles = {title: next(markers) for title, _ in panels}
     for ax, m in zip(axes, metrics):
         _draw_bands(ax, bands)
-        positive = True
-        for i, (title, settings) in enumerate(panels):
-            color = "k" if len(panels) == 1 else f"C{i}"
-            xs, means, stds = [], [], []
-            for st in settings:
-                vals = [r.final_value(m) for r in st.runs]
-                mu, sd, n = mean_std(vals)
-                good = [v for v in vals if math.isfinite(v)]
-                positive &= all(v > 0 for v in good)
-                ax.plot([pos[id(st)]] * len(good), good, styles[title], color=color, ms=3, alpha=0.4)
-                if n:
-                    xs.append(pos[id(st)])
-                    means.append(mu)
-                    stds.append(sd)
-            if xs:
-                ax.errorbar(xs, means, yerr=stds, fmt="-" + styles[title], color=color, ms=4, lw=1, capsize=3,
-                            label=title or None)
+        positive = _final_metric_panel(ax, m, panels, styles, pos)
         if m in ("train_loss", "gm") and positive and ax.has_data():
             ax.set_yscale("log")
         if ticks is not None:
@@ -213,6 +197,29 @@ def plot_final_metrics(sweep: Sweep,
         fig.legend(handles=[Patch(color=PHASE_COLORS.get(p, "#eeeeee"), alpha=0.5, label=f"phase {p}")
                             for p in present], loc="outside upper center", ncols=len(present))
     return fig
+
+
+def _final_metric_panel(ax, metric: str, panels, styles: dict, pos: dict) -> bool:
+    """One metric of :func:`plot_final_metrics`: single runs (dots) and each series' mean ± std; returns whether
+    every value drawn is positive (a log axis then fits)."""
+    positive = True
+    for i, (title, settings) in enumerate(panels):
+        color = "k" if len(panels) == 1 else f"C{i}"
+        xs, means, stds = [], [], []
+        for st in settings:
+            vals = [r.final_value(metric) for r in st.runs]
+            mu, sd, n = mean_std(vals)
+            good = [v for v in vals if math.isfinite(v)]
+            positive &= all(v > 0 for v in good)
+            ax.plot([pos[id(st)]] * len(good), good, styles[title], color=color, ms=3, alpha=0.4)
+            if n:
+                xs.append(pos[id(st)])
+                means.append(mu)
+                stds.append(sd)
+        if xs:
+            ax.errorbar(xs, means, yerr=stds, fmt="-" + styles[title], color=color, ms=4, lw=1, capsize=3,
+                        label=title or None)
+    return positive
 
 
 def plot_curves(sweep: Sweep, metrics: Sequence[str] = ("train_loss", "train_error", "test_error", "gm")) -> Figure:
