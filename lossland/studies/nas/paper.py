@@ -9,10 +9,10 @@ from pathlib import Path
 from lossland.paper.adapters import Recipe, recipe_names, sweep_dir
 from lossland.paper.compare import Ours, judge
 
-# the search (three priors) and its study report (figures, findings) into <out>/nas; PY is the running Python
-RECIPES = [Recipe("nas", ("bash", "-c", '"$PY" -m lossland.cli nas -m prior=weak,annealed,strong '
-                                        '"hydra.sweep.dir=$OUT" && "$PY" -m lossland.cli nas-report "$OUT" '
-                                        '--out "$OUT/report"'))]
+# the search (three priors) and its study report (figures, findings) into <out>/nas; LOSSLAND is the running
+# Python's `lossland` command (set by `lossland paper`, as for the sweeps/ recipes)
+RECIPES = [Recipe("nas", ("bash", "-c", '$LOSSLAND nas -m prior=weak,annealed,strong "hydra.sweep.dir=$OUT" '
+                                        '&& $LOSSLAND nas-report "$OUT" --out "$OUT/report"'))]
 
 
 def context(root: Path) -> dict:
