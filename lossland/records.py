@@ -71,6 +71,19 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write(path, json.dumps(finite_or_none(obj), indent=2, default=str) + "\n")
 
 
+def write_csv(path: str | Path, rows: list[dict], columns: list[str] | None = None) -> Path:
+    """``rows`` as CSV: the ``columns`` given, then every other key of the rows in order of appearance; a key a
+    row lacks is an empty cell."""
+    cols = dict.fromkeys(columns or [])
+    for r in rows:
+        cols.update(dict.fromkeys(k for k in r if k is not None))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(cols), lineterminator="\n", restval="")
+    w.writeheader()
+    w.writerows({k: v for k, v in r.items() if k is not None} for r in rows)
+    return atomic_write(path, buf.getvalue())
+
+
 def write_table(rows: list[dict], out: str | Path, stem: str, spec: str = ".4g", *, floatfmt: str | None = None) -> str:
     """A study table: ``<out>/<stem>.csv`` and ``<out>/<stem>.md`` (markdown, also returned; cells by
     :func:`lossland.cells.cell`, numbers in ``spec``). ``floatfmt``: ``spec`` in its former ``"{:.3e}"`` form
@@ -80,11 +93,7 @@ def write_table(rows: list[dict], out: str | Path, stem: str, spec: str = ".4g",
     if not rows:
         raise ValueError(f"{stem}: nothing to tabulate")
     out, keys = Path(out), list(rows[0])
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write(out / f"{stem}.csv", buf.getvalue())
+    write_csv(out / f"{stem}.csv", rows, keys)
 
     md = "| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n"
     md += "".join("| " + " | ".join(cell(r[k], spec) for k in keys) + " |\n" for r in rows)

@@ -19,12 +19,23 @@ from dataclasses import dataclass
 
 from lossland.errors import LosslandError
 
-__all__ = ["App", "Tool", "arg"]
+__all__ = ["App", "Tool", "arg", "print_result"]
 
 
 def arg(*flags: str, **kwargs) -> tuple[tuple[str, ...], dict]:
     """One ``argparse`` argument of a :class:`Tool`: ``arg("--out", default=None, help=...)``."""
     return flags, kwargs
+
+
+def print_result(result: dict, texts: tuple[str, ...] = ("markdown",)) -> None:
+    """What an analysis command returns, on stdout: its tables (the ``texts`` keys), then its checks and the
+    files it wrote."""
+    for key in texts:
+        print(result[key])
+    for line in result.get("checks", ()):
+        print(line)
+    for f in result.get("files", ()):
+        print(f)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ study from every ``connect.json`` below ``DIR``."""
 
 from __future__ import annotations
 
-from lossland.commands.base import App, Tool, arg
+from lossland.commands.base import App, Tool, arg, print_result
 
 
 def job(cfg):
@@ -26,13 +26,7 @@ def after_single(record, cfg):
 def table(args):
     from lossland.studies.connect.study import write_width_table
 
-    result = write_width_table(args.dir, args.out, args.metric)
-    print(result["markdown"])
-    print(result["seed_markdown"])
-    for line in result["checks"]:
-        print(line)
-    for f in result["files"]:
-        print(f)
+    print_result(write_width_table(args.dir, args.out, args.metric), ("markdown", "seed_markdown"))
 
 
 CONNECT = App("connect", "connect", "connect two runs: align B to A (align=...), build or train a path (path=...), "

@@ -3,16 +3,13 @@ the seed's values."""
 
 from __future__ import annotations
 
-from lossland.commands.base import Tool, arg
+from lossland.commands.base import Tool, arg, print_result
 
 
 def table(args):
     from lossland.studies.exp_neuron.tables import write_table
 
-    result = write_table(args.sweep_dir, args.protocol, args.out, args.budget)
-    print(result["markdown"])
-    for f in result["files"]:
-        print(f)
+    print_result(write_table(args.sweep_dir, args.protocol, args.out, args.budget))
 
 
 COMMANDS = (

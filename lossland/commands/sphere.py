@@ -3,35 +3,26 @@
 
 from __future__ import annotations
 
-from lossland.commands.base import Tool, arg
+from lossland.commands.base import Tool, arg, print_result
 
 
 def sphere_figures(args):
     from lossland.studies.sphere.figures import write_sphere_figures
 
-    for f in write_sphere_figures(args.sweep_dir, args.out)["files"]:
-        print(f)
+    print_result(write_sphere_figures(args.sweep_dir, args.out), texts=())
 
 
 def finetune(args):
     from lossland.studies.sphere.finetune import write_finetune
 
-    _print_result(write_finetune(args.sweep_dir, args.out, args.max_ratio, args.max_err_rise))
+    print_result(write_finetune(args.sweep_dir, args.out, args.max_ratio, args.max_err_rise))
 
 
 def interpolate(args):
     from lossland.studies.sphere.interpolation import write_interpolation
 
-    _print_result(write_interpolation(args.sweep_dir, args.out, args.converged_errors, args.max_ratio,
+    print_result(write_interpolation(args.sweep_dir, args.out, args.converged_errors, args.max_ratio,
                                       args.max_err_rise))
-
-
-def _print_result(result: dict) -> None:
-    print(result["markdown"])
-    for line in result["checks"]:
-        print(line)
-    for f in result["files"]:
-        print(f)
 
 
 def _out(default: str):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import io
 import json
 import math
 import time
@@ -32,7 +31,7 @@ from tqdm.auto import tqdm
 from lossland.callbacks.curvature import DEFAULTS, curvature_subset, parse_selection
 from lossland.errors import LosslandError
 from lossland.metrics.curvature import compute_curvature
-from lossland.records import METRICS_CSV, atomic_write, write_json
+from lossland.records import METRICS_CSV, write_csv, write_json
 from lossland.runs import load_checkpoint, load_weights, open_run
 
 RESULT = "curvature.json"
@@ -184,17 +183,8 @@ def append_rows(run_dir: str | Path, rows: list[dict], previous: list[dict] | No
             old = [r for r in reader]
     if previous:
         old = [r for r in old if not any(_is_previous(r, e) for e in previous)]
-    cols = dict.fromkeys(header)
-    for r in rows:
-        cols.update(dict.fromkeys(r))
-    out = io.StringIO()
-    w = csv.DictWriter(out, fieldnames=list(cols), lineterminator="\n", restval="")
-    w.writeheader()
-    for r in old:
-        w.writerow({k: v for k, v in r.items() if k is not None})
-    for r in rows:
-        w.writerow({k: (int(v) if k in ("step", "epoch") else repr(float(v))) for k, v in r.items()})
-    return atomic_write(path, out.getvalue())
+    new = [{k: (int(v) if k in ("step", "epoch") else repr(float(v))) for k, v in r.items()} for r in rows]
+    return write_csv(path, old + new, header)
 
 
 def record_curvature(run_dir: str | Path, rows: list[dict], selection: dict, settings: dict,

@@ -5,8 +5,6 @@ sphere optimizers); the phase is given to every finished run that logged phase m
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 from rich.console import Console
@@ -15,7 +13,7 @@ from rich.table import Table
 from lossland.analysis.settings import run_values, sweep_settings
 from lossland.cells import cell
 from lossland.errors import LosslandError
-from lossland.records import atomic_write
+from lossland.records import write_csv
 from lossland.runs import Run, find_runs
 from lossland.studies.sphere.phases import phase_of
 
@@ -45,12 +43,7 @@ def collect(root: str | Path) -> tuple[list[dict], Path]:
     if not runs:
         raise LosslandError(f"no runs under {root} (no summary.json found)")
     rows = [run_row(r, root, tuple(sweep_settings(runs).varied)) for r in runs]
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return rows, atomic_write(root / "results.csv", buf.getvalue())
+    return rows, write_csv(root / "results.csv", rows)
 
 
 def print_table(rows: list[dict], title: str = "") -> None:

@@ -35,7 +35,7 @@ from lossland.errors import LosslandError
 from lossland.figures import figure, save_figure
 from lossland.records import write_json
 from lossland.runs import Run, load_runs
-from lossland.studies.sphere.plots import DPI
+from lossland.studies.sphere.plots import DPI, at_common_steps
 
 __all__ = ["CURVATURE_METRICS", "FINAL_METRICS", "plot_overview", "plot_curvature_phase",
            "plot_retraction_error", "plot_baselines", "write_sphere_figures", "direction_of"]
@@ -55,16 +55,6 @@ def _elr_cmap(runs: Sequence[Run]) -> ScalarMappable:
         return ScalarMappable(norm=Normalize(0, 1), cmap=CMAP)
     lo, hi = (good[0] / 2, good[0] * 2) if len(good) == 1 else (good[0], good[-1])
     return ScalarMappable(norm=LogNorm(lo, hi), cmap=CMAP)
-
-
-def _joined(run: Run, a: str, b: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(steps, a, b) at the steps where both metrics were logged, finite and positive (log axes)."""
-    sa, va = run.series(a)
-    sb, vb = run.series(b)
-    steps, ia, ib = np.intersect1d(sa, sb, return_indices=True)
-    x, y = va[ia], vb[ib]
-    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    return steps[ok], x[ok], y[ok]
 
 
 def _by_elr(runs: Sequence[Run]) -> list[Run]:
@@ -101,7 +91,7 @@ def plot_curvature_phase(runs: Sequence[Run],
     data: dict[str, list] = {m: [] for m in metrics}
     for ax, m in zip(axes, metrics):
         for r in _by_elr(runs):
-            steps, loss, val = _joined(r, "train_loss", m)
+            steps, loss, val = at_common_steps(r, "train_loss", m, positive=True)
             if not steps.size:
                 continue
             c = cmap.to_rgba(r.elr)
@@ -224,7 +214,7 @@ def plot_overview(runs: Sequence[Run], title: str = "") -> tuple[Figure, dict]:
 def _overview_phase_diagram(ax, runs: Sequence[Run], cmap) -> list[dict]:
     drawn = []
     for r in _by_elr(runs):
-        _, loss, gm = _joined(r, "train_loss", "gm")
+        _, loss, gm = at_common_steps(r, "train_loss", "gm", positive=True)
         if loss.size:
             c = cmap.to_rgba(r.elr)
             ax.plot(loss, gm, "-", color=c, lw=1.2)

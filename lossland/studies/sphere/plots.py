@@ -60,12 +60,17 @@ def _panels(sweep: Sweep) -> list[tuple[str, list[Setting]]]:
     return list(out.items())
 
 
-def _joined(run: Run, a: str, b: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Steps and values of metrics ``a`` and ``b`` at the steps where both were logged."""
+def at_common_steps(run: Run, a: str, b: str, positive: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps and values of metrics ``a`` and ``b`` at the steps where both were logged (``positive``: only where
+    both are finite and > 0, for log axes)."""
     sa, va = run.series(a)
     sb, vb = run.series(b)
     steps, ia, ib = np.intersect1d(sa, sb, return_indices=True)
-    return steps, va[ia], vb[ib]
+    x, y = va[ia], vb[ib]
+    if positive:
+        ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+        steps, x, y = steps[ok], x[ok], y[ok]
+    return steps, x, y
 
 
 def _stack(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -96,12 +101,11 @@ def plot_phase_diagram(sweep: Sweep) -> Figure:
             c = colors[id(st)]
             curves = []
             for r in st.runs:
-                steps, loss, gm = _joined(r, "train_loss", "gm")
-                ok = (loss > 0) & (gm > 0) & np.isfinite(loss) & np.isfinite(gm)
-                if ok.any():
+                steps, loss, gm = at_common_steps(r, "train_loss", "gm", positive=True)
+                if steps.size:
                     if len(st.runs) > 1:
-                        ax.plot(loss[ok], gm[ok], "-", color=c, lw=0.6, alpha=0.35)
-                    curves.append((steps[ok], np.stack([np.log(loss[ok]), np.log(gm[ok])], axis=1)))
+                        ax.plot(loss, gm, "-", color=c, lw=0.6, alpha=0.35)
+                    curves.append((steps, np.stack([np.log(loss), np.log(gm)], axis=1)))
             steps, vals = _stack(curves)
             if steps.size:
                 mean = np.exp(vals.mean(axis=0))
