@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and isinstance(COMMANDS.get(argv[0]), App):
-        return COMMANDS[argv[0]].main(argv[1:])
+        return COMMANDS[argv[0]].main(argv[1:], program=[sys.argv[0], argv[0]])
     args = build_parser().parse_args(argv)
     try:
         args.command.run(args)

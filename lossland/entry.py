@@ -148,11 +148,15 @@ class _Jobs:
 
 
 def launch(config_name: str, job: Callable[[DictConfig], object], validate: Callable | None = None,
-           argv: list[str] | None = None, after_single: Callable | None = None) -> None:
+           argv: list[str] | None = None, after_single: Callable | None = None,
+           program: list[str] | None = None) -> None:
     """Check the command line, then run ``job`` as the Hydra app ``conf/<config_name>.yaml``.
     ``validate(cfg, recipe)`` checks every job's config up front; ``after_single(result, cfg)`` runs after a
-    single (not multirun) job, e.g. to print what to do next."""
+    single (not multirun) job, e.g. to print what to do next. ``program``: the words that start this app
+    (``["…/lossland", "train"]``; default ``sys.argv[0]``, a root script): a job sees ``sys.argv`` = program +
+    overrides, so that the processes Lightning starts for the other ranks of a DDP run run the same app."""
     argv = sys.argv[1:] if argv is None else argv
+    program = [sys.argv[0]] if program is None else list(program)
     multirun = "-m" in argv or "--multirun" in argv
     try:
         if _check(config_name, argv, validate, multirun):
@@ -163,9 +167,10 @@ def launch(config_name: str, job: Callable[[DictConfig], object], validate: Call
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def main(cfg: DictConfig) -> None:
+        sys.argv = [*program, *argv]  # Hydra has read its overrides; a DDP rank re-runs this command line
         outcome.run(job, cfg, after_single)
 
-    sys.argv = [sys.argv[0], *argv]
+    sys.argv = [program[0], *argv]  # what Hydra parses: the overrides alone
     main()
     if multirun and outcome.count == 0 and LAUNCHED.get("dir"):  # the jobs ran in other processes
         outcome.failed, outcome.count = failed_in(Path(LAUNCHED["dir"]))

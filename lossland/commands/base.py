@@ -99,7 +99,9 @@ class App:
             print("== Config groups (group=option) ==")
             print("\n".join(f"{g}: {', '.join(opts)}" for g, opts in options.items()) + "\n")
 
-    def main(self, argv: list[str] | None = None) -> None:
+    def main(self, argv: list[str] | None = None, program: list[str] | None = None) -> None:
+        """Run the app on ``argv`` (default: the command line after the script's name). ``program``: the words
+        that started it (``lossland <name>``; default: the root script alone)."""
         from lossland.entry import fail, launch
 
         argv = sys.argv[1:] if argv is None else list(argv)
@@ -109,4 +111,5 @@ class App:
             argv = self.overrides(argv)
         except LosslandError as e:
             fail(e)
-        launch(self.config, self.job, validate=self.validate, argv=argv, after_single=self.after_single)
+        launch(self.config, self.job, validate=self.validate, argv=argv, after_single=self.after_single,
+               program=program)
