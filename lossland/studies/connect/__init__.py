@@ -3,7 +3,7 @@
 Typical use: ``from lossland.studies.connect.align import align``; ``b2 = align(a, b, weight_matching)``;
 ``p = arc(a, b2)``; ``r = evaluate_path(p, a, loss, train=(x, y), test=(xt, yt))``;
 ``write_connect_json(r, "connect.json")``; ``plot_paths(r, "connect.png")``.
-Jobs (``connect.py``) build the alignment method and the path from the ``conf/align`` and ``conf/path``
+Jobs (``lossland connect``) build the alignment method and the path from the ``conf/align`` and ``conf/path``
 configs (``_target_``): :mod:`lossland.studies.connect.run`.
 
 The function :func:`lossland.studies.connect.align.align` is not re-exported here: as a package attribute it would

@@ -7,8 +7,8 @@ interior points of the train loss / the larger endpoint train loss, ``gm_peak_ra
 rises are in percentage points (max over α of the error minus the larger endpoint error). A pair is
 *connected* when both ratios are ≤ ``max_ratio`` (default 2: at most a doubling between the ends) and neither
 the train nor the test error rises by more than ``max_err_rise`` points (default 2) inside the path. Train
-metrics are full-pass with BN statistics recomputed at each point (``connect.py``); GM is measured on run A's
-fixed evaluation mini-batches (``connect.py gm=true``).
+metrics are full-pass with BN statistics recomputed at each point (``lossland connect``); GM is measured on run
+A's fixed evaluation mini-batches (``lossland connect A B gm=true``).
 """
 
 from __future__ import annotations
