@@ -83,9 +83,10 @@ class App:
         given = []
         while argv and keys and "=" not in argv[0] and not argv[0].startswith("-"):
             given.append(f"{keys.pop(0)}={override_value(argv.pop(0))}")
-        stray = [a for a in argv if "=" not in a and not a.startswith("-")]
-        if stray and not any(a in ("-h", "--help", "--hydra-help", "--info", "-i", "--cfg", "-c", "--package", "-p")
-                             for a in argv):
+        # a word that is neither key=value nor a flag, nor a flag's value (--cfg job, --config-name x): refused here
+        stray = [a for i, a in enumerate(argv) if "=" not in a and not a.startswith("-")
+                 and not (i and argv[i - 1].startswith("-") and argv[i - 1] not in ("-m", "--multirun"))]
+        if stray:
             raise LosslandError(f"unexpected argument {stray[0]!r}; usage: {self.usage}")
         return [*given, *argv]
 
