@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: $(STAMP)  ## train the default experiment (FSI ConvNet on mnist5k, sphere SGD) on the CPU
-	$(BIN)/python train.py
+	$(BIN)/lossland train
 
 test: $(STAMP)  ## the default test run (includes the CI smoke sweep); slow tests: make test ARGS="-m slow"
 	$(BIN)/python -m pytest $(ARGS)
@@ -49,7 +49,7 @@ test-slurm: $(STAMP)  ## the SLURM tests (pytest -m slurm) against a single-node
 	LOSSLAND_REQUIRE_SLURM=1 $(BIN)/python -m pytest -m slurm -rs --durations=0 tests/test_slurm.py
 
 smoke: $(STAMP)  ## the CI smoke sweep alone, into multirun/smoke
-	$(BIN)/python train.py -m experiment=smoke elr=1e-4,1e-3,1e-2 logger=csv hydra.sweep.dir=multirun/smoke
+	$(BIN)/lossland train -m experiment=smoke elr=1e-4,1e-3,1e-2 logger=csv hydra.sweep.dir=multirun/smoke
 	$(BIN)/lossland collect multirun/smoke
 
 lint: $(STAMP)  ## style (ruff) and the import layering contracts in pyproject.toml (import-linter)

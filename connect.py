@@ -1,9 +1,7 @@
-"""lossland mode-connectivity entry point: ``python connect.py [-m] a=RUN_A b=RUN_B align=... path=...``
-(see docs/connect.md)."""
+"""``python connect.py [-m] a=RUN_A b=RUN_B align=... path=...`` = ``lossland connect RUN_A RUN_B ...``
+(docs/connect.md): the same Hydra app, kept as a script for Hydra's sake."""
 
-from lossland.entry import launch
+from lossland.commands.connect import CONNECT
 
 if __name__ == "__main__":
-    from lossland.studies.connect.run import run_connect
-
-    launch("connect", run_connect)
+    CONNECT.main()

@@ -1,8 +1,7 @@
-"""lossland optimizer lab: ``python lab.py [-m] function=... task=... key=value ...`` (see docs/optim_lab.md)."""
+"""``python lab.py [-m] function=... task=... key=value ...`` = ``lossland lab ...`` (docs/optim_lab.md): the same
+Hydra app, kept as a script for Hydra's sake."""
 
-from lossland.entry import launch
+from lossland.commands.lab import LAB
 
 if __name__ == "__main__":
-    from lossland.studies.optim.app import run_lab
-
-    launch("lab", run_lab)
+    LAB.main()

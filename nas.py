@@ -1,9 +1,7 @@
-"""lossland architecture search: ``python nas.py [-m] prior=weak,annealed,strong data=... key=value ...``
-(see docs/nas.md)."""
+"""``python nas.py [-m] prior=weak,annealed,strong key=value ...`` = ``lossland nas ...`` (docs/nas.md): the same
+Hydra app, kept as a script for Hydra's sake."""
 
-from lossland.entry import launch
+from lossland.commands.nas import NAS
 
 if __name__ == "__main__":
-    from lossland.studies.nas.app import run_search, validate
-
-    launch("nas", run_search, validate=validate)
+    NAS.main()

@@ -1,5 +1,5 @@
 """The one place that turns a composed config into objects: data, loss, model, optimizer, regularizer,
-rate schedule, callbacks and loggers. ``train.py``, :mod:`lossland.runs` (rebuilding a finished run),
+rate schedule, callbacks and loggers. ``lossland train``, :mod:`lossland.runs` (rebuilding a finished run),
 ``connect`` and every command build through these functions.
 
 Every object comes from a ``_target_`` node via :func:`instantiate_node`, which turns a bad option into

@@ -83,8 +83,8 @@ def groups(config_name: str = "train", config_dir: Path = CONFIG_DIR) -> dict[st
 
 def compose(overrides: list[str] | None = None, config_name: str = "train",
             config_dir: Path = CONFIG_DIR, return_hydra_config: bool = False) -> DictConfig:
-    """The config ``train.py`` would run with these overrides (for tests, notebooks and tools); another
-    app's with ``config_name`` (e.g. ``compose(overrides, "connect")`` for ``connect.py``)."""
+    """The config ``lossland train`` would run with these overrides (for tests, notebooks and tools); another
+    app's with ``config_name`` (e.g. ``compose(overrides, "connect")`` for ``lossland connect``)."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=list(overrides or []),

@@ -1,8 +1,8 @@
-"""The check-then-launch code of every Hydra entry point (``train.py``, ``connect.py``, ``lossland curvature``,
-``lossland slice``): one helper, :func:`launch`.
+"""The check-then-launch code of every Hydra app (``lossland train``, ``connect``, ``nas``, ``lab``, ``curvature``,
+``slice``, ``keskar``; :class:`lossland.commands.base.App`): one helper, :func:`launch`.
 
 Before Hydra starts: the overrides are checked (unknown group option or key: one line naming the valid
-ones, exit 2); for ``train.py`` every job of a sweep is composed and validated (:mod:`lossland.schema`), so a
+ones, exit 2); for ``lossland train`` every job of a sweep is composed and validated (:mod:`lossland.schema`), so a
 bad value in the fifth job is refused before the first one trains; a sweep directory that holds another
 sweep is refused unless ``overwrite=true``. During a sweep a user error in one job becomes that job's
 ``failed`` record and the others run; at the end the failed jobs are listed and the process exits 1.
@@ -122,71 +122,96 @@ def failed_in(sweep: Path, lost: dict[str, str] | None = None) -> tuple[list[tup
 class _Jobs:
     """Outcomes of the jobs run in this process (the basic launcher runs them all here)."""
 
-    def __init__(self):
+    def __init__(self, multirun: bool):
+        self.multirun = multirun
         self.failed: list[tuple[str, str]] = []
         self.count = 0
 
+    def run(self, job: Callable, cfg: DictConfig, after_single: Callable | None) -> None:
+        """One job: a user error ends a single run (exit 2) and becomes a failed job of a sweep; an interrupted
+        run exits 128 + signal."""
+        from omegaconf.errors import MissingMandatoryValue
+
+        from lossland.loop import Interrupted  # here: analysis apps start without importing Lightning
+
+        self.count += 1
+        set_job_threads(cfg)
+        try:
+            try:
+                result = job(cfg)
+            except MissingMandatoryValue as e:  # a ??? key of the app's config that the command line left unset
+                raise LosslandError(f"{e.full_key} must be set ({e.full_key}=...)") from None
+        except Interrupted as e:
+            fail(f"{output_dir(cfg)}: {e} (last.ckpt saved; run the same command again to resume)", 128 + e.signum)
+        except LosslandError as e:
+            if not self.multirun:
+                fail(e)
+            log.error("job failed: %s", e)
+            self.failed.append((str(output_dir(cfg)), str(e)))
+            return
+        if isinstance(result, dict) and result.get("status") == "failed":
+            self.failed.append((str(output_dir(cfg)), str(result.get("error", "failed"))))
+        elif after_single is not None and not self.multirun:
+            after_single(result, cfg)
+
 
 def launch(config_name: str, job: Callable[[DictConfig], object], validate: Callable | None = None,
-           argv: list[str] | None = None, after_single: Callable | None = None) -> None:
+           argv: list[str] | None = None, after_single: Callable | None = None,
+           program: list[str] | None = None) -> None:
     """Check the command line, then run ``job`` as the Hydra app ``conf/<config_name>.yaml``.
     ``validate(cfg, recipe)`` checks every job's config up front; ``after_single(result, cfg)`` runs after a
-    single (not multirun) job, e.g. to print what to do next."""
+    single (not multirun) job, e.g. to print what to do next. ``program``: the words that start this app
+    (``["…/lossland", "train"]``; default ``sys.argv[0]``, a root script): a job sees ``sys.argv`` = program +
+    overrides, so that the processes Lightning starts for the other ranks of a DDP run run the same app."""
     argv = sys.argv[1:] if argv is None else argv
+    program = [sys.argv[0]] if program is None else list(program)
     multirun = "-m" in argv or "--multirun" in argv
-    help_only = any(a in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info") for a in argv)
     try:
-        if not help_only:
-            check_overrides(argv, config_name)
-            if validate is not None and not any(o.is_interval_sweep() or o.value_type == ValueType.GLOB_CHOICE_SWEEP
-                                                for o in _parse(argv)):
-                jobs, devices, grids = expand_jobs(argv), set(), set()
-                for overrides in jobs:
-                    recipe = next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), None)
-                    cfg = compose(overrides, config_name)
-                    validate(cfg, recipe)
-                    devices.add(str(OmegaConf.select(cfg, "trainer.devices", default=1)))
-                    grids.add(str(OmegaConf.select(cfg, "grid", default="sequential")))
-                if multirun:
-                    check_sweep_dir(jobs, config_name, argv)
-                    check_launcher(jobs, config_name, devices)
-                    if grids & {"vectorized", "vmap"}:  # one process trains the whole grid (lossland/sweep/vectorized/)
-                        from lossland.sweep.vectorized import launch_grid  # here: only grids import torch.func
-
-                        failed = launch_grid(jobs, config_name, [a for a in argv if "=" in a and not a.startswith("-")])
-                        _report_failed(failed, len(jobs))
-                        return
+        if _check(config_name, argv, validate, multirun):
+            return
     except LosslandError as e:
         fail(e)
-    outcome = _Jobs()
+    outcome = _Jobs(multirun)
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=config_name)
     def main(cfg: DictConfig) -> None:
-        from lossland.loop import Interrupted  # here: analysis apps start without importing Lightning
+        sys.argv = [*program, *argv]  # Hydra has read its overrides; a DDP rank re-runs this command line
+        outcome.run(job, cfg, after_single)
 
-        outcome.count += 1
-        set_job_threads(cfg)
-        try:
-            result = job(cfg)
-        except Interrupted as e:
-            fail(f"{output_dir(cfg)}: {e} (last.ckpt saved; run the same command again to resume)",
-                 128 + e.signum)
-        except LosslandError as e:
-            if not multirun:
-                fail(e)
-            log.error("job failed: %s", e)
-            outcome.failed.append((str(output_dir(cfg)), str(e)))
-            return
-        if isinstance(result, dict) and result.get("status") == "failed":
-            outcome.failed.append((str(output_dir(cfg)), str(result.get("error", "failed"))))
-        elif after_single is not None and not multirun:
-            after_single(result, cfg)
-
-    sys.argv = [sys.argv[0], *argv]
+    sys.argv = [program[0], *argv]  # what Hydra parses: the overrides alone
     main()
     if multirun and outcome.count == 0 and LAUNCHED.get("dir"):  # the jobs ran in other processes
         outcome.failed, outcome.count = failed_in(Path(LAUNCHED["dir"]), LAUNCHED.get("lost"))
     _report_failed(outcome.failed, outcome.count)
+
+
+def _check(config_name: str, argv: list[str], validate: Callable | None, multirun: bool) -> bool:
+    """Everything checked before Hydra starts (module docstring); True when a stacked grid already ran the sweep
+    here (``grid=vectorized | vmap``: one process trains every job, lossland/sweep/vectorized/)."""
+    if any(a in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info") for a in argv):
+        return False
+    check_overrides(argv, config_name)
+    if validate is None or any(o.is_interval_sweep() or o.value_type == ValueType.GLOB_CHOICE_SWEEP
+                               for o in _parse(argv)):
+        return False
+    jobs, devices, grids = expand_jobs(argv), set(), set()
+    for overrides in jobs:
+        recipe = next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), None)
+        cfg = compose(overrides, config_name)
+        validate(cfg, recipe)
+        devices.add(str(OmegaConf.select(cfg, "trainer.devices", default=1)))
+        grids.add(str(OmegaConf.select(cfg, "grid", default="sequential")))
+    if not multirun:
+        return False
+    check_sweep_dir(jobs, config_name, argv)
+    check_launcher(jobs, config_name, devices)
+    if not grids & {"vectorized", "vmap"}:
+        return False
+    from lossland.sweep.vectorized import launch_grid  # here: only grids import torch.func
+
+    failed = launch_grid(jobs, config_name, [a for a in argv if "=" in a and not a.startswith("-")])
+    _report_failed(failed, len(jobs))
+    return True
 
 
 def _report_failed(failed: list[tuple[str, str]], count: int) -> None:

@@ -1,7 +1,7 @@
-"""Writing files atomically — text, JSON, torch objects and figures — the one implementation every record,
-report and figure of lossland goes through (temp file in the same directory, then ``os.replace``).
-Reading records back is :mod:`lossland.runs`; the logger behind ``metrics.csv`` is
-:class:`lossland.loggers.RecordLogger`."""
+"""Writing files atomically — text, JSON, tables, torch objects, and files other libraries write by name — the one
+implementation every record, report and figure of lossland goes through (temp file in the same directory, then
+``os.replace``): :func:`atomic_path`. Figures are saved through it by :mod:`lossland.figures`; reading records back
+is :mod:`lossland.runs`; the logger behind ``metrics.csv`` is :class:`lossland.loggers.RecordLogger`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,14 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from lossland.cells import cell
 
 # A run directory's record files (read back by lossland.runs).
 SUMMARY_JSON = "summary.json"
@@ -22,19 +26,28 @@ METRICS_CSV = "metrics.csv"
 CONFIG_YAML = Path(".hydra") / "config.yaml"
 
 
-def atomic_write(path: str | Path, data: str | bytes) -> Path:
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary file name beside ``path`` for a writer that needs a name (an animation writer, a checkpoint
+    saver); on a clean exit it replaces ``path`` in one step, on an error it is removed and ``path`` is left as it
+    was. ``suffix``: the temporary name's (a writer that chooses its format by the suffix needs ``path.suffix``;
+    the default keeps temporary files out of globs such as ``*.ckpt``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+        yield Path(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+
+
+def atomic_write(path: str | Path, data: str | bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    return Path(path)
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
@@ -58,30 +71,28 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write(path, json.dumps(finite_or_none(obj), indent=2, default=str) + "\n")
 
 
-def atomic_figure(fig, path: str | Path, dpi: int = 120) -> Path:
-    """Save a matplotlib ``Figure`` (object API, no pyplot) as PNG atomically."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+def write_csv(path: str | Path, rows: list[dict], columns: list[str] | None = None) -> Path:
+    """``rows`` as CSV: the ``columns`` given, then every other key of the rows in order of appearance; a key a
+    row lacks is an empty cell."""
+    cols = dict.fromkeys(columns or [])
+    for r in rows:
+        cols.update(dict.fromkeys(k for k in r if k is not None))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(cols), lineterminator="\n", restval="")
+    w.writeheader()
+    w.writerows({k: v for k, v in r.items() if k is not None} for r in rows)
     return atomic_write(path, buf.getvalue())
 
 
-def write_table(rows: list[dict], out: str | Path, stem: str, floatfmt: str = "{:.4g}") -> str:
-    """A study table: ``<out>/<stem>.csv`` and ``<out>/<stem>.md`` (markdown, also returned); NaN shows as —."""
+def write_table(rows: list[dict], out: str | Path, stem: str, spec: str = ".4g") -> str:
+    """A study table: ``<out>/<stem>.csv`` and ``<out>/<stem>.md`` (markdown, also returned; cells by
+    :func:`lossland.cells.cell`, numbers in ``spec``)."""
     if not rows:
         raise ValueError(f"{stem}: nothing to tabulate")
     out, keys = Path(out), list(rows[0])
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write(out / f"{stem}.csv", buf.getvalue())
-
-    def cell(v):
-        if isinstance(v, float):
-            return "—" if math.isnan(v) else floatfmt.format(v)
-        return str(v)
+    write_csv(out / f"{stem}.csv", rows, keys)
 
     md = "| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n"
-    md += "".join("| " + " | ".join(cell(r[k]) for k in keys) + " |\n" for r in rows)
+    md += "".join("| " + " | ".join(cell(r[k], spec) for k in keys) + " |\n" for r in rows)
     atomic_write(out / f"{stem}.md", md)
     return md

@@ -1,10 +1,13 @@
 """Every value of a training config checked up front, from one table (:data:`RULES`), before the first job of
-a sweep starts (``train.py`` checks every job of a multirun) and again when a job starts. A bad value is one
-line: ``<key>=<value> is not valid: <what it must be>``.
+a sweep starts (``lossland train`` composes and validates every job of a multirun: :func:`lossland.entry.launch`)
+and again when a job starts (:func:`lossland.train.run`, the vectorized grid). A bad value is one line:
+``<key>=<value> is not valid: <what it must be>``.
 
-Objects that check their own arguments (loss, regularizer, rate schedule, model) are built once here, so
-their refusals come up front too. The model's keys are checked against its constructor: a recipe that sets
-a key another model does not have (``experiment=smoke`` sets ``model.width``) is refused naming both.
+Beyond the table, :func:`validate` refuses phase metrics without a schedule, a GPU accelerator on a machine
+without one, a perturbed exponential neuron without the neuron, and model keys that are not parameters of the
+model's class: a recipe that sets a key another model does not have (``experiment=smoke`` sets ``model.width``,
+which ``model=mlp`` lacks) is refused naming both. Objects that check their own arguments (loss, regularizer,
+rate schedule) refuse a bad value when the job builds them (:mod:`lossland.build`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 # The same net (an MLP by default) is trained with a small batch (SB) and a large batch (LB = 10% of the training set, as in
 # Keskar et al.) for the same number of epochs, for several seeds (seed = initial weights and batch order;
 # the SB and LB runs of one seed share their initial weights). Both reach (near) 100% training accuracy.
-# Then `lab.py task=keskar` reads the finished runs and writes the table (train/test accuracy mean ± std
+# Then `lossland keskar $OUT` reads the finished runs and writes the table (train/test accuracy mean ± std
 # over seeds, ε-sharpness for ε ∈ {1e-3, 5e-4}, Keskar et al.'s F1 row beside ours), the 1-d plot of loss and
 # accuracy along α·x_LB + (1−α)·x_SB, α ∈ [−1, 2] (their Fig. 3), and keskar.json.
 #
@@ -18,8 +18,8 @@
 #
 # Environment: OUT (sweep dir; default multirun/keskar_sb_lb/<timestamp>), SEEDS (0,1,2,3,4), SB, LB (batch sizes),
 # EPOCHS, LR (Adam), MODEL (a conf/model option; mlp), HIDDEN (the MLP's widths; [512,512]), DATASET (full scale:
-# mnist | cifar10), PYTHON, EXTRA_TRAIN / EXTRA_LAB (more overrides), SKIP_TRAIN=1 (only analyse the runs already
-# in $OUT). Layout: $OUT/bs<batch>-s<seed>/ (train.py jobs), $OUT/keskar/ (keskar_table.{csv,md},
+# mnist | cifar10), PYTHON, EXTRA_TRAIN / EXTRA_KESKAR (more overrides), SKIP_TRAIN=1 (only analyse the runs already
+# in $OUT). Layout: $OUT/bs<batch>-s<seed>/ (training jobs), $OUT/keskar/ (keskar_table.{csv,md},
 # keskar_runs.{csv,md}, keskar.json, keskar_interp.png, keskar_sharpness.png), $OUT/timing.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,7 +50,7 @@ case "$SCALE" in
   tiny)      # seconds, for CI (tests/test_recipes.py): 256 digits, a 16-unit MLP, one seed, one epoch
     DATA="data=mnist5k data.train_size=256 data.test_size=128"; MODEL_ARGS="model=mlp model.hidden=[16]"
     SB=${SB:-16}; LB=${LB:-64}; EPOCHS=${EPOCHS:-1}; SEEDS=0
-    EXTRA_LAB=${EXTRA_LAB:-task.maxiter=1 task.alphas=[-1,2,4] progress=false} ;;
+    EXTRA_KESKAR=${EXTRA_KESKAR:-maxiter=1 alphas=[-1,2,4] progress=false} ;;
   *) echo "SCALE must be embedded, full or tiny, not $SCALE" >&2; exit 2 ;;
 esac
 if [ "$DEVICE" = cuda ]; then TRAINER="trainer=gpu"; else TRAINER="trainer=cpu"; fi
@@ -67,7 +67,7 @@ if [ "${SKIP_TRAIN:-0}" != 1 ]; then
 fi
 mid=$(date +%s)
 # shellcheck disable=SC2086
-"$PY" lab.py task=keskar "task.runs=$OUT" "device=$DEVICE" ${EXTRA_LAB:-} "out_dir=$OUT/keskar"
+"$PY" -m lossland.cli keskar "$OUT" "device=$DEVICE" ${EXTRA_KESKAR:-}
 end=$(date +%s)
 echo "wall: train $((mid - start)) s, analysis $((end - mid)) s (SCALE=$SCALE, OMP_NUM_THREADS=$OMP_NUM_THREADS)" \
   | tee "$OUT/timing.txt"

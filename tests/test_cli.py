@@ -93,3 +93,43 @@ def test_report_on_the_smoke_sweep(smoke_sweep):
         assert (report / name).stat().st_size > 0
     assert "phase_diagram.png" in (report / "index.html").read_text()
     assert list((report / "wandb").glob("offline-run-*")), "figures were not logged to the sweep's W&B group"
+
+
+def test_every_command_is_listed_and_has_help(capsys):
+    """One way in: `lossland --help` lists every command, and `lossland <command> --help` works for each."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from lossland.cli import COMMANDS, main
+    from lossland.commands.base import App
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    listing = capsys.readouterr().out
+    assert exit_.value.code == 0
+    expected = {"train", "connect", "nas", "lab", "curvature", "slice", "keskar", "collect", "report", "paper",
+                "finetune", "interpolate", "sphere-figures", "exp-neuron", "connect-table", "nas-report"}
+    assert set(COMMANDS) == expected and all(re.search(rf"^    {re.escape(n)}\b", listing, re.M) for n in expected)
+    for name, command in COMMANDS.items():
+        with pytest.raises(SystemExit) as exit_:
+            try:
+                main([name, "--help"])
+            finally:  # Hydra's help leaves its runtime config set in this process: later runs are not Hydra jobs
+                HydraConfig.instance().cfg = None
+        out = capsys.readouterr().out
+        assert exit_.value.code in (0, None), name
+        assert f"lossland {name}" in out and command.help.split()[0] in out, name
+        if isinstance(command, App):  # the composed config is shown (conf/nas.yaml: still Hydra's own template)
+            assert ("== Options" in out or name == "nas") and "usage: " + command.usage in out, name
+
+
+def test_root_scripts_are_aliases_of_the_commands():
+    """train.py, connect.py, nas.py, lab.py run the same App objects as `lossland <command>`."""
+    from lossland.cli import COMMANDS
+    from tests.conftest import ROOT
+
+    for script in ("train", "connect", "nas", "lab"):
+        text = (ROOT / f"{script}.py").read_text()
+        assert f"from lossland.commands.{script} import {script.upper()}" in text
+        assert f"{script.upper()}.main()" in text
+        module = __import__(f"lossland.commands.{script}", fromlist=[script.upper()])
+        assert getattr(module, script.upper()) is COMMANDS[script]

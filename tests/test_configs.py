@@ -97,11 +97,50 @@ def test_every_recipe_composes_validates_and_builds(recipe, tmp_path):
     build_schedule(cfg)
 
 
-@pytest.mark.parametrize("app", ["train", "connect", "curvature", "slice", "nas"])
+APPS = {"train": [], "connect": ["a=x", "b=y"], "curvature": ["run=x"], "slice": ["run=x"], "nas": [], "lab": [],
+        "keskar": ["sweep=x"]}
+# where a single job / a sweep of each app writes (conf/hydra/app/*.yaml), after the date
+RUN_DIRS = {"train": ("outputs/", "multirun/"), "connect": ("outputs/connect/", "multirun/connect/"),
+            "lab": ("outputs/lab/", "multirun/lab/"), "nas": ("outputs/nas/", "multirun/nas/"),
+            "curvature": (".", None), "slice": (".", None), "keskar": (".", None)}
+
+
+@pytest.mark.parametrize("app", APPS)
 def test_every_app_config_composes(app):
-    cfg = compose(["a=x", "b=y"] if app == "connect" else ["run=x"] if app in ("curvature", "slice") else [], app)
+    cfg = compose(APPS[app], app)
     assert OmegaConf.to_yaml(cfg)
     assert (CONFIG_DIR / f"{app}.yaml").exists()
+
+
+def test_every_app_is_a_command():
+    from lossland.cli import COMMANDS
+    from lossland.commands.base import App
+
+    assert {c.config for c in COMMANDS.values() if isinstance(c, App)} == set(APPS)
+    assert {p.stem for p in CONFIG_DIR.glob("*.yaml")} == set(APPS)  # one primary config per command
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_every_app_takes_hydra_settings_from_the_shared_block(app):
+    """One hydra/app option per kind of app (conf/hydra/app/): no primary config sets run/sweep directories."""
+    primary = OmegaConf.load(CONFIG_DIR / f"{app}.yaml")
+    assert set(primary.get("hydra", {})) <= {"job"} and set(primary.hydra.job) == {"name"}
+    assert any("hydra/app" in str(entry) for entry in primary.defaults)
+    hydra = compose(APPS[app], app, return_hydra_config=True).hydra
+    assert hydra.job.name == app and hydra.job.chdir is False
+    run, sweep = RUN_DIRS[app]
+    assert hydra.run.dir.startswith(run) and (sweep is None or hydra.sweep.dir.startswith(sweep))
+    assert hydra.run.dir == "." or hydra.run.dir.removeprefix(run)[:4].isdigit()  # outputs/<app>/<date>/...
+    assert ("sweep_record" in hydra.callbacks) == (app == "train")
+    assert hydra.help.app_name == f"lossland {app}"
+
+
+@pytest.mark.parametrize("task", groups("lab")["task"])
+def test_every_lab_task_names_its_function(task):
+    from hydra.utils import get_method
+
+    cfg = compose([f"task={task}"], "lab")
+    assert callable(get_method(cfg.task._target_))
 
 
 @pytest.mark.parametrize("group, option", [(g, o) for g, opts in groups("connect").items() for o in opts],

@@ -1,5 +1,5 @@
-"""The connectivity entry points end to end (run_connect, connect.py multirun, lossland connect) on two tiny
-trained runs, and the width-study table on synthetic connect.json files."""
+"""The connectivity entry points end to end (run_connect, ``connect.py`` multirun, ``lossland connect A B``) on two
+tiny trained runs, and the width-study table on synthetic connect.json files."""
 
 import json
 import math
@@ -133,16 +133,21 @@ def test_connect_py_multirun_and_lossland_connect(runs, tmp_path):
 
 
 def test_lossland_connect_command(runs, tmp_path, capsys):
+    """``lossland connect A B key=value ...`` is the Hydra app of connect.py, A and B given by position."""
     from lossland.cli import main
 
-    main(["connect", str(runs["a"]), str(runs["b"]), "num_points=5", "--align", "weight", "--path",
-          "weight_adjustment", "--out", str(tmp_path / "job")])
-    rec = json.loads((tmp_path / "job" / "connect.json").read_text())
+    job = tmp_path / "job dir"  # a path the override grammar must quote
+    main(["connect", str(runs["a"]), str(runs["b"]), "num_points=5", "align=weight", "path=weight_adjustment",
+          f"hydra.run.dir='{job}'"])
+    rec = json.loads((job / "connect.json").read_text())
     assert rec["method"]["label"] == "linear+WA, weight" and rec["result"]["t_range"] == [0.0, 2.0]
+    assert rec["config"]["a"] == str(runs["a"]) and (job / ".hydra" / "config.yaml").exists()
     assert rec["result"]["test_loss"][-1] == pytest.approx(_final(runs["b"])["test_loss"], rel=1e-4)
-    assert str(tmp_path / "job" / "connect.json") in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert str(job / "connect.json") in out and "linear+WA, weight: max accuracy loss" in out
     with pytest.raises(SystemExit) as exit_:
-        main(["connect", str(runs["a"]), str(tmp_path / "nope"), "--out", str(tmp_path)])
+        main(["connect", str(runs["a"]), str(tmp_path / "nope"), f"out_dir={tmp_path}",
+              f"hydra.run.dir={tmp_path / 'bad'}"])
     assert exit_.value.code == 2
     assert capsys.readouterr().err.strip() == f"lossland: error: b={tmp_path / 'nope'}: no such run directory"
 

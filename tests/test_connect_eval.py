@@ -9,7 +9,7 @@ import torch
 from lossland.losses import CrossEntropy
 from lossland.models import MLP, ConvNetSI
 from lossland.studies.connect.bn import recompute_bn
-from lossland.studies.connect.evaluate import evaluate_model, evaluate_path, summarize, write_connect_json
+from lossland.studies.connect.evaluate import evaluate_path, summarize, write_connect_json
 from lossland.studies.connect.paths import linear, weight_adjustment
 from lossland.studies.connect.plots import plot_paths
 
@@ -19,6 +19,15 @@ LOSS = CrossEntropy()
 def _data(n, shape, classes=5, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(n, *shape, generator=g), torch.randint(0, classes, (n,), generator=g)
+
+
+@torch.no_grad()
+def full_pass(model, x, y):
+    """(mean loss, accuracy in %) of one forward pass over all of (x, y) in eval mode: the ground truth of the
+    batched evaluation along a path (lossland.metrics.gradients.evaluate)."""
+    model.eval()
+    out = model(x)
+    return float(LOSS(out, y)), 100.0 * float((out.argmax(dim=1) == y).double().mean())
 
 
 def _mlp(seed):
@@ -34,7 +43,7 @@ def test_endpoints_equal_the_endpoints_own_metrics():
         assert len(r["t"]) == 5 and r["t"][0] == path.t_range[0] and r["t"][-1] == path.t_range[1]
         for split, (x, y) in (("train", train), ("test", test)):
             for i, m in ((0, a), (-1, b)):
-                lo, acc = evaluate_model(m, LOSS, x, y)
+                lo, acc = full_pass(m, x, y)
                 assert r[f"{split}_loss"][i] == pytest.approx(lo, rel=1e-5, abs=1e-6)
                 assert r[f"{split}_acc"][i] == pytest.approx(acc)
             s = r["summary"][split]
@@ -51,7 +60,7 @@ def test_endpoints_with_batchnorm_recomputed():
     r = evaluate_path(linear(a, b), a, LOSS, (x, y), num_points=3, batch_size=16, progress=False)
     for i, m in ((0, a), (-1, b)):
         recompute_bn(m, x, batch_size=16)
-        lo, acc = evaluate_model(m, LOSS, x, y, batch_size=16)
+        lo, acc = full_pass(m, x, y)
         assert r["train_loss"][i] == pytest.approx(lo, rel=1e-4)
         assert r["train_acc"][i] == pytest.approx(acc)
     assert "test" not in r["summary"]

@@ -45,6 +45,15 @@ def test_a_ddp_run_on_2_cpu_ranks_equals_one_process_with_the_same_global_batch(
         p.name for p in (tmp_path / "ref" / "checkpoints").iterdir())
 
 
+def test_a_ddp_run_through_the_lossland_command(tmp_path):
+    """`lossland train ...`: the other rank re-runs the same command (`lossland train`, not the bare overrides)."""
+    out = tmp_path / "ddp"
+    res = run_cli("-m", "lossland.cli", "train", *TINY, "trainer.max_steps=4", "trainer.devices=2", "logger=csv",
+                  "trainer.enable_progress_bar=false", f"hydra.run.dir={out}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("lossland: run ok") == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
+    assert json.loads((out / "summary.json").read_text())["steps"] == 4
+
 
 @pytest.mark.slow
 def test_a_finished_ddp_run_is_skipped_by_every_rank(tmp_path):

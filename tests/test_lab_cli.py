@@ -1,4 +1,5 @@
-"""``lab.py`` end to end through the real command line, at tiny sizes."""
+"""``lossland lab`` (alias ``lab.py``) and ``lossland keskar`` end to end through the real command line, at tiny
+sizes."""
 
 import csv
 import json
@@ -59,8 +60,8 @@ def test_keskar_recipe_tiny(tmp_path):
                   f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=bs${data.batch_size}-s${seed}")
     assert res.returncode == 0, res.stderr[-3000:]
     out = tmp_path / "keskar"
-    res = run_cli("lab.py", "task=keskar", f"task.runs={sweep}", "task.maxiter=2", "task.alphas=[-1,2,7]",
-                  "progress=false", f"out_dir={out}")
+    res = run_cli("-m", "lossland.cli", "keskar", str(sweep), "maxiter=2", "alphas=[-1,2,7]", "progress=false",
+                  f"out={out}")
     assert res.returncode == 0, res.stderr[-3000:]
     table = list(csv.DictReader(open(out / "keskar_table.csv")))
     assert table[0]["name"].startswith("F1") and table[0]["test SB"] == "98.03 ± 0.07"
@@ -86,11 +87,25 @@ def test_keskar_recipe_tiny(tmp_path):
     (["task.args.noisy_gd.sigma=-1"], "sigma must be a finite number ≥ 0"),
     (["task=escape", "task.sigmas=[-0.5]"], "σ must be a finite number ≥ 0"),
     (["function=expression", "function.expr='exec(1)'"], "is not allowed"),
-    (["task=keskar"], "task.runs must be set"),
-    (["task=warp"], "valid task options: escape, keskar, trajectories, vanishing"),
+    (["task=warp"], "valid task options: escape, trajectories, vanishing"),
+    (["task._target_=lossland.nowhere.run"], "task._target_=lossland.nowhere.run is not a lab task function"),
 ])
 def test_bad_input_gets_one_clear_line(args, expected, tmp_path):
     res = run_cli("lab.py", *args, f"out_dir={tmp_path}", f"hydra.run.dir={tmp_path}")
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    err = [ln for ln in res.stderr.splitlines() if ln.startswith("lossland: error:")]
+    assert len(err) == 1 and expected in err[0], res.stderr[-2000:]
+
+
+@pytest.mark.parametrize("args, expected", [
+    ([], "sweep must be set (sweep=...)"),
+    (["{tmp}/nope"], "is not a directory"),
+    (["{tmp}", "eps=[0]"], "eps=[0.0] is not valid"),
+    (["{tmp}", "extra"], "unexpected argument 'extra'"),
+])
+def test_keskar_bad_input_gets_one_clear_line(args, expected, tmp_path):
+    res = run_cli("-m", "lossland.cli", "keskar", *(a.format(tmp=tmp_path) for a in args))
     assert res.returncode == 2, res.stderr[-2000:]
     assert "Traceback" not in res.stderr
     err = [ln for ln in res.stderr.splitlines() if ln.startswith("lossland: error:")]
@@ -107,7 +122,7 @@ def test_keskar_recipe_script(tmp_path):
     from tests.conftest import ROOT
 
     env = dict(os.environ, OUT=str(tmp_path), SEEDS="0", EPOCHS="1", HIDDEN="[16]", PYTHON=sys.executable,
-               EXTRA_LAB="task.maxiter=1 task.alphas=[-1,2,4] progress=false")
+               EXTRA_KESKAR="maxiter=1 alphas=[-1,2,4] progress=false")
     res = subprocess.run(["bash", "sweeps/keskar_sb_lb.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]

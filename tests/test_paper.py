@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from lossland.cli import main
-from lossland.commands.paper import adapter
+from lossland.commands.paper import ADAPTERS, adapter
 from lossland.errors import LosslandError
 from lossland.paper import compare, data
 from lossland.paper.adapters import Recipe
@@ -24,7 +24,18 @@ def cli(capsys, *args):
     main(list(args))
     return capsys.readouterr().out
 
-STUDIES = data.STUDIES
+STUDIES = tuple(ADAPTERS)
+
+
+def load(study):
+    """The study's seed data, read by the one reader from the package the study names."""
+    return data.load(adapter(study).__package__)
+
+
+def test_the_cli_offers_every_study_with_an_adapter():
+    from lossland.commands.paper_cli import STUDIES as offered
+
+    assert offered == STUDIES and all(adapter(s).__package__ == f"lossland.studies.{s}" for s in STUDIES)
 
 
 def verdicts(out):
@@ -35,7 +46,7 @@ def verdicts(out):
 # ------------------------------------------------------------------------------------------------ the data files
 @pytest.mark.parametrize("study", STUDIES)
 def test_seed_file_is_well_formed_and_matches_its_adapter(study):
-    seed = data.load(study)
+    seed = load(study)
     assert seed.study == study and seed.seed.endswith(".txt") and seed.tables and seed.trends
     for t in seed.tables.values():
         assert t.unit and t.setting and t.source and t.title and t.rows
@@ -47,15 +58,15 @@ def test_seed_file_is_well_formed_and_matches_its_adapter(study):
 
 
 def test_values_read_as_printed_in_the_seeds():
-    c = data.load("connect")
+    c = load("connect")
     assert c.tables["no_prior"].value(("Linear",), 10) == 45.74
     assert c.tables["dropout"].value(("Arc+OT",), 2000) == 2.25
     assert "maximum test error along the path, %" in c.tables["no_prior"].unit
-    k = data.load("optim").tables["keskar"]
+    k = load("optim").tables["keskar"]
     assert k.cell == "mean_std" and k.value(("F2",), "train LB") == [98.35, 2.08] and "percent" in k.unit
-    s = data.load("sphere").tables["ce_phases"]
+    s = load("sphere").tables["ce_phases"]
     assert s.value(("largest phase-1 elr",), "value") == 7e-4 and s.value(("smallest phase-3 elr",), "value") == 2e-2
-    q = data.load("exp_neuron").tables["quality"]
+    q = load("exp_neuron").tables["quality"]
     assert q.value(("spheres R2=1.01", 15000), "exp") == [3693.2, 1096]
     assert q.row_info[("mnist 1v7", 13000)]["arch"] == 6
 
@@ -77,7 +88,7 @@ def test_keskar_reads_its_f1_row_from_the_data_file():
 
 
 def test_malformed_seed_data_is_refused():
-    doc = yaml.safe_load(data.seed_text("connect"))
+    doc = yaml.safe_load(data.seed_text("lossland.studies.connect"))
     bad = copy.deepcopy(doc)
     del bad["tables"]["no_prior"]["unit"]
     bad["tables"]["dropout"]["rows"][0] = ["Linear", 1.0]
@@ -88,8 +99,10 @@ def test_malformed_seed_data_is_refused():
     assert "trend advanced_beat_naive: duplicate id" in problems
     with pytest.raises(LosslandError, match="missing unit"):
         data.parse(bad)
-    with pytest.raises(LosslandError, match="unknown study"):
-        data.load("nope")
+    with pytest.raises(LosslandError, match="no seed data: lossland.nope has no seed.yaml"):
+        data.load("lossland.nope")
+    with pytest.raises(LosslandError, match="no seed data: lossland.paper has no seed.yaml"):
+        data.load("lossland.paper")
 
 
 def test_sweep_dir_reads_the_paper_layout_or_the_primary_recipes_own_sweep(tmp_path):
@@ -105,14 +118,14 @@ def test_sweep_dir_reads_the_paper_layout_or_the_primary_recipes_own_sweep(tmp_p
 # ------------------------------------------------------------------------------------------------ trend functions
 @pytest.mark.parametrize("study", ["connect", "optim", "exp_neuron"])
 def test_every_table_trend_reproduces_on_the_seeds_own_values(study):
-    seed, mod = data.load(study), adapter(study)
+    seed, mod = load(study), adapter(study)
     tables = {tid: compare.seed_rows(t) for tid, t in seed.tables.items()}
     got = {t.id: mod.TRENDS[t.id](None, tables) for t in seed.trends}
     assert {k: v[0] for k, v in got.items()} == {t.id: compare.REPRODUCES for t in seed.trends}, got
 
 
 def _seed_tables(study):
-    return {tid: compare.seed_rows(t) for tid, t in data.load(study).tables.items()}
+    return {tid: compare.seed_rows(t) for tid, t in load(study).tables.items()}
 
 
 def _set(tables, tid, key, col, value):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from omegaconf import OmegaConf
 
+from lossland.cells import cell
 from lossland.errors import LosslandError
 from lossland.runs import Run
 
@@ -79,7 +80,7 @@ class Setting:
 
     def label(self, keys: Sequence[str] | None = None) -> str:
         keys = list(self.values) if keys is None else keys
-        return ", ".join(f"{k}={_fmt(self.values.get(k))}" for k in keys) or "all runs"
+        return ", ".join(f"{k}={cell(self.values.get(k), missing='None')}" for k in keys) or "all runs"
 
     @property
     def seeds(self) -> list:
@@ -102,10 +103,6 @@ class Sweep:
 
     def series_label(self, setting: Setting) -> str:
         return setting.label(self.series) if self.series else ""
-
-
-def _fmt(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def sweep_settings(runs: Sequence[Run], phases: Sequence[str] | None = None) -> Sweep:

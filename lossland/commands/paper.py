@@ -72,8 +72,8 @@ def run_recipes(study: str, out: Path, only: list[str] | None = None, echo=print
 
 def compare_study(study: str, root: str | Path) -> dict:
     """The seed, our rows per table and the verdicts per trend (nothing written)."""
-    seed = data.load(study)
     mod = adapter(study)
+    seed = data.load(mod.__package__)
     missing = [t for t in seed.tables if t not in mod.TABLES] + [t.id for t in seed.trends if t.id not in mod.TRENDS]
     if missing:
         raise LosslandError(f"paper {study}: no adapter function for {', '.join(missing)} "

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import io
 import json
 import math
 import time
@@ -32,7 +31,7 @@ from tqdm.auto import tqdm
 from lossland.callbacks.curvature import DEFAULTS, curvature_subset, parse_selection
 from lossland.errors import LosslandError
 from lossland.metrics.curvature import compute_curvature
-from lossland.records import METRICS_CSV, atomic_write, write_json
+from lossland.records import METRICS_CSV, write_csv, write_json
 from lossland.runs import load_checkpoint, load_weights, open_run
 from lossland.untrusted import terminal_text
 
@@ -46,84 +45,106 @@ def run_curvature_settings(cfg) -> dict:
     return {**DEFAULTS, **own}
 
 
-def curvature_of_run(run_dir: str | Path, selection=None, examples: int | None = None, bn: str | None = None,
-                     params=None, seed: int | None = None, device: str = "cpu", progress: bool = True,
-                     write: bool = True, options: dict | None = None) -> list[dict]:
-    """Measure ``selection`` at every checkpoint of ``run_dir``; returns one dict per checkpoint:
+def curvature_of_run(cfg, write: bool = True) -> list[dict]:
+    """Measure the selected metrics at every checkpoint of ``cfg.run``; returns one dict per checkpoint:
     ``{"checkpoint": file name, "step", "epoch", <metric>: value, ...}``.
 
-    ``selection``: as :func:`lossland.callbacks.curvature.parse_selection` (names, ``"hessian_top:k=3"``
-    strings, or a mapping), with the run's configured per-metric options as defaults. ``examples``
-    (-1: the run's setting; ``None``: all evaluation mini-batches), ``bn`` ("train" | "eval"),
-    ``params`` ("all" | "si" | a module name) and ``seed`` default to the run's ``metrics.curvature``.
-    ``write``: append the rows to ``metrics.csv`` and write ``curvature.json``. ``options``
-    (``{metric: {option: value}}``) override the run's per-metric options.
+    ``cfg``: the keys of ``conf/curvature.yaml`` (a config node or a mapping). ``selection``: as
+    :func:`lossland.callbacks.curvature.parse_selection` (names, ``"hessian_top:k=3"`` strings, or a mapping),
+    with the run's configured per-metric options as defaults, overridden by ``options``
+    (``{metric: {option: value}}``). ``examples`` (null: the run's setting; 0: all evaluation mini-batches),
+    ``bn`` ("train" | "eval"), ``params`` ("all" | "si" | a module name) and ``seed`` default to the run's
+    ``metrics.curvature``. ``write``: append the rows to ``metrics.csv`` and write ``curvature.json``.
     """
-    run_dir = Path(run_dir)
+    c = _plain(cfg)
+    run_dir = Path(c["run"])
     run = open_run(run_dir)
-    cfg = run.config
     paths = run.checkpoints()
     if not paths:
         raise LosslandError(f"{run_dir} has no checkpoints (train with checkpoint.every_n_steps=N "
                             f"or checkpoint.log_spaced=true)")
-    own = run_curvature_settings(cfg)
+    model, loss, dm = run.model(paths[0])
+    model = copy.deepcopy(model).to(str(c.get("device") or "cpu"))  # the cached model stays as loaded
+    chosen, s = _settings(run.config, c, dm.batch_size)
+    x, y, batch_size = curvature_subset(dm.eval_batches(s["eval_batches"]), s["examples"])
+    settings = {"params": s["params"], "bn": s["bn"], "examples": len(x), "batch_size": batch_size,
+                "seed": s["seed"], "device": str(c.get("device") or "cpu"), "eval_batches": s["eval_batches"]}
+    data = (x.to(settings["device"]), y.to(settings["device"]))
+    rows, unreadable = _measure_checkpoints(run, paths, model, loss, data, chosen, settings, c, write)
+    result = [{k: v for k, v in r.items() if k != "_wall_s"} for r in rows]
+    if unreadable:
+        raise UnreadableCheckpoints(result, unreadable)
+    return result
+
+
+def _plain(cfg) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+
+
+def _settings(run_cfg, c: dict, batch_size: int) -> tuple[dict, dict]:
+    """The parsed selection, and the settings: the command's values over the run's ``metrics.curvature``."""
+    own = run_curvature_settings(run_cfg)
     try:
         merged = {k: dict(v or {}) for k, v in (own.get("options") or {}).items()}
-        for name, opts in (options or {}).items():
+        for name, opts in (c.get("options") or {}).items():
             merged.setdefault(name, {}).update(opts or {})
-        chosen = parse_selection(own["selection"] if selection is None else selection, merged)
+        chosen = parse_selection(own["selection"] if c.get("selection") is None else c["selection"], merged)
     except ValueError as e:
         raise LosslandError(str(e)) from None
-    explicit = examples is not None
-    examples = own["examples"] if examples is None else (examples or None)
-    bn = bn or own["bn"]
-    params = own["params"] if params is None else params
-    seed = int(own["seed"] if seed is None else seed)
+    bn = c.get("bn") or own["bn"]
     if bn not in ("train", "eval"):
-        raise LosslandError(f"--bn must be 'train' or 'eval', got {bn!r}")
+        raise LosslandError(f"bn={bn} is not valid: 'train' or 'eval'")
+    examples = own["examples"] if c.get("examples") is None else (c["examples"] or None)
+    eval_batches = int(run_cfg.metrics.get("eval_batches", 8))
+    if c.get("examples"):  # more examples than the callback's mini-batches hold
+        eval_batches = max(eval_batches, math.ceil(examples / batch_size))
+    return chosen, {"params": own["params"] if c.get("params") is None else c["params"], "bn": bn,
+                    "examples": examples, "seed": int(own["seed"] if c.get("seed") is None else c["seed"]),
+                    "eval_batches": eval_batches}
 
-    model, loss, dm = run.model(paths[0])
-    model = copy.deepcopy(model)  # the cached model stays as loaded
-    eval_batches = int(cfg.metrics.get("eval_batches", 8))
-    if explicit and examples is not None:  # more examples than the callback's mini-batches hold
-        eval_batches = max(eval_batches, math.ceil(examples / dm.batch_size))
-    x, y, batch_size = curvature_subset(dm.eval_batches(eval_batches), examples)
-    model.to(device)
-    x, y = x.to(device), y.to(device)
 
+def _measure_checkpoints(run, paths, model, loss, data, chosen, settings, c, write) -> tuple[list, list]:
+    """Every checkpoint the run owns, once per step: its rows (written as soon as each exists, so partial work
+    is kept) and the problems of the unreadable ones."""
     rows, seen, unreadable, t0 = [], set(), [], time.time()
-    settings = {"params": params, "bn": bn, "examples": len(x), "batch_size": batch_size, "seed": seed,
-                "device": str(device), "eval_batches": eval_batches}
-    bar = tqdm(paths, desc="curvature", unit="ckpt", disable=not progress)
+    bar = tqdm(paths, desc="curvature", unit="ckpt", disable=not c.get("progress", True))
     for path in bar:
         try:
             ckpt = load_checkpoint(path)
         except LosslandError as e:
             unreadable.append(str(e))
             continue
-        if not run.owns(ckpt):  # left by an earlier run in the same directory: never measured
-            continue
         step = int(ckpt.get("global_step", -1))
-        if step in seen:
+        if not run.owns(ckpt) or step in seen:  # left by an earlier run in the directory, or measured already
             continue
         seen.add(step)
         bar.set_postfix(step=step)
         load_weights(model, ckpt, path)
         t = time.time()
         try:
-            values = compute_curvature(model, loss, x, y, chosen, params=params, bn=bn, batch_size=batch_size,
-                                       seed=seed)
+            values = compute_curvature(model, loss, *data, chosen, params=settings["params"], bn=settings["bn"],
+                                       batch_size=settings["batch_size"], seed=settings["seed"])
         except ValueError as e:
             raise LosslandError(f"curvature of {path.name}: {e}") from None
         rows.append({"checkpoint": path.name, "step": step, "epoch": int(ckpt.get("epoch", 0)), **values,
                      "_wall_s": round(time.time() - t, 3)})
-        if write:  # partial work is kept: each checkpoint's values are on disk as soon as they exist
-            record_curvature(run_dir, rows, chosen, settings, wall_s=round(time.time() - t0, 3))
+        if write:
+            record_curvature(run.path, rows, chosen, settings, wall_s=round(time.time() - t0, 3))
     bar.close()
-    result = [{k: v for k, v in r.items() if k != "_wall_s"} for r in rows]
-    if unreadable:
-        raise UnreadableCheckpoints(result, unreadable)
-    return result
+    return rows, unreadable
+
+
+def curvature_command(cfg) -> list[dict]:
+    """``lossland curvature``: measure, then print the table (also of the checkpoints measured when others
+    could not be read)."""
+    title = f"{cfg.run}: curvature (appended to metrics.csv, curvature.json)"
+    try:
+        rows = curvature_of_run(cfg)
+    except UnreadableCheckpoints as e:
+        print_rows(e.rows, title=title)
+        raise
+    print_rows(rows, title=title)
+    return rows
 
 
 class UnreadableCheckpoints(LosslandError):
@@ -163,17 +184,8 @@ def append_rows(run_dir: str | Path, rows: list[dict], previous: list[dict] | No
             old = [r for r in reader]
     if previous:
         old = [r for r in old if not any(_is_previous(r, e) for e in previous)]
-    cols = dict.fromkeys(header)
-    for r in rows:
-        cols.update(dict.fromkeys(r))
-    out = io.StringIO()
-    w = csv.DictWriter(out, fieldnames=list(cols), lineterminator="\n", restval="")
-    w.writeheader()
-    for r in old:
-        w.writerow({k: v for k, v in r.items() if k is not None})
-    for r in rows:
-        w.writerow({k: (int(v) if k in ("step", "epoch") else repr(float(v))) for k, v in r.items()})
-    return atomic_write(path, out.getvalue())
+    new = [{k: (int(v) if k in ("step", "epoch") else repr(float(v))) for k, v in r.items()} for r in rows]
+    return write_csv(path, old + new, header)
 
 
 def record_curvature(run_dir: str | Path, rows: list[dict], selection: dict, settings: dict,
@@ -209,4 +221,5 @@ def print_rows(rows: list[dict], title: str | None = None) -> None:
     Console().print(table)
 
 
-__all__ = ["curvature_of_run", "append_rows", "record_curvature", "run_curvature_settings", "print_rows"]
+__all__ = ["curvature_of_run", "curvature_command", "append_rows", "record_curvature", "run_curvature_settings",
+           "print_rows"]

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from lossland.callbacks.curvature import curvature_subset
 from lossland.errors import LosslandError
@@ -47,82 +48,100 @@ def _same_architecture(model, other, names, other_dir) -> None:
     theirs = dict(other.named_parameters())
     for n, p in model.named_parameters():
         if n in names and (n not in theirs or theirs[n].shape != p.shape):
-            raise LosslandError(f"--to {other_dir}: its model does not match this run's "
+            raise LosslandError(f"to={other_dir}: its model does not match this run's "
                                 f"(parameter {n}: {tuple(p.shape)} vs "
                                 f"{tuple(theirs[n].shape) if n in theirs else 'missing'})")
 
 
-def slice_of_run(run_dir: str | Path, to: str | Path | None = None, dims: int = 1, points: int | None = None,
-                 span: tuple[float, float] | None = None, examples: int | None = 1024, split: str = "train",
-                 bn: str = "train", params="all", seed: int = 0, norm: str = "filter",
-                 bias_bn: str = "ignore", out: str | Path | None = None, name: str = "slice",
-                 checkpoint: str | Path | None = None, log: bool = False, device: str = "cpu",
-                 points_per_call: int = 8, progress: bool = True) -> dict:
-    """Compute a 1-d or 2-d slice around the run's weights (``checkpoint``, default ``last.ckpt``) and
-    write ``<name>.json`` and ``<name>.png``. Returns the JSON record plus ``"files"``.
+def _checked(cfg) -> dict:
+    """``conf/slice.yaml``'s keys as a plain dict, refused in one line where a value is not valid."""
+    c = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    if c["dims"] not in (1, 2):
+        raise LosslandError(f"dims={c['dims']} is not valid: 1 or 2")
+    if c["bn"] not in ("train", "eval"):
+        raise LosslandError(f"bn={c['bn']} is not valid: 'train' or 'eval'")
+    c["points"] = c["points"] or 21
+    if c["points"] < 2:
+        raise LosslandError(f"points={c['points']} is not valid: at least 2")
+    return c
 
-    ``points`` per axis (default 21); ``span`` = (a, b), the coefficient range of
-    every axis (default (-1, 1); with ``to``: (-0.5, 1.5) along d₁, so both runs lie on the grid).
-    """
-    if dims not in (1, 2):
-        raise LosslandError(f"--dims must be 1 or 2, got {dims}")
-    if bn not in ("train", "eval"):
-        raise LosslandError(f"--bn must be 'train' or 'eval', got {bn!r}")
-    points = points or 21
-    if points < 2:
-        raise LosslandError(f"--points must be at least 2, got {points}")
-    run_dir = Path(run_dir)
-    t0 = time.time()
-    run = open_run(run_dir)
-    cfg = run.config  # refuses a directory that is not a run
-    model, loss, dm = run.model(checkpoint)
-    try:
-        names = list(select_params(model, params))
-    except ValueError as e:
-        raise LosslandError(str(e)) from None
-    x, y, batch_size = slice_data(dm, examples, split, int(cfg.metrics.get("eval_batches", 8)))
-    model.to(device)
-    x, y = x.to(device), y.to(device)
 
+def _directions(model, c: dict, names, device) -> tuple[list, list[str]]:
+    """d₁ (toward ``to``, or random) and, for ``dims=2``, d₂ (random); with their descriptions."""
     directions, described = [], []
-    if to is not None:
-        other = open_run(to).model()[0]
-        _same_architecture(model, other, names, to)
-        directions.append(direction_to(model, other.to(device), params))
-        described.append(f"to {Path(to)}")
-    while len(directions) < dims:
-        s = seed + len(directions) - (1 if to is not None else 0)
+    if c["to"] is not None:
+        other = open_run(c["to"]).model()[0]
+        _same_architecture(model, other, names, c["to"])
+        directions.append(direction_to(model, other.to(device), c["params"]))
+        described.append(f"to {Path(c['to'])}")
+    while len(directions) < c["dims"]:
+        s = c["seed"] + len(directions) - (1 if c["to"] is not None else 0)
         try:
-            directions.append(random_direction(model, params, seed=s, norm=norm, bias_bn=bias_bn))
+            directions.append(random_direction(model, c["params"], seed=s, norm=c["norm"], bias_bn=c["bias_bn"]))
         except ValueError as e:
             raise LosslandError(str(e)) from None
-        described.append(f"random ({norm}-normalized, bias/BN {bias_bn}, seed {s})")
+        described.append(f"random ({c['norm']}-normalized, bias/BN {c['bias_bn']}, seed {s})")
+    return directions, described
 
-    a_span = tuple(span) if span is not None else ((-0.5, 1.5) if to is not None else (-1.0, 1.0))
-    b_span = tuple(span) if span is not None else (-1.0, 1.0)
-    alphas = np.linspace(*a_span, points)
-    common = {"bn": bn, "batch_size": batch_size, "points_per_call": points_per_call, "progress": progress}
-    if dims == 1:
-        result = slice_1d(model, loss, (x, y), directions[0], alphas, **common)
+
+def _grid(model, loss, data, directions, c: dict, batch_size: int) -> dict:
+    """The loss and accuracy on the slice's grid (module docstring for the default ranges)."""
+    a_span = tuple(c["range"]) if c["range"] is not None else ((-0.5, 1.5) if c["to"] is not None else (-1.0, 1.0))
+    b_span = tuple(c["range"]) if c["range"] is not None else (-1.0, 1.0)
+    alphas = np.linspace(*a_span, c["points"])
+    common = {"bn": c["bn"], "batch_size": batch_size, "points_per_call": c["points_per_call"],
+              "progress": c["progress"]}
+    if c["dims"] == 1:
+        return slice_1d(model, loss, data, directions[0], alphas, **common)
+    betas = np.linspace(*b_span, c["points"])
+    return slice_2d(model, loss, data, directions[0], directions[1], alphas, betas, **common)
+
+
+def slice_of_run(cfg) -> dict:
+    """Compute a 1-d or 2-d slice around the weights of ``cfg.run`` (``checkpoint``, default ``last.ckpt``) and
+    write ``<name>.json`` and ``<name>.png``. Returns the JSON record plus ``"files"``.
+
+    ``cfg``: ``conf/slice.yaml`` composed (e.g. ``lossland.config.compose(["run=DIR"], "slice")``): ``points``
+    per axis, ``range`` = [a, b], the coefficient range of every axis (default [-1, 1]; with ``to``: [-0.5, 1.5]
+    along d₁, so both runs lie on the grid), ...
+    """
+    c = _checked(cfg)
+    run_dir, t0 = Path(c["run"]), time.time()
+    run = open_run(run_dir)
+    run_cfg = run.config  # refuses a directory that is not a run
+    model, loss, dm = run.model(c["checkpoint"])
+    try:
+        names = list(select_params(model, c["params"]))
+    except ValueError as e:
+        raise LosslandError(str(e)) from None
+    x, y, batch_size = slice_data(dm, c["examples"] or None, c["split"], int(run_cfg.metrics.get("eval_batches", 8)))
+    model.to(c["device"])
+    data = (x.to(c["device"]), y.to(c["device"]))
+    directions, described = _directions(model, c, names, c["device"])
+    result = _grid(model, loss, data, directions, c, batch_size)
+    return _write(run_dir, c, result, described, len(x), batch_size, time.time() - t0)
+
+
+def _write(run_dir: Path, c: dict, result: dict, described: list[str], examples: int, batch_size: int,
+           wall_s: float) -> dict:
+    """``<name>.png`` and ``<name>.json`` into ``out`` (default: the run directory)."""
+    out_dir = Path(c["out"]) if c["out"] is not None else run_dir
+    to = c["to"]
+    title = f"{run_dir.name}" + (f" → {Path(to).name}" if to is not None else "") + f" ({c['split']}, BN {c['bn']})"
+    png = out_dir / f"{c['name']}.png"
+    if c["dims"] == 1:
+        plot_slice_1d(result, png, title=title, log_loss=c["log"])
     else:
-        betas = np.linspace(*b_span, points)
-        result = slice_2d(model, loss, (x, y), directions[0], directions[1], alphas, betas, **common)
-    out_dir = Path(out) if out is not None else run_dir
-    title = f"{run_dir.name}" + (f" → {Path(to).name}" if to is not None else "") + f" ({split}, BN {bn})"
-    png = out_dir / f"{name}.png"
-    if dims == 1:
-        plot_slice_1d(result, png, title=title, log_loss=log)
-    else:
-        plot_slice_2d(result, png, title=title, log=log)
-    record = {"run": str(run_dir), "to": str(to) if to is not None else None, "dims": dims,
-              "checkpoint": str(checkpoint) if checkpoint is not None else "last.ckpt",
+        plot_slice_2d(result, png, title=title, log=c["log"])
+    record = {"run": str(run_dir), "to": str(to) if to is not None else None, "dims": c["dims"],
+              "checkpoint": str(c["checkpoint"]) if c["checkpoint"] is not None else "last.ckpt",
               "directions": described,
-              "settings": {"split": split, "examples": len(x), "batch_size": batch_size, "bn": bn,
-                           "params": params, "norm": norm, "bias_bn": bias_bn, "seed": seed,
-                           "points": points},
+              "settings": {"split": c["split"], "examples": examples, "batch_size": batch_size, "bn": c["bn"],
+                           "params": c["params"], "norm": c["norm"], "bias_bn": c["bias_bn"], "seed": c["seed"],
+                           "points": c["points"]},
               **{k: np.asarray(v).tolist() for k, v in result.items()},
-              "wall_s": round(time.time() - t0, 3)}
-    path = write_json(out_dir / f"{name}.json", record)
+              "wall_s": round(wall_s, 3)}
+    path = write_json(out_dir / f"{c['name']}.json", record)
     return {**record, "files": [str(path), str(png)]}
 
 

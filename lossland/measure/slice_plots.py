@@ -1,6 +1,6 @@
 """PNG plots of loss-landscape slices (results of ``lossland.metrics.landscape``).
 
-Rendered with matplotlib's Agg canvas directly (no pyplot, no global backend switch).
+Drawn and saved with :mod:`lossland.figures`.
 """
 
 from __future__ import annotations
@@ -8,20 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from lossland.records import atomic_figure
-
-
-def _save(fig: Figure, path) -> Path:
-    FigureCanvasAgg(fig)
-    return atomic_figure(fig, path)
+from lossland.figures import figure, save_figure
 
 
 def plot_slice_1d(result: dict, path, title: str | None = None, log_loss: bool = False) -> Path:
     """Line plot of a 1-d slice: loss (left axis) and accuracy (right axis) against α."""
-    fig = Figure(figsize=(5, 3.5))
+    fig = figure(5, 3.5, layout=None)
     ax = fig.add_subplot()
     ax.plot(result["alphas"], result["loss"], color="tab:blue", label="loss")
     ax.set_xlabel("α")
@@ -34,7 +27,7 @@ def plot_slice_1d(result: dict, path, title: str | None = None, log_loss: bool =
     ax2.set_ylabel("accuracy (%)", color="tab:red")
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_slice_2d(result: dict, path, metric: str = "loss", levels: int = 30, title: str | None = None,
@@ -43,7 +36,7 @@ def plot_slice_2d(result: dict, path, metric: str = "loss", levels: int = 30, ti
     z = np.asarray(result[metric], dtype=float)
     if log:
         z = np.log10(np.maximum(z, 1e-12))
-    fig = Figure(figsize=(5, 4.2))
+    fig = figure(5, 4.2, layout=None)
     ax = fig.add_subplot()
     cs = ax.contour(result["alphas"], result["betas"], z.T, levels=levels, cmap="viridis")
     ax.clabel(cs, inline=True, fontsize=7)
@@ -53,4 +46,4 @@ def plot_slice_2d(result: dict, path, metric: str = "loss", levels: int = 30, ti
     ax.set_ylabel("β")
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -1,5 +1,5 @@
 """DARTS-style building blocks shared by the architecture search (:mod:`lossland.studies.nas`) and the discrete
-network it finds (:class:`GenotypeNet`, trainable from scratch by ``train.py model=nas_genotype``).
+network it finds (:class:`GenotypeNet`, trainable from scratch by ``lossland train model=nas_genotype``).
 
 Candidate operations form a registry ``OPS``: name -> ``factory(channels, stride, affine) -> nn.Module``,
 each mapping ``(N, C, H, W)`` to ``(N, C, H/stride, W/stride)``. A cell takes the outputs of the two previous
@@ -214,7 +214,7 @@ def load_genotype(genotype) -> dict:
     elif isinstance(genotype, (str, Path)):
         p = Path(genotype)
         if not p.is_file():
-            raise LosslandError(f"model.genotype={genotype}: no such file (a genotype.yaml of a nas.py run)")
+            raise LosslandError(f"model.genotype={genotype}: no such file (a genotype.yaml of a lossland nas run)")
         try:  # OmegaConf's loader is a safe one (no Python tags); the file may come from someone else
             g = OmegaConf.to_container(OmegaConf.load(p), resolve=False)
         except Exception as e:

@@ -121,43 +121,43 @@ def check_scale_invariance(model: nn.Module, x: torch.Tensor, params: ParamSpec 
         return []
     net = copy.deepcopy(model)
     if double:
-        net = net.double()
-        x = x.double()
+        net, x = net.double(), x.double()
     x = x.to(next(net.parameters()).device)
     for m in _bn_modules(net):
         m.eps = BN_EPS
     named = dict(net.named_parameters())
     refs = _outputs(net, x)
     gen = torch.Generator(device=x.device).manual_seed(0)
-    offending: list[str] = []
-    for label, names in groups.items():
-        saved = None
-        ref = refs
-        if all(not named[n].any() for n in names):
-            # f(α·0) = f(0) says nothing: probe an all-zero group (e.g. a BN bias at init) at a random value
-            saved = [named[n].detach().clone() for n in names]
-            with torch.no_grad():
-                for n in names:
-                    named[n].copy_(torch.randn(named[n].shape, generator=gen, device=x.device,
-                                               dtype=named[n].dtype))
-            ref = _outputs(net, x)
+    return [label for label, names in groups.items()
+            if not _invariant(net, x, [named[n] for n in names], refs, alphas, rtol, gen)]
+
+
+@torch.no_grad()
+def _invariant(net: nn.Module, x: torch.Tensor, group: list[torch.Tensor], refs, alphas, rtol: float,
+               gen: torch.Generator) -> bool:
+    """Is ``net``'s output unchanged (within ``rtol``) when the parameters of ``group`` are scaled together by
+    each α? The group is restored afterwards."""
+    saved = None
+    if all(not p.any() for p in group):
+        # f(α·0) = f(0) says nothing: probe an all-zero group (e.g. a BN bias at init) at a random value
+        saved = [p.detach().clone() for p in group]
+        for p in group:
+            p.copy_(torch.randn(p.shape, generator=gen, device=x.device, dtype=p.dtype))
+        refs = _outputs(net, x)
+    try:
         for a in alphas:
-            with torch.no_grad():
-                for n in names:
-                    named[n].mul_(a)
+            for p in group:
+                p.mul_(a)
             out = _outputs(net, x)
-            with torch.no_grad():
-                for n in names:
-                    named[n].div_(a)
-            dev = max(_deviation(o, r) for o, r in zip(out, ref))
-            if not dev <= rtol:  # also catches NaN
-                offending.append(label)
-                break
+            for p in group:
+                p.div_(a)
+            if not max(_deviation(o, r) for o, r in zip(out, refs)) <= rtol:  # also catches NaN
+                return False
+        return True
+    finally:
         if saved is not None:
-            with torch.no_grad():
-                for n, v in zip(names, saved):
-                    named[n].copy_(v)
-    return offending
+            for p, v in zip(group, saved):
+                p.copy_(v)
 
 
 def _hint(model: nn.Module, names: list[str]) -> str:

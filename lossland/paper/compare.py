@@ -11,10 +11,10 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lossland.cells import cell, loss_count, pm
 from lossland.paper.data import SeedTable
 
 REPRODUCES, FAILS, NOT_MEASURED = "reproduces", "does not reproduce", "not measured"
-VERDICTS = (REPRODUCES, FAILS, NOT_MEASURED)
 
 
 @dataclass
@@ -53,21 +53,11 @@ def number(v, cell: str = "value") -> float:
         return math.nan
 
 
-def fmt(v, cell: str = "value") -> str:
-    if v is None:
-        return "—"
+def fmt(v, kind: str = "value") -> str:
+    """A cell of a seed table's kind (:data:`lossland.paper.data.CELLS`) as text (:mod:`lossland.cells`)."""
     if isinstance(v, (list, tuple)) and len(v) == 2:
-        a, b = v
-        if a is None or b is None:
-            return "—"
-        if cell == "mean_std":
-            return f"{float(a):.2f} ± {float(b):.2f}"
-        a = float(a)
-        loss = "inf" if not math.isfinite(a) else "0" if a == 0 else f"{a:.1f}" if a >= 1 else f"{a:.3f}"
-        return f"{loss}\\{int(b)}"
-    if isinstance(v, float):
-        return "nan" if math.isnan(v) else f"{v:.4g}"
-    return str(v)
+        return pm(*v) if kind == "mean_std" else loss_count(*v)
+    return cell(v)
 
 
 def seed_rows(table: SeedTable) -> list[Ours]:
@@ -100,10 +90,10 @@ def side_by_side(table: SeedTable, ours: list[Ours]) -> list[dict]:
     return out
 
 
-def figure(table: SeedTable, ours: list[Ours]):
+def table_figure(table: SeedTable, ours: list[Ours]):
     """Seed (dashed, hatched) beside ours (solid): lines against the columns when they are numbers (widths),
     grouped bars otherwise; the plotted number of a cell is :func:`number`. ``None`` when nothing is numeric."""
-    from matplotlib.figure import Figure  # here: reading tables does not need matplotlib
+    from lossland.figures import figure  # here: reading tables does not need matplotlib
 
     numeric_cols = all(isinstance(c, (int, float)) for c in table.columns)
     matched = {tuple(o.seed_key or o.key) for o in ours}
@@ -123,7 +113,7 @@ def figure(table: SeedTable, ours: list[Ours]):
                for o in ours if tuple(o.seed_key or o.key) not in table.rows]
     if not any(math.isfinite(x) for _, vals, _, _ in series for x in vals):
         return None
-    fig = Figure(figsize=(7.5, 4.2))
+    fig = figure(7.5, 4.2, layout=None)
     ax = fig.add_subplot(1, 1, 1)
     if numeric_cols:
         colors: dict[str, str] = {}
@@ -156,9 +146,9 @@ def header(table: SeedTable) -> str:
 
 
 def save_table_figure(table: SeedTable, ours: list[Ours], out: Path) -> Path | None:
-    from lossland.records import atomic_figure
+    from lossland.figures import save_figure
 
     if "unit" in table.info:  # one unit per row: a shared axis would mislead (the study draws its own figure)
         return None
-    fig = figure(table, ours)
-    return None if fig is None else atomic_figure(fig, out / f"{table.id}.png")
+    fig = table_figure(table, ours)
+    return None if fig is None else save_figure(fig, out / f"{table.id}.png")

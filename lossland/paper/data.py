@@ -1,4 +1,5 @@
-"""The seed documents' values as data: ``lossland/studies/<study>/seed.yaml`` (package data), loaded and checked.
+"""The one reader of the seed documents' values: a study's ``seed.yaml`` (package data of the study's package,
+which the study names: ``load(__package__)``), loaded and checked.
 
 A file holds ``study``, ``seed`` (the source file in ``shared/seeds``), ``title``, ``tables`` and ``trends``.
 A table has ``title``, ``source`` (where in the seed), ``setting``, ``unit``, ``key`` (the names of the leading
@@ -17,7 +18,6 @@ import yaml
 
 from lossland.errors import LosslandError
 
-STUDIES = ("sphere", "connect", "exp_neuron", "nas", "optim")
 CELLS = ("value", "mean_std", "loss_misclassified")
 TABLE_FIELDS = ("title", "source", "setting", "unit", "key", "columns", "rows")
 
@@ -58,10 +58,12 @@ class Seed:
     raw: dict = field(repr=False)
 
 
-def seed_text(study: str) -> str:
-    if study not in STUDIES:
-        raise LosslandError(f"unknown study {study}; valid: {', '.join(STUDIES)}")
-    return (resources.files(f"lossland.studies.{study}") / "seed.yaml").read_text(encoding="utf-8")
+def seed_text(package: str) -> str:
+    """The text of ``seed.yaml`` in ``package`` (a study's package, e.g. ``lossland.studies.connect``)."""
+    try:
+        return (resources.files(package) / "seed.yaml").read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):
+        raise LosslandError(f"no seed data: {package} has no seed.yaml") from None
 
 
 def problems(doc: dict) -> list[str]:
@@ -121,6 +123,6 @@ def parse(doc: dict) -> Seed:
     return Seed(doc["study"], doc["seed"], doc["title"], tables, trends, doc)
 
 
-def load(study: str) -> Seed:
-    """The seed data of ``study`` (one of :data:`STUDIES`)."""
-    return parse(yaml.safe_load(seed_text(study)))
+def load(package: str) -> Seed:
+    """The seed data of the study in ``package`` (its ``seed.yaml``), checked (:func:`problems`)."""
+    return parse(yaml.safe_load(seed_text(package)))

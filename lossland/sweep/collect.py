@@ -7,16 +7,15 @@ other runs are collected. Values from records are printed inert (:func:`lossland
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from lossland.analysis.settings import run_values, sweep_settings
+from lossland.cells import cell
 from lossland.errors import LosslandError
-from lossland.records import atomic_write
+from lossland.records import write_csv
 from lossland.runs import Run, find_runs
 from lossland.studies.sphere.phases import phase_of
 from lossland.untrusted import terminal_text
@@ -65,22 +64,11 @@ def collect(root: str | Path) -> tuple[list[dict], Path]:
         except (LosslandError, TypeError, ValueError, AttributeError, KeyError) as e:
             rows[r.path] = _unreadable(r, root, f"{r.path}: unreadable records ({type(e).__name__}: {e})")
     rows = [rows[r.path] for r in runs]
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    return rows, atomic_write(root / "results.csv", buf.getvalue())
+    return rows, write_csv(root / "results.csv", rows)
 
 
 def _unreadable(run: Run, root: Path, why: str) -> dict:
     return {"run": run.path.relative_to(root).as_posix() or ".", "status": "unreadable", "error": why}
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return terminal_text(v)
 
 
 def print_table(rows: list[dict], title: str = "") -> None:
@@ -97,5 +85,5 @@ def print_table(rows: list[dict], title: str = "") -> None:
         left = c in ("run", "overrides", "status", "error")
         table.add_column(terminal_text(c.removeprefix("final_")), justify="left" if left else "right")
     for r in rows:
-        table.add_row(*(_fmt(r.get(c)) for c in cols))
+        table.add_row(*(terminal_text(cell(r.get(c), missing="")) for c in cols))
     Console(width=200).print(table)

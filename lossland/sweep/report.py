@@ -21,7 +21,6 @@ Every file is written atomically (temp file in the same directory, then ``os.rep
 from __future__ import annotations
 
 import html
-import json
 import math
 from pathlib import Path
 from typing import NamedTuple
@@ -36,17 +35,19 @@ from lossland.analysis.settings import (
     run_values,
     sweep_settings,
 )
+from lossland.cells import cell, pm
 from lossland.errors import LosslandError
-from lossland.records import atomic_write
+from lossland.figures import save_figure
+from lossland.records import atomic_write, write_json
 from lossland.runs import Run, load_runs
 from lossland.studies.sphere.phases import phase_boundaries, run_phase
 from lossland.studies.sphere.plots import (
+    DPI,
     PHASE_COLORS,
     plot_cosines,
     plot_curves,
     plot_final_metrics,
     plot_phase_diagram,
-    save_figure,
 )
 
 __all__ = ["ReportResult", "write_report", "run_table", "settings_table"]
@@ -116,19 +117,6 @@ def _boundaries(sweep: Sweep) -> dict[str, tuple[float, float]]:
     return out
 
 
-def _fmt(v) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def _pm(row: dict, m: str) -> str:
-    v, sd = row.get(m), row.get(f"{m}_std")
-    return _fmt(v) + (f" ± {sd:.2g}" if sd is not None else "")
-
-
 def _html(sweep_dir: Path, sweep: Sweep, rows: list[dict], settings: list[dict], boundaries: dict,
           problems: list[str]) -> str:
     e = html.escape
@@ -155,8 +143,8 @@ def _html(sweep_dir: Path, sweep: Sweep, rows: list[dict], settings: list[dict],
     for row in settings:
         color = PHASE_COLORS.get(row["phase"], "#ffffff")
         cells = [f"<td style='background:{color}'>{e(row[c])}</td>" if c == "phases"
-                 else f"<td>{e(_pm(row, c))}</td>" if c in FINAL_METRICS else f"<td>{e(_fmt(row.get(c)))}</td>"
-                 for c in cols]
+                 else f"<td>{e(pm(row.get(c), row.get(c + '_std'), '.4g', '.2g'))}</td>" if c in FINAL_METRICS
+                 else f"<td>{e(cell(row.get(c)))}</td>" for c in cols]
         parts.append("<tr>" + "".join(cells) + "</tr>")
     parts.append("</table>")
     for name, caption in FIGURES.items():
@@ -165,13 +153,31 @@ def _html(sweep_dir: Path, sweep: Sweep, rows: list[dict], settings: list[dict],
     parts.append("<h2>Runs</h2><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in cols) + "</tr>")
     for row in rows:
         color = PHASE_COLORS.get(row["phase"], "#ffffff")
-        cells = [f"<td style='background:{color}'>{e(_fmt(row[c]))}</td>" if c == "phase"
-                 else f"<td>{e(_fmt(row.get(c)))}</td>" for c in cols]
+        cells = [f"<td style='background:{color}'>{e(cell(row[c]))}</td>" if c == "phase"
+                 else f"<td>{e(cell(row.get(c)))}</td>" for c in cols]
         parts.append("<tr>" + "".join(cells) + "</tr>")
     parts.append("</table>")
     parts.append("<p>Phase rule: docs/sphere.md, section Phases (<code>lossland.studies.sphere.phases</code>).</p>"
                  "</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _finished_runs(root: Path) -> tuple[list[Run], list[str]]:
+    """The runs under ``root`` that finished (ok or diverged), and a line per problem (unreadable, unfinished)."""
+    if not root.is_dir():
+        raise LosslandError(f"report: no such directory: {root}")
+    runs, problems = load_runs(root)
+    if not runs:
+        raise LosslandError(f"report: no runs under {root} (a run directory holds a summary.json)")
+    unfinished = [r for r in runs if r.status not in ("ok", "diverged")]
+    problems += [f"{r.path}: {r.status}" + (f" ({r.summary['error']})" if r.summary.get("error") else "")
+                 for r in unfinished]
+    runs = [r for r in runs if r.status in ("ok", "diverged")]
+    if not runs:
+        counts = ", ".join(f"{sum(r.status == s for r in unfinished)} {s}"
+                           for s in sorted({r.status for r in unfinished}))
+        raise LosslandError(f"report: no run under {root} finished ({counts}); nothing to report")
+    return runs, problems
 
 
 def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
@@ -189,19 +195,7 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
         ``ReportResult(files, boundaries)``: written paths and {phase: (smallest elr, largest elr)}.
     """
     root = Path(sweep_dir)
-    if not root.is_dir():
-        raise LosslandError(f"report: no such directory: {root}")
-    runs, problems = load_runs(root)
-    if not runs:
-        raise LosslandError(f"report: no runs under {root} (a run directory holds a summary.json)")
-    unfinished = [r for r in runs if r.status not in ("ok", "diverged")]
-    problems += [f"{r.path}: {r.status}" + (f" ({r.summary['error']})" if r.summary.get("error") else "")
-                 for r in unfinished]
-    runs = [r for r in runs if r.status in ("ok", "diverged")]
-    if not runs:
-        counts = ", ".join(f"{sum(r.status == s for r in unfinished)} {s}"
-                           for s in sorted({r.status for r in unfinished}))
-        raise LosslandError(f"report: no run under {root} finished ({counts}); nothing to report")
+    runs, problems = _finished_runs(root)
     out = Path(out_dir) if out_dir is not None else root / "report"
     phases = [run_phase(r, num_classes, **thresholds) or "unknown" for r in runs]
     sweep = sweep_settings(runs, phases)
@@ -220,11 +214,11 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
                 "curves.png": plot_curves(sweep, PLOTTED),
                 "cosines.png": plot_cosines(sweep)}
         for name, fig in figs.items():
-            files.append(save_figure(fig, out / name))
+            files.append(save_figure(fig, out / name, dpi=DPI))
     table = {"sweep_dir": str(root), "varied": sweep.varied, "x": sweep.x, "series": sweep.series,
              "boundaries": {k: list(v) for k, v in boundaries.items()}, "settings": settings, "runs": rows,
              "problems": problems}
-    files.append(atomic_write(out / "phases.json", json.dumps(table, indent=2, default=str) + "\n"))
+    files.append(write_json(out / "phases.json", table))
     files.append(atomic_write(out / "index.html", _html(root, sweep, rows, settings, boundaries, problems)))
     lines = tuple(f"{st.label()}: {row['phases'] or 'no phase'}" for st, row in zip(sweep.settings, settings))
     return ReportResult(files, boundaries, sweep.x, lines)

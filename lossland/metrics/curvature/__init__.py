@@ -58,10 +58,8 @@ from lossland.metrics.params import (
 )
 from lossland.metrics.registry import METRICS, compute_curvature, register_metric
 
-BoundOperator = CurvatureOperator  # the operator's name before the package split
-
 __all__ = ["select_params", "layer_groups", "bn_mode", "as_batches", "curvature_operator", "CurvatureOperator",
-           "BoundOperator", "KINDS", "HVPS", "lanczos", "top_eigenvalues", "hutchinson", "spectral_density",
+           "KINDS", "HVPS", "lanczos", "top_eigenvalues", "hutchinson", "spectral_density",
            "hessian_top_eigs", "hessian_trace", "hessian_density", "per_layer", "per_sample_grads",
            "per_sample_grad_sq_norms", "empirical_fisher_trace", "true_fisher_trace", "ggn_trace",
            "compute_curvature", "METRICS", "register_metric", "flatten", "unflatten", "functional_loss",

@@ -109,11 +109,6 @@ class DoubleBackwardHVP:
             total = flat if total is None else total.add_(flat)
         return total.detach()
 
-    def release(self):
-        """Drop the cached gradient graphs (memory)."""
-        self._graphs = self._versions = None
-
-
 def _forward_over_reverse(model, loss, batches, named, bn, dropout):
     p0 = detached(named)
 

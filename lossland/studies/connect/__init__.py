@@ -3,7 +3,7 @@
 Typical use: ``from lossland.studies.connect.align import align``; ``b2 = align(a, b, weight_matching)``;
 ``p = arc(a, b2)``; ``r = evaluate_path(p, a, loss, train=(x, y), test=(xt, yt))``;
 ``write_connect_json(r, "connect.json")``; ``plot_paths(r, "connect.png")``.
-Jobs (``connect.py``) build the alignment method and the path from the ``conf/align`` and ``conf/path``
+Jobs (``lossland connect``) build the alignment method and the path from the ``conf/align`` and ``conf/path``
 configs (``_target_``): :mod:`lossland.studies.connect.run`.
 
 The function :func:`lossland.studies.connect.align.align` is not re-exported here: as a package attribute it would
@@ -20,7 +20,7 @@ from lossland.studies.connect.align import (
     weight_matching,
 )
 from lossland.studies.connect.bn import has_bn, recompute_bn
-from lossland.studies.connect.evaluate import evaluate_model, evaluate_path, write_connect_json
+from lossland.studies.connect.evaluate import evaluate_path, write_connect_json
 from lossland.studies.connect.paths import (
     PathData,
     WeightPath,
@@ -35,7 +35,7 @@ from lossland.studies.connect.plots import plot_paths
 
 __all__ = [
     "no_alignment", "weight_matching", "activation_matching", "ot_matching", "permute_model",
-    "random_permutations", "unit_layers", "has_bn", "recompute_bn", "evaluate_model", "evaluate_path",
+    "random_permutations", "unit_layers", "has_bn", "recompute_bn", "evaluate_path",
     "write_connect_json", "WeightPath", "PathData", "linear", "arc", "weight_adjustment", "bezier", "polychain",
     "least_squares_output_layer", "plot_paths",
 ]

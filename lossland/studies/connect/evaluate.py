@@ -19,29 +19,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from lossland.data import TensorBatches
-from lossland.metrics.gradients import gradient_stats
+from lossland.metrics.gradients import evaluate, gradient_stats
 from lossland.records import write_json
 from lossland.studies.connect.bn import has_bn, recompute_bn
 
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 has only trapz
-
-
-@torch.no_grad()
-def evaluate_model(model: nn.Module, loss: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                   batch_size: int = 1024) -> tuple[float, float]:
-    """(mean loss, accuracy in %) of ``model`` in eval mode on (x, y), evaluated in batches."""
-    was_training = model.training
-    model.eval()
-    total_loss, correct = 0.0, 0
-    try:
-        for i in range(0, len(x), batch_size):
-            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-            out = model(xb)
-            total_loss += float(loss(out, yb)) * len(xb)
-            correct += int((loss.predict(out) == yb).sum())
-    finally:
-        model.train(was_training)
-    return total_loss / len(x), 100.0 * correct / len(x)
 
 
 def _param_vector(model: nn.Module, state: dict) -> torch.Tensor:
@@ -88,47 +70,59 @@ def evaluate_path(path, model_template: nn.Module, loss: nn.Module, train: tuple
     if num_points < 2:
         raise ValueError("num_points must be >= 2")
     t0, t1 = (float(v) for v in path.t_range)
-    grid = np.linspace(t0, t1, num_points)
-    mid = 0.5 * (t0 + t1)
-    if not np.any(np.isclose(grid, mid)):
-        grid = np.sort(np.append(grid, mid))
     model = copy.deepcopy(model_template)
-    bn = has_bn(model)
     splits = {"train": train, **({"test": test} if test is not None else {})}
-    rec: dict[str, list] = {"t": [], "length": []}
-    rec.update({f"{k}_{m}": [] for k in splits for m in ("loss", "acc")})
-    prev = None
-    length = 0.0
-    for t in tqdm(grid, desc=desc or f"path {getattr(path, 'name', '')}", disable=not progress, leave=False):
+    rec: dict[str, list] = {"t": [], "length": [], **{f"{k}_{m}": [] for k in splits for m in ("loss", "acc")}}
+    prev, length = None, 0.0
+    for t in tqdm(_grid(t0, t1, num_points), desc=desc or f"path {getattr(path, 'name', '')}", disable=not progress,
+                  leave=False):
         state = path(float(t))
-        model.load_state_dict({k: v.detach() for k, v in state.items()})
-        if bn:
-            batches = bn_batches if bn_batches is not None else islice(TensorBatches(*train, batch_size),
-                                                                                bn_max_batches)
-            recompute_bn(model, batches, batch_size=batch_size)
+        _load_point(model, state, train, bn_batches, bn_max_batches, batch_size)
         vec = _param_vector(model, state)
-        if prev is not None:
-            length += float(torch.linalg.vector_norm(vec - prev))
+        length += 0.0 if prev is None else float(torch.linalg.vector_norm(vec - prev))
         prev = vec
         rec["t"].append(float(t))
         rec["length"].append(length)
-        for k, (x, y) in splits.items():
-            lo, acc = evaluate_model(model, loss, x, y, batch_size)
-            rec[f"{k}_loss"].append(lo)
-            rec[f"{k}_acc"].append(acc)
-        if gm_batches is not None:
-            rec.setdefault("gm", []).append(gradient_stats(model, loss, gm_batches, mode="train")["gm"])
+        _measure_point(rec, model, loss, splits, batch_size, gm_batches)
+    return {"path": getattr(path, "name", type(path).__name__), "t_range": [t0, t1], **rec,
+            "summary": _summary(rec, splits, (t0, t1), length)}
+
+
+def _grid(t0: float, t1: float, num_points: int) -> np.ndarray:
+    """``num_points`` evenly spaced t in [t0, t1], plus the midpoint when they miss it."""
+    grid = np.linspace(t0, t1, num_points)
+    mid = 0.5 * (t0 + t1)
+    return grid if np.any(np.isclose(grid, mid)) else np.sort(np.append(grid, mid))
+
+
+def _load_point(model: nn.Module, state: dict, train: tuple, bn_batches, bn_max_batches, batch_size: int) -> None:
+    """The path's weights at t into ``model``, with BN statistics recomputed where the net has BN."""
+    model.load_state_dict({k: v.detach() for k, v in state.items()})
+    if has_bn(model):
+        batches = bn_batches if bn_batches is not None else islice(TensorBatches(*train, batch_size), bn_max_batches)
+        recompute_bn(model, batches, batch_size=batch_size)
+
+
+def _measure_point(rec: dict, model: nn.Module, loss, splits: dict, batch_size: int, gm_batches) -> None:
+    """Loss and accuracy (%) on each split (BN in eval mode: the statistics just recomputed), GM if asked."""
+    for k, (x, y) in splits.items():
+        m = evaluate(model, loss, TensorBatches(x, y, batch_size), mode="eval")
+        rec[f"{k}_loss"].append(m["loss"])
+        rec[f"{k}_acc"].append(100.0 * (1.0 - m["error"]))
+    if gm_batches is not None:
+        rec.setdefault("gm", []).append(gradient_stats(model, loss, gm_batches, mode="train")["gm"])
+
+
+def _summary(rec: dict, splits: dict, t_range: tuple[float, float], length: float) -> dict:
     t_arr, cum = np.asarray(rec["t"]), np.asarray(rec["length"])
     summary = {"path_length": length}
-    if gm_batches is not None:
+    if "gm" in rec:
         gm = np.asarray(rec["gm"])
-        mid = int(np.argmin(np.abs(t_arr - 0.5 * (t0 + t1))))
+        mid = int(np.argmin(np.abs(t_arr - 0.5 * sum(t_range))))
         summary["gm"] = {"a": float(gm[0]), "b": float(gm[-1]), "max": float(gm.max()), "mid": float(gm[mid])}
     for k in splits:
-        summary[k] = summarize(t_arr, np.asarray(rec[f"{k}_loss"]), np.asarray(rec[f"{k}_acc"]),
-                               (t0, t1), cum)
-    return {"path": getattr(path, "name", type(path).__name__), "t_range": [t0, t1], **rec,
-            "summary": summary}
+        summary[k] = summarize(t_arr, np.asarray(rec[f"{k}_loss"]), np.asarray(rec[f"{k}_acc"]), t_range, cum)
+    return summary
 
 
 def _builtin(obj):

@@ -1,14 +1,11 @@
-"""PNG figures of loss and accuracy along one or several paths (matplotlib object API: no pyplot, no global
-state; written by :func:`lossland.records.atomic_figure`)."""
+"""PNG figures of loss and accuracy along one or several paths (:mod:`lossland.figures`)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
 
-from matplotlib.figure import Figure
-
-from lossland.records import atomic_figure
+from lossland.figures import figure, save_figure
 
 
 def plot_paths(results: Mapping[str, dict] | Sequence[dict] | dict, out: str | os.PathLike,
@@ -22,7 +19,7 @@ def plot_paths(results: Mapping[str, dict] | Sequence[dict] | dict, out: str | o
         results = {results.get("path", "path"): results}
     elif not isinstance(results, Mapping):
         results = {f"{r.get('path', 'path')}" + (f" #{i}" if i else ""): r for i, r in enumerate(results)}
-    fig = Figure(figsize=(10, 4))
+    fig = figure(10, 4, layout=None)
     ax_loss, ax_acc = fig.subplots(1, 2)
     styles = {"train": "-", "test": "--", "val": ":"}
     for i, (label, r) in enumerate(results.items()):
@@ -44,4 +41,4 @@ def plot_paths(results: Mapping[str, dict] | Sequence[dict] | dict, out: str | o
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return os.fspath(atomic_figure(fig, out, dpi=120))
+    return os.fspath(save_figure(fig, out, dpi=120))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lossland.records import atomic_figure
+from lossland.figures import figure, save_figure
 from lossland.studies.connect.seed import METHOD_LABELS
 
 PRIOR_ORDER = ("none", "weight_decay", "dropout", "weight_decay+dropout")
@@ -86,11 +86,9 @@ def _nearest(widths, want):
 
 def plot_priors(records: list[dict], out: str | Path, split: str = "test") -> Path:
     """The seed's panels c–h (module doc) from connect.json records; writes a PNG, returns its path."""
-    from matplotlib.figure import Figure  # here, not at the top: tables do not need matplotlib
-
     priors = _priors(records)
     colors = {p: f"C{i}" for i, p in enumerate(priors)}
-    fig = Figure(figsize=(15, 8.4))
+    fig = figure(15, 8.4, layout=None)
     axes = fig.subplots(2, 3).ravel()
     for ax, (panel, name, want) in zip(axes[:2], CURVE_PANELS):
         label = METHOD_LABELS[name]
@@ -133,7 +131,7 @@ def plot_priors(records: list[dict], out: str | Path, split: str = "test") -> Pa
             ax.legend(fontsize=7)
     fig.suptitle("Priors compared: normalized test error e(s) / ((1-s) e_A + s e_B) (seed 001, panels c–h)")
     fig.tight_layout()
-    return atomic_figure(fig, out, dpi=110)
+    return save_figure(fig, out, dpi=110)
 
 
 def check_prior_trends(rows: list[dict], methods=tuple(METHOD_LABELS)) -> list[str]:

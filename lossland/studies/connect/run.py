@@ -1,4 +1,4 @@
-"""``run_connect(cfg)``: one mode-connectivity job (``connect.py`` / ``lossland connect``) from a composed
+"""``run_connect(cfg)``: one mode-connectivity job (``lossland connect A B``, alias ``connect.py``) from a composed
 ``conf/connect.yaml`` config (groups ``conf/align``, ``conf/path``): load two finished runs, align B to A,
 build (or train) a path, evaluate it, and write ``connect.json`` and ``connect.png`` into the job directory.
 
@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
 import time
 from contextlib import contextmanager
-from datetime import datetime
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from lossland.config import CONFIG_DIR, check_overrides, compose, output_dir
+from lossland.config import CONFIG_DIR, compose, output_dir
 from lossland.data import TensorBatches
 from lossland.errors import LosslandError
 from lossland.runs import open_run
@@ -46,7 +45,7 @@ RECORD_KEYS = ("name", "label")  # keys of align / path configs naming the metho
 
 
 def compose_connect(overrides: list[str] | None = None) -> DictConfig:
-    """The config ``connect.py`` would run with these overrides (``conf/connect.yaml``)."""
+    """The config ``lossland connect`` would run with these overrides (``conf/connect.yaml``)."""
     return compose(overrides, "connect", CONFIG_DIR)
 
 
@@ -165,119 +164,112 @@ def gm_batches(cfg: DictConfig, run: dict) -> list | None:
 
 def run_connect(cfg: DictConfig) -> dict:
     """One connectivity job; returns the record written to ``connect.json``. User errors raise
-    :class:`LosslandError` (missing or incompatible runs, a path that does not fit the model)."""
-    check_job(cfg)
+    :class:`LosslandError` (missing or incompatible runs, a path that does not fit the model).
+
+    Steps: check the config, load runs A and B (refusing incompatible ones), put models and data on the device,
+    align B to A, build (or train) the path, evaluate it, write ``connect.json`` (and ``connect.png``)."""
+    _check(cfg)
     t_start = time.time()
     out = output_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
-    ra, rb = load_run(cfg.a, cfg.get("checkpoint"), "a"), load_run(cfg.b, cfg.get("checkpoint"), "b")
+    ra = load_run(cfg.a, cfg.get("checkpoint"), "a")
+    rb = load_run(cfg.b, cfg.get("checkpoint"), "b")
     check_compatible(ra, rb)
-    ends = Endpoints(cfg, ra, rb)
+    job = _Job.on_device(cfg, ra, rb, out)
     method = method_record(cfg.align, cfg.path)
-    timing = {}
-    with _timed(timing, "align"):
-        b_aligned = _method_call(f"align={method['align']}", align, ends.a, ends.b, instantiate_method(cfg.align),
-                                 x=ends.full_train[0])
-    with _timed(timing, "path"):
-        data = PathData(x=ends.full_train[0], y=ends.full_train[1], loss=ends.loss, bn_batches=ends.bn_batches,
-                        batch_size=ends.batch_size, out=out, device=str(ends.device), seed=int(cfg.seed),
-                        progress=bool(cfg.progress))
-        path = _method_call(f"path={method['path']}", instantiate_method(cfg.path), ends.a, b_aligned, data=data)
-    with _timed(timing, "evaluate"):
-        result = evaluate_path(path, ends.a, ends.loss, ends.train, ends.test, num_points=int(cfg.num_points),
-                               bn_batches=ends.bn_batches, batch_size=ends.batch_size, progress=bool(cfg.progress),
+    wall = {}
+    with _timed(wall, "align"), _refused(f"align={method['align']}"):
+        b_aligned = align(job.a, job.b, instantiate_method(cfg.align), x=job.full_train[0])
+    with _timed(wall, "path"), _refused(f"path={method['path']}"):
+        path = instantiate_method(cfg.path)(job.a, b_aligned, data=job.path_data(cfg, out))
+    with _timed(wall, "evaluate"):
+        result = evaluate_path(path, job.a, job.loss, job.train, job.test, num_points=int(cfg.num_points),
+                               bn_batches=job.bn_batches, batch_size=job.batch_size, progress=bool(cfg.progress),
                                desc=method["label"], gm_batches=gm_batches(cfg, ra))
-    timing["total"] = round(time.time() - t_start, 3)
-    record = connect_record(cfg, ra, rb, method, result, path, timing)
-    write_record(cfg, record, out)
+    wall["total"] = round(time.time() - t_start, 3)
+    record = _record(cfg, ra, rb, method, result, path, wall)
+    _write(cfg, record, out)
     return record
 
 
-def check_job(cfg: DictConfig) -> None:
+def _check(cfg: DictConfig) -> None:
     for key in ("a", "b"):
         if OmegaConf.is_missing(cfg, key) or not cfg.get(key):
-            raise LosslandError(f"{key} must be set: connect.py a=RUN_DIR b=RUN_DIR "
-                                "(train.py job directories)")
+            raise LosslandError(f"{key} must be set: lossland connect RUN_A RUN_B (two training run "
+                                "directories)")
     if int(cfg.num_points) < 2:
         raise LosslandError(f"num_points={cfg.num_points} is not valid: at least 2 points")
 
 
-class Endpoints:
-    """The two runs' models on the job's device (eval mode), their loss, the training split (whole and as
-    evaluated: ``train_examples``), the test split (``test_examples``) and the BN batches (nets with BN)."""
-
-    def __init__(self, cfg: DictConfig, ra: dict, rb: dict):
-        self.device = torch.device(cfg.get("device") or "cpu")
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise LosslandError("device=cuda but no CUDA device is available")
-        self.loss = ra["loss"]
-        self.a = copy.deepcopy(ra["model"]).eval().to(self.device)
-        self.b = copy.deepcopy(rb["model"]).eval().to(self.device)
-        splits = ra["dm"].splits
-        self.full_train = tuple(t.to(self.device) for t in splits["train"])
-        self.train = _limit(self.full_train, cfg.get("train_examples"))
-        self.test = _limit(tuple(t.to(self.device) for t in splits["test"]), cfg.get("test_examples")) \
-            if "test" in splits else None
-        self.batch_size = int(cfg.batch_size)
-        n = int(cfg.bn_batches) if cfg.get("bn_batches") else None
-        self.bn_batches = list(islice(TensorBatches(*self.full_train, self.batch_size), n)) if has_bn(self.a) else None
+@contextmanager
+def _timed(wall: dict, key: str):
+    t0 = time.time()
+    yield
+    wall[key] = round(time.time() - t0, 3)
 
 
 @contextmanager
-def _timed(timing: dict, key: str):
-    t0 = time.time()
-    yield
-    timing[key] = round(time.time() - t0, 3)
-
-
-def _method_call(what: str, fn, *args, **kwargs):
-    """``fn(*args, **kwargs)``, a method that does not fit the models refused in one line naming it."""
+def _refused(what: str):
+    """A method that does not fit the models (``ValueError``, ``NotImplementedError``): one line naming it."""
     try:
-        return fn(*args, **kwargs)
+        yield
     except (ValueError, NotImplementedError) as e:
         raise LosslandError(f"{what}: {e}") from None
 
 
-def connect_record(cfg: DictConfig, ra: dict, rb: dict, method: dict, result: dict, path, timing: dict) -> dict:
-    """``connect.json``'s record (see the module's docstring)."""
+@dataclass
+class _Job:
+    """The endpoints, loss and data of a job on its device."""
+
+    a: torch.nn.Module
+    b: torch.nn.Module
+    loss: torch.nn.Module
+    full_train: tuple
+    train: tuple
+    test: tuple | None
+    batch_size: int
+    bn_batches: list | None
+    device: torch.device
+
+    @classmethod
+    def on_device(cls, cfg: DictConfig, ra: dict, rb: dict, out: Path) -> _Job:
+        device = torch.device(cfg.get("device") or "cpu")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise LosslandError("device=cuda but no CUDA device is available")
+        a = copy.deepcopy(ra["model"]).eval().to(device)
+        dm = ra["dm"]
+        full_train = tuple(t.to(device) for t in dm.splits["train"])
+        test = (_limit(tuple(t.to(device) for t in dm.splits["test"]), cfg.get("test_examples"))
+                if "test" in dm.splits else None)
+        bs = int(cfg.batch_size)
+        n_bn = int(cfg.bn_batches) if cfg.get("bn_batches") else None
+        bn = list(islice(TensorBatches(*full_train, bs), n_bn)) if has_bn(a) else None
+        return cls(a, copy.deepcopy(rb["model"]).eval().to(device), ra["loss"], full_train,
+                   _limit(full_train, cfg.get("train_examples")), test, bs, bn, device)
+
+    def path_data(self, cfg: DictConfig, out: Path) -> PathData:
+        return PathData(x=self.full_train[0], y=self.full_train[1], loss=self.loss, bn_batches=self.bn_batches,
+                        batch_size=self.batch_size, out=out, device=str(self.device), seed=int(cfg.seed),
+                        progress=bool(cfg.progress))
+
+
+def _record(cfg: DictConfig, ra: dict, rb: dict, method: dict, result: dict, path, wall: dict) -> dict:
+    """``connect.json`` (module docstring)."""
     info_a, info_b = _run_info(ra), _run_info(rb)
     prior = info_a["prior"] if info_a["prior"] == info_b["prior"] else f"{info_a['prior']}|{info_b['prior']}"
     return {"status": "ok", "config": OmegaConf.to_container(cfg, resolve=True), "a": info_a, "b": info_b,
             "width": info_a["width"], "prior": prior, "method": method, "result": result,
-            "summary": result["summary"], "curve": path.training or None, "wall_s": timing}
+            "summary": result["summary"], "curve": path.training or None,
+            "wall_s": {k: wall[k] for k in ("align", "path", "evaluate", "total")}}
 
 
-def write_record(cfg: DictConfig, record: dict, out: Path) -> None:
-    """``connect.json``, ``connect.png`` (unless ``plot=false``) and one line of the result."""
-    label, result, a, b = record["method"]["label"], record["result"], record["a"], record["b"]
+def _write(cfg: DictConfig, record: dict, out: Path) -> None:
     write_connect_json(record, out / "connect.json")
+    label, result = record["method"]["label"], record["result"]
     if cfg.get("plot", True):
-        title = f"{label} | width {a['width']} | prior {record['prior']} | seeds {a['seed']}, {b['seed']}"
+        title = (f"{label} | width {record['width']} | prior {record['prior']} | "
+                 f"seeds {record['a']['seed']}, {record['b']['seed']}")
         plot_paths({label: result}, out / "connect.png", title=title)
     s = result["summary"].get("test", result["summary"]["train"])
     log.info("%s: max test accuracy loss %.2f points, loss barrier %.4f (%s)", label, s["max_acc_loss"],
              s["loss_barrier"], out)
-
-
-def _quote(value: str) -> str:
-    """A Hydra override value for an arbitrary path (quoted when it holds characters the grammar reserves)."""
-    if re.fullmatch(r"[\w/.\-~+:@]+", value):
-        return value
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def connect_command(args) -> dict:
-    """``lossland connect A B [--align X] [--path Y] [--out DIR] [key=value ...]``: the same job as
-    ``python connect.py a=A b=B align=X path=Y ...`` (config ``conf/connect.yaml``)."""
-    overrides = [f"a={_quote(str(args.a))}", f"b={_quote(str(args.b))}", f"align={args.align}",
-                 f"path={args.path}", *(args.overrides or [])]
-    check_overrides(overrides, "connect", CONFIG_DIR)
-    stamp = datetime.now().strftime("%Y-%m-%d/%H-%M-%S-%f")
-    out = Path(args.out) if args.out else Path("outputs/connect") / stamp
-    cfg = compose_connect([*overrides, f"out_dir={_quote(str(out))}"])
-    record = run_connect(cfg)
-    s = record["summary"].get("test", record["summary"]["train"])
-    print(f"{record['method']['label']}: max accuracy loss {s['max_acc_loss']:.2f} points, "
-          f"loss barrier {s['loss_barrier']:.4g}, mean loss {s['mean_loss']:.4g}")
-    print(out / "connect.json")
-    return record

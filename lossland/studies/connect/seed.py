@@ -10,11 +10,8 @@ that maximum. lossland's counterpart is ``test.max_err`` (see :func:`lossland.st
 
 from __future__ import annotations
 
-from importlib import resources
+from lossland.paper.data import load
 
-import yaml
-
-SEED_ID = "001_d158779183557447"
 SETTING = ("MNIST (60,000 train / 10,000 test), MLP with one hidden ReLU layer of the given width, "
            "endpoints trained from different seeds; number of pairs and epochs not stated")
 UNIT = "max test error along the path, % of the test set"
@@ -31,31 +28,23 @@ METHOD_LABELS = {
 # lossland's extra, not in the seed: weight matching (Ainsworth et al. 2022)
 EXTRA_LABELS = {"Linear + WM": "linear, weight", "Arc + WM": "arc, weight"}
 
-# The tables are read from the one copy of the seed's values, lossland/studies/connect/seed.yaml (package data;
-# read as data so that connect does not depend on lossland.paper). Its row names omit the spaces ("Linear+WA").
+# The tables are read from the one copy of the seed's values, this study's seed.yaml (lossland.paper.data).
+# Its row names omit the spaces ("Linear+WA").
 _TABLE_OF_PRIOR = {"none": "no_prior", "dropout": "dropout"}  # prior (as connect.json names it) -> yaml table
 
 
 def _load_tables() -> dict[str, dict[str, tuple]]:
-    data = yaml.safe_load((resources.files("lossland.studies.connect") / "seed.yaml").read_text("utf-8"))
+    seed = load(__package__)
     names = {m.replace(" ", ""): m for m in METHODS}
     tables = {}
     for prior, tid in _TABLE_OF_PRIOR.items():
-        t = data["tables"][tid]
-        assert tuple(t["columns"]) == WIDTHS, f"connect.yaml {tid}: columns {t['columns']} are not {WIDTHS}"
-        tables[prior] = {names[row[0]]: tuple(float(v) for v in row[1:]) for row in t["rows"]}
+        t = seed.tables[tid]
+        assert tuple(t.columns) == WIDTHS, f"connect seed.yaml {tid}: columns {t.columns} are not {WIDTHS}"
+        tables[prior] = {names[key[0]]: tuple(float(row[w]) for w in WIDTHS) for key, row in t.rows.items()}
     return tables
 
 
 TABLES = _load_tables()  # prior -> method -> values at WIDTHS
-
-# The seed's claims (its "Выводы"), in the order docs/connect.md discusses them.
-CLAIMS = (
-    "advanced methods (WA, OT) give paths with lower error than Linear and Arc",
-    "minima become more connected as the hidden width grows",
-    "a prior (weight decay = Gaussian, dropout) makes minima more connected (normalized errors)",
-    "a more informative prior gives a smoother parameter space",
-)
 
 
 def seed_name(label: str) -> str | None:

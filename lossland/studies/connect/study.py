@@ -15,8 +15,10 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+from lossland.cells import MISSING, cell, pm
 from lossland.errors import LosslandError
-from lossland.records import atomic_figure, atomic_write
+from lossland.figures import figure, save_figure
+from lossland.records import atomic_write
 from lossland.studies.connect import seed
 from lossland.studies.connect.priors import PRIOR_ORDER, check_prior_trends, peak_rows, plot_priors, verdict
 
@@ -112,8 +114,8 @@ def _grid(rows: list[dict]):
     return out
 
 
-def _fmt(r: dict | None) -> str:
-    return "" if r is None else f"{r['mean']:.2f} ± {r['std']:.2f}"
+def _fmt(r: dict | None, missing: str = "") -> str:
+    return missing if r is None else pm(r["mean"], r["std"])
 
 
 def display_name(label: str) -> str:
@@ -158,8 +160,7 @@ def seed_table_markdown(rows: list[dict]) -> str:
             for w in widths:
                 r = cells.get((m, w))
                 sv = seed.seed_value(prior, m, w)
-                ours = "—" if r is None else f"{r['mean']:.2f} ± {r['std']:.2f}"
-                row.append(ours + ("" if not has_seed else f" [{'—' if sv is None else f'{sv:.2f}'}]"))
+                row.append(_fmt(r, MISSING) + ("" if not has_seed else f" [{cell(sv, '.2f')}]"))
             parts.append(f"| {display_name(m)} | " + " | ".join(row) + " |")
         parts.append("")
     return "\n".join(parts)
@@ -182,64 +183,53 @@ def check_seed_trends(rows: list[dict]) -> list[str]:
     :func:`lossland.studies.connect.priors.check_prior_trends`)."""
     ours = {(r["prior"], r["method"], r["width"]): r["mean"] for r in rows}
     ref = _seed_cells()
-    adv = [seed.METHOD_LABELS[m] for m in _ADVANCED]
-    basic = [seed.METHOD_LABELS[m] for m in _BASIC]
     lines = []
-
-    def count(cells, test, keys):
-        """(holds, compared) over ``keys``; on the seed's table only where ours has the comparison too."""
-        if cells is ref:
-            keys = [k for k in keys if test(ours, k) is not None]
-        hits = [h for h in (test(cells, k) for k in keys) if h is not None]
-        return sum(hits), len(hits)
-
     for prior in _grid(rows):
         widths = sorted({w for (p, _, w) in ours if p == prior and isinstance(w, (int, float))})
-        if not widths:
-            continue
+        if widths:
+            lines += _advanced_below_naive(ours, ref, prior, widths) + _falls_with_width(ours, ref, prior, widths)
+    return lines + _dropout_below_none(ours, ref)
 
-        def adv_below(cells, key, prior=prior):
-            a, b, w = key
-            if (prior, a, w) not in cells or (prior, b, w) not in cells:
-                return None
-            return cells[(prior, a, w)] < cells[(prior, b, w)]
 
-        keys = [(a, b, w) for a in adv for b in basic for w in widths]
-        k, n = count(ours, adv_below, keys)
-        if n:
-            ks, ns = count(ref, adv_below, keys)
-            seed_part = f" [seed: {ks}/{ns}]" if ns else ""
-            lines.append(f"{prior}: WA/OT below Linear and Arc in {k}/{n} comparisons{seed_part} "
-                         f"({verdict(k, n)})")
-        lo, hi = min(widths), max(widths)
+def _tally(ours: dict, ref: dict, test, keys) -> tuple[int, int, str]:
+    """How many of the comparisons ``keys`` hold on ours (test → None: not comparable there), and the same count
+    on the seed's table over the comparisons ours has, as `` [seed: k/n]`` (empty when it has none)."""
+    hits = [h for h in (test(ours, k) for k in keys) if h is not None]
+    seed_hits = [h for h in (test(ref, k) for k in keys if test(ours, k) is not None) if h is not None]
+    return sum(hits), len(hits), f" [seed: {sum(seed_hits)}/{len(seed_hits)}]" if seed_hits else ""
 
-        def falls(cells, m, prior=prior, lo=lo, hi=hi):
-            if (prior, m, lo) not in cells or (prior, m, hi) not in cells:
-                return None
-            return cells[(prior, m, hi)] < cells[(prior, m, lo)]
 
-        if lo != hi:
-            k, n = count(ours, falls, adv + basic)
-            ks, ns = count(ref, falls, adv + basic)
-            seed_part = f" [seed: {ks}/{ns}]" if ns else ""
-            lines.append(f"{prior}: error lower at width {hi} than at {lo} for {k}/{n} methods{seed_part} "
-                         f"({verdict(k, n)})")
-    if any(p == "dropout" for p, _, _ in ours) and any(p == "none" for p, _, _ in ours):
-        def drop_below(cells, key):
-            m, w = key
-            if ("dropout", m, w) not in cells or ("none", m, w) not in cells:
-                return None
-            return cells[("dropout", m, w)] < cells[("none", m, w)]
+def _below(cells: dict, low: tuple, high: tuple) -> bool | None:
+    return cells[low] < cells[high] if low in cells and high in cells else None
 
-        widths = sorted({w for (_, _, w) in ours if isinstance(w, (int, float))})
-        keys = [(m, w) for m in adv + basic for w in widths]
-        k, n = count(ours, drop_below, keys)
-        ks, ns = count(ref, drop_below, keys)
-        if n:
-            seed_part = f" [seed: {ks}/{ns}]" if ns else ""
-            lines.append(f"dropout below no prior (max error) in {k}/{n} method x width cells{seed_part} "
-                         f"({verdict(k, n)})")
-    return lines
+
+def _advanced_below_naive(ours: dict, ref: dict, prior: str, widths: list) -> list[str]:
+    adv = [seed.METHOD_LABELS[m] for m in _ADVANCED]
+    basic = [seed.METHOD_LABELS[m] for m in _BASIC]
+    keys = [(a, b, w) for a in adv for b in basic for w in widths]
+    k, n, seed_part = _tally(ours, ref, lambda c, key: _below(c, (prior, key[0], key[2]), (prior, key[1], key[2])),
+                             keys)
+    return [f"{prior}: WA/OT below Linear and Arc in {k}/{n} comparisons{seed_part} ({verdict(k, n)})"] if n else []
+
+
+def _falls_with_width(ours: dict, ref: dict, prior: str, widths: list) -> list[str]:
+    lo, hi = min(widths), max(widths)
+    if lo == hi:
+        return []
+    methods = [seed.METHOD_LABELS[m] for m in (*_ADVANCED, *_BASIC)]
+    k, n, seed_part = _tally(ours, ref, lambda c, m: _below(c, (prior, m, hi), (prior, m, lo)), methods)
+    return [f"{prior}: error lower at width {hi} than at {lo} for {k}/{n} methods{seed_part} ({verdict(k, n)})"]
+
+
+def _dropout_below_none(ours: dict, ref: dict) -> list[str]:
+    priors = {p for p, _, _ in ours}
+    if not {"dropout", "none"} <= priors:
+        return []
+    widths = sorted({w for (_, _, w) in ours if isinstance(w, (int, float))})
+    keys = [(seed.METHOD_LABELS[m], w) for m in (*_ADVANCED, *_BASIC) for w in widths]
+    k, n, seed_part = _tally(ours, ref, lambda c, key: _below(c, ("dropout", *key), ("none", *key)), keys)
+    return [f"dropout below no prior (max error) in {k}/{n} method x width cells{seed_part} ({verdict(k, n)})"] \
+        if n else []
 
 
 def width_table_csv(rows: list[dict]) -> str:
@@ -254,10 +244,9 @@ def width_table_csv(rows: list[dict]) -> str:
 
 def plot_width(rows: list[dict], out: str | Path, metric: str = "test.max_acc_loss") -> Path:
     """Max accuracy loss against width (log x), one line per method (error bars: std), one panel per prior."""
-    from matplotlib.figure import Figure  # here, not at the top: reading tables does not need matplotlib
 
     grid = _grid(rows)
-    fig = Figure(figsize=(5.2 * max(1, len(grid)), 4.2))
+    fig = figure(5.2 * max(1, len(grid)), 4.2, layout=None)
     axes = fig.subplots(1, max(1, len(grid)), squeeze=False, sharey=True)
     for ax, (prior, (methods, widths, cells)) in zip(axes[0], grid.items()):
         for i, m in enumerate(methods):
@@ -273,7 +262,7 @@ def plot_width(rows: list[dict], out: str | Path, metric: str = "test.max_acc_lo
     axes[0][0].set_ylabel(f"{metric} (points)")
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
-    return atomic_figure(fig, out, dpi=120)
+    return save_figure(fig, out, dpi=120)
 
 
 def check_width_trends(rows: list[dict], min_width: int = 50) -> list[str]:

@@ -1,25 +1,14 @@
-"""The values of study E's seed document, read from ``lossland/studies/exp_neuron/seed.yaml`` (the one copy, with
-units, setting and source per table; ``lossland paper exp_neuron`` reads the same file). This module gives them
-the shapes ``lossland exp-neuron`` uses: each row (dataset, train size, without the neuron, with it,
-architecture); stability rows (perturbed neuron, fraction diverged).
-
-The file is read as package data of ``lossland`` (not imported from :mod:`lossland.paper`, which sits above the
-analysis layer).
+"""The values of study E's seed document, read from this study's ``seed.yaml`` (the one copy, with units, setting
+and source per table) by the one seed reader, :func:`lossland.paper.data.load` (``lossland paper exp_neuron``
+reads the same). This module gives them the shapes ``lossland exp-neuron`` uses: each row (dataset, train size,
+without the neuron, with it, architecture); stability rows (perturbed neuron, fraction diverged).
 """
 
 from __future__ import annotations
 
-from importlib import resources
+from lossland.paper.data import load
 
-import yaml
-
-
-def _doc() -> dict:
-    return yaml.safe_load((resources.files("lossland.studies.exp_neuron") / "seed.yaml")
-                          .read_text(encoding="utf-8"))
-
-
-_DOC = _doc()
+_DOC = load(__package__).raw
 
 
 def _pair_or_value(v):

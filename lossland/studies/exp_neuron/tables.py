@@ -24,8 +24,10 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lossland.cells import MISSING, cell, loss_count
 from lossland.errors import LosslandError
-from lossland.records import atomic_figure, atomic_write
+from lossland.figures import figure, save_figure
+from lossland.records import atomic_write
 from lossland.records import write_table as write_records_table
 from lossland.runs import Run, load_runs
 from lossland.studies.exp_neuron import seed
@@ -55,17 +57,13 @@ class RunInfo:
         return s + (f" λ={self.lam:g}" if self.lam is not None else "")
 
 
-def _g(v) -> str:
-    return f"{float(v):g}"
-
-
 def dataset_label(data) -> str:
     """``spheres R2=1.01``, ``gaussians m2=0.5``, ``mnist5k 1v7``, ... from a run's data config."""
     name = str(data._target_).rsplit(".", 1)[-1].lower()
     if name == "spheres":
-        return f"spheres R2={_g(list(data.radii)[-1])}"
+        return f"spheres R2={float(list(data.radii)[-1]):g}"
     if name == "gaussians":
-        return f"gaussians m2={_g(list(data.means)[-1])}"
+        return f"gaussians m2={float(list(data.means)[-1]):g}"
     classes = data.get("classes")
     return f"{name} {'v'.join(str(c) for c in classes)}" if classes else name
 
@@ -94,16 +92,6 @@ def load_infos(root: str | Path) -> list[RunInfo]:
     if not infos:
         raise LosslandError(f"no runs under {root}" + (f" ({problems[0]})" if problems else ""))
     return infos
-
-
-def _pair(loss_sum, wrong) -> str:
-    if loss_sum is None or wrong is None:
-        return "—"
-    loss_sum = float(loss_sum)
-    if not math.isfinite(loss_sum):
-        return f"inf\\{int(wrong)}"
-    text = "0" if loss_sum == 0 else f"{loss_sum:.1f}" if loss_sum >= 1 else f"{loss_sum:.3f}"  # the seed's digits
-    return f"{text}\\{int(wrong)}"
 
 
 def _div(group: list[RunInfo]) -> str:
@@ -136,13 +124,9 @@ def _seed_only_rows(rows: list[dict], table, fmt) -> list[dict]:
     extra = []
     for ds, size, none, exp, _arch in table:
         if ds in ours and (ds, size) not in have:
-            extra.append({"dataset": ds, "train_size": size, "none": "—", "exp": "—", "seed_size": size,
+            extra.append({"dataset": ds, "train_size": size, "none": MISSING, "exp": MISSING, "seed_size": size,
                           "seed_none": fmt(none), "seed_exp": fmt(exp)})
     return sorted(rows + extra, key=lambda r: (r["dataset"], r["train_size"] or 0))
-
-
-def _pair_of(v) -> str:
-    return _pair(*v)
 
 
 # ------------------------------------------------------------------------------------------------ protocols
@@ -158,7 +142,8 @@ def _protocol_rows(infos: list[RunInfo], table, fmt, cells) -> list[dict]:
             row.update(cells(g, tag))
             row[f"{tag}_div"] = _div(g) if g else "0/0"
         s = _seed_row(table, ds, size)
-        row["seed_size"], row["seed_none"], row["seed_exp"] = (s[1], fmt(s[2]), fmt(s[3])) if s else (None, "—", "—")
+        row["seed_size"], row["seed_none"], row["seed_exp"] = ((s[1], fmt(s[2]), fmt(s[3])) if s
+                                                               else (None, MISSING, MISSING))
         rows.append(row)
     return _seed_only_rows(rows, table, fmt)
 
@@ -169,10 +154,10 @@ def quality_rows(infos: list[RunInfo]) -> list[dict]:
         best = min(ok, key=lambda r: (r.final["train_misclassified"], r.final["train_loss_sum"]), default=None)
         loss_sum = None if best is None else best.final["train_loss_sum"]
         wrong = None if best is None else best.final["train_misclassified"]
-        return {f"{tag}_loss_sum": loss_sum, f"{tag}_misclassified": wrong, tag: _pair(loss_sum, wrong),
+        return {f"{tag}_loss_sum": loss_sum, f"{tag}_misclassified": wrong, tag: loss_count(loss_sum, wrong),
                 f"{tag}_setting": "" if best is None else best.setting}
 
-    return _protocol_rows(infos, seed.QUALITY, _pair_of, cells)
+    return _protocol_rows(infos, seed.QUALITY, lambda v: loss_count(*v), cells)
 
 
 def speed_rows(infos: list[RunInfo]) -> list[dict]:
@@ -181,7 +166,7 @@ def speed_rows(infos: list[RunInfo]) -> list[dict]:
         best = min(conv, key=lambda r: (r.summary["converged_epoch"], r.summary["converged_step"]), default=None)
         s = {} if best is None else best.summary
         return {f"{tag}_epochs": s.get("converged_epoch"), f"{tag}_steps": s.get("converged_step"),
-                tag: "—" if best is None else f"{_g(s['converged_epoch'])} ({s['converged_step']} steps)",
+                tag: MISSING if best is None else f"{float(s['converged_epoch']):g} ({s['converged_step']} steps)",
                 f"{tag}_setting": "" if best is None else best.setting, f"{tag}_converged": f"{len(conv)}/{len(g)}"}
 
     return _protocol_rows(infos, seed.SPEED, lambda v: v, cells)
@@ -195,10 +180,10 @@ def generalization_rows(infos: list[RunInfo], budget: float | None = None) -> li
         f = {} if best is None else best.final
         return {f"{tag}_val_loss_sum": f.get("val_loss_sum"), f"{tag}_val_misclassified": f.get("val_misclassified"),
                 f"{tag}_test_misclassified": f.get("test_misclassified"),
-                tag: _pair(f.get("val_loss_sum"), f.get("val_misclassified")),
+                tag: loss_count(f.get("val_loss_sum"), f.get("val_misclassified")),
                 f"{tag}_setting": "" if best is None else best.setting, f"{tag}_eligible": f"{len(ok)}/{len(g)}"}
 
-    return _protocol_rows(infos, seed.GENERALIZATION, _pair_of, cells)
+    return _protocol_rows(infos, seed.GENERALIZATION, lambda v: loss_count(*v), cells)
 
 
 def stability_rows(infos: list[RunInfo]) -> list[dict]:
@@ -241,17 +226,9 @@ COLUMNS = {
 }
 
 
-def _cell(v) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return str(v)
-
-
 def display_rows(protocol: str, rows: list[dict]) -> list[dict]:
     """The table as printed: the protocol's columns under their headers, values as text."""
-    return [{h: _cell(r.get(k)) for k, h in COLUMNS[protocol]} for r in rows]
+    return [{h: cell(r.get(k), ".3g") for k, h in COLUMNS[protocol]} for r in rows]
 
 
 def _num(v):
@@ -262,11 +239,9 @@ def _num(v):
     return x
 
 
-def figure(protocol: str, rows: list[dict]):
-    """Grouped bars per row: ours without / with the neuron beside the seed's (object API)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(max(5.0, 1.3 * len(rows) + 2), 3.6))
+def protocol_figure(protocol: str, rows: list[dict]):
+    """Grouped bars per row: ours without / with the neuron beside the seed's."""
+    fig = figure(max(5.0, 1.3 * len(rows) + 2), 3.6, layout=None)
     ax = fig.add_subplot(1, 1, 1)
     if protocol == "stability":
         labels = [f"{r['dataset']}\n{r['augment']}: {r['perturbed']}" for r in rows]
@@ -306,6 +281,6 @@ def write_table(root: str | Path, protocol: str, out: str | Path | None = None, 
     out = Path(out) if out is not None else Path(root) / "exp_neuron"
     md = f"Units: {seed.UNITS[protocol]}.\n\n" + write_records_table(display_rows(protocol, rows), out, protocol)
     atomic_write(out / f"{protocol}.md", md)  # the units above the table
-    png = atomic_figure(figure(protocol, rows), out / f"{protocol}.png")
+    png = save_figure(protocol_figure(protocol, rows), out / f"{protocol}.png")
     files = [out / f"{protocol}.csv", out / f"{protocol}.md", png]
     return {"rows": rows, "markdown": md, "files": files}

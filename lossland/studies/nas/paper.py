@@ -1,5 +1,5 @@
 """Study D (seed 002): the seed states no result numbers; its table here is its setting (the three Dirichlet
-priors), and its two conclusions are checked on the findings of the ``nas.py`` jobs
+priors), and its two conclusions are checked on the findings of the ``lossland nas`` jobs
 (:func:`lossland.studies.nas.report.load_jobs`: ``summary.findings``, docs/nas.md)."""
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from pathlib import Path
 from lossland.paper.adapters import Recipe, recipe_names, sweep_dir
 from lossland.paper.compare import Ours, judge
 
-# the search (three priors) and its study report (figures, findings) into <out>/nas; PY is the running Python
-RECIPES = [Recipe("nas", ("bash", "-c", '"$PY" nas.py -m prior=weak,annealed,strong "hydra.sweep.dir=$OUT" '
-                                        '&& "$PY" -m lossland.studies.nas.report "$OUT" --out "$OUT/report"'))]
+# the search (three priors) and its study report (figures, findings) into <out>/nas; LOSSLAND is the running
+# Python's `lossland` command (set by `lossland paper`, as for the sweeps/ recipes)
+RECIPES = [Recipe("nas", ("bash", "-c", '$LOSSLAND nas -m prior=weak,annealed,strong "hydra.sweep.dir=$OUT" '
+                                        '&& $LOSSLAND nas-report "$OUT" --out "$OUT/report"'))]
 
 
 def context(root: Path) -> dict:

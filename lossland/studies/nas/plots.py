@@ -1,26 +1,20 @@
-"""Figures of the search (matplotlib's object API, written with :func:`lossland.records.atomic_figure`)."""
+"""Figures of the search (:mod:`lossland.figures`)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-from lossland.records import atomic_figure
+from lossland.figures import figure, save_figure
 
 __all__ = ["dynamics_figure", "entropy_figure", "robustness_figure"]
-
-
-def _figure(*args, **kwargs):
-    from matplotlib.figure import Figure  # here: matplotlib is imported only where a figure is drawn
-
-    return Figure(*args, **kwargs)
 
 
 def dynamics_figure(history: list[dict], op_names: list[str], title: str, path: Path) -> Path:
     """softmax(gamma) of every edge over training: one panel per edge (rows: cell types), one line per op."""
     kinds = sorted({k.split("/")[1] for k in history[0] if k.startswith("mix/")}, key=["normal", "reduce"].index)
     n_edges = 1 + max(int(k.split("/")[2][1:]) for k in history[0] if k.startswith("mix/"))
-    fig = _figure(figsize=(2.6 * n_edges, 2.3 * len(kinds) + 0.8), constrained_layout=True)
+    fig = figure(2.6 * n_edges, 2.3 * len(kinds) + 0.8)
     axes = fig.subplots(len(kinds), n_edges, squeeze=False, sharex=True, sharey=True)
     steps = [r["step"] for r in history]
     for a, kind in enumerate(kinds):
@@ -36,12 +30,12 @@ def dynamics_figure(history: list[dict], op_names: list[str], title: str, path: 
         axes[a][0].set_ylabel("softmax(γ)", fontsize=8)
     axes[0][-1].legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(title, fontsize=10)
-    return atomic_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def entropy_figure(histories: dict[str, list[dict]], n_ops: int, path: Path) -> Path:
     """Entropy of every edge's mixture over training, one panel per prior (log K dashed: uniform)."""
-    fig = _figure(figsize=(4.2 * len(histories), 3.2), constrained_layout=True)
+    fig = figure(4.2 * len(histories), 3.2)
     axes = fig.subplots(1, len(histories), squeeze=False)[0]
     for ax, (prior, hist) in zip(axes, histories.items()):
         steps = [r["step"] for r in hist]
@@ -53,12 +47,12 @@ def entropy_figure(histories: dict[str, list[dict]], n_ops: int, path: Path) -> 
         ax.set_ylabel("edge entropy (nats)")
         ax.set_ylim(bottom=0)
     axes[-1].legend(fontsize=5, ncol=2)
-    return atomic_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def robustness_figure(curves: dict[str, dict], where: str, path: Path) -> Path:
     """Accuracy vs noise sigma, one curve per prior (mean ± std over draws); panels: supernet, discrete."""
-    fig = _figure(figsize=(9, 3.4), constrained_layout=True)
+    fig = figure(9, 3.4)
     axes = fig.subplots(1, 2, sharey=True)
     for ax, net in zip(axes, ("supernet", "discrete")):
         for prior, c in curves.items():
@@ -72,4 +66,4 @@ def robustness_figure(curves: dict[str, dict], where: str, path: Path) -> Path:
         ax.set_ylabel("test accuracy")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    return atomic_figure(fig, path)
+    return save_figure(fig, path)

@@ -1,5 +1,4 @@
-"""The study report of a ``nas.py`` sweep:
-``python -m lossland.studies.nas.report <sweep dir> [--out DIR] [--prefix P]``.
+"""The study report of a ``lossland nas`` sweep: ``lossland nas-report <sweep dir> [--out DIR] [--prefix P]``.
 
 Reads every job directory with a nas ``summary.json`` and writes, into ``--out`` (default: the sweep directory):
 ``<P>dynamics_<prior>.png`` (softmax(gamma) of every edge over training, one figure per prior),
@@ -12,12 +11,12 @@ named on stderr.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
 from pathlib import Path
 
+from lossland.errors import LosslandError
 from lossland.records import SUMMARY_JSON, write_table
 from lossland.untrusted import file_stem, printable
 
@@ -98,7 +97,7 @@ def report(sweep: Path, out: Path | None = None, prefix: str = "") -> list[Path]
     for p in problems:
         print(f"lossland: skipped {printable(p)}", file=sys.stderr)
     if not jobs:
-        raise SystemExit(f"lossland: error: {printable(sweep)} holds no finished nas.py jobs")
+        raise LosslandError(f"{printable(sweep)} holds no finished `lossland nas` jobs")
     out = Path(out or sweep)
     out.mkdir(parents=True, exist_ok=True)
     files = []
@@ -119,16 +118,3 @@ def report(sweep: Path, out: Path | None = None, prefix: str = "") -> list[Path]
     files += [out / f"{prefix}findings.csv", out / f"{prefix}findings.md"]
     return files
 
-
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("sweep", type=Path)
-    p.add_argument("--out", type=Path, default=None)
-    p.add_argument("--prefix", default="")
-    a = p.parse_args(argv)
-    for f in report(a.sweep, a.out, a.prefix):
-        print(printable(f))
-
-
-if __name__ == "__main__":
-    main()

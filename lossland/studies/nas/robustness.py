@@ -6,7 +6,6 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-from torch.func import functional_call
 
 from lossland.data import TensorDataModule
 from lossland.loggers import RecordLogger
@@ -14,17 +13,22 @@ from lossland.loop import Trainer
 from lossland.losses import CrossEntropy
 from lossland.module import LandscapeModule
 from lossland.optim import Cosine
+from lossland.studies.nas.search import accuracy
 
 __all__ = ["noise_curve", "train_discrete"]
 
 
 @torch.no_grad()
-def _acc(model, x, y, params=None, batch=1000) -> float:
-    correct = 0
-    for i in range(0, len(x), batch):
-        out = model(x[i:i + batch]) if params is None else functional_call(model, params, (x[i:i + batch],))
-        correct += (out.argmax(-1) == y[i:i + batch]).sum().item()
-    return correct / max(1, len(x))
+def _acc_moved(model, x, y, sigma: float, skip: set[int], generator: torch.Generator) -> float:
+    """Accuracy with N(0, sigma^2) noise added in place to every parameter not in ``skip``, then removed."""
+    moved = [(p, p.detach().clone()) for p in model.parameters() if id(p) not in skip]
+    try:
+        for p, _ in moved:
+            p.add_(sigma * torch.randn(p.shape, generator=generator).to(p.device))
+        return accuracy(model, x, y)
+    finally:
+        for p, clean in moved:
+            p.copy_(clean)
 
 
 @torch.no_grad()
@@ -37,19 +41,15 @@ def noise_curve(model, x, y, sigmas, draws: int, where: str, generator: torch.Ge
     was = model.training
     model.eval()
     skip = skip or set()
-    params = dict(model.named_parameters())
     rows = []
     for sigma in sigmas:
         accs = []
         for _ in range(1 if float(sigma) == 0 else int(draws)):
             if where == "inputs":
                 noisy = x + float(sigma) * torch.randn(x.shape, generator=generator).to(x.device)
-                accs.append(_acc(model, noisy, y))
+                accs.append(accuracy(model, noisy, y))
             else:
-                moved = {n: (p if id(p) in skip else
-                             p + float(sigma) * torch.randn(p.shape, generator=generator).to(p.device))
-                         for n, p in params.items()}
-                accs.append(_acc(model, x, y, moved))
+                accs.append(_acc_moved(model, x, y, float(sigma), skip, generator))
         t = torch.tensor(accs, dtype=torch.float64)
         rows.append({"sigma": float(sigma), "mean": float(t.mean()),
                      "std": float(t.std(unbiased=False)) if len(accs) > 1 else 0.0, "accs": accs})

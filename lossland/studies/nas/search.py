@@ -22,8 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from lossland.batches import TensorBatches
 from lossland.callbacks import DueSteps, PeriodicCallback
 from lossland.losses import CrossEntropy
+from lossland.metrics.gradients import evaluate
 from lossland.module import LandscapeModule
 from lossland.optim import Cosine
 from lossland.studies.nas.prior import neg_log_prior
@@ -95,13 +97,10 @@ def entropy(p: torch.Tensor) -> torch.Tensor:
     return -(p * torch.log(p.clamp_min(1e-45))).sum(-1)
 
 
-@torch.no_grad()
 def accuracy(model, x, y, batch: int = 1000) -> float:
-    was = model.training
-    model.eval()
-    correct = sum((model(x[i:i + batch]).argmax(-1) == y[i:i + batch]).sum().item() for i in range(0, len(x), batch))
-    model.train(was)
-    return correct / max(1, len(x))
+    """Test accuracy with BN in eval mode: 1 − the error of the one evaluator,
+    :func:`lossland.metrics.gradients.evaluate`."""
+    return 1.0 - evaluate(model, CrossEntropy(), TensorBatches(x, y, batch), mode="eval")["error"]
 
 
 class SearchModule(LandscapeModule):

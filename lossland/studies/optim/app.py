@@ -1,5 +1,6 @@
-"""The ``lab.py`` Hydra app: one task (``task=trajectories | escape | keskar | vanishing``) per job, writing its
-tables, JSON and figures into the job directory (docs/optim_lab.md)."""
+"""The ``lossland lab`` Hydra app: one task (``task=trajectories | escape | vanishing``) per job, writing its
+tables, JSON and figures into the job directory (docs/optim_lab.md). A task's config names its function
+(``_target_``, called with the job config and the job directory)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ from lossland.records import write_json, write_table
 
 log = logging.getLogger("lossland.studies.optim")
 
-TASKS = ("trajectories", "escape", "keskar", "vanishing")
-
 
 def build_function(cfg: DictConfig):
     from lossland.build import instantiate_node as build
@@ -24,7 +23,8 @@ def build_function(cfg: DictConfig):
 
 
 def run_trajectories(cfg: DictConfig, out: Path) -> list[Path]:
-    from lossland.studies.optim.plots import animate, save, trajectories_figure
+    from lossland.figures import save_figure
+    from lossland.studies.optim.plots import animate, trajectories_figure
     from lossland.studies.optim.trajectories import run_trajectory
 
     fn = build_function(cfg)
@@ -38,7 +38,7 @@ def run_trajectories(cfg: DictConfig, out: Path) -> list[Path]:
         over = dict(args.get(name) or {})
         trajs.append(run_trajectory(fn, name, t.start, int(t.steps), float(over.pop("lr", cfg.lr)), over,
                                     seed=int(cfg.seed), bound=float(t.bound)))
-    files = [save(trajectories_figure(fn, trajs), out / "trajectories.png")]
+    files = [save_figure(trajectories_figure(fn, trajs), out / "trajectories.png")]
     record = {"function": repr(fn), "start": list(t.start), "steps": int(t.steps),
               "optimizers": [{"name": tr.name, "config": tr.config, "stopped": tr.stopped,
                               "final_point": tr.points[-1].tolist(), "final_loss": float(tr.losses[-1]),
@@ -61,8 +61,9 @@ def run_trajectories(cfg: DictConfig, out: Path) -> list[Path]:
 
 
 def run_escape(cfg: DictConfig, out: Path) -> list[Path]:
+    from lossland.figures import save_figure
     from lossland.studies.optim.escape import escape_stats
-    from lossland.studies.optim.plots import escape_figure, save
+    from lossland.studies.optim.plots import escape_figure
 
     fn = build_function(cfg)
     t = cfg.task
@@ -72,42 +73,23 @@ def run_escape(cfg: DictConfig, out: Path) -> list[Path]:
     md = write_table(rows, out, "escape")
     print(md)
     print(f"{len(stats.sigmas) * len(stats.lrs) * stats.runs} runs of noisy GD in {stats.wall_s:.2f} s")
-    files = [out / "escape.csv", out / "escape.md", save(escape_figure(fn, stats), out / "escape.png")]
+    files = [out / "escape.csv", out / "escape.md", save_figure(escape_figure(fn, stats), out / "escape.png")]
     files.append(write_json(out / "escape.json", {"function": repr(fn), "rows": rows, "wall_s": stats.wall_s,
                                                   "max_steps": stats.max_steps, "radius": stats.radius}))
     return files
 
 
-def run_keskar(cfg: DictConfig, out: Path) -> list[Path]:
-    from lossland.studies.optim.keskar import report
-
-    return report(cfg.task.runs, out, eps=list(cfg.task.eps), subspace=cfg.task.subspace,
-                  maxiter=int(cfg.task.maxiter), sharpness_examples=cfg.task.sharpness_examples,
-                  alphas=list(cfg.task.alphas), pairs=int(cfg.task.pairs), device=str(cfg.device),
-                  progress=bool(cfg.progress))
-
-
-def run_vanishing(cfg: DictConfig, out: Path) -> list[Path]:
-    from lossland.studies.optim.vanishing import study_command
-
-    return study_command(cfg, out)
-
-
 def run_lab(cfg: DictConfig) -> list[Path]:
-    """Run ``cfg.task`` and return the files written."""
-    name = cfg.task.get("name")
-    if name not in TASKS:
-        raise LosslandError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
-    out = output_dir(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-    from omegaconf.errors import MissingMandatoryValue
+    """Run ``cfg.task`` (its ``_target_``) and return the files written."""
+    from hydra.utils import get_method
 
     try:
-        files = globals()[f"run_{name}"](cfg, out)
-    except MissingMandatoryValue as e:
-        raise LosslandError(f"{e.full_key} must be set ({e.full_key}=...)") from None
+        task = get_method(cfg.task._target_)
+    except Exception as e:  # Hydra's ImportError / ValueError about the dotted path
+        raise LosslandError(f"task._target_={cfg.task._target_} is not a lab task function ({e})") from None
+    out = output_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    files = task(cfg, out)
     for f in files:
         print(f)
     return files
-
-

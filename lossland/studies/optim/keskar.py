@@ -1,8 +1,9 @@
 """Small- vs large-batch training and sharp minima (Keskar et al., "On large-batch training for deep learning:
-generalization gap and sharp minima", ICLR 2017), from the finished runs of ``sweeps/keskar_sb_lb.sh``.
+generalization gap and sharp minima", ICLR 2017), from the finished runs of ``sweeps/keskar_sb_lb.sh``:
+``lossland keskar SWEEP`` (``conf/keskar.yaml``).
 
-Input: a sweep directory whose ``train.py`` jobs differ only in ``data.batch_size`` (exactly two values: the
-smaller is SB, the larger LB) and ``seed``. Everything is read through ``lossland.runs`` / ``summary.json``:
+Input: a sweep directory whose ``lossland train`` jobs differ only in ``data.batch_size`` (exactly two values:
+the smaller is SB, the larger LB) and ``seed``. Everything is read through ``lossland.runs`` / ``summary.json``:
 
 - train / test accuracy = 1 − the run's final full-pass ``train_error`` / ``test_error`` (percent), mean ± std
   over seeds (sample std, ddof = 1);
@@ -16,7 +17,7 @@ smaller is SB, the larger LB) and ``seed``. Everything is read through ``losslan
 
 Output: ``keskar_runs.csv`` (one row per run), ``keskar_table.{csv,md}`` (Keskar et al.'s F1 row, as quoted in
 the lecture of docs/optim_lab.md, beside ours), ``keskar.json`` (everything, with the interpolation curves), and
-the figures ``keskar_interp.png`` and ``keskar_sharpness.png``.
+the figures ``keskar_interp.png`` and ``keskar_sharpness.png``, into ``out`` (default ``<sweep>/keskar``).
 """
 
 from __future__ import annotations
@@ -28,27 +29,23 @@ from pathlib import Path
 
 import numpy as np
 
+from lossland.cells import pm
 from lossland.errors import LosslandError
+from lossland.paper.data import load as load_seed
 from lossland.records import write_json, write_table
 from lossland.runs import Run, open_run
 from lossland.runs import find_runs as find_run_dirs
 
 log = logging.getLogger("lossland.studies.optim")
 
-__all__ = ["KESKAR_F1", "find_runs", "report"]
+__all__ = ["KESKAR_F1", "find_runs", "keskar_command"]
 
-# Keskar et al. (2017), Table 2, network F1 (fully connected, MNIST), as quoted in the course lecture that is the
-# source of study O (docs/optim_lab.md): accuracy in percent, mean ± std over their runs. The values live in
-# lossland/studies/optim/seed.yaml (the seed's whole table, shared with `lossland paper optim`), read as package data.
+
 def _keskar_f1() -> dict:
-    from importlib import resources
-
-    import yaml
-
-    table = yaml.safe_load((resources.files("lossland.studies.optim") / "seed.yaml")
-                           .read_text(encoding="utf-8"))["tables"]["keskar"]
-    (row,) = [r for r in table["rows"] if r[0] == "F1"]
-    cells = dict(zip(table["columns"], (tuple(v) for v in row[1:])))
+    """Keskar et al. (2017), Table 2, network F1 (fully connected, MNIST), as quoted in the course lecture that
+    is the source of study O (docs/optim_lab.md): accuracy in percent, mean ± std over their runs — from this
+    study's seed data (shared with ``lossland paper optim``)."""
+    cells = {c: tuple(v) for c, v in load_seed(__package__).tables["keskar"].rows[("F1",)].items()}
     return {"name": "F1 (Keskar et al. 2017, MNIST)", "train_sb": cells["train SB"], "train_lb": cells["train LB"],
             "test_sb": cells["test SB"], "test_lb": cells["test LB"]}
 
@@ -60,7 +57,7 @@ def find_runs(sweep_dir: str | Path) -> list[dict]:
     """The sweep's finished runs: ``{dir, batch_size, seed, train_acc, test_acc, summary}`` (status ok only)."""
     root = Path(sweep_dir)
     if not root.is_dir():
-        raise LosslandError(f"task.runs={sweep_dir} is not a directory")
+        raise LosslandError(f"sweep={sweep_dir} is not a directory")
     runs = []
     for d in find_run_dirs(root):
         run = Run(d)
@@ -75,7 +72,7 @@ def find_runs(sweep_dir: str | Path) -> list[dict]:
                      "train_acc": 100 * (1 - final["train_error"]), "test_acc": 100 * (1 - final["test_error"])})
     sizes = sorted({r["batch_size"] for r in runs})
     if len(sizes) != 2:
-        raise LosslandError(f"task.runs={sweep_dir}: need finished runs with exactly two batch sizes (SB and LB), "
+        raise LosslandError(f"sweep={sweep_dir}: need finished runs with exactly two batch sizes (SB and LB), "
                             f"found {sizes or 'no finished runs'}")
     for r in runs:
         r["regime"] = "SB" if r["batch_size"] == sizes[0] else "LB"
@@ -87,48 +84,78 @@ def _mean_std(values) -> tuple[float, float]:
     return (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0) if len(v) else (math.nan, math.nan)
 
 
-def _pm(ms: tuple[float, float], fmt: str = ".2f") -> str:
-    return "—" if math.isnan(ms[0]) else f"{ms[0]:{fmt}} ± {ms[1]:{fmt}}"
+def keskar_command(cfg) -> list[Path]:
+    """``lossland keskar``: analyse ``cfg.sweep`` (module docstring); returns the files written."""
+    sweep = Path(cfg.sweep)
+    out = Path(cfg.out) if cfg.get("out") else sweep / "keskar"
+    eps, grid = _checked(cfg)
+    runs = find_runs(sweep)
+    models = _Models(str(cfg.device))
+    _sharpness(runs, models, eps, cfg)
+    curves = _interpolation(runs, models, grid, bool(cfg.progress))
+    if not curves:
+        raise LosslandError(f"sweep={sweep}: no seed has both an SB and an LB run to interpolate")
+    run_rows = [{"run": str(r["dir"].relative_to(sweep)), "regime": r["regime"], "batch_size": r["batch_size"],
+                 "seed": r["seed"], "train_acc": r["train_acc"], "test_acc": r["test_acc"],
+                 **{f"sharpness_eps={e:g}": r[f"sharpness_{e:g}"] for e in eps}}
+                for r in sorted(runs, key=lambda r: (r["regime"] != "SB", r["seed"]))]
+    table, batch_sizes = _table(runs, eps)
+    files = _write(out, run_rows, table, curves, batch_sizes, eps, cfg)
+    for f in files:
+        print(f)
+    return files
 
 
-def report(sweep_dir, out, eps=(1e-3, 5e-4), subspace=None, maxiter: int = 10, sharpness_examples=None,
-           alphas=(-1.0, 2.0, 31), pairs: int = 1, device: str = "cpu", progress: bool = True) -> list[Path]:
-    """Analyse the sweep (module docstring); returns the files written into ``out``."""
+def _checked(cfg) -> tuple[list[float], np.ndarray]:
+    """The ε values and the interpolation grid, refused in one line where not valid."""
+    eps = [float(e) for e in cfg.eps]
+    if not eps or not all(math.isfinite(e) and e > 0 for e in eps):
+        raise LosslandError(f"eps={eps} is not valid: every ε must be a positive number")
+    alphas = list(cfg.alphas)
+    if len(alphas) != 3 or int(alphas[2]) < 2:
+        raise LosslandError(f"alphas={alphas} must be [start, stop, number of points ≥ 2]")
+    return eps, np.linspace(float(alphas[0]), float(alphas[1]), int(alphas[2]))
+
+
+class _Models:
+    """Each run's (model, loss, data module) on ``device``, loaded once."""
+
+    def __init__(self, device: str):
+        self.device, self.loaded = device, {}
+
+    def __call__(self, run: dict):
+        key = str(run["dir"])
+        if key not in self.loaded:
+            model, loss, dm = open_run(run["dir"]).model()
+            self.loaded[key] = (copy.deepcopy(model).to(self.device), loss, dm.to(self.device))
+        return self.loaded[key]
+
+
+def _sharpness(runs: list[dict], models: _Models, eps: list[float], cfg) -> None:
+    """``run["sharpness_<ε>"]`` for every run and ε, on a float64 copy of the net (module docstring)."""
+    from tqdm.auto import tqdm
+
+    from lossland.metrics.sharpness import keskar_sharpness
+
+    n = cfg.sharpness_examples
+    for r in tqdm(runs, desc="sharpness", disable=not cfg.progress):
+        model, loss, dm = models(r)
+        x, y = dm.splits["train"]
+        if n:
+            x, y = x[:int(n)], y[:int(n)]
+        model64 = copy.deepcopy(model).double()  # a well-fit SB net's float32 loss underflows to 0 (flat by fiat)
+        for e in eps:
+            r[f"sharpness_{e:g}"] = keskar_sharpness(model64, loss, (x.double(), y), eps=e, subspace=cfg.subspace,
+                                                     maxiter=int(cfg.maxiter), batch_size=dm.eval_batch_size, seed=0)
+
+
+def _interpolation(runs: list[dict], models: _Models, grid: np.ndarray, progress: bool) -> list[dict]:
+    """Per seed with both regimes: loss and accuracy (%) on train and test along α·x_LB + (1 − α)·x_SB."""
     import torch
     from tqdm.auto import tqdm
 
     from lossland.metrics.landscape import direction_to, slice_1d
-    from lossland.metrics.sharpness import keskar_sharpness
-    from lossland.studies.optim.plots import keskar_interp_figure, keskar_sharpness_figure, save
 
-    out = Path(out)
-    eps = [float(e) for e in eps]
-    if not eps or not all(math.isfinite(e) and e > 0 for e in eps):
-        raise LosslandError(f"task.eps={eps} is not valid: every ε must be a positive number")
-    if len(alphas) != 3 or int(alphas[2]) < 2:
-        raise LosslandError(f"task.alphas={list(alphas)} must be [start, stop, number of points ≥ 2]")
-    grid = np.linspace(float(alphas[0]), float(alphas[1]), int(alphas[2]))
-    runs = find_runs(sweep_dir)
-    models = {}
-
-    def model_of(r):
-        key = str(r["dir"])
-        if key not in models:
-            model, loss, dm = open_run(r["dir"]).model()
-            model = copy.deepcopy(model)
-            models[key] = (model.to(device), loss, dm.to(device))
-        return models[key]
-
-    for r in tqdm(runs, desc="sharpness", disable=not progress):
-        model, loss, dm = model_of(r)
-        x, y = dm.splits["train"]
-        if sharpness_examples:
-            x, y = x[:int(sharpness_examples)], y[:int(sharpness_examples)]
-        model64 = copy.deepcopy(model).double()  # a well-fit SB net's float32 loss underflows to 0 (flat by fiat)
-        x = x.double()
-        for e in eps:
-            r[f"sharpness_{e:g}"] = keskar_sharpness(model64, loss, (x, y), eps=e, subspace=subspace,
-                                                     maxiter=maxiter, batch_size=dm.eval_batch_size, seed=0)
     by_seed = {}
     for r in runs:
         by_seed.setdefault(r["seed"], {})[r["regime"]] = r
@@ -136,9 +163,8 @@ def report(sweep_dir, out, eps=(1e-3, 5e-4), subspace=None, maxiter: int = 10, s
     for seed, pair in tqdm(sorted(by_seed.items()), desc="interpolation", disable=not progress):
         if set(pair) != {"SB", "LB"}:
             continue
-        sb, loss, dm = model_of(pair["SB"])
-        lb = model_of(pair["LB"])[0]
-        d = direction_to(sb, lb)  # θ_SB + α·(θ_LB − θ_SB) = α·x_LB + (1 − α)·x_SB
+        sb, loss, dm = models(pair["SB"])
+        d = direction_to(sb, models(pair["LB"])[0])  # θ_SB + α·(θ_LB − θ_SB) = α·x_LB + (1 − α)·x_SB
         curve = {"seed": seed, "alphas": grid.tolist()}
         for split in ("train", "test"):
             with torch.no_grad():
@@ -147,14 +173,11 @@ def report(sweep_dir, out, eps=(1e-3, 5e-4), subspace=None, maxiter: int = 10, s
             curve[f"{split}_loss"] = s["loss"].tolist()
             curve[f"{split}_acc"] = (100 * s["accuracy"]).tolist()
         curves.append(curve)
-    if not curves:
-        raise LosslandError(f"task.runs={sweep_dir}: no seed has both an SB and an LB run to interpolate")
+    return curves
 
-    run_rows = [{"run": str(r["dir"].relative_to(Path(sweep_dir))), "regime": r["regime"],
-                 "batch_size": r["batch_size"], "seed": r["seed"], "train_acc": r["train_acc"],
-                 "test_acc": r["test_acc"], **{f"sharpness_eps={e:g}": r[f"sharpness_{e:g}"] for e in eps}}
-                for r in sorted(runs, key=lambda r: (r["regime"] != "SB", r["seed"]))]
-    write_table(run_rows, out, "keskar_runs")
+
+def _table(runs: list[dict], eps: list[float]) -> tuple[list[dict], tuple[int, int]]:
+    """Keskar et al.'s F1 row beside ours (mean ± std over seeds), and the two batch sizes."""
     sb_runs = [r for r in runs if r["regime"] == "SB"]
     lb_runs = [r for r in runs if r["regime"] == "LB"]
     ours = {"train_sb": _mean_std([r["train_acc"] for r in sb_runs]),
@@ -168,20 +191,28 @@ def report(sweep_dir, out, eps=(1e-3, 5e-4), subspace=None, maxiter: int = 10, s
     name = f"ours (SB {bs[0]}, LB {bs[1]}; {len(sb_runs)}+{len(lb_runs)} runs)"
     table = []
     for label, row in ((KESKAR_F1["name"], KESKAR_F1), (name, ours)):
-        t = {"name": label, "train SB": _pm(row["train_sb"]), "train LB": _pm(row["train_lb"]),
-             "test SB": _pm(row["test_sb"]), "test LB": _pm(row["test_lb"])}
+        t = {"name": label, "train SB": pm(*row["train_sb"]), "train LB": pm(*row["train_lb"]),
+             "test SB": pm(*row["test_sb"]), "test LB": pm(*row["test_lb"])}
         for e in eps:
-            t[f"sharpness ε={e:g} SB"] = _pm(row.get(f"sharp_sb_{e:g}", (math.nan, math.nan)), ".3g")
-            t[f"sharpness ε={e:g} LB"] = _pm(row.get(f"sharp_lb_{e:g}", (math.nan, math.nan)), ".3g")
+            t[f"sharpness ε={e:g} SB"] = pm(*row.get(f"sharp_sb_{e:g}", (math.nan, math.nan)), spec=".3g")
+            t[f"sharpness ε={e:g} LB"] = pm(*row.get(f"sharp_lb_{e:g}", (math.nan, math.nan)), spec=".3g")
         table.append(t)
+    return table, bs
+
+
+def _write(out: Path, run_rows, table, curves, batch_sizes, eps, cfg) -> list[Path]:
+    """The tables (printed too), ``keskar.json`` and the two figures."""
+    from lossland.figures import save_figure
+    from lossland.studies.optim.plots import keskar_interp_figure, keskar_sharpness_figure
+
+    write_table(run_rows, out, "keskar_runs")
     md = write_table(table, out, "keskar_table")
     print("accuracy in %, mean ± std over seeds; ε-sharpness in % (Keskar et al.'s metric); "
           "F1 row: Keskar et al. Table 2 as quoted in the course lecture (docs/optim_lab.md; no sharpness there)")
     print(md)
-    files = [out / "keskar_runs.csv", out / "keskar_runs.md", out / "keskar_table.csv", out / "keskar_table.md",
-             write_json(out / "keskar.json", {"sweep": str(sweep_dir), "eps": eps, "subspace": subspace,
-                                              "maxiter": maxiter, "runs": run_rows, "table": table,
-                                              "keskar_f1": KESKAR_F1, "interpolation": curves}),
-             save(keskar_interp_figure(curves, pairs, bs), out / "keskar_interp.png"),
-             save(keskar_sharpness_figure(run_rows, eps), out / "keskar_sharpness.png")]
-    return files
+    record = {"sweep": str(cfg.sweep), "eps": eps, "subspace": cfg.subspace, "maxiter": int(cfg.maxiter),
+              "runs": run_rows, "table": table, "keskar_f1": KESKAR_F1, "interpolation": curves}
+    return [out / "keskar_runs.csv", out / "keskar_runs.md", out / "keskar_table.csv", out / "keskar_table.md",
+            write_json(out / "keskar.json", record),
+            save_figure(keskar_interp_figure(curves, int(cfg.pairs), batch_sizes), out / "keskar_interp.png"),
+            save_figure(keskar_sharpness_figure(run_rows, eps), out / "keskar_sharpness.png")]

@@ -1,17 +1,16 @@
-"""Figures of the optimizer lab (matplotlib, object-oriented API, Agg canvas; files written atomically)."""
+"""Figures of the optimizer lab (:mod:`lossland.figures`; animations written through
+:func:`lossland.records.atomic_path`)."""
 
 from __future__ import annotations
 
-import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from lossland.records import atomic_write
+from lossland.figures import figure
+from lossland.records import atomic_path
 
 COLORS = {"gd": "#1f77b4", "sgd": "#1f77b4", "noisy_gd": "#d62728", "momentum": "#2ca02c", "nesterov": "#17becf",
           "adagrad": "#9467bd", "rmsprop": "#ff7f0e", "adam": "#e377c2"}
@@ -20,13 +19,6 @@ _EXTRA = ["#8c564b", "#7f7f7f", "#bcbd22", "#000000"]
 
 def color(name: str, i: int = 0) -> str:
     return COLORS.get(name, _EXTRA[i % len(_EXTRA)])
-
-
-def save(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
-    """PNG bytes via ``fig.savefig`` into memory, then an atomic write."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return atomic_write(path, buf.getvalue())
 
 
 def _grid(fn, xlim, ylim, n: int = 200):
@@ -57,7 +49,7 @@ def contour(ax, fn, levels: int = 30):
 
 def trajectories_figure(fn, trajs, title: str | None = None) -> Figure:
     """Left: every optimizer's path over the contour plot (one colour each); right: f vs step."""
-    fig = Figure(figsize=(12, 5.2), layout="constrained")
+    fig = figure(12, 5.2)
     ax, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 1]})
     contour(ax, fn)
     for i, t in enumerate(trajs):
@@ -97,7 +89,7 @@ def animate(fn, trajs, path: str | Path, fps: int = 20, max_frames: int = 120) -
         return None
     n = max(len(t.points) for t in trajs)
     frames = np.unique(np.linspace(1, n, min(max_frames, n)).astype(int))
-    fig = Figure(figsize=(6, 5.2))
+    fig = figure(6, 5.2, layout=None)
     ax = fig.subplots()
     contour(ax, fn)
     lines = [ax.plot([], [], "-", color=color(t.name, i), lw=1.6, label=t.label)[0] for i, t in enumerate(trajs)]
@@ -114,15 +106,8 @@ def animate(fn, trajs, path: str | Path, fps: int = 20, max_frames: int = 120) -
         return [*lines, *heads, title]
 
     anim = animation.FuncAnimation(fig, draw, frames=frames, blit=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=path.suffix) as tmp:
         anim.save(tmp, writer=animation.writers[writer_name](fps=fps))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return path
 
 
@@ -131,7 +116,7 @@ def escape_figure(fn, stats) -> Figure:
     per λ, with the 10–90% band and the strict-saddle prediction (dashed) where it applies."""
     from lossland.studies.optim.escape import predicted_median
 
-    fig = Figure(figsize=(12, 4.8), layout="constrained")
+    fig = figure(12, 4.8)
     ax, ax2 = fig.subplots(1, 2)
     j = len(stats.lrs) // 2
     cmap = __import__("matplotlib").colormaps["viridis"]
@@ -177,7 +162,7 @@ def vanishing_figure(rows: list[dict], steps: int) -> Figure:
     acts = list(dict.fromkeys(r["activation"] for r in rows))
     bns = list(dict.fromkeys(r["batch_norm"] for r in rows))
     deepest = max(r["depth"] for r in rows)
-    fig = Figure(figsize=(5.5 * len(bns), 8.5), layout="constrained")
+    fig = figure(5.5 * len(bns), 8.5)
     axes = np.atleast_2d(np.array(fig.subplots(2, len(bns), squeeze=False)))
     for col, bn in enumerate(bns):
         ax, ax2 = axes[0, col], axes[1, col]
@@ -207,7 +192,7 @@ def keskar_interp_figure(curves: list[dict], pairs: int = 1, batch_sizes=None) -
     """Keskar et al.'s Fig. 3: cross-entropy (left axis, log) and accuracy (right axis) along
     α·x_LB + (1 − α)·x_SB; train solid, test dashed. The first ``pairs`` seed pairs are drawn boldly, the
     others thinly."""
-    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+    fig = figure(7.5, 4.8)
     ax = fig.subplots()
     ax2 = ax.twinx()
     for k, c in enumerate(curves):
@@ -235,7 +220,7 @@ def keskar_interp_figure(curves: list[dict], pairs: int = 1, batch_sizes=None) -
 
 def keskar_sharpness_figure(run_rows: list[dict], eps) -> Figure:
     """ε-sharpness of every run, SB vs LB, one panel per ε (log scale)."""
-    fig = Figure(figsize=(4.2 * len(eps), 4.2), layout="constrained")
+    fig = figure(4.2 * len(eps), 4.2)
     axes = np.atleast_1d(fig.subplots(1, len(eps), squeeze=False)[0])
     for ax, e in zip(axes, eps):
         for i, regime in enumerate(("SB", "LB")):

@@ -1,6 +1,6 @@
 """Optimizer trajectories on a 2-d function, with the training loop's own optimizers.
 
-An optimizer is named by its ``conf/optimizer/<name>.yaml`` option (the file ``train.py`` uses, a
+An optimizer is named by its ``conf/optimizer/<name>.yaml`` option (the file ``lossland train`` uses, a
 ``_partial_`` ``torch.optim`` / lossland config whose ``lr`` interpolates ``${lr}``); ``gd`` is an alias of
 ``sgd`` (on a deterministic function, SGD is gradient descent). The lab builds that config with the lab's
 ``lr`` and per-optimizer overrides, and runs it on a single 2-element parameter tensor θ = (x1, x2):

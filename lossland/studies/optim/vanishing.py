@@ -108,14 +108,15 @@ def study_command(cfg: DictConfig, out):
     """``lab.py task=vanishing``: the study on ``task.data`` → vanishing.csv, vanishing.json, vanishing.png and
     the lecture's worked example."""
     from lossland.build import instantiate_node as build
+    from lossland.figures import save_figure
     from lossland.records import write_json, write_table
-    from lossland.studies.optim.plots import save, vanishing_figure
+    from lossland.studies.optim.plots import vanishing_figure
 
     t = cfg.task
     dm = build(_load("data", str(t.data), t.get("data_args")), "data", seed=int(cfg.seed)).prepare()
     rows = study(dm, list(t.activations), list(t.depths), int(t.width), list(t.batch_norm), int(t.steps),
                  float(t.lr), int(cfg.seed), bool(cfg.progress))
-    write_table(rows, out, "vanishing", floatfmt="{:.3e}")
+    write_table(rows, out, "vanishing", spec=".3e")
     ex = seed_example()
     print(f"seed example y = σ(σ(a+b) + σ(b·c)) at a=9, b=1, c=100: y = {ex['y']:.6f}, "
           f"∇y = ({ex['dy_da']:.3e}, {ex['dy_db']:.3e}, {ex['dy_dc']:.3e})")
@@ -126,5 +127,5 @@ def study_command(cfg: DictConfig, out):
     files = [out / "vanishing.csv", out / "vanishing.md",
              write_json(out / "vanishing.json", {"rows": rows, "seed_example": ex, "steps": int(t.steps),
                                                  "width": int(t.width), "data": str(t.data)}),
-             save(vanishing_figure(rows, int(t.steps)), out / "vanishing.png")]
+             save_figure(vanishing_figure(rows, int(t.steps)), out / "vanishing.png")]
     return files

@@ -7,8 +7,8 @@ interior points of the train loss / the larger endpoint train loss, ``gm_peak_ra
 rises are in percentage points (max over α of the error minus the larger endpoint error). A pair is
 *connected* when both ratios are ≤ ``max_ratio`` (default 2: at most a doubling between the ends) and neither
 the train nor the test error rises by more than ``max_err_rise`` points (default 2) inside the path. Train
-metrics are full-pass with BN statistics recomputed at each point (``connect.py``); GM is measured on run A's
-fixed evaluation mini-batches (``connect.py gm=true``).
+metrics are full-pass with BN statistics recomputed at each point (``lossland connect``); GM is measured on run
+A's fixed evaluation mini-batches (``lossland connect A B gm=true``).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from lossland.errors import LosslandError
+from lossland.figures import figure
 from lossland.runs import locate, open_run
 
 MAX_RATIO = 2.0
@@ -111,8 +111,7 @@ PANELS = (("train_loss", "train loss $L_T$", True), ("train_error", "train error
 def plot_along_path(records: Sequence[dict], labels: Sequence[str], title: str | None = None) -> Figure:
     """One row of four panels (train loss, train error, test error, GM) against α, one line per record. Log
     axes as in the seed; zero train errors are not drawn (the seed's convention)."""
-    fig = Figure(figsize=(14, 3.4), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = figure(14, 3.4)
     axes = fig.subplots(1, len(PANELS))
     for i, (rec, label) in enumerate(zip(records, labels)):
         c = curves(rec)

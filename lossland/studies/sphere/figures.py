@@ -26,15 +26,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
 from lossland.errors import LosslandError
-from lossland.records import atomic_figure, write_json
+from lossland.figures import figure, save_figure
+from lossland.records import write_json
 from lossland.runs import Run, load_runs
+from lossland.studies.sphere.plots import DPI, at_common_steps
 
 __all__ = ["CURVATURE_METRICS", "FINAL_METRICS", "plot_overview", "plot_curvature_phase",
            "plot_retraction_error", "plot_baselines", "write_sphere_figures", "direction_of"]
@@ -48,28 +49,12 @@ DIRECTION_COLORS = {"gradient": "#d95f02", "random": "#1f78b4", "ascent": "#7570
 SEED_RETRACTION_LEVEL = 0.02  # seed 003, App. 3: phases 1 and 2 stay within 2 % of lr
 
 
-def _figure(w: float, h: float) -> Figure:
-    fig = Figure(figsize=(w, h), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def _elr_cmap(runs: Sequence[Run]) -> ScalarMappable:
     good = sorted({r.elr for r in runs if r.elr is not None and r.elr > 0 and math.isfinite(r.elr)})
     if not good:
         return ScalarMappable(norm=Normalize(0, 1), cmap=CMAP)
     lo, hi = (good[0] / 2, good[0] * 2) if len(good) == 1 else (good[0], good[-1])
     return ScalarMappable(norm=LogNorm(lo, hi), cmap=CMAP)
-
-
-def _joined(run: Run, a: str, b: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(steps, a, b) at the steps where both metrics were logged, finite and positive (log axes)."""
-    sa, va = run.series(a)
-    sb, vb = run.series(b)
-    steps, ia, ib = np.intersect1d(sa, sb, return_indices=True)
-    x, y = va[ia], vb[ib]
-    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    return steps[ok], x[ok], y[ok]
 
 
 def _by_elr(runs: Sequence[Run]) -> list[Run]:
@@ -100,13 +85,13 @@ def plot_curvature_phase(runs: Sequence[Run],
     """Phase diagrams (seed Figs 1, 22, 23): each curvature metric (log) against train loss (log), one
     trajectory per run coloured by elr, a dot at its end. ``data[metric]``: [{run, elr, step, train_loss,
     value}]."""
-    fig = _figure(4.2 * len(metrics) + 1, 4.0)
+    fig = figure(4.2 * len(metrics) + 1, 4.0)
     axes = fig.subplots(1, len(metrics), squeeze=False).ravel()
     cmap = _elr_cmap(runs)
     data: dict[str, list] = {m: [] for m in metrics}
     for ax, m in zip(axes, metrics):
         for r in _by_elr(runs):
-            steps, loss, val = _joined(r, "train_loss", m)
+            steps, loss, val = at_common_steps(r, "train_loss", m, positive=True)
             if not steps.size:
                 continue
             c = cmap.to_rgba(r.elr)
@@ -128,7 +113,7 @@ def plot_retraction_error(runs: Sequence[Run]) -> tuple[Figure, dict]:
     """Seed Fig 25: the retraction error 1 − r over training per run (log y) and, per elr, its mean and
     maximum over training, with the seed's 2 % level. ``data["curves"]``: [{run, elr, step, value}];
     ``data["per_elr"]``: {"elr", "mean", "max"} arrays (all logged values of the runs at that elr pooled)."""
-    fig = _figure(10.5, 4.0)
+    fig = figure(10.5, 4.0)
     ax_t, ax_e = fig.subplots(1, 2)
     cmap = _elr_cmap(runs)
     curves, pooled = [], defaultdict(list)
@@ -167,7 +152,7 @@ def plot_retraction_error(runs: Sequence[Run]) -> tuple[Figure, dict]:
 def plot_baselines(runs: Sequence[Run], metrics: Sequence[str] = BASELINE_METRICS) -> tuple[Figure, dict]:
     """Seed Fig 15: sphere SGD (gradient), random walk and gradient ascent overlaid, one panel per metric
     over training. ``data[metric]``: [{run, direction, elr, step, value}]."""
-    fig = _figure(3.6 * len(metrics), 3.6)
+    fig = figure(3.6 * len(metrics), 3.6)
     axes = fig.subplots(1, len(metrics), squeeze=False).ravel()
     data: dict[str, list] = {m: [] for m in metrics}
     runs = sorted((r for r in runs if direction_of(r) is not None), key=lambda r: (direction_of(r), str(r.path)))
@@ -212,56 +197,67 @@ def plot_overview(runs: Sequence[Run], title: str = "") -> tuple[Figure, dict]:
     """Seed Figs 1-2 / 16-20 for one elr sweep: phase diagram, consecutive-cosine distributions per elr and
     final metrics against elr (mean ± std over runs at one elr). ``data``: ``phase`` [{run, elr, train_loss,
     gm}], ``cosines`` {elr: values}, ``final`` {metric: {elr, mean, std, n}}."""
-    fig = _figure(13, 6.4)
+    fig = figure(13, 6.4)
     grid = fig.subplots(2, 4)
-    ax_p, ax_c = grid[0, 0], grid[0, 1]
     grid[0, 2].set_visible(False)
     grid[0, 3].set_visible(False)
     cmap = _elr_cmap(runs)
-    data: dict = {"phase": [], "cosines": {}, "final": {}}
+    data = {"phase": _overview_phase_diagram(grid[0, 0], runs, cmap),
+            "cosines": _overview_cosines(grid[0, 1], runs, cmap),
+            "final": _overview_final_metrics(grid[1], runs)}
+    fig.colorbar(cmap, ax=grid[0, 0], label="elr")
+    if title:
+        fig.suptitle(title)
+    return fig, data
+
+
+def _overview_phase_diagram(ax, runs: Sequence[Run], cmap) -> list[dict]:
+    drawn = []
     for r in _by_elr(runs):
-        _, loss, gm = _joined(r, "train_loss", "gm")
+        _, loss, gm = at_common_steps(r, "train_loss", "gm", positive=True)
         if loss.size:
             c = cmap.to_rgba(r.elr)
-            ax_p.plot(loss, gm, "-", color=c, lw=1.2)
-            ax_p.plot(loss[-1:], gm[-1:], "o", color=c, ms=4)
-            data["phase"].append({"run": str(r.path), "elr": r.elr, "train_loss": loss, "gm": gm})
+            ax.plot(loss, gm, "-", color=c, lw=1.2)
+            ax.plot(loss[-1:], gm[-1:], "o", color=c, ms=4)
+            drawn.append({"run": str(r.path), "elr": r.elr, "train_loss": loss, "gm": gm})
+    if drawn:
+        _log_axes(ax)
+    ax.set(xlabel="train loss", ylabel="GM", title="Phase diagram")
+    return drawn
+
+
+def _overview_cosines(ax, runs: Sequence[Run], cmap) -> dict:
+    by_elr: dict = {}
+    for r in _by_elr(runs):
         _, cos = r.series("cos_prev")
-        data["cosines"].setdefault(r.elr, []).extend(cos[np.isfinite(cos)].tolist())
-    if data["phase"]:
-        _log_axes(ax_p)
-    ax_p.set_xlabel("train loss")
-    ax_p.set_ylabel("GM")
-    ax_p.set_title("Phase diagram")
-    fig.colorbar(cmap, ax=ax_p, label="elr")
-    xs = [e for e in sorted(data["cosines"]) if data["cosines"][e]]
-    data["cosines"] = {e: np.array(data["cosines"][e]) for e in xs}
+        by_elr.setdefault(r.elr, []).extend(cos[np.isfinite(cos)].tolist())
+    xs = [e for e in sorted(by_elr) if by_elr[e]]
+    cosines = {e: np.array(by_elr[e]) for e in xs}
     if xs:
-        bp = ax_c.boxplot([data["cosines"][e] for e in xs], positions=range(len(xs)), widths=0.6,
-                          patch_artist=True, showfliers=False)
+        bp = ax.boxplot([cosines[e] for e in xs], positions=range(len(xs)), widths=0.6, patch_artist=True,
+                        showfliers=False)
         for patch, e in zip(bp["boxes"], xs):
             patch.set_facecolor(cmap.to_rgba(e))
-        ax_c.set_xticks(range(len(xs)))
-        ax_c.set_xticklabels([f"{e:.2g}" for e in xs], rotation=45)
+        ax.set_xticks(range(len(xs)))
+        ax.set_xticklabels([f"{e:.2g}" for e in xs], rotation=45)
     else:
-        _no_data(ax_c, "cos_prev")
-    ax_c.set_xlabel("elr")
-    ax_c.set_ylabel("cos(θ_t, θ_t-1) between evaluation points")
-    ax_c.set_title("Consecutive-weights cosine")
-    for ax, m in zip(grid[1], FINAL_METRICS):
-        st = _final_stats(runs, m)
-        data["final"][m] = st
+        _no_data(ax, "cos_prev")
+    ax.set(xlabel="elr", ylabel="cos(θ_t, θ_t-1) between evaluation points", title="Consecutive-weights cosine")
+    return cosines
+
+
+def _overview_final_metrics(axes, runs: Sequence[Run]) -> dict:
+    final = {}
+    for ax, m in zip(axes, FINAL_METRICS):
+        st = final[m] = _final_stats(runs, m)
         ok = np.isfinite(st["mean"])
         if ok.any():
             ax.errorbar(st["elr"][ok], st["mean"][ok], yerr=st["std"][ok], fmt="o-", color="k", ms=4, capsize=3)
             ax.set_xscale("log")
             if m in ("train_loss", "gm") and (st["mean"][ok] > 0).all():
                 ax.set_yscale("log")
-        ax.set_xlabel("elr")
-        ax.set_ylabel(f"final {m}")
-    if title:
-        fig.suptitle(title)
-    return fig, data
+        ax.set(xlabel="elr", ylabel=f"final {m}")
+    return final
 
 
 def _has(runs: Sequence[Run], metric: str) -> bool:
@@ -302,7 +298,7 @@ def write_sphere_figures(sweep_dir: str | Path, out_dir: str | Path | None = Non
     if not plots:
         raise LosslandError(f"sphere-figures: the runs under {root} allow no figure (one elr, one direction, "
                             "no curvature or retraction error logged)")
-    files = [atomic_figure(fig, out / f"{name}.png", dpi=110) for name, (fig, _) in plots.items()]
+    files = [save_figure(fig, out / f"{name}.png", dpi=DPI) for name, (fig, _) in plots.items()]
     data = {name: d for name, (_, d) in plots.items()}
     files.append(write_json(out / "sphere_figures.json", _jsonable(data)))
     return {"files": files, "data": data}

@@ -22,13 +22,14 @@ import math
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from lossland.errors import LosslandError
-from lossland.records import atomic_figure, write_table
+from lossland.figures import figure, save_figure
+from lossland.records import write_table
 from lossland.runs import Run, load_runs, locate, open_run
 from lossland.studies.sphere.along_path import MAX_ERR_RISE, MAX_RATIO, load_paths, path_row, plot_along_path
+from lossland.studies.sphere.plots import DPI
 
 METRICS = (("train_loss", "train loss $L_T$", True, 1.0), ("train_error", "train error $E_T$ (%)", False, 100.0),
            ("test_error", "test error $E_t$ (%)", False, 100.0), ("gm", "GM", True, 1.0))
@@ -81,19 +82,13 @@ def joined(pre: Run, tuned: Run, name: str) -> tuple[np.ndarray, np.ndarray]:
     return s + length(pre), v
 
 
-def _figure(w: float, h: float) -> Figure:
-    fig = Figure(figsize=(w, h), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def _label(pre: Run, tuned: Run) -> str:
     return f"elr {tuned.elr:.3g} (x{tuned.elr / pre.elr:.3g})"
 
 
 def plot_joined(pre: Run, tuned: list[Run]) -> Figure:
     """Pretrain (black) and each fine-tune on one step axis; one panel per metric; the join is dotted."""
-    fig = _figure(14, 3.4)
+    fig = figure(14, 3.4)
     axes = fig.subplots(1, len(METRICS))
     for ax, (name, title, log, scale) in zip(axes, METRICS):
         s, v = pre.series(name)
@@ -123,7 +118,7 @@ def _trajectory(run: Run) -> tuple[np.ndarray, np.ndarray]:
 def plot_phase(pre: Run, tuned: list[Run], scratch: list[Run]) -> Figure:
     """Phase diagram (GM against train loss, log-log): pretrain black, fine-tunes in colour (a dot at the end),
     from-scratch runs at the fine-tunes' elrs dashed in the same colour."""
-    fig = _figure(6.4, 4.8)
+    fig = figure(6.4, 4.8)
     ax = fig.add_subplot()
     loss, gm = _trajectory(pre)
     ax.plot(loss, gm, color="k", lw=1.5, label=f"pretrain elr {pre.elr:.3g}")
@@ -195,8 +190,8 @@ def write_finetune(root: str | Path, out: str | Path | None = None, max_ratio: f
     files = []
     for pre, tuned in groups:
         stem = f"elr_{pre.elr:g}"
-        files.append(atomic_figure(plot_joined(pre, tuned), out / f"{stem}_metrics.png", dpi=110))
-        files.append(atomic_figure(plot_phase(pre, tuned, scratch), out / f"{stem}_phase.png", dpi=110))
+        files.append(save_figure(plot_joined(pre, tuned), out / f"{stem}_metrics.png", dpi=DPI))
+        files.append(save_figure(plot_phase(pre, tuned, scratch), out / f"{stem}_phase.png", dpi=DPI))
         mine = [p for p in paths if Path(p["a"]["dir"]).resolve() == pre.path.resolve()]
         by_dir = {str(t.path.resolve()): t for t in tuned}
         mine = sorted((p for p in mine if str(Path(p["b"]["dir"]).resolve()) in by_dir),
@@ -204,7 +199,7 @@ def write_finetune(root: str | Path, out: str | Path | None = None, max_ratio: f
         if mine:
             labels = [_label(pre, by_dir[str(Path(p["b"]["dir"]).resolve())]) for p in mine]
             fig = plot_along_path(mine, labels, f"linear path: original (α=0, elr {pre.elr:.3g}) to fine-tuned (α=1)")
-            files.append(atomic_figure(fig, out / f"{stem}_paths.png", dpi=110))
+            files.append(save_figure(fig, out / f"{stem}_paths.png", dpi=DPI))
     rows = finetune_rows(groups, paths, max_ratio, max_err_rise)
     md = write_table(rows, out, "finetune")
     files += [out / "finetune.csv", out / "finetune.md"]

@@ -15,9 +15,11 @@ import math
 from pathlib import Path
 
 from lossland.errors import LosslandError
-from lossland.records import atomic_figure, write_table
+from lossland.figures import save_figure
+from lossland.records import write_table
 from lossland.runs import open_run
 from lossland.studies.sphere.along_path import MAX_ERR_RISE, MAX_RATIO, load_paths, path_row, plot_along_path
+from lossland.studies.sphere.plots import DPI
 
 SEED_CLAIM = {"not converged": "connected", "converged": "not connected"}
 
@@ -66,7 +68,7 @@ def write_interpolation(root: str | Path, out: str | Path | None = None, converg
         labels = [f"elr {r['elr_a']:.3g} → {r['elr_b']:.3g}" for r in mine]
         fig = plot_along_path([by_file[r["file"]] for r in mine], labels,
                               f"phase 1, {group} models: linear paths (BN recomputed at every point)")
-        files.append(atomic_figure(fig, out / f"interp_{group.replace(' ', '_')}.png", dpi=110))
+        files.append(save_figure(fig, out / f"interp_{group.replace(' ', '_')}.png", dpi=DPI))
         n = sum(r["connected"] == "yes" for r in mine)
         claim = SEED_CLAIM.get(group)
         holds = n == len(mine) if claim == "connected" else n == 0

@@ -294,14 +294,12 @@ TRENDS = {f.__name__: f for f in (three_phases, phase3_chance, phase1_test_impro
 def figures(ctx, out: Path) -> list[Path]:
     """Final train / test error and GM against elr, coloured by phase, with the seed's CE boundaries (CIFAR-10)
     as dashed lines."""
-    from matplotlib.figure import Figure
-
-    from lossland.records import atomic_figure
+    from lossland.figures import figure, save_figure
 
     runs = [r for r in ctx["ce"] if r["elr"] is not None]
     if not runs:
         return []
-    fig = Figure(figsize=(11, 3.4))
+    fig = figure(11, 3.4, layout=None)
     axes = fig.subplots(1, 3)
     colors = {"1": "C0", "2": "C1", "3": "C3"}
     for ax, key in zip(axes, ("train_error", "test_error", "gm")):
@@ -314,4 +312,4 @@ def figures(ctx, out: Path) -> list[Path]:
         ax.set(xscale="log", yscale="log" if key == "gm" else "linear", xlabel="elr", title=key)
     axes[0].legend(handles=[axes[0].scatter([], [], color=c, label=f"phase {p}") for p, c in colors.items()],
                    fontsize=7)
-    return [atomic_figure(fig, out / "phases_vs_elr.png")]
+    return [save_figure(fig, out / "phases_vs_elr.png")]

@@ -112,6 +112,11 @@ def classify_run(summary: Mapping, history=None, num_classes: int | None = None,
     of ``summary["classes"]``, else 10. ``split``: ``"loss"`` (the train loss still falls over the tail:
     phase 1) or ``"cosine"`` (the tail cos_prev is at least ``phase1_min_cos``: phase 1), the seed's rule for
     MSE, where no run reaches zero errors.
+
+    The rule's steps, in order, each deciding the phase or passing on: a run that did not end ``ok`` keeps its
+    status; a non-finite final loss is ``diverged``; no train error is ``unknown``; near-chance error with
+    near-orthogonal consecutive weights is ``3``; few enough misclassified examples is ``1-converged``; a loss
+    still falling (or weights settling, ``split="cosine"``) is ``1-not-converged``; the rest is ``2``.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
@@ -120,75 +125,115 @@ def classify_run(summary: Mapping, history=None, num_classes: int | None = None,
         return PhaseResult(status, reasons=[f"status {status}"])
     final = dict(summary.get("final") or {})
     h = _as_arrays(history)
-    K = num_classes or _num_classes(summary)
-    res = PhaseResult("2", chance_error=1 - 1 / K)
+    loss, err, cos = (_series(h, name) for name in ("train_loss", "train_error", "cos_prev"))
+    res = PhaseResult("2", chance_error=1 - 1 / (num_classes or _num_classes(summary)))
+    if _diverged(res, final, loss[1]) or _no_error(res, final, err[1]):
+        return res
+    tail = _Tail(tail_fraction, min_tail_points, max((s[-1] for s, _ in (loss, err) if s.size), default=0.0))
+    _tail_means(res, err, cos, tail)
+    if _phase3(res, phase3_chance_fraction, phase3_max_cos) or _converged(res, final, converged_max_errors):
+        return res
+    if split == "cosine":
+        settled = _weights_settle(res, phase1_min_cos)
+    else:
+        settled = loss[1].size > 0 and _loss_falls(res, tail.of(*loss), phase1_min_decay, phase1_min_tstat)
+    if not settled:
+        res.phase = "2"
+        res.reasons.append("stationary train loss, error below the phase-3 level" if split == "loss" else
+                           f"tail cos_prev {res.tail_cos_prev:.3g} < {phase1_min_cos}, error below the phase-3 level")
+    return res
 
-    s_loss, loss = _series(h, "train_loss")
+
+@dataclass(frozen=True)
+class _Tail:
+    """The last ``fraction`` of the run's steps (at least ``min_points`` points) of a series."""
+
+    fraction: float
+    min_points: int
+    last_step: float
+
+    def of(self, s: np.ndarray, v: np.ndarray, last_step: float | None = None):
+        return _tail(s, v, self.last_step if last_step is None else last_step, self.fraction, self.min_points)
+
+
+def _diverged(res: PhaseResult, final: dict, loss: np.ndarray) -> bool:
     final_loss = _f(final.get("train_loss"))
     if math.isnan(final_loss) and loss.size:
         final_loss = float(loss[-1])
     if not math.isnan(final_loss) and not math.isfinite(final_loss):
         res.phase = "diverged"
         res.reasons.append("non-finite final train loss")
-        return res
+        return True
+    return False
 
-    s_err, err = _series(h, "train_error")
+
+def _no_error(res: PhaseResult, final: dict, err: np.ndarray) -> bool:
+    """Records the final train error (the summary's, else the last logged); True when there is none."""
     res.final_train_error = _f(final.get("train_error"))
     if math.isnan(res.final_train_error) and err.size:
         res.final_train_error = float(err[-1])
     if math.isnan(res.final_train_error):
         res.phase = "unknown"
         res.reasons.append("no train error recorded")
-        return res
+        return True
+    return False
 
-    steps = [a[-1] for a in (s_loss, s_err) if a.size]
-    last_step = max(steps) if steps else 0.0
-    if err.size:
-        res.tail_train_error = float(_tail(s_err, err, last_step, tail_fraction, min_tail_points)[1].mean())
-    else:
-        res.tail_train_error = res.final_train_error
-    s_cos, cos = _series(h, "cos_prev")
-    if cos.size:
-        res.tail_cos_prev = float(_tail(s_cos, cos, max(last_step, s_cos[-1]), tail_fraction,
-                                        min_tail_points)[1].mean())
 
-    # phase 3: near-chance error and (when logged) near-orthogonal consecutive weights
-    err3 = phase3_chance_fraction * res.chance_error
-    if res.tail_train_error >= err3 and (math.isnan(res.tail_cos_prev) or res.tail_cos_prev < phase3_max_cos):
+def _tail_means(res: PhaseResult, err: tuple, cos: tuple, tail: _Tail) -> None:
+    """The tail means of the train error (else the final one) and of the consecutive cosine (where logged)."""
+    res.tail_train_error = float(tail.of(*err)[1].mean()) if err[1].size else res.final_train_error
+    if cos[1].size:
+        res.tail_cos_prev = float(tail.of(*cos, last_step=max(tail.last_step, cos[0][-1]))[1].mean())
+
+
+def _phase3(res: PhaseResult, chance_fraction: float, max_cos: float) -> bool:
+    """Near-chance error and (when logged) near-orthogonal consecutive weights."""
+    err3 = chance_fraction * res.chance_error
+    if res.tail_train_error >= err3 and (math.isnan(res.tail_cos_prev) or res.tail_cos_prev < max_cos):
         res.phase = "3"
         res.reasons.append(f"tail train error {res.tail_train_error:.3g} ≥ {err3:.3g}"
                            + ("" if math.isnan(res.tail_cos_prev) else
-                              f", tail cos_prev {res.tail_cos_prev:.3g} < {phase3_max_cos}"))
-        return res
+                              f", tail cos_prev {res.tail_cos_prev:.3g} < {max_cos}"))
+        return True
+    return False
 
-    # phase 1: converged (a count of misclassified training examples), else still converging
+
+def _converged(res: PhaseResult, final: dict, max_errors: int) -> bool:
+    """Phase 1, converged: a count of misclassified training examples at the end."""
     res.final_misclassified = _f(final.get("train_misclassified"))
     if math.isnan(res.final_misclassified) and res.final_train_error == 0:
         res.final_misclassified = 0.0
-    if res.final_misclassified <= converged_max_errors:
+    if res.final_misclassified <= max_errors:
         res.phase = "1-converged"
         res.reasons.append(f"{res.final_misclassified:.0f} misclassified training examples at the end "
-                           f"(≤ {converged_max_errors})")
-        return res
-    if split == "cosine":
-        if res.tail_cos_prev >= phase1_min_cos:
-            res.phase = "1-not-converged"
-            res.reasons.append(f"tail cos_prev {res.tail_cos_prev:.3g} ≥ {phase1_min_cos} (weights settle)")
-            return res
-    elif loss.size:
-        ts, tl = _tail(s_loss, loss, last_step, tail_fraction, min_tail_points)
-        ok = (tl > 0) & np.isfinite(tl)
-        if ok.sum() >= 3:
-            a, se = _power_law_decay(ts[ok], tl[ok])
-            res.loss_decay, res.loss_decay_stderr = a, se
-            if a >= phase1_min_decay and a >= phase1_min_tstat * se:
-                res.phase = "1-not-converged"
-                res.reasons.append(f"train loss still falls over the tail: L ∝ step^-{a:.3g} (±{se:.2g})")
-                return res
-    res.phase = "2"
-    res.reasons.append("stationary train loss, error below the phase-3 level" if split == "loss"
-                       else f"tail cos_prev {res.tail_cos_prev:.3g} < {phase1_min_cos}, error below the phase-3 level")
-    return res
+                           f"(≤ {max_errors})")
+        return True
+    return False
+
+
+def _weights_settle(res: PhaseResult, min_cos: float) -> bool:
+    """Phase 1, not converged, by the seed's MSE rule: the consecutive weights settle."""
+    if res.tail_cos_prev >= min_cos:
+        res.phase = "1-not-converged"
+        res.reasons.append(f"tail cos_prev {res.tail_cos_prev:.3g} ≥ {min_cos} (weights settle)")
+        return True
+    return False
+
+
+def _loss_falls(res: PhaseResult, tail_loss: tuple[np.ndarray, np.ndarray], min_decay: float,
+                min_tstat: float) -> bool:
+    """Phase 1, not converged: the train loss still falls as a power law over the tail."""
+    ts, tl = tail_loss
+    ok = (tl > 0) & np.isfinite(tl)
+    if ok.sum() < 3:
+        return False
+    a, se = _power_law_decay(ts[ok], tl[ok])
+    res.loss_decay, res.loss_decay_stderr = a, se
+    if a >= min_decay and a >= min_tstat * se:
+        res.phase = "1-not-converged"
+        res.reasons.append(f"train loss still falls over the tail: L ∝ step^-{a:.3g} (±{se:.2g})")
+        return True
+    return False
 
 
 def _power_law_decay(steps: np.ndarray, loss: np.ndarray) -> tuple[float, float]:

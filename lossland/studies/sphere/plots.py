@@ -1,6 +1,5 @@
-"""Figures of the sphere study (docs/studies.md#s), drawn with matplotlib's object API (Agg canvas, no pyplot,
-so the caller's backend is left alone). Each ``plot_*`` function returns a ``Figure``; :func:`save_figure`
-writes it atomically.
+"""Figures of the sphere study (docs/studies.md#s), drawn with :mod:`lossland.figures`. Each ``plot_*`` function
+returns a ``Figure``; :func:`lossland.figures.save_figure` writes it (at :data:`DPI`).
 
 Conventions: a sweep is a :class:`lossland.analysis.settings.Sweep`: runs grouped by setting (the varied keys
 other than seed), plotted against its ``x`` key (colour: viridis, log scale for a positive numeric x), one
@@ -14,36 +13,24 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from itertools import cycle
-from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from lossland.analysis.settings import Setting, Sweep, mean_std, phase_counts
-from lossland.records import atomic_figure
+from lossland.figures import figure
 from lossland.runs import Run
 
 __all__ = ["PHASE_COLORS", "phase_bands", "plot_phase_diagram", "plot_final_metrics", "plot_cosines",
-           "plot_curves", "save_figure"]
+           "plot_curves", "DPI"]
 
 PHASE_COLORS = {"1-converged": "#1b9e77", "1-not-converged": "#a6dba0", "2": "#fdb863", "3": "#e7298a",
                 "diverged": "#555555", "failed": "#999999", "unknown": "#dddddd"}
 CMAP = "viridis"
-
-
-def _figure(w: float, h: float) -> Figure:
-    fig = Figure(figsize=(w, h), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
-    """Write ``fig`` as PNG to ``path`` atomically."""
-    return atomic_figure(fig, path, dpi=dpi)
+DPI = 110  # the study's figures (report, sphere_figures, finetune, interpolation)
 
 
 def _norm(values: Sequence) -> Normalize:
@@ -73,12 +60,17 @@ def _panels(sweep: Sweep) -> list[tuple[str, list[Setting]]]:
     return list(out.items())
 
 
-def _joined(run: Run, a: str, b: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Steps and values of metrics ``a`` and ``b`` at the steps where both were logged."""
+def at_common_steps(run: Run, a: str, b: str, positive: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps and values of metrics ``a`` and ``b`` at the steps where both were logged (``positive``: only where
+    both are finite and > 0, for log axes)."""
     sa, va = run.series(a)
     sb, vb = run.series(b)
     steps, ia, ib = np.intersect1d(sa, sb, return_indices=True)
-    return steps, va[ia], vb[ib]
+    x, y = va[ia], vb[ib]
+    if positive:
+        ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+        steps, x, y = steps[ok], x[ok], y[ok]
+    return steps, x, y
 
 
 def _stack(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +92,7 @@ def plot_phase_diagram(sweep: Sweep) -> Figure:
     """GM (log) against train loss (log), one panel per series: each setting's geometric-mean trajectory
     over its seeds (thick, coloured by x; a dot at its end) over its single runs (thin)."""
     panels = _panels(sweep)
-    fig = _figure(5.2 * len(panels) + 1.2, 4.6)
+    fig = figure(5.2 * len(panels) + 1.2, 4.6)
     axes = fig.subplots(1, len(panels), squeeze=False).ravel()
     colors, sm = _colors(sweep)
     for ax, (title, settings) in zip(axes, panels):
@@ -109,12 +101,11 @@ def plot_phase_diagram(sweep: Sweep) -> Figure:
             c = colors[id(st)]
             curves = []
             for r in st.runs:
-                steps, loss, gm = _joined(r, "train_loss", "gm")
-                ok = (loss > 0) & (gm > 0) & np.isfinite(loss) & np.isfinite(gm)
-                if ok.any():
+                steps, loss, gm = at_common_steps(r, "train_loss", "gm", positive=True)
+                if steps.size:
                     if len(st.runs) > 1:
-                        ax.plot(loss[ok], gm[ok], "-", color=c, lw=0.6, alpha=0.35)
-                    curves.append((steps[ok], np.stack([np.log(loss[ok]), np.log(gm[ok])], axis=1)))
+                        ax.plot(loss, gm, "-", color=c, lw=0.6, alpha=0.35)
+                    curves.append((steps, np.stack([np.log(loss), np.log(gm)], axis=1)))
             steps, vals = _stack(curves)
             if steps.size:
                 mean = np.exp(vals.mean(axis=0))
@@ -179,7 +170,7 @@ def plot_final_metrics(sweep: Sweep,
                        metrics: Sequence[str] = ("train_loss", "train_error", "test_error", "gm")) -> Figure:
     """Final ``metrics`` against x, one panel each: per series, the mean over seeds with ± std error bars
     over the single runs (dots); shaded by the majority phase when there is one series."""
-    fig = _figure(9.6, 6.4)
+    fig = figure(9.6, 6.4)
     axes = fig.subplots(2, math.ceil(len(metrics) / 2), squeeze=False).ravel()
     pos, ticks = _positions(sweep)
     panels = _panels(sweep)
@@ -191,23 +182,7 @@ def plot_final_metrics(sweep: Sweep,
     styles = {title: next(markers) for title, _ in panels}
     for ax, m in zip(axes, metrics):
         _draw_bands(ax, bands)
-        positive = True
-        for i, (title, settings) in enumerate(panels):
-            color = "k" if len(panels) == 1 else f"C{i}"
-            xs, means, stds = [], [], []
-            for st in settings:
-                vals = [r.final_value(m) for r in st.runs]
-                mu, sd, n = mean_std(vals)
-                good = [v for v in vals if math.isfinite(v)]
-                positive &= all(v > 0 for v in good)
-                ax.plot([pos[id(st)]] * len(good), good, styles[title], color=color, ms=3, alpha=0.4)
-                if n:
-                    xs.append(pos[id(st)])
-                    means.append(mu)
-                    stds.append(sd)
-            if xs:
-                ax.errorbar(xs, means, yerr=stds, fmt="-" + styles[title], color=color, ms=4, lw=1, capsize=3,
-                            label=title or None)
+        positive = _final_metric_panel(ax, m, panels, styles, pos)
         if m in ("train_loss", "gm") and positive and ax.has_data():
             ax.set_yscale("log")
         if ticks is not None:
@@ -228,9 +203,32 @@ def plot_final_metrics(sweep: Sweep,
     return fig
 
 
+def _final_metric_panel(ax, metric: str, panels, styles: dict, pos: dict) -> bool:
+    """One metric of :func:`plot_final_metrics`: single runs (dots) and each series' mean ± std; returns whether
+    every value drawn is positive (a log axis then fits)."""
+    positive = True
+    for i, (title, settings) in enumerate(panels):
+        color = "k" if len(panels) == 1 else f"C{i}"
+        xs, means, stds = [], [], []
+        for st in settings:
+            vals = [r.final_value(metric) for r in st.runs]
+            mu, sd, n = mean_std(vals)
+            good = [v for v in vals if math.isfinite(v)]
+            positive &= all(v > 0 for v in good)
+            ax.plot([pos[id(st)]] * len(good), good, styles[title], color=color, ms=3, alpha=0.4)
+            if n:
+                xs.append(pos[id(st)])
+                means.append(mu)
+                stds.append(sd)
+        if xs:
+            ax.errorbar(xs, means, yerr=stds, fmt="-" + styles[title], color=color, ms=4, lw=1, capsize=3,
+                        label=title or None)
+    return positive
+
+
 def plot_curves(sweep: Sweep, metrics: Sequence[str] = ("train_loss", "train_error", "test_error", "gm")) -> Figure:
     """Each metric against the step, one line per setting: the mean over its seeds with a ± std band."""
-    fig = _figure(10.4, 6.4)
+    fig = figure(10.4, 6.4)
     axes = fig.subplots(2, math.ceil(len(metrics) / 2), squeeze=False).ravel()
     colors, sm = _colors(sweep)
     styles = dict(zip((t for t, _ in _panels(sweep)), cycle(["-", "--", ":", "-."])))
@@ -263,7 +261,7 @@ def plot_curves(sweep: Sweep, metrics: Sequence[str] = ("train_loss", "train_err
 def plot_cosines(sweep: Sweep, metric: str = "cos_prev") -> Figure:
     """Box plot of the cosines between consecutive evaluation points' weights (all logged values of all
     seeds), per setting."""
-    fig = _figure(max(6.4, 0.6 * len(sweep.settings) + 2), 4.4)
+    fig = figure(max(6.4, 0.6 * len(sweep.settings) + 2), 4.4)
     ax = fig.add_subplot()
     colors, _ = _colors(sweep)
     data = []
