@@ -38,7 +38,6 @@ from lossland.build import build_data, build_loss, build_model, check_received_c
 from lossland.errors import LosslandError
 from lossland.records import CONFIG_YAML, METRICS_CSV, SUMMARY_JSON, atomic_torch_save
 
-
 __all__ = ["Run", "find_runs", "open_run", "load_runs", "load_checkpoint", "convert_checkpoint", "model_state",
            "is_run_dir", "SUMMARY_JSON", "METRICS_CSV", "CONFIG_YAML"]
 
