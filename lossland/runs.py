@@ -108,13 +108,14 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def _checked(ckpt, path) -> dict:
-    """The structure lossland reads (a dict; ``state_dict`` of tensors, integer ``global_step``, ``lossland``
-    a dict) or one line saying what is wrong."""
+    """The structure lossland reads (a dict; ``state_dict`` of tensors (and modules' ``_extra_state``), integer
+    ``global_step``, ``lossland`` a dict) or one line saying what is wrong."""
     problem = None
     if not isinstance(ckpt, dict):
         problem = f"a {type(ckpt).__name__}, not a dict"
     elif "state_dict" in ckpt and not (isinstance(ckpt["state_dict"], dict) and all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in ckpt["state_dict"].items())):
+            isinstance(k, str) and (isinstance(v, torch.Tensor) or k.endswith("_extra_state"))  # a module's own
+            for k, v in ckpt["state_dict"].items())):
         problem = "its state_dict is not names -> tensors"
     elif any(k in ckpt and not isinstance(ckpt[k], int) for k in ("global_step", "epoch")):
         problem = "its global_step or epoch is not an integer"

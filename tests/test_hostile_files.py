@@ -142,7 +142,7 @@ def test_connect_py_refuses_a_checkpoint_that_would_run_code(victim, tmp_path, m
 def test_lossland_connect_refuses_a_checkpoint_that_would_run_code(victim, tmp_path, marker, capsys):
     b = copy_run(victim, tmp_path / "b")
     poison_checkpoint(b / "checkpoints" / "last.ckpt", marker)
-    line = cli_error(["connect", victim, b, "num_points=3", "--out", tmp_path / "c"], capsys)
+    line = cli_error(["connect", victim, b, "num_points=3", f"out_dir={tmp_path / 'c'}"], capsys)
     assert line.startswith(f"lossland: error: b={b}") and "could run code" in line
 
 
@@ -225,7 +225,7 @@ def test_rebuilding_a_run_never_instantiates_a_foreign_target(victim, tmp_path, 
     d = copy_run(victim, tmp_path / "run")
     poison_config(d, marker)
     argv = {"curvature": ["curvature", d], "slice": ["slice", d, "points=3", "examples=32"],
-            "connect": ["connect", d, victim, "num_points=3", "--out", tmp_path / "c"]}[command]
+            "connect": ["connect", d, victim, "num_points=3", f"out_dir={tmp_path / 'c'}"]}[command]
     line = cli_error(argv, capsys)
     assert "refused data._target_='pathlib.Path.write_text': not a target lossland builds" in line
 
@@ -471,7 +471,7 @@ def test_nas_checkpoints_load_with_the_safe_loader(nas_job):
 
 
 def test_nas_report_keeps_file_names_from_records_inside_out(nas_job, tmp_path, capsys):
-    from lossland.studies.nas.report import main
+    from lossland.cli import main
 
     sweep, out = tmp_path / "sweep", tmp_path / "deep" / "out"
     for name, prior in (("0", "x/../../../outside"), ("1", "$\\frac{"), ("2", "weak")):
@@ -485,7 +485,7 @@ def test_nas_report_keeps_file_names_from_records_inside_out(nas_job, tmp_path, 
     (sweep / "3" / "summary.json").write_text('{"app": "nas", "status": "ok", "prior": "strong"}')  # no findings
     (out / "dynamics_x").mkdir(parents=True)  # the folder a traversal would go through
     before = set(tmp_path.rglob("*.png"))  # the jobs' own figures
-    main([str(sweep), "--out", str(out)])
+    main(["nas-report", str(sweep), "--out", str(out)])
     err = capsys.readouterr().err
     assert "skipped" in err and f"{sweep / '3'}" in err
     written = {p.name for p in out.glob("*.png")}
