@@ -176,7 +176,7 @@ class Job:
         if s["status"] == "running":
             s["status"] = "interrupted"
         self._write()
-        s.update(close_loggers(self.loggers, s, self.out))
+        s.update(close_loggers(self.loggers, s, Run(self.out)))
         self._write()
         finish_wandb()
         return s

@@ -122,8 +122,9 @@ class WandbLogger(Logger):
     are logged first. Each logger has its own W&B run (``reinit="create_new"``), so the members of a vectorized
     grid, trained in one process, are one W&B run each.
 
-    ``summary``: more run-summary entries, each a callable of the finished :class:`lossland.runs.Run` returning a
-    value or None (left out); ``conf/logger/wandb.yaml`` names the sphere study's ``phase``. Other keyword
+    ``summary``: more run-summary entries, each a callable of the finished run (a :class:`lossland.runs.Run`)
+    returning a value or None (left out); ``conf/logger/wandb.yaml`` names the sphere study's ``phase``: the core
+    never imports a study, the config names the rule. Other keyword
     arguments go to ``wandb.init`` (``tags``, ``notes``, ...)."""
 
     def __init__(self, save_dir: str | Path = ".", project: str | None = "lossland", entity: str | None = None,
@@ -199,19 +200,17 @@ class WandbLogger(Logger):
             return  # logged by the job's earlier attempt (a resumed job re-runs the steps after its checkpoint)
         run.log(dict(metrics) if step is None else {**metrics, STEP_KEY: step})
 
-    def end_job(self, summary: Mapping, run_dir: str | Path | None = None) -> None:
-        """Write the job's record into the run summary (:func:`tracker_summary`) plus the :attr:`fields` computed
-        from the finished run directory (its ``summary.json`` and ``metrics.csv`` already written)."""
+    def end_job(self, summary: Mapping, run=None) -> None:
+        """Write the job's record into the run summary (:func:`tracker_summary`) plus the :attr:`fields`, each
+        computed from ``run``: the finished run directory read back (a :class:`lossland.runs.Run`, its
+        ``summary.json`` and ``metrics.csv`` written)."""
         entries = tracker_summary(summary)
-        if self.fields and run_dir is not None:
-            from lossland.runs import Run  # here: reading a run back imports the model builders
-
-            run = Run(run_dir)
+        if run is not None:
             for key, field in self.fields.items():
                 try:
                     value = field(run)
                 except Exception as e:  # noqa: BLE001 - a summary entry never costs the job its record
-                    log.warning("%s: W&B summary entry %r not computed (%s: %s)", run_dir, key, type(e).__name__, e)
+                    log.warning("%s: W&B summary entry %r not computed (%s: %s)", run, key, type(e).__name__, e)
                     continue
                 if value is not None:
                     entries[key] = value
@@ -266,20 +265,21 @@ def bind_loggers(loggers, run_id: str) -> None:
             lg.bind(run_id, rows)
 
 
-def close_loggers(loggers, summary: Mapping, run_dir: str | Path | None = None) -> dict:
+def close_loggers(loggers, summary: Mapping, run=None) -> dict:
     """Finish every logger at the end of a job: first the local records (``metrics.csv`` written), then the
-    trackers, each given the job's final record (:meth:`WandbLogger.end_job`, which may read ``run_dir``) before
-    it closes. Returns what the job's summary records of them: ``wandb`` (the W&B run's id, group and directory)
-    and ``logger_errors`` (a tracker's failure never loses the local records)."""
+    trackers, each given the job's final record and its directory read back (``run``, a
+    :class:`lossland.runs.Run`; :meth:`WandbLogger.end_job`) before it closes. Returns what the job's summary
+    records of them: ``wandb`` (the W&B run's id, group and directory) and ``logger_errors`` (a tracker's failure
+    never loses the local records)."""
     out: dict = {}
     status = "success" if summary.get("status") in ("ok", "diverged") else "failed"
     trackers = [lg for lg in loggers if callable(getattr(lg, "end_job", None))]
     for lg in [*(lg for lg in loggers if lg not in trackers), *trackers]:
         try:
             if lg in trackers:
-                lg.end_job(summary, run_dir)
-                run = lg.experiment
-                out["wandb"] = {"id": run.id, "group": run.group, "dir": run.dir}
+                lg.end_job(summary, run)
+                tracked = lg.experiment
+                out["wandb"] = {"id": tracked.id, "group": tracked.group, "dir": tracked.dir}
             lg.finalize(status)
         except Exception as e:  # noqa: BLE001 - see the docstring
             out.setdefault("logger_errors", []).append(f"{type(lg).__name__}: {e}")
