@@ -174,6 +174,49 @@ def test_sync_without_network_says_so_fast_and_loses_nothing(sweep, wandb_env):
     assert dry.returncode == 0 and f"would sync {len(before)} offline W&B runs" in dry.stdout
 
 
+@pytest.fixture
+def w_and_b_server():
+    """A local stand-in for the W&B server that answers the reachability probe and never answers an upload."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    release = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(200)
+            self.end_headers()
+
+        def do_POST(self):
+            release.wait(120)
+
+        do_GET = do_POST
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    release.set()
+    server.shutdown()
+
+
+def test_sync_without_credentials_or_past_its_time_loses_nothing(sweep, wandb_env, w_and_b_server):
+    before = {p: p.read_bytes() for p in sweep.rglob("*.wandb")}
+    env = dict(wandb_env, WANDB_BASE_URL=w_and_b_server)
+    res = cli(env, "-m", "lossland.cli", "sync", str(sweep), timeout=120)  # no API key
+    (line,) = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and "offline runs not synced (No API key configured" in line, res.stderr
+    t0 = time.time()
+    res = cli(dict(env, WANDB_API_KEY="x" * 40), "-m", "lossland.cli", "sync", str(sweep), "--timeout", "8",
+              timeout=120)  # the server takes the connection and never answers
+    (line,) = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and "W&B did not finish in 8 s (0 of" in line and time.time() - t0 < 60, res.stderr
+    assert {p: p.read_bytes() for p in sweep.rglob("*.wandb")} == before
+    assert not list(sweep.rglob("*.wandb.synced"))
+
+
 # ------------------------------------------------------------------------------------------ grid, NAS
 @pytest.mark.slow
 def test_grid_members_are_one_wandb_run_each_in_the_sweep_group(tmp_path, wandb_env):

@@ -10,6 +10,7 @@ network it says so in one line before W&B tries (W&B itself retries for minutes)
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from lossland.errors import LosslandError
-from lossland.untrusted import terminal_text
+from lossland.untrusted import printable
 
 PROBE_TIMEOUT_S = 10.0
 
@@ -103,7 +104,7 @@ def sync(root: str | Path, project: str | None = None, entity: str | None = None
     if dry_run:
         out(f"lossland sync: would sync {what}:")
         for r in todo:
-            out(f"  {terminal_text(str(_rel(r.path, root)))}  (W&B run {r.id})")
+            out(f"  {printable(_rel(r.path, root), keep_newlines=False)}  (W&B run {r.id})")
         return []
     url = base_url()
     why = reachable(url)
@@ -113,25 +114,37 @@ def sync(root: str | Path, project: str | None = None, entity: str | None = None
     cmd = [sys.executable, "-m", "wandb", "sync", *(["--project", project] if project else []),
            *(["--entity", entity] if entity else []), *(str(r.path) for r in todo)]
     t0 = time.time()
+    # its own process group: a sync that runs out of time ends with W&B's service process, not beside it
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            start_new_session=True)
     try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         done = [r for r in todo if r.synced]
         raise LosslandError(f"sync: W&B did not finish in {timeout:g} s ({len(done)} of {len(todo)} runs synced); the "
                             f"offline runs stay in place, run `lossland sync {root}` again") from None
     done = [r for r in todo if r.synced]
     for r in done:
-        out(f"  {terminal_text(str(_rel(r.path, root)))}  -> W&B run {r.id}")
+        out(f"  {printable(_rel(r.path, root), keep_newlines=False)}  -> W&B run {r.id}")
     if len(done) < len(todo):
-        lines = [ln.strip() for ln in (res.stderr + res.stdout).splitlines() if ln.strip()]
-        reason = next((ln for ln in reversed(lines) if "error" in ln.lower()),
-                      lines[-1] if lines else f"exit {res.returncode}")
         raise LosslandError(f"sync: {len(todo) - len(done)} of {len(todo)} offline runs not synced "
-                            f"({terminal_text(reason.removeprefix('Error: ').removeprefix('wandb: '))}); they stay in "
-                            f"place, run `lossland sync {root}` again")
+                            f"({_reason(stderr + stdout, proc.returncode)}); they stay in place, run "
+                            f"`lossland sync {root}` again")
     out(f"lossland sync: synced {what} to {url} in {time.time() - t0:.0f} s"
         + (f" (project {project})" if project else ""))
     return done
+
+
+def _reason(output: str, code: int, limit: int = 200) -> str:
+    """W&B's own reason for a failed sync, in a few words: its last error line (else its last line)."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    reason = next((ln for ln in reversed(lines) if "error" in ln.lower()), lines[-1] if lines else f"exit {code}")
+    for prefix in ("wandb: ", "Error: ", "ERROR "):
+        reason = reason.removeprefix(prefix)
+    reason = printable(reason, keep_newlines=False)
+    return reason if len(reason) <= limit else reason[:limit] + "..."
 
 
 def _rel(path: Path, root: Path) -> Path:
