@@ -96,7 +96,7 @@ def tracker_summary(summary: Mapping) -> dict:
     ``wall_s``, ``diverged_at_step``, ``diverged_cause``, the rates used ``elr`` / ``lr`` / ``*_final``,
     ``stopped_early``, ``converged_step``, NAS accuracies, ...) under its own name, and every scalar of a nested
     record under ``<record>/<name>``: ``final/test_error``, ``grid/index``. Lists and :data:`NOT_IN_TRACKER` are
-    left out; a non-finite number stays what it is (W&B shows NaN / inf)."""
+    left out; ``None`` stays (W&B keeps it as null, and NaN as null too)."""
     def scalar(v):
         return v is None or isinstance(v, bool | int | float | str)
 
@@ -124,8 +124,8 @@ class WandbLogger(Logger):
 
     ``summary``: more run-summary entries, each a callable of the finished run (a :class:`lossland.runs.Run`)
     returning a value or None (left out); ``conf/logger/wandb.yaml`` names the sphere study's ``phase``: the core
-    never imports a study, the config names the rule. Other keyword
-    arguments go to ``wandb.init`` (``tags``, ``notes``, ...)."""
+    never imports a study, the config names the rule. Other keyword arguments go to ``wandb.init`` (``tags``,
+    ``notes``, ...)."""
 
     def __init__(self, save_dir: str | Path = ".", project: str | None = "lossland", entity: str | None = None,
                  offline: bool = True, group: str | None = None, name: str | None = None, job_type: str = "train",
@@ -139,6 +139,7 @@ class WandbLogger(Logger):
         self._id: str | None = id
         self._run = None
         self._held: int | None = None  # the last step the W&B run already holds (a resumed job)
+        self._held_keys: set[str] | None = None  # what it holds at that step (None: everything)
         self._backlog: list[dict] = []  # the job's local records so far (a resumed job)
 
     @property
@@ -177,17 +178,25 @@ class WandbLogger(Logger):
         return self._run
 
     def _catch_up(self) -> None:
-        """A resumed job: log the local records the W&B run lacks (after the last step it holds)."""
+        """A resumed job: log the local records the W&B run lacks (after the last step it holds, and at that step
+        the metrics it lacks), and remember where the W&B run now ends (:meth:`log_metrics` starts after it)."""
         backlog, self._backlog = self._backlog, []
         if not backlog:
             return
-        self._held = held_step(self._run, self._dir)
+        held, held_keys = wandb_holds(self._run, self._dir)
         for row in backlog:
-            step = int(row["step"])
-            if self._held is None or step > self._held:
-                self._run.log({**{k: v for k, v in row.items() if k != "step"}, STEP_KEY: step})
-        steps = [int(r["step"]) for r in backlog]
-        self._held = max(steps + ([] if self._held is None else [self._held]))
+            step, values = int(row["step"]), {k: v for k, v in row.items() if k != "step"}
+            if held is not None and step == held:
+                values = {k: v for k, v in values.items() if held_keys is not None and k not in held_keys}
+            if (held is None or step >= held) and values.keys() - {"epoch"}:
+                self._run.log({**values, "epoch": row.get("epoch"), STEP_KEY: step})
+        last = int(backlog[-1]["step"])
+        at_last = {k for r in backlog if int(r["step"]) == last for k in r} - {"step", "epoch"}
+        if held is None or held < last:
+            self._held, self._held_keys = last, at_last
+        else:  # W&B holds as far as the local records or further
+            self._held = held
+            self._held_keys = None if held_keys is None else held_keys | (at_last if held == last else set())
 
     @rank_zero_only
     def log_hyperparams(self, params, *args, **kwargs) -> None:
@@ -197,7 +206,13 @@ class WandbLogger(Logger):
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         run = self.experiment
         if step is not None and self._held is not None and step <= self._held:
-            return  # logged by the job's earlier attempt (a resumed job re-runs the steps after its checkpoint)
+            # the job's earlier attempt logged this step (a resumed job re-runs the steps after its checkpoint),
+            # except, at the checkpoint's own step, what came after the checkpoint (an epoch's end)
+            new = {} if step < self._held or self._held_keys is None else \
+                {k: v for k, v in metrics.items() if k not in self._held_keys}
+            if not new.keys() - {"epoch"}:
+                return
+            metrics = new
         run.log(dict(metrics) if step is None else {**metrics, STEP_KEY: step})
 
     def end_job(self, summary: Mapping, run=None) -> None:
@@ -223,16 +238,27 @@ class WandbLogger(Logger):
             self._run.finish(exit_code=0 if status == "success" else 1)
 
 
-def held_step(run, save_dir: Path) -> int | None:
-    """The last ``trainer/global_step`` the W&B run ``run`` holds from earlier attempts of its job: online, the
-    resumed run's summary; offline, the earlier ``offline-run-*`` directories of the same id, read with W&B's own
-    reader (:func:`read_offline_run`). None when it holds none (or they cannot be read)."""
+def wandb_holds(run, save_dir: Path) -> tuple[int | None, set[str] | None]:
+    """How far the W&B run ``run`` goes from earlier attempts of its job: its last ``trainer/global_step`` and the
+    metrics it holds at that step (None: not known, take it as all). Online, the resumed run's summary; offline,
+    the earlier ``offline-run-*`` directories of the same id, read with W&B's own reader
+    (:func:`read_offline_run`). ``(None, None)`` when it holds nothing (or they cannot be read)."""
     if run.resumed:
-        return _int(run.summary.get(STEP_KEY))
+        return _int(run.summary.get(STEP_KEY)), None
     current = Path(run.dir).parent.name
-    held = [_int((read_offline_run(p) or {}).get("summary", {}).get(STEP_KEY))
-            for p in sorted((save_dir / "wandb").glob(f"offline-run-*-{run.id}")) if p.name != current]
-    return max((h for h in held if h is not None), default=None)
+    held, keys = None, set()
+    for p in sorted((save_dir / "wandb").glob(f"offline-run-*-{run.id}")):
+        if p.name == current:
+            continue
+        for rec in read_offline_run(p, records=True) or []:
+            item = rec.get("history", {}).get("item", {}) if rec.get("type") == "history" else {}
+            step = _int(item.get(STEP_KEY))
+            if step is None or (held is not None and step < held):
+                continue
+            if held is None or step > held:
+                held, keys = step, set()
+            keys |= {k for k in item if not k.startswith("_")} - {STEP_KEY, "epoch"}
+    return held, (keys if held is not None else None)
 
 
 def read_offline_run(run_dir: str | Path, records: bool = False, timeout: float = 60) -> dict | list | None:

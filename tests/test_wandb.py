@@ -253,25 +253,31 @@ def test_nas_job_run_ends_with_its_record(tmp_path, wandb_env):
 
 
 # ------------------------------------------------------------------------------------------ resume
+def interrupt_and_resume(out, env, sig, checkpoint="step=00000250.ckpt") -> dict:
+    """A 3000-step job stopped by ``sig`` once ``checkpoint`` exists, then the same command again; returns the
+    summary of the stopped attempt."""
+    args = [sys.executable, "train.py", *TINY, "optimizer=sgd", "lr=0.05", "trainer.max_steps=3000",
+            "metrics.every_n_steps=100", "checkpoint.every_n_steps=250", f"hydra.run.dir={out}"]
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while not (out / "checkpoints" / checkpoint).exists():
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        assert time.time() - t0 < 300
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    assert proc.wait() == (128 + sig if sig == signal.SIGTERM else -sig)
+    stopped = json.loads((out / "summary.json").read_text())
+    res = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return stopped
+
+
 def test_a_resumed_job_is_one_wandb_run_whose_history_continues(tmp_path, wandb_env):
     """SIGTERM mid-run, then the same command: one W&B run id, the second attempt resuming it, the history of the
     two offline files together exactly metrics.csv (nothing twice, nothing missing), the summary the final one."""
     out = tmp_path / "run"
-    args = [sys.executable, "train.py", *TINY, "optimizer=sgd", "lr=0.05", "trainer.max_steps=3000",
-            "metrics.every_n_steps=100", "checkpoint.every_n_steps=250", f"hydra.run.dir={out}"]
-    proc = subprocess.Popen(args, cwd=ROOT, env=wandb_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    t0 = time.time()
-    while not (out / "checkpoints" / "step=00000250.ckpt").exists():
-        assert proc.poll() is None, proc.stderr.read()[-2000:]
-        assert time.time() - t0 < 300
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait() == 128 + signal.SIGTERM
-    interrupted = json.loads((out / "summary.json").read_text())
+    interrupted = interrupt_and_resume(out, wandb_env, signal.SIGTERM)
     assert interrupted["status"] == "interrupted" and 250 <= interrupted["steps"] < 3000
-    res = subprocess.run(args, cwd=ROOT, env=wandb_env, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-2000:]
     first, second = (read_run(p) for p in offline_runs(out))
     s = json.loads((out / "summary.json").read_text())
     assert first["run"]["run_id"] == second["run"]["run_id"] == s["run_id"] == s["wandb"]["id"]
@@ -281,6 +287,20 @@ def test_a_resumed_job_is_one_wandb_run_whose_history_continues(tmp_path, wandb_
     check_summary(out, second)
     assert second["summary"]["resumed_from_step"] == interrupted["steps"]
     history_equals_metrics_csv(out, [first, second])
+
+
+@pytest.mark.slow
+def test_a_job_killed_with_sigkill_is_one_wandb_run_with_nothing_lost_or_repeated(tmp_path, wandb_env):
+    """SIGKILL: W&B loses what it had not written, the job resumes from its last checkpoint (before or after where
+    the W&B run ends): the resumed part logs what the W&B run lacks from metrics.csv and nothing it holds."""
+    out = tmp_path / "run"
+    killed = interrupt_and_resume(out, wandb_env, signal.SIGKILL, checkpoint="step=00000750.ckpt")
+    assert killed["status"] == "running"  # the killed process wrote nothing more
+    parts = [read_run(p) for p in offline_runs(out)]
+    s = json.loads((out / "summary.json").read_text())
+    assert len(parts) == 2 and {p["run"]["run_id"] for p in parts} == {s["run_id"]} and s["resumed_from_step"] >= 750
+    check_summary(out, parts[-1])
+    history_equals_metrics_csv(out, parts)
 
 
 # ------------------------------------------------------------------------------------------ the pieces
