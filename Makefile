@@ -22,8 +22,17 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-demo: $(STAMP)  ## train the default experiment (FSI ConvNet on mnist5k, sphere SGD) on the CPU
-	$(BIN)/lossland train
+# The main job in a few minutes (README.md, "A first five minutes"): study S's elr sweep at a small scale
+# (conf/experiment/demo.yaml: FSI ConvNet on 2,000 mnist5k digits, sphere SGD, 400 steps per elr), two jobs at a time
+# (joblib), then its report: phase 1 / 2 / 3 across the elr grid and the phase diagram. Run again: the finished
+# jobs are skipped and the report rewritten.
+DEMO ?= multirun/demo
+DEMO_ELRS ?= 1e-3,3e-3,1e-2,1e-1
+demo: $(STAMP)  ## an elr sweep on the sphere that shows the three regimes, its report and phase diagram
+	$(BIN)/lossland train -m experiment=demo "elr=$(DEMO_ELRS)" hydra/launcher=joblib "hydra.sweep.dir=$(DEMO)"
+	$(BIN)/lossland report "$(DEMO)"
+	@echo
+	@echo "Phase diagram: $(DEMO)/report/phase_diagram.png   (figures and tables: $(DEMO)/report/index.html)"
 
 test: $(STAMP)  ## the default test run (includes the CI smoke sweep); slow tests: make test ARGS="-m slow"
 	$(BIN)/python -m pytest $(ARGS)

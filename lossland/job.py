@@ -8,7 +8,7 @@ grid (:mod:`lossland.sweep.vectorized.run`) and by the NAS search (:mod:`losslan
     job.start()                        # summary.json says "running" (+ .hydra/config.yaml outside a Hydra app)
     with job.recording():              # a failure or a signal becomes the record; the final summary is written
         trainer = ...
-        job.attach(trainer)            # its loggers end with the job (the W&B run id goes into the summary)
+        job.attach(trainer)            # its loggers end with the job (one W&B run per job, its record as summary)
         trainer.fit(...)
         job.complete(trainer)          # ok / diverged, final metrics, rates used, callback summaries, last.ckpt
 
@@ -42,7 +42,7 @@ from omegaconf import DictConfig, OmegaConf
 from lossland.callbacks import PhaseMetrics
 from lossland.config import job_overrides, under_hydra
 from lossland.errors import LosslandError
-from lossland.loggers import close_loggers, finish_wandb
+from lossland.loggers import bind_loggers, close_loggers, finish_wandb
 from lossland.loop import Interrupted
 from lossland.metrics.gradients import evaluate
 from lossland.records import CONFIG_YAML, SUMMARY_JSON, atomic_write, write_json
@@ -120,10 +120,11 @@ class Job:
 
     def attach(self, trainer=None, loggers: list | None = None) -> None:
         """The job's trainer (its counters go into the record) and loggers (default: the trainer's), which
-        :meth:`finish` closes."""
+        :meth:`finish` closes. Trackers log to the job's own run (W&B: the run id, the same across resumes)."""
         if trainer is not None:
             self.trainer = trainer
         self.loggers = list(loggers if loggers is not None else getattr(trainer, "loggers", []))
+        bind_loggers(self.loggers, self.run_id)
 
     # ------------------------------------------------------------------------------------------ ending
     def end_training(self, trainer) -> None:
@@ -145,7 +146,7 @@ class Job:
         if s["status"] == "ok":
             trainer.log(trainer.evaluate("test"))
         s["final"] = final_metrics(trainer, scheduled=s["status"] == "ok")
-        s.update(callback_summaries(trainer), **used_rates(trainer))
+        s.update(callback_summaries(trainer), **used_rates(trainer), **stopped_early(trainer))
         save_last(trainer, self.out, s)
 
     def fail(self, e: Exception) -> None:
@@ -167,13 +168,15 @@ class Job:
     def finish(self) -> dict:
         """The final ``summary.json``: wall time (a resumed run's included), the loggers closed (W&B run id),
         the process's W&B run ended. A job still ``running`` here was ended by ``SystemExit`` (a scheduler's
-        requeue handler): ``interrupted``."""
+        requeue handler): ``interrupted``. The record is written before the loggers close: a tracker's run summary
+        may be computed from the finished directory (the sphere study's phase)."""
         s = self.summary
         s["wall_s"] = round(time.time() - self.t0 + float(self.previous.get("wall_s") or 0.0), 3)
         s.pop("pid", None)
         if s["status"] == "running":
             s["status"] = "interrupted"
-        s.update(close_loggers(self.loggers, s["status"]))
+        self._write()
+        s.update(close_loggers(self.loggers, s, Run(self.out)))
         self._write()
         finish_wandb()
         return s
@@ -326,6 +329,12 @@ def used_rates(trainer) -> dict:
         return {}
     first, last = trainer.module.rates(opt, 0), trainer.module.rates(opt, max(trainer.global_step - 1, 0))
     return {**first, **{f"{k}_final": v for k, v in last.items() if v != first[k]}}
+
+
+def stopped_early(trainer) -> dict:
+    """``stopped_early``: whether a callback ended the run before its planned end (e.g. at zero training errors,
+    ``metrics.convergence.stop_at_zero_error``; a divergence is ``diverged_at_step``)."""
+    return {"stopped_early": bool(trainer.should_stop)}
 
 
 def callback_summaries(trainer) -> dict:

@@ -14,10 +14,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from lossland.errors import LosslandError
+
+# As in lossland.entry, here too: a launcher's worker process (joblib's loky workers) imports the command module to
+# run a job, never lossland.entry, and composes the config again (conf/hydra/launcher/<name>.yaml share their
+# names with the launcher plugins' schemas on purpose; Hydra 1.3 warns about it in every worker; the message
+# starts with a newline, hence (?s)).
+warnings.filterwarnings("ignore", message="(?s).*is validated against ConfigStore schema with the same name")
 
 __all__ = ["App", "Tool", "arg", "print_result"]
 

@@ -33,6 +33,9 @@ from lossland.studies.nas.search import SearchModule, SearchRecord, accuracy
 from lossland.studies.nas.supernet import Supernet
 
 log = logging.getLogger("lossland.studies.nas")
+# The search's final metrics (``summary.json``'s ``final``, ``final/*`` in its W&B run): the supernet's accuracy,
+# the argmax architecture's with the supernet's weights, and the discrete network's trained from scratch.
+FINAL = ("test_acc", "inherited_discrete_test_acc", "discrete_test_acc")
 
 
 def validate(cfg: DictConfig, recipe: str | None = None) -> None:
@@ -89,6 +92,7 @@ def search_job(cfg: DictConfig, job: Job, prior: DirichletPrior) -> None:
     net = train_discrete_net(cfg, job, genotype, dm, splits, x_eval, y_eval)
     curves = robustness(cfg, job, prior, model, net, x_eval, y_eval)
     job.summary["findings"] = findings(history, len(model.op_names), cfg)
+    job.summary["final"] = {k: job.summary[k] for k in FINAL}  # full passes over the test (else val) split
     draw_figures(job, prior, history, model.op_names, curves)
     for lg in loggers[1:]:
         lg.log_metrics({"test_acc_final": job.summary["test_acc"],

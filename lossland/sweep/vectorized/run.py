@@ -47,12 +47,22 @@ def launch_grid(jobs: list[list[str]], config_name: str, task_overrides: list[st
     for num, overrides in enumerate(jobs):
         cfg = compose(overrides, config_name)
         cfg.out_dir = str(sweep / str(num))
+        tracker_group(cfg, sweep)
         atomic_write(sweep / str(num) / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(list(overrides)))
         cfgs.append(cfg)
     print(f"lossland: grid=vectorized: {len(cfgs)} jobs in {sweep}/", flush=True)
     summaries = run_grid(cfgs, jobs)
     return [(str(c.out_dir), str(s.get("error", s["status"]))) for c, s in zip(cfgs, summaries)
             if s["status"] in ("failed", "interrupted")]
+
+
+def tracker_group(cfg: DictConfig, sweep: Path) -> None:
+    """The members of a grid are composed outside Hydra's multirun, where ``${lossland.group:}`` would name each
+    member's own directory: a tracker group left at that default names the sweep, as for a sequential sweep."""
+    for node in (cfg.get("logger") or {}).values():
+        if isinstance(node, DictConfig) and "group" in node and \
+                str(OmegaConf.to_container(node)["group"]).replace(" ", "") == "${lossland.group:}":
+            node.group = sweep.as_posix()
 
 
 def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None) -> list[dict]:
