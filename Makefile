@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 CURVLINOPS ?= curvlinops-for-pytorch==3.0.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-ray test-slurm smoke lint bench clean
+.PHONY: install demo test test-ray test-slurm rehearsal smoke lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
@@ -56,6 +56,9 @@ test-ray: $(RAY_VENV)/.installed  ## the Ray sweep test (pytest -m ray) in its o
 # end). LOSSLAND_REQUIRE_SLURM=1: a cluster that cannot be brought up fails the run instead of skipping it.
 test-slurm: $(STAMP)  ## the SLURM tests (pytest -m slurm) against a single-node cluster brought up for them
 	LOSSLAND_REQUIRE_SLURM=1 $(BIN)/python -m pytest -m slurm -rs --durations=0 tests/test_slurm.py
+
+rehearsal: $(STAMP)  ## every study at the paper's scale on synthetic full-size data, one step per experiment, on the CPU
+	$(BIN)/python -m pytest -m rehearsal -s tests/test_rehearsal.py
 
 smoke: $(STAMP)  ## the CI smoke sweep alone, into multirun/smoke
 	$(BIN)/lossland train -m experiment=smoke elr=1e-4,1e-3,1e-2 logger=csv hydra.sweep.dir=multirun/smoke

@@ -31,11 +31,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The parsed command line of a :class:`~lossland.commands.base.Tool` (its ``key=value`` overrides, where it
+    takes them, wherever they stand after its first positional)."""
+    command = COMMANDS.get(argv[0]) if argv else None
+    rest, overrides = command.split(argv[1:]) if command is not None else (argv[1:], [])
+    args = build_parser().parse_args(argv[:1] + rest)
+    if overrides:
+        args.overrides = [*(args.overrides or []), *overrides]
+    return args
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and isinstance(COMMANDS.get(argv[0]), App):
         return COMMANDS[argv[0]].main(argv[1:], program=[sys.argv[0], argv[0]])
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         args.command.run(args)
     except LosslandError as e:

@@ -3,6 +3,7 @@ before Hydra starts, so that a mistake gets one clear line that names the valid 
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -63,7 +64,7 @@ for _name, _fn in (("lossland.group", _group), ("lossland.job_name", _job_name))
 
 def groups(config_name: str = "train", config_dir: Path = CONFIG_DIR) -> dict[str, list[str]]:
     """The config groups an app's primary config (``conf/<config_name>.yaml``) composes -> their options
-    (YAML file stems)."""
+    (YAML file paths below the group's folder, without ``.yaml``)."""
     primary = OmegaConf.load(config_dir / f"{config_name}.yaml")
     names = []
     for entry in primary.get("defaults", []):
@@ -74,8 +75,9 @@ def groups(config_name: str = "train", config_dir: Path = CONFIG_DIR) -> dict[st
             if not group.startswith("hydra"):
                 names.append(group)
     out = {}
-    for group in names:
-        opts = sorted(f.stem for f in (config_dir / group).glob("*.yaml"))
+    for group in names:  # sub-folders too: experiment=paper/sphere_ce is conf/experiment/paper/sphere_ce.yaml
+        opts = sorted(f.relative_to(config_dir / group).with_suffix("").as_posix()
+                      for f in (config_dir / group).rglob("*.yaml"))
         if opts:
             out[group] = opts
     return out
@@ -123,7 +125,9 @@ def check_overrides(argv: list[str], config_name: str = "train", config_dir: Pat
                     ok = False
                 if not ok:
                     raise LosslandError(f"{key}={v} is not valid: {key} must be a positive number")
-    cfg = compose([g for g in group_choices if g], config_name, config_dir)
+    # a group added on the command line (+experiment=paper/...) changes which keys exist: compose with it too
+    added = [o.input_line for o in parsed if o.is_add() and (config_dir / o.key_or_group).is_dir()]
+    cfg = compose([g for g in group_choices if g] + added, config_name, config_dir)
     for o in parsed:
         key = o.key_or_group
         if key.startswith("hydra") or key in known or o.is_add() or o.is_force_add() or o.is_delete():
@@ -135,6 +139,36 @@ def check_overrides(argv: list[str], config_name: str = "train", config_dir: Pat
             valid = ", ".join(sorted(str(k) for k in node.keys())) if isinstance(node, DictConfig) else "none"
             raise LosslandError(f"unknown config key {key!r}; valid keys {where}: {valid} "
                                 f"(use +{key}=... to add a new key)")
+
+
+def parse_overrides(argv: list[str]):
+    """The ``key=value`` arguments of a command line, parsed by Hydra's override grammar."""
+    return OverridesParser.create().parse_overrides([a for a in argv if "=" in a and not a.startswith("-")])
+
+
+def expand_jobs(argv: list[str], params: list[str] | tuple[str, ...] = ()) -> list[list[str]]:
+    """The override list of every job a basic multirun of ``argv`` would launch (cartesian product of the
+    sweep values, as Hydra's basic sweeper does); one job without ``-m``. ``params``: the sweep the config sets
+    itself (``hydra.sweeper.params``, :func:`config_sweep`), placed first; a command-line override of the same
+    key replaces its values (Hydra's order)."""
+    multirun = "-m" in argv or "--multirun" in argv
+    parsed = parse_overrides([*params, *argv] if multirun else argv)
+    axes: dict[str, list[str]] = {}
+    for o in parsed:
+        key = o.get_key_element()
+        if o.is_sweep_override() and multirun and not o.is_interval_sweep():
+            axes[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+        else:
+            axes[key] = [o.input_line if o.input_line is not None else f"{key}={o.get_value_element_as_str()}"]
+    return [list(job) for job in itertools.product(*axes.values())] if axes else [[]]
+
+
+def config_sweep(argv: list[str], config_name: str = "train") -> tuple[list[str], DictConfig]:
+    """The sweep the composed config sets itself — ``hydra.sweeper.params`` (a paper experiment's rate grid,
+    ``conf/experiment/paper/``) — as ``key=values`` overrides, and the ``hydra.launcher`` node."""
+    cfg = compose(expand_jobs(argv)[0], config_name, return_hydra_config=True)
+    params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None) or {}
+    return [f"{k}={v}" for k, v in params.items()], cfg.hydra.launcher
 
 
 def override_value(value: str) -> str:

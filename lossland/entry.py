@@ -11,7 +11,6 @@ A single run that fails exits 2 (a user error) or 1; one interrupted by SIGTERM 
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
@@ -22,13 +21,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import hydra
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ValueType
 from omegaconf import DictConfig, OmegaConf
 
-from lossland.config import CONFIG_DIR, check_overrides, compose, output_dir
+from lossland.config import (
+    CONFIG_DIR,
+    check_overrides,
+    compose,
+    config_sweep,
+    expand_jobs,
+    output_dir,
+    parse_overrides,
+)
 from lossland.errors import LosslandError
-from lossland.sweep.launchers import LAUNCHED, SWEEP_JOBS_ENV, ddp_refusal, set_job_threads
+from lossland.sweep.launchers import LAUNCHED, SWEEP_JOBS_ENV, ddp_refusal, launcher_kind, set_job_threads
 
 log = logging.getLogger("lossland")
 # conf/hydra/launcher/<name>.yaml share their names with the launcher plugins' schemas on purpose (the
@@ -39,25 +45,6 @@ warnings.filterwarnings("ignore", message=".*is validated against ConfigStore sc
 def fail(err: Exception | str, code: int = 2):
     print(f"lossland: error: {err}", file=sys.stderr)
     sys.exit(code)
-
-
-def _parse(argv: list[str]):
-    return OverridesParser.create().parse_overrides([a for a in argv if "=" in a and not a.startswith("-")])
-
-
-def expand_jobs(argv: list[str]) -> list[list[str]]:
-    """The override list of every job a basic multirun of ``argv`` would launch (cartesian product of the
-    sweep values, as Hydra's basic sweeper does); one job without ``-m``."""
-    parsed = _parse(argv)
-    multirun = "-m" in argv or "--multirun" in argv
-    axes = []
-    for o in parsed:
-        key = o.get_key_element()
-        if o.is_sweep_override() and multirun and not o.is_interval_sweep():
-            axes.append([f"{key}={v}" for v in o.sweep_string_iterator()])
-        else:
-            axes.append([o.input_line])
-    return [list(job) for job in itertools.product(*axes)] if axes else [[]]
 
 
 def check_sweep_dir(jobs: list[list[str]], config_name: str, argv: list[str]) -> None:
@@ -117,6 +104,15 @@ def failed_in(sweep: Path, lost: dict[str, str] | None = None) -> tuple[list[tup
     count += len(lost)  # lost before Hydra made their directory
     failed += sorted(lost.items())
     return failed, count
+
+
+def _on_launching_machine(cfg: DictConfig, kind: str) -> DictConfig:
+    """What the launching process can check of a job that runs on another machine (``submitit_slurm``, ``ray``):
+    everything but the presence of its GPU — a SLURM login node has none; the job checks it again on its node."""
+    if kind not in ("submitit_slurm", "ray") or str(OmegaConf.select(cfg, "trainer.accelerator", default="cpu")) \
+            not in ("gpu", "cuda"):
+        return cfg
+    return OmegaConf.merge(cfg, {"trainer": {"accelerator": "cpu"}})
 
 
 class _Jobs:
@@ -192,13 +188,15 @@ def _check(config_name: str, argv: list[str], validate: Callable | None, multiru
         return False
     check_overrides(argv, config_name)
     if validate is None or any(o.is_interval_sweep() or o.value_type == ValueType.GLOB_CHOICE_SWEEP
-                               for o in _parse(argv)):
+                               for o in parse_overrides(argv)):
         return False
-    jobs, devices, grids = expand_jobs(argv), set(), set()
+    params, launcher = config_sweep(argv, config_name) if multirun else ([], None)
+    kind = launcher_kind(launcher)
+    jobs, devices, grids = expand_jobs(argv, params), set(), set()
     for overrides in jobs:
         recipe = next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), None)
         cfg = compose(overrides, config_name)
-        validate(cfg, recipe)
+        validate(_on_launching_machine(cfg, kind), recipe)
         devices.add(str(OmegaConf.select(cfg, "trainer.devices", default=1)))
         grids.add(str(OmegaConf.select(cfg, "grid", default="sequential")))
     if not multirun:

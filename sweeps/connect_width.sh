@@ -11,15 +11,18 @@
 #
 #   sweeps/connect_width.sh                                   # embedded: mnist5k on CPU (23 min measured on an idle 2-core machine)
 #   SCALE=tiny sweeps/connect_width.sh                        # seconds-scale check: digits, widths 8 16, 1 pair, 1 epoch
-#   SCALE=full MNIST_ROOT=/data/mnist sweeps/connect_width.sh # full MNIST (IDX files in MNIST_ROOT; DATA_ROOT also works)
-#   SCALE=full MNIST_ROOT=/data/mnist DEVICE=cuda sweeps/connect_width.sh
+#   SCALE=full DATA_ROOT=/data/mnist sweeps/connect_width.sh  # the paper's scale: full MNIST (IDX files), GPU
 #
+# Full: the end points are experiment=paper/connect_endpoints_<prior> (60,000 images, widths 10-2000, seeds 0-2 and
+# 10-12, 20 epochs), the paths connect.py +experiment=paper/connect_paths and +experiment=paper/connect_wa; the
+# embedded knobs below are refused there (EXTRA_TRAIN / EXTRA_CONNECT still add overrides, PRIORS and JOBS apply).
 # Environment: OUT (output folder; default multirun/connect_width/<timestamp>), WIDTHS ("10 50 100 500 1000
 # 2000"), PRIORS ("none weight_decay dropout"), PAIRS (3, at most 10), EPOCHS, LR, NUM_POINTS (21), ALIGNED
 # (alignments connected by linear and arc paths: "ot_exact weight"), WA_PATHS (the Weight Adjustment paths:
 # "weight_adjustment,weight_adjustment_arc"; empty: none -- their least-squares refits dominate the cost at the
 # widest widths), JOBS (priors run in parallel, one process
-# each; default 3 on CPU, 1 on cuda), PYTHON, EXTRA_TRAIN / EXTRA_CONNECT (more overrides), SKIP_TRAIN=1 (reuse
+# each; default 3 on CPU, 1 on cuda), PYTHON, EXTRA_TRAIN / EXTRA_CONNECT (more overrides; the arguments, too, go to
+# train.py), SKIP_TRAIN=1 (reuse
 # the nets already in $OUT/train and only connect; remove $OUT/connect first).
 # Layout: $OUT/train/<prior>/w<width>-s<seed>/ (train.py jobs), $OUT/connect/<prior>/{paths,wa}/<job>/
 # connect.json, $OUT/connect/{width_table.{csv,md},width_plot.png,seed_table.md,priors.png,
@@ -29,7 +32,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SCALE=${SCALE:-embedded}
-DEVICE=${DEVICE:-cpu}
+TRAIN_ARGS=("$@")  # arguments: more train.py overrides (e.g. hydra/launcher=submitit_slurm), like EXTRA_TRAIN
+if [ "$SCALE" = full ]; then  # the paper's configs hold these values: an embedded knob would override them unseen
+  for v in WIDTHS PAIRS EPOCHS LR NUM_POINTS ALIGNED WA_PATHS DEVICE; do
+    if [ -n "${!v+set}" ]; then
+      echo "SCALE=full takes its values from conf/experiment/paper/connect_*.yaml ($v=${!v} is an embedded knob);" \
+           "use EXTRA_TRAIN / EXTRA_CONNECT overrides instead" >&2; exit 2
+    fi
+  done
+fi
 PY=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}
 OUT=${OUT:-multirun/connect_width/$(date +%Y-%m-%d_%H-%M-%S)}
 WIDTHS=${WIDTHS:-10 50 100 500 1000 2000}
@@ -53,18 +64,15 @@ case "$SCALE" in
     EVAL="train_examples=1000"   # test accuracy on all 1,000 test digits; train metrics on 1,000
     WA_EVAL=""                   # the WA refit uses all 4,000 training digits
     JOBS=${JOBS:-3} ;;
-  full)      # MNIST: 60,000 train / 10,000 test from IDX files
-    MNIST_ROOT=${MNIST_ROOT:-${DATA_ROOT:-}}
-    : "${MNIST_ROOT:?SCALE=full needs MNIST_ROOT (or DATA_ROOT)=<folder with the MNIST IDX files>}"
-    DATA="data=mnist data.root=$MNIST_ROOT data.batch_size=128"
-    EPOCHS=${EPOCHS:-20}
-    EVAL="train_examples=10000"
-    WA_EVAL="path.fit_examples=20000"
-    JOBS=${JOBS:-$( [ "$DEVICE" = cuda ] && echo 1 || echo 3 )} ;;
+  full)      # the paper's scale: every value from conf/experiment/paper/connect_{endpoints_<prior>,paths,wa}.yaml
+    : "${DATA_ROOT:?SCALE=full needs DATA_ROOT=<folder with the MNIST IDX files>}"
+    EPOCHS=-; EVAL=""; WA_EVAL=""
+    JOBS=${JOBS:-1} ;;
   *) echo "SCALE must be tiny, embedded or full, not $SCALE" >&2; exit 2 ;;
 esac
+[ "$SCALE" = full ] || DEVICE=${DEVICE:-cpu}
 LR=${LR:-0.05}
-if [ "$DEVICE" = cuda ]; then TRAINER="trainer=gpu"; else TRAINER="trainer=cpu"; fi
+if [ "${DEVICE:-}" = cuda ]; then TRAINER="trainer=gpu"; else TRAINER="trainer=cpu"; fi
 [ "$PAIRS" -ge 1 ] && [ "$PAIRS" -le 10 ] || { echo "PAIRS must be 1..10" >&2; exit 2; }
 
 hidden=$(for w in $WIDTHS; do printf '[%s],' "$w"; done); hidden=${hidden%,}
@@ -82,15 +90,34 @@ prior_args() {
   esac
 }
 
+one_prior_full() {  # the paper's scale: the configs hold every value; widths and pairs are the nets trained
+  local prior=$1 root=$OUT/train/$1
+  if [ "${SKIP_TRAIN:-0}" != 1 ]; then
+    # shellcheck disable=SC2086
+    "$PY" train.py -m "experiment=paper/connect_endpoints_$prior" "data.root=$DATA_ROOT" \
+      trainer.enable_progress_bar=false ${EXTRA_TRAIN:-} ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"} "hydra.sweep.dir=$root"
+  fi
+  local widths pairs
+  widths=$(ls -d "$root"/w*-s0 | sed 's|.*/w\([0-9]*\)-s0$|\1|' | sort -n | paste -sd, -)
+  pairs=$(ls -d "$root"/w*-s[0-9] | sed 's|.*-s||' | sort -un | paste -sd, -)
+  # shellcheck disable=SC2086
+  "$PY" connect.py -m +experiment=paper/connect_paths "+root=$root" "+w=$widths" "+pair=$pairs" \
+    'a=${root}/w${w}-s${pair}' 'b=${root}/w${w}-s1${pair}' ${EXTRA_CONNECT:-} "hydra.sweep.dir=$OUT/connect/$prior/paths"
+  # shellcheck disable=SC2086
+  "$PY" connect.py -m +experiment=paper/connect_wa "+root=$root" "+w=$widths" "+pair=$pairs" \
+    'a=${root}/w${w}-s${pair}' 'b=${root}/w${w}-s1${pair}' ${EXTRA_CONNECT:-} "hydra.sweep.dir=$OUT/connect/$prior/wa"
+}
+
 one_prior() {  # train every net of one prior, then connect its pairs (one Hydra multirun each, sequential jobs)
   local prior=$1
+  if [ "$SCALE" = full ]; then one_prior_full "$prior"; return; fi
   if [ "${SKIP_TRAIN:-0}" = 1 ]; then
     [ -d "$OUT/train/$prior" ] || { echo "SKIP_TRAIN=1 but $OUT/train/$prior does not exist" >&2; return 1; }
   else
   # shellcheck disable=SC2046,SC2086
   "$PY" train.py -m model=mlp "model.hidden=$hidden" "seed=$seeds_a,$seeds_b" $(prior_args "$prior") \
     $DATA optimizer=momentum "lr=$LR" "trainer.max_epochs=$EPOCHS" $TRAINER metrics.enabled=false logger=csv \
-    trainer.enable_progress_bar=false ${EXTRA_TRAIN:-} \
+    trainer.enable_progress_bar=false ${EXTRA_TRAIN:-} ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"} \
     "hydra.sweep.dir=$OUT/train/$prior" 'hydra.sweep.subdir=w${model.hidden.0}-s${seed}'
   fi
   # the pair index p connects seed p (A) with seed 1p (B); the methods of a pair run back to back.
@@ -113,7 +140,11 @@ one_prior() {  # train every net of one prior, then connect its pairs (one Hydra
 
 mkdir -p "$OUT/logs"
 start=$(date +%s)
-echo "connect_width: SCALE=$SCALE OUT=$OUT widths=[$widths] priors=[$PRIORS] pairs=$PAIRS epochs=$EPOCHS jobs=$JOBS"
+if [ "$SCALE" = full ]; then
+  echo "connect_width: SCALE=full OUT=$OUT priors=[$PRIORS] (conf/experiment/paper/connect_*.yaml) jobs=$JOBS"
+else
+  echo "connect_width: SCALE=$SCALE OUT=$OUT widths=[$widths] priors=[$PRIORS] pairs=$PAIRS epochs=$EPOCHS jobs=$JOBS"
+fi
 pids=()
 for prior in $PRIORS; do
   while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 2; done

@@ -4,8 +4,18 @@
 # the exponential neuron or to an ordinary neuron (unit 0 of the first layer), NOISE noise draws each; the
 # fraction of continued runs that diverge (non-finite loss, or above MAX_LOSS if set), and when.
 #   sweeps/exp_neuron_stability.sh
+#   SCALE=full DATA_ROOT=... sweeps/exp_neuron_stability.sh   # conf/experiment/paper/exp_neuron_stability_*.yaml
 source "$(dirname "$0")/_exp_neuron.sh"
 OUT=${OUT:-multirun/exp_neuron_stability/$STAMP}
+from() { local d=$1; set +f; ls -d "$d"/[0-9]* | sort -V | paste -sd, -; set -f; }
+if [ "$SCALE" = full ]; then
+  full_scale_refuses SET MORE BASES NOISE MAX_LOSS
+  for aug in none exp; do run_paper "$OUT/base_${aug/exp/exp_neuron}" "exp_neuron_stability_base_$aug" "$@"; done
+  run_paper "$OUT/perturbed_exp_neuron" exp_neuron_stability_perturbed_exp "init_from=$(from "$OUT/base_exp_neuron")" "$@"
+  run_paper "$OUT/perturbed_none" exp_neuron_stability_perturbed_none "init_from=$(from "$OUT/base_none")" "$@"
+  $LOSSLAND exp-neuron "$OUT" --protocol stability
+  exit 0
+fi
 SET=${SET:-spheres:5:1000}
 EPOCHS=${EPOCHS:-50}
 MORE=${MORE:-20}
@@ -16,10 +26,7 @@ MAX_LOSS=${MAX_LOSS:-null}
 for aug in none exp_neuron; do
   run_set "$OUT/base_$aug" "$SET" "augment=$aug" "lr=$LR" "seed=$BASES" "trainer.max_epochs=$EPOCHS" "$@"
 done
-from() { local d=$1; ls -d "$d"/[0-9]* | sort -V | paste -sd, -; }
-set +f
 EN=$(from "$OUT/base_exp_neuron"); PLAIN=$(from "$OUT/base_none")
-set -f
 CONT=("lr=$LR" "seed=$NOISE" "trainer.max_epochs=$MORE" "max_loss=$MAX_LOSS")
 run_set "$OUT/perturbed_exp_neuron" "$SET" augment=exp_neuron "init_from=$EN" \
   augment.perturb.target=exp_neuron,hidden_neuron "${CONT[@]}" "$@"

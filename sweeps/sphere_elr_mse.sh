@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
 # Study S with MSE (last layer norm 1.5; seed 003, section 4, Figs 16-21): the elr sweep on the whole training set
-# and on a 10% subset. The seed trains every MSE model 6000 iterations and its grid reaches phase 3 at elr = 0.5:
-# both are the defaults here (STEPS=, ELRS= change them). Curvature (tr F, top Hessian eigenvalue) is measured at
-# every 4th phase-metric point on 128 examples. Ends with `lossland sphere-figures` per fraction.
+# and on a 10% subset. The seed trains every MSE model 6000 iterations and its grid reaches phase 3 at elr = 0.5.
+# Embedded: STEPS (default 6000 steps), ELRS, FRACTIONS; curvature (tr F, top Hessian eigenvalue) at every 4th
+# phase-metric point on 128 examples. Full: experiment=paper/sphere_mse (fraction_1.0) and paper/sphere_mse_subset
+# (fraction_0.1): CIFAR-10, 6000 epochs (docs/sphere.md#the-papers-scale). Ends with `lossland sphere-figures` per
+# fraction.
 #   sweeps/sphere_elr_mse.sh                   # then <OUT>/fraction_1.0/sphere_figures/, report/
 #   STEPS=500 sweeps/sphere_elr_mse.sh logger=csv   # the embedded figures of docs/sphere.md
+#   SCALE=full DATA_ROOT=~/data/cifar10 sweeps/sphere_elr_mse.sh
 source "$(dirname "$0")/_common.sh"
 OUT=${OUT:-multirun/sphere_elr_mse/$STAMP}
+full_scale_refuses ELRS STEPS FRACTIONS
 ELRS=${ELRS:-$( [ "$SCALE" = tiny ] && echo 1e-3,5e-1 || echo 1e-4,1e-3,3e-3,1e-2,3e-2,1e-1,5e-1 )}
 STEPS=${STEPS:-$( [ "$SCALE" = tiny ] && echo 4 || echo 6000 )}
 FRACTIONS=${FRACTIONS:-$( [ "$SCALE" = tiny ] && echo "1.0 0.25" || echo "1.0 0.1" )}
 CURV=(metrics.curvature.enabled=true metrics.curvature.every=4 metrics.curvature.examples=128)
 for FRACTION in $FRACTIONS; do
-  $PY train.py -m experiment=sphere_ce loss=mse "elr=$ELRS" data.fraction=$FRACTION trainer.max_steps=$STEPS \
-    "${CURV[@]}" ${FULL[@]+"${FULL[@]}"} trainer.enable_progress_bar=false "hydra.sweep.dir=$OUT/fraction_$FRACTION" "$@"
+  if [ "$SCALE" = full ]; then
+    EXP=paper/sphere_mse; [ "$FRACTION" = 1.0 ] || EXP=paper/sphere_mse_subset
+    $PY train.py -m "experiment=$EXP" "data.root=$DATA_ROOT" trainer.enable_progress_bar=false \
+      "hydra.sweep.dir=$OUT/fraction_$FRACTION" "$@"
+  else
+    $PY train.py -m experiment=sphere_ce loss=mse "elr=$ELRS" data.fraction=$FRACTION trainer.max_steps=$STEPS \
+      "${CURV[@]}" ${TINY[@]+"${TINY[@]}"} trainer.enable_progress_bar=false "hydra.sweep.dir=$OUT/fraction_$FRACTION" "$@"
+  fi
   $LOSSLAND collect "$OUT/fraction_$FRACTION"
   $LOSSLAND report --no-wandb "$OUT/fraction_$FRACTION"
   $LOSSLAND sphere-figures "$OUT/fraction_$FRACTION"

@@ -53,12 +53,30 @@ class Tool:
     help: str
     run: Callable[[argparse.Namespace], object]
     args: tuple[tuple[tuple[str, ...], dict], ...] = ()
+    overrides: bool = False  # key=value tokens anywhere after the first positional go to ``args.overrides``
 
     def add_to(self, sub) -> None:
         p = sub.add_parser(self.name, help=self.help, description=self.help)
         for flags, kwargs in self.args:
             p.add_argument(*flags, **kwargs)
+        if self.overrides:
+            p.add_argument("overrides", nargs="*", help="key=value overrides (e.g. hydra/launcher=submitit_slurm)")
         p.set_defaults(command=self)
+
+    def split(self, argv: list[str]) -> tuple[list[str], list[str]]:
+        """``argv`` (after the command's name) without its ``key=value`` overrides, and those overrides: argparse
+        takes no positionals after options itself. A token that is an option's value stays."""
+        if not self.overrides:
+            return argv, []
+        valued = {f for flags, kw in self.args for f in flags if f.startswith("-")
+                  and kw.get("action") not in ("store_true", "store_false", "count")}
+        rest, overrides = [], []
+        for i, a in enumerate(argv):
+            if i > 0 and "=" in a and not a.startswith("-") and argv[i - 1] not in valued:
+                overrides.append(a)
+            else:
+                rest.append(a)
+        return rest, overrides
 
 
 @dataclass(frozen=True)

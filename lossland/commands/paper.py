@@ -1,11 +1,17 @@
-"""``lossland paper <study> [--from DIR] [--out DIR] [--recipes a,b]``: run the study's recipes (or read a
-sweep that exists), then print and write each seed table beside ours, the figures, and the trend verdicts.
+"""``lossland paper <study> [--from DIR] [--out DIR] [--recipes a,b] [--scale S] [--data-root DIR] [--plan]
+[--rehearse] [overrides ...]``: run the study's recipes (or read a sweep that exists), then print and write each
+seed table beside ours, the figures, and the trend verdicts.
 
 Without ``--from`` the recipes run one after another from the repository root, each into ``<out>/<recipe>``
-(``OUT`` set for it; ``SCALE``, ``DATA_ROOT``, ``STEPS``, ... pass through from the environment), with their
-output in ``<out>/logs/<recipe>.log``; the comparison is then read from ``<out>``. Everything is written into
+(``OUT`` set for it; ``SCALE`` (``--scale``), ``DATA_ROOT`` (``--data-root``), ``STEPS``, ... pass through from
+the environment; ``overrides`` go to each recipe's ``train.py`` calls), with their output in
+``<out>/logs/<recipe>.log``; the comparison is then read from ``<out>``. Everything is written into
 ``<out>/paper`` (``--from DIR``: ``DIR/paper`` unless ``--out``): ``<table>.{csv,md,png}``, ``trends.{csv,md}``,
 the study's own figures, ``index.md`` and ``paper.json``.
+
+``--scale full --plan`` runs nothing: it lists every full-scale job with its cost (:mod:`lossland.paper.plan`) and
+writes ``plan.json``; ``--scale full --rehearse`` runs every full-scale recipe for one step per experiment on the
+CPU (:mod:`lossland.paper.rehearsal`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import time
 from pathlib import Path
 
 from lossland.errors import LosslandError
-from lossland.paper import compare, data
+from lossland.paper import compare, data, rehearsal
 from lossland.records import atomic_write, write_json, write_table
 from lossland.studies.connect import paper as connect_paper
 from lossland.studies.exp_neuron import paper as exp_neuron_paper
@@ -34,6 +40,18 @@ def adapter(study: str):
     return ADAPTERS[study]
 
 
+def settings(study: str):
+    """The study's full-scale settings (lossland/studies/<study>/settings.yaml)."""
+    from lossland.paper import settings as S
+
+    return S.load(adapter(study).__package__)
+
+
+def all_experiments() -> list:
+    """Every study's full-scale experiments."""
+    return [e for study in ADAPTERS for e in settings(study).experiments.values()]
+
+
 def repo_root() -> Path:
     root = Path(__file__).resolve().parents[2]
     if not (root / "sweeps").is_dir() or not (root / "train.py").is_file():
@@ -42,9 +60,11 @@ def repo_root() -> Path:
     return root
 
 
-def run_recipes(study: str, out: Path, only: list[str] | None = None, echo=print) -> list[str]:
-    """Run the study's recipes into ``<out>/<recipe>``; returns their names. A failing recipe stops here with
-    one line naming its log."""
+def run_recipes(study: str, out: Path, only: list[str] | None = None, echo=print, extra: list[str] | tuple = (),
+                env: dict | None = None, rehearse: bool = False) -> list[str]:
+    """Run the study's recipes into ``<out>/<recipe>``; returns their names. ``extra``: arguments every recipe
+    passes to its ``train.py`` calls; ``env``: more environment; ``rehearse``: each recipe's rehearsal arguments
+    (:func:`lossland.paper.rehearsal.arguments`) too. A failing recipe stops here with one line naming its log."""
     recipes = adapter(study).RECIPES
     names = [r.name for r in recipes]
     if only:
@@ -58,12 +78,16 @@ def run_recipes(study: str, out: Path, only: list[str] | None = None, echo=print
         dest = (out / r.name).resolve()
         log = (out / "logs" / f"{r.name}.log").resolve()
         log.parent.mkdir(parents=True, exist_ok=True)
-        argv = [a.replace("{py}", py).replace("{out}", str(dest)) for a in r.argv]
-        env = {**os.environ, "OUT": str(dest), "PY": py, "PYTHON": py, "LOSSLAND": f"{py} -m lossland.cli"}
-        echo(f"paper {study}: {' '.join(argv)} (OUT={dest}, SCALE={env.get('SCALE', 'embedded')}) → {log}")
+        more, more_env = rehearsal.arguments(r.name) if rehearse else ([], {})
+        argv = [a.replace("{py}", py).replace("{out}", str(dest)) for a in r.argv] + more + list(extra)
+        renv = {**os.environ, **(env or {}), **more_env, "OUT": str(dest), "PY": py, "PYTHON": py,
+                "LOSSLAND": f"{py} -m lossland.cli"}
+        shown = " ".join(f"{k}='{v}'" for k, v in more_env.items())
+        echo(f"paper {study}: {shown + ' ' if shown else ''}{' '.join(argv)} (OUT={dest}, "
+             f"SCALE={renv.get('SCALE', 'embedded')}) → {log}")
         t0 = time.time()
         with open(log, "w") as f:
-            rc = subprocess.call(argv, cwd=root, env=env, stdout=f, stderr=subprocess.STDOUT)
+            rc = subprocess.call(argv, cwd=root, env=renv, stdout=f, stderr=subprocess.STDOUT)
         if rc != 0:
             raise LosslandError(f"recipe {r.name} failed (exit {rc}); see {log}")
         echo(f"paper {study}: {r.name} done in {time.time() - t0:.0f} s")
@@ -147,15 +171,66 @@ def write_paper(study: str, root: str | Path, out: str | Path | None = None, qui
     return {"tables": sides, "verdicts": verdicts, "files": [str(f) for f in files], "out": out}
 
 
+def write_plan(study: str, data_root: str, out: str | Path | None = None, quiet: bool = False) -> Path:
+    """The study's full-scale plan (every job, its cost), printed and written to ``out`` (a ``.json`` file or a
+    folder; default ``multirun/paper/<study>/plan.json``); nothing runs."""
+    from lossland.paper.plan import plan_study, print_plan
+
+    plan = plan_study(settings(study), data_root, supernet=_supernet if study == "nas" else None)
+    out = Path(out) if out else Path("multirun") / "paper" / study / "plan.json"
+    if out.suffix != ".json":
+        out = out / "plan.json"
+    write_json(out, plan)
+    if not quiet:
+        print_plan(plan)
+    return out
+
+
+def _supernet(cfg, input_shape, classes):
+    """Study D's search model for the plan's FLOP count (its code lives above lossland.paper)."""
+    from lossland.studies.nas.supernet import Supernet
+
+    n = cfg.nas
+    return Supernet(input_shape, classes, list(n.ops), n.channels, n.cells, n.nodes,
+                    None if n.reductions is None else list(n.reductions), n.stem_multiplier, n.gamma_init)
+
+
 def paper_command(args) -> None:
     """The ``lossland paper`` CLI command (lossland/cli.py)."""
     only = [s for s in (args.recipes or "").split(",") if s] or None
+    scale = getattr(args, "scale", None)
+    data_root = getattr(args, "data_root", None) or os.environ.get("DATA_ROOT")
+    overrides = list(getattr(args, "overrides", None) or [])
+    plan, rehearse = getattr(args, "plan", False), getattr(args, "rehearse", False)
+    if (plan or rehearse) and scale != "full":
+        raise LosslandError(f"{'--plan' if plan else '--rehearse'} is about the paper's scale: add --scale full")
+    if plan and (rehearse or args.from_dir or overrides):
+        raise LosslandError("--plan runs nothing: it takes no --rehearse, --from or overrides")
+    if plan:
+        print(write_plan(args.study, data_root or "$DATA_ROOT", args.out))
+        return
+    if args.from_dir and (scale or rehearse or overrides):
+        raise LosslandError("--from reads a sweep that exists: --scale, --rehearse and overrides run recipes")
+    env = {}
+    if scale:
+        env["SCALE"] = scale
+    if (scale or os.environ.get("SCALE")) == "full":
+        if not data_root:
+            raise LosslandError("--scale full needs --data-root DIR (or DATA_ROOT): the folder with "
+                                "cifar-10-batches-py/ and/or the MNIST IDX files")
+        if not Path(data_root).expanduser().is_dir():
+            raise LosslandError(f"--data-root {data_root}: no such directory")
+    if data_root:
+        env["DATA_ROOT"] = str(Path(data_root).expanduser())
     if args.from_dir:
         root = Path(args.from_dir)
     else:
         stamp = time.strftime("%Y-%m-%d/%H-%M-%S")
         root = Path(args.out or f"multirun/paper/{args.study}/{stamp}")
-        run_recipes(args.study, root, only)
+        t0 = time.time()
+        run_recipes(args.study, root, only, extra=overrides, env=env, rehearse=rehearse)
+        if rehearse:
+            print(f"paper {args.study}: rehearsal of the full-scale recipes took {time.time() - t0:.0f} s")
     result = write_paper(args.study, root, args.out if args.from_dir else None)
     for f in result["files"]:
         print(f)

@@ -24,5 +24,14 @@ COMMANDS = (
           arg("--out", default=None, help="without --from: where the recipes run (default multirun/paper/<study>/"
               "<date>/<time>; the comparison goes to <out>/paper); with --from: the comparison folder (default "
               "<from>/paper)"),
-          arg("--recipes", default=None, help="comma-separated subset of the study's recipes to run"))),
+          arg("--recipes", default=None, help="comma-separated subset of the study's recipes to run"),
+          arg("--scale", default=None, choices=["embedded", "full", "tiny"], help="the recipes' SCALE (default: "
+              "the environment's, else embedded); full: the paper's experiments, conf/experiment/paper/"),
+          arg("--data-root", dest="data_root", default=None, help="DATA_ROOT of the recipes: the folder with "
+              "cifar-10-batches-py/ and/or the MNIST IDX files (--scale full)"),
+          arg("--plan", action="store_true", help="with --scale full: list every job with its steps, examples, "
+              "parameters, checkpoints and estimated GPU-hours, write plan.json (--out), run nothing"),
+          arg("--rehearse", action="store_true", help="with --scale full: every recipe on the CPU, one step per "
+              "experiment, to check the whole pipeline on the data before spending GPU-hours")),
+         overrides=True),
 )

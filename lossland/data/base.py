@@ -44,13 +44,17 @@ class TensorDataModule:
     def __init__(self, batch_size: int = 128, train_size: int | None = None, val_size: int = 0,
                  test_size: int | None = None, classes: Sequence[int] | None = None, fraction: float = 1.0,
                  normalize: str = "standard", pad_to: int | None = None, split_seed: int = 0,
-                 eval_batch_size: int = 1000, drop_last: bool = True, seed: int = 0):
+                 eval_batch_size: int = 1000, drop_last: bool = True, seed: int = 0,
+                 eval_limit: int | None = None):
         if normalize not in NORMALIZATIONS:
             raise DataError(f"data.normalize={normalize!r} is not valid; valid: {', '.join(NORMALIZATIONS)}")
         if not 0 < fraction <= 1:
             raise DataError(f"data.fraction must lie in (0, 1], got {fraction}")
         if batch_size <= 0:
             raise DataError(f"data.batch_size must be positive, got {batch_size}")
+        if eval_limit is not None and not (isinstance(eval_limit, int) and eval_limit > 0):
+            raise DataError(f"data.eval_limit must be a positive integer or null, got {eval_limit!r}")
+        self.eval_limit = eval_limit
         self.batch_size, self.train_size, self.val_size, self.test_size = batch_size, train_size, val_size, test_size
         self.classes = list(classes) if classes is not None else None
         self.fraction, self.normalize, self.pad_to = fraction, normalize, pad_to
@@ -140,7 +144,10 @@ class TensorDataModule:
             mean, std = 0.0, 1.0
         out = {}
         for k, (a, b) in splits.items():
-            a = (a.astype(np.float32) - mean) / std
+            # one float32 copy per split, normalized in place (at CIFAR-10's size each temporary is 600 MB)
+            a = xtr if k == "train" else a.astype(np.float32)
+            np.subtract(a, mean, out=a, casting="unsafe")
+            np.divide(a, std, out=a, casting="unsafe")
             if self.pad_to and a.ndim == 4:
                 h, w = a.shape[2:]
                 if h > self.pad_to or w > self.pad_to:
@@ -193,7 +200,12 @@ class TensorDataModule:
         return order.to(x.device)
 
     def eval_loader(self, split: str, limit: int | None = None) -> TensorBatches:
-        """The whole ``split`` (or its first ``limit`` examples) in batches of ``eval_batch_size``."""
+        """The whole ``split`` (or its first ``limit`` examples) in batches of ``eval_batch_size``.
+        ``data.eval_limit`` caps every such pass — the final evaluation, the convergence check, the test
+        examples of the phase metrics — at the first N examples: a cheaper run for checking a pipeline at full
+        size on a CPU (``lossland paper --rehearse``), never for results (the run's config records the cap)."""
+        if self.eval_limit is not None:
+            limit = self.eval_limit if limit is None else min(limit, self.eval_limit)
         x, y = self.splits[split]
         return TensorBatches(x[:limit], y[:limit], self.eval_batch_size)
 

@@ -151,7 +151,7 @@ def train_curve(a: nn.Module, b: nn.Module, data: PathData, curve: str = "bezier
     trainer.fit(module, dm)
     if out is not None:
         trainer.save_checkpoint(out / "checkpoints" / "curve.ckpt")
-    close_loggers(loggers, "ok" if trainer.diverged is None else "diverged")
+    close_loggers(loggers, {"status": "ok" if trainer.diverged is None else "diverged"})
     path = module.cpu().path()
     path.training = {"steps": int(trainer.global_step)}
     if trainer.diverged is not None:  # the bend as of the last finite step

@@ -9,10 +9,8 @@ from pathlib import Path
 from lossland.paper.adapters import Recipe, recipe_names, sweep_dir
 from lossland.paper.compare import Ours, judge
 
-# the search (three priors) and its study report (figures, findings) into <out>/nas; LOSSLAND is the running
-# Python's `lossland` command (set by `lossland paper`, as for the sweeps/ recipes)
-RECIPES = [Recipe("nas", ("bash", "-c", '$LOSSLAND nas -m prior=weak,annealed,strong "hydra.sweep.dir=$OUT" '
-                                        '&& $LOSSLAND nas-report "$OUT" --out "$OUT/report"'))]
+# sweeps/nas.sh: the search (three priors) and its study report (figures, findings) into <out>/nas
+RECIPES = [Recipe.script("nas")]
 
 
 def context(root: Path) -> dict:

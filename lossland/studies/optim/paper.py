@@ -1,6 +1,7 @@
 """Study O (seed 004): Keskar et al.'s SB/LB accuracy table as quoted in the lecture, our F1 stand-in beside its
-F1 row (an MLP on mnist5k, ``sweeps/keskar_sb_lb.sh``), read with :func:`lossland.studies.optim.keskar.find_runs` (final
-full-pass train / test error of every finished run; the smaller batch size is SB)."""
+F1 row (an MLP on mnist5k, or on MNIST at the paper's scale; ``sweeps/keskar_sb_lb.sh``), read with
+:func:`lossland.studies.optim.keskar.find_runs` (final full-pass train / test error of every finished run; the
+smaller batch size is SB)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ def _ms(xs):
     return None if not xs else [statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0]
 
 
+def _data_name(run_dir) -> str:
+    """The data set the runs trained on (mnist5k embedded, mnist at the paper's scale), from the run's config."""
+    from lossland.runs import Run
+
+    return str(Run(run_dir).config.data.get("_target_", "?")).rsplit(".", 1)[-1].lower()
+
+
 def keskar(ctx) -> list[Ours]:
     runs = ctx["runs"]
     if not runs:
@@ -37,7 +45,7 @@ def keskar(ctx) -> list[Ours]:
          for split in ("train", "test") for reg in ("SB", "LB")}
     bs = sorted({r["batch_size"] for r in runs})
     n = {reg: sum(r["regime"] == reg for r in runs) for reg in ("SB", "LB")}
-    return [Ours(key=("ours: MLP, mnist5k",), seed_key=("F1",), values=v,
+    return [Ours(key=(f"ours: MLP, {_data_name(runs[0]['dir'])}",), seed_key=("F1",), values=v,
                  note=f"SB {bs[0]}, LB {bs[-1]}; {n['SB']}+{n['LB']} runs (sample std)")]
 
 

@@ -23,7 +23,7 @@ from lossland.paper.adapters import Recipe, recipe_names, sweep_dir
 from lossland.paper.compare import Ours, judge
 
 RECIPES = [Recipe.script(n) for n in ("sphere_elr_ce", "sphere_elr_mse", "sphere_baselines", "sphere_finetune",
-                                      "sphere_interpolate", "vgg_offsphere")]
+                                      "sphere_interpolate", "sphere_schedule", "vgg_offsphere")]
 CHANCE_FRACTION = 0.9      # phase-3 train error counts as chance when ≥ 0.9·(1 − 1/K)
 RETRACTION_BOUND = 0.02    # the seed's "not more than 2%"
 
