@@ -245,3 +245,49 @@ def test_the_same_command_after_the_submitter_died_skips_finished_jobs_and_resum
     assert first["status"] == "ok" and "resumed_from_step" not in first
     assert second["resumed_from_step"] >= 500 and second["scheduler_job"] != task  # a job of the new array
     assert_identical(sweep / "1", reference)
+
+
+def documented_slurm_command() -> list[str]:
+    """The full-scale SLURM launch of docs/scale.md ("On a SLURM cluster, step by step", step 4), as tokens: the
+    one code block there that launches ``hydra/launcher=submitit_slurm`` with ``experiment=paper/...``."""
+    import re
+    import shlex
+
+    text = (ROOT / "docs" / "scale.md").read_text()
+    section = text.split("### On a SLURM cluster, step by step", 1)[1].split("\n### ", 1)[0]
+    for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S):
+        line = " ".join(part.strip() for part in block.replace("\\\n", " ").splitlines())
+        if "hydra/launcher=submitit_slurm" in line and "experiment=paper/" in line:
+            return shlex.split(line)
+    raise AssertionError("docs/scale.md: no full-scale submitit_slurm command in 'On a SLURM cluster, step by step'")
+
+
+def test_the_documented_full_scale_slurm_command_runs_on_the_cluster(slurm, tmp_path):
+    """docs/scale.md's SLURM command, as written (partition gpu, a GPU, 8 CPUs, time limit, requeues, array
+    parallelism, the setup line), against this cluster on synthetic CIFAR-10 of the real format and size; only
+    the paths are replaced and the experiment is capped (two of its elrs, one CPU step, the rehearsal's limits:
+    lossland.paper.rehearsal.TRAIN), so the doc cannot drift from what works."""
+    from lossland.data.synthetic_files import write_cifar10
+    from lossland.paper.rehearsal import TRAIN
+
+    cmd = documented_slurm_command()
+    assert cmd[:3] == ["lossland", "train", "-m"], cmd
+    data, sweep = tmp_path / "data", tmp_path / "sphere_cifar"
+    write_cifar10(data)
+    activate = Path(sys.executable).parent / "activate"
+    placed = {"data.root": str(data), "hydra.sweep.dir": str(sweep),
+              "hydra.launcher.setup": f'["source {activate}"]' if activate.exists() else "[]"}
+    args = [f"{k}={placed[k]}" if (k := a.split("=", 1)[0]) in placed else a for a in cmd[3:]]
+    assert sorted(a.split("=", 1)[0] for a in args if a.split("=", 1)[0] in placed) == sorted(placed), args
+    caps = [a for a in TRAIN if a != "hydra.sweeper.params=null"] + ["elr=7e-4,2e-2", "threads=1"]
+    res = subprocess.run([sys.executable, "-m", "lossland.cli", "train", "-m", *args, *caps], cwd=ROOT,
+                         env=env_of(slurm), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:] + submitit_logs(sweep)[-3000:]
+    jobs = sorted(p.parent for p in sweep.glob("*/summary.json"))
+    assert len(jobs) == 2, jobs
+    for job in jobs:
+        s = summary(job)
+        assert s["status"] == "ok" and s["steps"] == 1, s
+        cfg = (job / ".hydra" / "config.yaml").read_text()
+        assert f"root: {data}" in cfg and "train_size: 50000" in cfg, cfg[:2000]
+    assert "#SBATCH --partition=gpu" in "".join(p.read_text() for p in (sweep / ".submitit").rglob("*.sh"))
