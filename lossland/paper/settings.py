@@ -243,12 +243,29 @@ def check(exp: Experiment, extra: list[str] | tuple[str, ...] = ()) -> list[str]
     """Every way the composed jobs of ``exp`` (with ``extra`` overrides) differ from its settings: expected
     values, the grid (values and number of jobs), the length in steps, the evaluation cadence; and, for
     ``train.py``, lossland's own validation. Empty when the config says what the settings claim."""
-    from lossland.schema import validate
-
     try:
         jobs = compose_jobs(exp, extra)
     except Exception as e:  # a config that does not compose: one line
         return [f"{exp.config}: does not compose: {str(e).splitlines()[0]}"]
+    out = _grid_problems(exp, jobs)
+    validated: set[str] = set()
+    for i, (job, cfg) in enumerate(jobs):
+        shown = [o for o in job if not o.startswith(("experiment=", "+experiment=")) and PLACEHOLDER not in o]
+        tag = f"{exp.config} [{' '.join(shown)}]"
+        out += [f"{tag}: {key} = {got!r}, settings: {value!r}" for key, value in exp.expect.items()
+                if not same(got := value_of(cfg, key, exp.app), value)]
+        if exp.app == "train":
+            # lossland's own validation (no GPU needed here) of the first and last job of each composition: the
+            # jobs between differ in plain values inside the same bounds
+            choices = str(OmegaConf.to_container(cfg.hydra.runtime.choices))
+            first_or_last = choices not in validated or i == len(jobs) - 1
+            validated.add(choices)
+            out += [f"{tag}: {p}" for p in _train_job_problems(exp, cfg, first_or_last)]
+    return out
+
+
+def _grid_problems(exp: Experiment, jobs: list) -> list[str]:
+    """The number of jobs and each swept key's values against the settings' grid."""
     out = []
     want = math.prod(len(v) for v in exp.grid.values()) if exp.grid else 1
     if len(jobs) != want:
@@ -257,39 +274,32 @@ def check(exp: Experiment, extra: list[str] | tuple[str, ...] = ()) -> list[str]
         got = {_norm(_job_value(job, key)) for job, _ in jobs}
         if got != {_norm(v) for v in values}:
             out.append(f"{exp.config}: grid {key} = {sorted(map(str, got))}, settings: {values}")
-    validated: set[str] = set()
-    for i, (job, cfg) in enumerate(jobs):
-        shown = [o for o in job if not o.startswith(("experiment=", "+experiment=")) and PLACEHOLDER not in o]
-        tag = f"{exp.config} [{' '.join(shown)}]"
-        for key, value in exp.expect.items():
-            got = value_of(cfg, key, exp.app)
-            if not same(got, value):
-                out.append(f"{tag}: {key} = {got!r}, settings: {value!r}")
-        if exp.app == "train":
-            # lossland's own validation (no GPU needed here) of the first and last job of each composition: the
-            # jobs between differ in plain values inside the same bounds
-            choices = str(OmegaConf.to_container(cfg.hydra.runtime.choices))
-            first_or_last = choices not in validated or i == len(jobs) - 1
-            validated.add(choices)
-            try:
-                if first_or_last:
-                    validate(OmegaConf.merge(cfg, {"trainer": {"accelerator": "cpu"}}), exp.config)
-            except LosslandError as e:
-                out.append(f"{tag}: {e}")
-            steps, want_steps = total_steps(cfg), exp.steps
-            if isinstance(want_steps, dict):  # per training-set size (a swept size)
-                want_steps = {int(k): v for k, v in want_steps.items()}.get(int(cfg.data.train_size))
-            if exp.steps is not None and steps != want_steps:
-                out.append(f"{tag}: {steps} steps, settings: {want_steps}")
-            k = exp.eval_every_epochs
-            metrics = cfg.get("metrics") or {}
-            if k == 0 and metrics.get("enabled"):
-                out.append(f"{tag}: phase metrics are on, settings: final evaluation only")
-            elif k and (not metrics.get("enabled") or metrics.get("log_spaced")
-                        or metrics.get("every_n_steps") != k * steps_per_epoch(cfg)):
-                out.append(f"{tag}: phase metrics every {metrics.get('every_n_steps')} steps "
-                           f"(enabled={metrics.get('enabled')}), settings: every {k} epoch(s) = "
-                           f"{k * steps_per_epoch(cfg)} steps")
+    return out
+
+
+def _train_job_problems(exp: Experiment, cfg: DictConfig, validate_it: bool) -> list[str]:
+    """A training job's validation (when ``validate_it``), its length in steps and its evaluation cadence."""
+    from lossland.schema import validate
+
+    out = []
+    try:
+        if validate_it:
+            validate(OmegaConf.merge(cfg, {"trainer": {"accelerator": "cpu"}}), exp.config)
+    except LosslandError as e:
+        out.append(str(e))
+    steps, want_steps = total_steps(cfg), exp.steps
+    if isinstance(want_steps, dict):  # per training-set size (a swept size)
+        want_steps = {int(k): v for k, v in want_steps.items()}.get(int(cfg.data.train_size))
+    if exp.steps is not None and steps != want_steps:
+        out.append(f"{steps} steps, settings: {want_steps}")
+    k = exp.eval_every_epochs
+    metrics = cfg.get("metrics") or {}
+    if k == 0 and metrics.get("enabled"):
+        out.append("phase metrics are on, settings: final evaluation only")
+    elif k and (not metrics.get("enabled") or metrics.get("log_spaced")
+                or metrics.get("every_n_steps") != k * steps_per_epoch(cfg)):
+        out.append(f"phase metrics every {metrics.get('every_n_steps')} steps (enabled={metrics.get('enabled')}), "
+                   f"settings: every {k} epoch(s) = {k * steps_per_epoch(cfg)} steps")
     return out
 
 
