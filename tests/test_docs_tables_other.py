@@ -1,0 +1,64 @@
+"""The docs' result tables and verdicts of studies D, E and C (docs/nas.md, docs/exp_neuron.md, docs/connect.md) are
+the committed ``paper.json`` they name (lossland.paper.docs_tables): a number edited by hand, or a paper.json
+regenerated without regenerating the doc, fails here."""
+
+import json
+
+import pytest
+
+from lossland.errors import LosslandError
+from lossland.paper import docs_tables as D
+from tests.conftest import ROOT
+
+STUDY_DOCS = ["nas.md", "exp_neuron.md", "connect.md"]
+
+PAPER = {"study": "s", "tables": {"t": [{"k": "a", "v (seed)": "1", "v (ours)": "0.5"}]},
+         "extra": {"seeds": [{"prior": "weak", "acc": 0.98765}]},
+         "verdicts": [{"trend": "up", "verdict": "does not reproduce", "claim": "c", "detail": "0/3 seeds"}]}
+
+
+def _doc(tmp_path, body):
+    (tmp_path / "results" / "s").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "results" / "s" / "paper.json").write_text(json.dumps(PAPER))
+    p = tmp_path / "s.md"
+    p.write_text(body)
+    return p
+
+
+def test_blocks_are_generated_from_paper_json_and_a_hand_edit_is_caught(tmp_path):
+    p = _doc(tmp_path, "Speed: <!-- paper: results/s/paper.json verdict.up -->reproduces<!-- /paper -->.\n\n"
+                       "<!-- paper: results/s/paper.json extra.seeds -->\n<!-- /paper -->\n"
+                       "<!-- paper: results/s/paper.json verdicts -->\n<!-- /paper -->\n")
+    assert len(D.stale(p)) == 3
+    assert D.main([str(p)]) == 0
+    text = p.read_text()
+    assert "Speed: <!-- paper: results/s/paper.json verdict.up -->does not reproduce<!-- /paper -->." in text
+    assert "| prior | acc |\n|---|---|\n| weak | 0.9877 |\n" in text
+    assert "| up | does not reproduce | 0/3 seeds |" in text
+    assert D.stale(p) == [] and D.main(["--check", str(p)]) == 0
+    p.write_text(text.replace("0.9877", "0.99"))  # a hand edit
+    assert D.stale(p) == [f"{p}: block 'results/s/paper.json extra.seeds' differs from its paper.json"]
+    assert D.main(["--check", str(p)]) == 1
+
+
+def test_a_missing_paper_json_reads_not_measured_and_a_bad_selector_is_refused(tmp_path):
+    p = tmp_path / "x.md"
+    p.write_text("<!-- paper: results/nas/paper.json verdict.up -->reproduces<!-- /paper -->")
+    D.main([str(p)])
+    assert p.read_text().startswith("<!-- paper: results/nas/paper.json verdict.up -->not measured yet (no "
+                                    "`results/nas/paper.json` beside this page: `lossland paper nas`")
+    q = _doc(tmp_path, "<!-- paper: results/s/paper.json extra.nope --><!-- /paper -->")
+    with pytest.raises(LosslandError, match="no 'extra.nope'"):
+        D.stale(q)
+
+
+@pytest.mark.parametrize("doc", STUDY_DOCS)
+def test_the_study_docs_show_their_committed_paper_json(doc):
+    path = ROOT / "docs" / doc
+    assert D.stale(path) == [], "regenerate: python -m lossland.paper.docs_tables docs/" + doc
+
+
+def test_the_nas_doc_takes_its_results_and_verdicts_from_paper_json():
+    blocks = {m["sel"] for m in D.BLOCK.finditer((ROOT / "docs" / "nas.md").read_text())}
+    assert {"extra.seeds", "extra.anneal", "verdicts", "verdict.prior_makes_discrete",
+            "verdict.stuck_in_stationary_points"} <= blocks
