@@ -6,8 +6,9 @@
 #   sweeps/nas.sh                                   # embedded: digits, 2 cells, CPU (docs/nas.md)
 #   SCALE=full DATA_ROOT=<dir with cifar-10-batches-py> sweeps/nas.sh   # lossland nas +experiment=paper/nas_search
 #   SCALE=tiny sweeps/nas.sh                        # seconds (CI): 1 epoch, 1 noise draw; not a result
-# Extra arguments go to lossland nas (alias nas.py) (e.g. seed=1, device=cuda).
+# Extra arguments go to lossland nas (alias nas.py) (e.g. device=cuda). SEEDS (embedded): the seeds, default 0,1,2.
 source "$(dirname "$0")/_common.sh"
+full_scale_refuses SEEDS
 OUT=${OUT:-multirun/nas/$STAMP}
 case "$SCALE" in
   full) ARGS=(+experiment=paper/nas_search "data.root=$DATA_ROOT") ;;
