@@ -62,3 +62,45 @@ def test_the_nas_doc_takes_its_results_and_verdicts_from_paper_json():
     blocks = {m["sel"] for m in D.BLOCK.finditer((ROOT / "docs" / "nas.md").read_text())}
     assert {"extra.seeds", "extra.anneal", "verdicts", "verdict.prior_makes_discrete",
             "verdict.stuck_in_stationary_points"} <= blocks
+
+
+# ------------------------------------------------- study E: its tables predate paper.json; its words are the rules'
+def _md_table(text: str, heading: str) -> list[dict]:
+    """The first markdown table after ``heading`` as rows {column: cell}."""
+    lines = text[text.index(heading):].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    head = [c.strip() for c in lines[start].strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(head, (c.strip() for c in line.strip("|").split("|")))))
+    return rows
+
+
+def _pair(c: str):
+    loss, wrong = c.split("\\")
+    return [float(loss), int(wrong)]
+
+
+def test_the_exp_neuron_doc_says_the_verdicts_its_rules_give_on_its_own_tables():
+    """docs/exp_neuron.md's words for quality, speed and generalization are what `paper exp_neuron`'s rules
+    (lossland/studies/exp_neuron/paper.py) give on the tables the page shows."""
+    import re
+
+    from lossland.commands.paper import adapter
+    from lossland.paper.compare import Ours
+
+    text = (ROOT / "docs" / "exp_neuron.md").read_text()
+    cells = {"quality": _pair, "speed": lambda c: int(c.split()[0]), "generalization": _pair}
+    heads = {"quality": "### Quality (Table 1)", "speed": "### Speed (Table 2)",
+             "generalization": "### Generalization (Table 3)"}
+    tables = {t: [Ours(key=(r["data set"], int(r["train"])), values={m: cells[t](r[f"ours: {m}"]) for m in
+                                                                    ("none", "exp")})
+                  for r in _md_table(text, heads[t])] for t in heads}
+    trends = adapter("exp_neuron").TRENDS
+    words = {"quality_mixed": "Quality", "not_faster": "Speed", "worse_generalization": "Generalization"}
+    for trend, word in words.items():
+        said = re.search(rf"- \*\*{word} — \"[^\"]*\": ([a-z ]+)\*\*", text)
+        assert said, word
+        assert said.group(1) == trends[trend](None, tables)[0], (word, trends[trend](None, tables))
