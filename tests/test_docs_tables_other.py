@@ -104,3 +104,32 @@ def test_the_exp_neuron_doc_says_the_verdicts_its_rules_give_on_its_own_tables()
         said = re.search(rf"- \*\*{word} — \"[^\"]*\": ([a-z ]+)\*\*", text)
         assert said, word
         assert said.group(1) == trends[trend](None, tables)[0], (word, trends[trend](None, tables))
+
+
+def test_the_connect_doc_says_the_verdicts_its_rules_give_on_its_own_tables():
+    """docs/connect.md's words for the four claimed trends are what `paper connect`'s rules
+    (lossland/studies/connect/paper.py) give on the measured tables the page shows (ours: the mean before ±)."""
+    import re
+
+    from lossland.commands.paper import adapter
+    from lossland.paper.compare import Ours
+
+    text = (ROOT / "docs" / "connect.md").read_text()
+    measured = text[text.index("### Measured (embedded scale"):]
+    tables = {}
+    for tid, heading in (("no_prior", "#### prior: none"), ("dropout", "#### prior: dropout")):
+        rows = []
+        for r in _md_table(measured, heading):
+            vals = {int(w): float(c.split()[0]) for w, c in r.items() if w.isdigit() and c.split()[0] != "—"}
+            rows.append(Ours(key=(r["method"].replace(" + ", "+"),), values=vals))
+        tables[tid] = rows
+    trends = adapter("connect").TRENDS
+    words_part = re.sub(r"\n +", " ", text[text.index("**Which of the seed's trends"):])  # bullets on one line
+    said = dict(re.findall(r"^- \*(.+?)\*: \*\*([a-z ]+)\*\*", words_part, re.M))
+    words = {"advanced_beat_naive": "WA and OT paths have a lower maximum test error than the naive Linear path "
+                                    "(every width, every prior)",
+             "ot_beats_linear_small_width": "At the smallest width Linear + OT is below naive Linear",
+             "wider_more_connected": "Minima become more connected as the width grows (naive Linear and Arc)",
+             "prior_more_connected": "The prior (dropout 0.5) makes the naive paths' minima more connected"}
+    for trend, claim in words.items():
+        assert said.get(claim) == trends[trend](None, tables)[0], (claim, trends[trend](None, tables))
