@@ -117,7 +117,7 @@ def jobs_table(ctx) -> list[dict]:
                      "max edge entropy": float(f"{f['final_entropy_max']:.3g}"),
                      "stationary": f.get("stationary_edges"), "saturated": f.get("saturated_edges"),
                      "undecided": f.get("undecided_edges"),
-                     "genotype normal | reduce": " ".join(map(str, g.get("normal", []))) + " | "
+                     "genotype (normal / reduce)": " ".join(map(str, g.get("normal", []))) + " / "
                      + " ".join(map(str, g.get("reduce", [])))})
     return rows
 
