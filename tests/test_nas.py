@@ -14,6 +14,7 @@ from lossland.studies.nas.app import validate
 from lossland.studies.nas.prior import alpha_schedule, check_alpha, log_density, log_density_kernel, neg_log_prior
 from lossland.studies.nas.search import hypergradient, unrolled_objective
 from lossland.studies.nas.supernet import MixedOp, Supernet
+from tests.conftest import ROOT
 
 OPS_SMALL = ["zero", "skip", "max_pool3x3", "avg_pool3x3", "conv3x3", "conv5x5", "dil_conv3x3", "sep_conv3x3"]
 
@@ -57,16 +58,59 @@ def test_the_prior_is_finite_for_tiny_alpha_and_extreme_structures():
 
 
 def test_annealing_endpoints_and_bad_alpha():
-    a = alpha_schedule(1.0, 1e-30, 10)
+    a = alpha_schedule(1.0, 1e-30, 10, "log")
     assert a(0) == 1.0 and math.isclose(a(9), 1e-30, rel_tol=1e-9)
     vals = [a(e) for e in range(10)]
     assert all(x > y for x, y in zip(vals, vals[1:]))
     assert math.isclose(a(5), 10 ** (-30 * 5 / 9), rel_tol=1e-9)  # log-linear
+    assert alpha_schedule(1.0, 1e-30, 10)(9) == 1e-30 and alpha_schedule(1.0, 1e-30, 10)(3) == pytest.approx(2 / 3)
+    with pytest.raises(LosslandError, match="prior.anneal must be one of linear, log"):
+        alpha_schedule(1.0, 0.5, 3, "cosine")
     assert alpha_schedule(1e-30, 1.0, 4)(3) == pytest.approx(1.0)
     assert alpha_schedule(0.5, 0.5, 3)(1) == 0.5
     for bad in (0, -1.0, float("nan")):
         with pytest.raises(LosslandError, match="must be a finite number > 0"):
             check_alpha(bad)
+
+
+def test_the_annealed_prior_weight_grows_by_equal_steps_over_its_whole_range():
+    """What is annealed is the prior's weight lambda (1 - alpha) in dQ/dgamma (docs/nas.md): from the annealed
+    config it is monotone, from 0 to lambda, in equal steps; the log-linear alpha it replaced is a step."""
+    from lossland.studies.nas.prior import DirichletPrior
+
+    cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "prior" / "annealed.yaml"))
+    prior = DirichletPrior(**{k: v for k, v in cfg.items() if k != "_target_"})
+    w = [prior.weight(12)(e) for e in range(12)]
+    assert w[0] == 0 and w[-1] == pytest.approx(prior.strength)
+    steps = [b - a for a, b in zip(w, w[1:])]
+    assert all(d > 0 for d in steps) and max(steps) - min(steps) < 1e-12
+    assert all(abs(x - prior.strength * e / 11) < 1e-12 for e, x in enumerate(w))  # half-way at half time
+    log = DirichletPrior("log", 1.0, 1e-30, prior.strength, anneal="log").weight(12)
+    assert log(1) > 0.99 * prior.strength  # the old schedule: full strength from epoch 1
+    with pytest.raises(LosslandError, match="prior.anneal must be one of"):
+        DirichletPrior("x", 1.0, 0.5, anneal="step")
+
+
+def test_an_edge_frozen_at_a_vertex_is_saturated_not_stationary():
+    """findings: at a vertex the prior's gradient stays (saturation); a stationary edge has its whole gradient
+    small away from a vertex."""
+    from lossland.studies.nas.app import edge_findings
+
+    f = OmegaConf.create({"entropy_tol": 0.1, "grad_ratio_tol": 0.1, "move_tol": 0.02, "undecided_frac": 0.8})
+    log_k = math.log(7)
+    rows = []
+    for step in range(8):
+        late = step >= 4
+        rows.append({"step": step, "gamma_grad_norm": 1.0,
+                     "entropy/v": 0.001, "mix/v/a": 0.999, "grad/v": 0.65 if late else 1.0,  # vertex, prior pulls
+                     "cegrad/v": 0.001 if late else 1.0,
+                     "entropy/s": 1.9, "mix/s/a": 0.15, "grad/s": 0.001 if late else 1.0,  # mid-simplex, flat
+                     "cegrad/s": 0.001 if late else 1.0,
+                     "entropy/m": 1.0, "mix/m/a": 0.1 * step, "grad/m": 0.5, "cegrad/m": 0.5})  # moving
+    _, edges = edge_findings(rows, rows, 4, f, log_k)
+    assert edges["v"]["stalled"] and edges["v"]["saturated"] and not edges["v"]["stationary"]
+    assert edges["s"]["stationary"] and edges["s"]["undecided"] and not edges["s"]["saturated"]
+    assert not edges["m"]["stationary"] and not edges["m"]["saturated"]
 
 
 def tiny_supernet():

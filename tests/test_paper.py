@@ -360,33 +360,54 @@ def test_paper_runs_a_recipe_at_tiny_size(tmp_path):
     assert v["exp_neuron_unstable"] == compare.NOT_MEASURED
 
 
-def _nas_job(d, prior, alpha, alpha_end, entropy_mean, degenerate, stalled_undecided):
+def _nas_job(d, prior, alpha, alpha_end, entropy_mean, degenerate, stationary, seed=0, saturated=0):
     (d / ".hydra").mkdir(parents=True)
     (d / ".hydra" / "config.yaml").write_text(yaml.safe_dump(
-        {"prior": {"name": prior, "alpha": alpha, "alpha_end": alpha_end, "strength": 0.1}}))
-    (d / "summary.json").write_text(json.dumps({"app": "nas", "status": "ok", "prior": prior, "findings": {
+        {"prior": {"name": prior, "alpha": alpha, "alpha_end": alpha_end, "strength": 0.1, "anneal": "linear"},
+         "search": {"epochs": 4}}))
+    (d / "summary.json").write_text(json.dumps({"app": "nas", "status": "ok", "prior": prior, "seed": seed,
+                                                "findings": {
         "final_entropy_mean": entropy_mean, "final_entropy_max": entropy_mean, "log_k": math.log(8),
-        "degenerate": degenerate, "stalled_undecided_edges": stalled_undecided}}))
+        "degenerate": degenerate, "stationary_edges": stationary, "saturated_edges": saturated,
+        "prior_grad_per_edge_last_quarter": 0.1 * (1 - alpha) * math.sqrt(56), "edges": {"e0": {}, "e1": {}},
+        "vertex_prior_grad": 0.1 * (1 - alpha) * math.sqrt(56)}}))
     (d / "metrics.csv").write_text("step,mix/normal/e0/skip\n0,0.5\n")
     (d / "robustness.json").write_text("{}")
 
 
+def _nas_sweep(d, seeds, strong_entropy=0.01, stationary=(0, 2, 0)):
+    for s in seeds:
+        for i, (prior, a, a_end, ent, deg, st) in enumerate([("weak", 1.0, None, 2.0, False, stationary[0]),
+                                                              ("annealed", 1.0, 1e-30, 0.3, False, stationary[1]),
+                                                              ("strong", 1e-30, None, strong_entropy, True,
+                                                               stationary[2])]):
+            _nas_job(d / f"{3 * s + i}", prior, a, a_end, ent, deg, st, seed=s, saturated=2 if prior == "strong" else 0)
+
+
 def test_paper_nas_from_controlled_jobs(tmp_path, capsys):
-    _nas_job(tmp_path / "0", "weak", 1.0, None, 2.0, False, 0)
-    _nas_job(tmp_path / "1", "annealed", 1.0, 1e-30, 0.3, False, 2)
-    _nas_job(tmp_path / "2", "strong", 1e-30, None, 0.01, True, 0)
+    """The rules of lossland/studies/nas/paper.py: 3 seeds or "not measured"; the strong prior discrete in every
+    seed; a stationary (not saturated) edge in a majority of some prior's seeds."""
+    _nas_sweep(tmp_path, [0, 1, 2])
     cli(capsys, "paper", "nas", "--from", str(tmp_path), "--out", str(tmp_path / "p"))
     assert verdicts(tmp_path / "p") == {"prior_makes_discrete": compare.REPRODUCES,
                                         "stuck_in_stationary_points": compare.REPRODUCES}
     with open(tmp_path / "p" / "priors.csv") as f:
         rows = {r["prior"]: r for r in csv.DictReader(f)}
     assert rows["strong"]["alpha (seed)"] == rows["strong"]["alpha (ours)"] == "1e-30"
-    assert rows["annealed"]["alpha (ours)"] == "(1e-30; 1), changed every epoch"
-    _nas_job(tmp_path / "x" / "0", "weak", 1.0, None, 0.5, False, 0)
-    _nas_job(tmp_path / "x" / "2", "strong", 1e-30, None, 0.9, False, 0)
+    assert rows["annealed"]["alpha (ours)"] == "(1e-30; 1), changed every epoch (linear in alpha)"
+    doc = json.loads((tmp_path / "p" / "paper.json").read_text())
+    assert [r["seeds"] for r in doc["extra"]["seeds"]] == [3, 3, 3]
+    assert [r["weight λ(1−α)"] for r in doc["extra"]["anneal"]] == [0.0, 0.0333, 0.0667, 0.1]
+    _nas_sweep(tmp_path / "x", [0, 1, 2], strong_entropy=2.5, stationary=(0, 0, 0))  # saturated only: not stuck
+    _nas_job(tmp_path / "x" / "9", "annealed", 1.0, 1e-30, 0.3, False, 1, seed=3)  # 1 of 4 seeds: no majority
     cli(capsys, "paper", "nas", "--from", str(tmp_path / "x"))
-    assert verdicts(tmp_path / "x" / "paper") == {"prior_makes_discrete": compare.FAILS,
-                                                  "stuck_in_stationary_points": compare.FAILS}
+    v = json.loads((tmp_path / "x" / "paper" / "paper.json").read_text())["verdicts"]
+    assert {r["trend"]: r["verdict"] for r in v} == {"prior_makes_discrete": compare.FAILS,
+                                                     "stuck_in_stationary_points": compare.FAILS}
+    assert "saturated at a vertex 2 ± 0 of 2 edges" in v[1]["detail"]
+    _nas_sweep(tmp_path / "y", [0, 1])
+    cli(capsys, "paper", "nas", "--from", str(tmp_path / "y"))
+    assert set(verdicts(tmp_path / "y" / "paper").values()) == {compare.NOT_MEASURED}  # 2 seeds
 
 
 def _keskar_run(d, batch_size, seed, train_error, test_error):

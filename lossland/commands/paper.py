@@ -7,7 +7,7 @@ Without ``--from`` the recipes run one after another from the repository root, e
 the environment; ``overrides`` go to each recipe's ``train.py`` calls), with their output in
 ``<out>/logs/<recipe>.log``; the comparison is then read from ``<out>``. Everything is written into
 ``<out>/paper`` (``--from DIR``: ``DIR/paper`` unless ``--out``): ``<table>.{csv,md,png}``, ``trends.{csv,md}``,
-the study's own figures, ``index.md`` and ``paper.json``.
+the study's own tables (``EXTRA``) and figures, ``index.md`` and ``paper.json``.
 
 ``--scale full --plan`` runs nothing: it lists every full-scale job with its cost (:mod:`lossland.paper.plan`) and
 writes ``plan.json``; ``--scale full --rehearse`` runs every full-scale recipe for one step per experiment on the
@@ -153,6 +153,13 @@ def write_paper(study: str, root: str | Path, out: str | Path | None = None, qui
         if png is not None:
             files.append(png)
             parts.append(f"![{tid}]({png.name})\n")
+    tables_extra = {}
+    for name, f in getattr(res["module"], "EXTRA", {}).items():  # the study's own result tables (no seed side)
+        rows = f(res["ctx"])
+        if rows:
+            tables_extra[name] = rows
+            files += [out / f"{name}.csv", out / f"{name}.md"]
+            parts.append(f"## {name}\n\n{write_table(rows, out, name)}")
     extra = res["module"].figures(res["ctx"], out) if hasattr(res["module"], "figures") else []
     files += extra
     parts += [f"![{p.stem}]({p.name})\n" for p in extra]
@@ -163,6 +170,7 @@ def write_paper(study: str, root: str | Path, out: str | Path | None = None, qui
     files.append(atomic_write(out / "index.md", "\n".join(parts)))
     files.append(write_json(out / "paper.json", {
         "study": study, "seed": seed.seed, "root": str(root), "tables": sides, "verdicts": trows,
+        "extra": tables_extra,
         "ours": {tid: [{"key": list(o.key), "seed_key": list(o.seed_key) if o.seed_key else None,
                         "values": {str(k): v for k, v in o.values.items()}, "note": o.note} for o in rows]
                  for tid, rows in ours.items()}}))

@@ -4,7 +4,9 @@
 - ``context(root)``: what the tables and trends read, loaded once from the records under ``root``;
 - ``TABLES``: {seed table id: f(ctx) -> list of :class:`lossland.paper.compare.Ours`};
 - ``TRENDS``: {trend id: f(ctx, tables) -> (verdict, detail)}, ``tables`` = {table id: list of Ours};
-- optionally ``figures(ctx, out) -> list of paths`` (figures beyond the per-table ones).
+- optionally ``figures(ctx, out) -> list of paths`` (figures beyond the per-table ones);
+- optionally ``EXTRA``: {name: f(ctx) -> list of row dicts}, the study's own result tables (no seed side),
+  written as ``<name>.{csv,md}`` and into ``paper.json["extra"]``.
 
 Adding a table or a trend = one entry in ``seeds/<study>.yaml`` + one function here (tests/test_paper.py checks
 that the ids match).

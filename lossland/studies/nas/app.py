@@ -189,7 +189,14 @@ def findings(hist: list[dict], n_ops: int, cfg) -> dict:
     first quarter (``ce_grad_ratio``) and the largest change of any softmax(gamma) entry over the last quarter
     (``mix_move_last_quarter``); stalled when both are below ``findings.grad_ratio_tol`` / ``findings.move_tol``.
     Per edge (:func:`edge_findings`): undecided (final entropy >= ``findings.undecided_frac`` * log K), and the
-    same stall test on the edge's CE part relative to the early median edge's."""
+    same stall test on the edge's CE part relative to the early median edge's.
+
+    stalled is not "at a stationary point": an edge frozen at a vertex has a vanishing data part because softmax
+    saturates, while the prior's part stays at lambda (1 - alpha) sqrt(K (K - 1)) (``vertex_prior_grad``). An
+    edge is *stationary* when its whole dQ/dgamma (data + prior) over the last quarter is below
+    ``findings.grad_ratio_tol`` x the early median edge's, it does not move, and it is not at a vertex (entropy
+    above ``findings.entropy_tol`` * log K); *saturated* when it is at a vertex, does not move, and its whole
+    gradient is not small (``prior_grad_per_edge_last_quarter``: the prior's part, root mean square per edge)."""
     f = cfg.findings
     log_k = math.log(n_ops)
     final_ent = [v for k, v in hist[-1].items() if k.startswith("entropy/")]
@@ -199,6 +206,7 @@ def findings(hist: list[dict], n_ops: int, cfg) -> dict:
     ce_ratio = ce_last / ce_first if ce_first > 0 else float("nan")
     total_move = _move(rows[-q:], [k for k in hist[-1] if k.startswith("mix/")])
     med, per_edge = edge_findings(hist, rows, q, f, log_k)
+    alpha_end, lam = hist[-1].get("alpha", float("nan")), float(cfg.prior.strength)
     return {"final_entropy_max": max(final_ent), "final_entropy_mean": sum(final_ent) / len(final_ent),
             "log_k": log_k, "degenerate": bool(max(final_ent) <= float(f.entropy_tol) * log_k),
             "grad_norm_first_quarter": _mean(rows[:q], "gamma_grad_norm"),
@@ -210,25 +218,41 @@ def findings(hist: list[dict], n_ops: int, cfg) -> dict:
             "early_median_edge_ce_grad": med, "undecided_edges": sum(v["undecided"] for v in per_edge.values()),
             "stalled_edges": sum(v["stalled"] for v in per_edge.values()),
             "stalled_undecided_edges": sum(v["stalled"] and v["undecided"] for v in per_edge.values()),
+            "stationary_edges": sum(v["stationary"] for v in per_edge.values()),
+            "stationary_undecided_edges": sum(v["stationary"] and v["undecided"] for v in per_edge.values()),
+            "saturated_edges": sum(v["saturated"] for v in per_edge.values()),
+            "prior_grad_per_edge_last_quarter": _mean(rows[-q:], "prior_grad_norm") / math.sqrt(len(per_edge)),
+            "vertex_prior_grad": lam * (1 - alpha_end) * math.sqrt(n_ops * (n_ops - 1)),
+            "early_median_edge_grad": _median(rows[:q], [f"grad/{e}" for e in per_edge]),
             "edges": per_edge}
 
 
 def edge_findings(hist: list[dict], rows: list[dict], q: int, f, log_k: float) -> tuple[float, dict]:
     """(the early median edge's CE part, ``{edge: entropy, late CE part, late gradient, move over the last
-    quarter, undecided, stalled}``)."""
+    quarter, undecided, stalled, stationary, saturated}``)."""
     edges = [k.removeprefix("entropy/") for k in hist[-1] if k.startswith("entropy/")]
-    early = sorted(_mean(rows[:q], f"cegrad/{e}") for e in edges)
-    med = early[len(early) // 2]
+    med = _median(rows[:q], [f"cegrad/{e}" for e in edges])
+    med_all = _median(rows[:q], [f"grad/{e}" for e in edges])
     mix_keys = [k for k in hist[-1] if k.startswith("mix/")]
     per_edge = {}
     for e in edges:
         late = _mean(rows[-q:], f"cegrad/{e}")
         moved = _move(rows[-q:], [k for k in mix_keys if k.startswith(f"mix/{e}/")])
-        per_edge[e] = {"entropy": hist[-1][f"entropy/{e}"], "late_ce_grad": late,
-                       "late_grad": _mean(rows[-q:], f"grad/{e}"), "move_last_quarter": moved,
-                       "undecided": bool(hist[-1][f"entropy/{e}"] >= float(f.undecided_frac) * log_k),
-                       "stalled": bool(late < float(f.grad_ratio_tol) * med and moved < float(f.move_tol))}
+        ent, late_all = hist[-1][f"entropy/{e}"], _mean(rows[-q:], f"grad/{e}")
+        still, at_vertex = moved < float(f.move_tol), ent <= float(f.entropy_tol) * log_k
+        small = late_all < float(f.grad_ratio_tol) * med_all
+        per_edge[e] = {"entropy": ent, "late_ce_grad": late, "late_grad": late_all, "move_last_quarter": moved,
+                       "undecided": bool(ent >= float(f.undecided_frac) * log_k),
+                       "stalled": bool(late < float(f.grad_ratio_tol) * med and still),
+                       "stationary": bool(small and still and not at_vertex),
+                       "saturated": bool(at_vertex and still and not small)}
     return med, per_edge
+
+
+def _median(rows: list[dict], keys: list[str]) -> float:
+    """The median over ``keys`` of each key's mean over ``rows``."""
+    v = sorted(_mean(rows, k) for k in keys)
+    return v[len(v) // 2]
 
 
 def _mean(rows: list[dict], key: str) -> float:

@@ -3,10 +3,10 @@
 Reads every job directory with a nas ``summary.json`` and writes, into ``--out`` (default: the sweep directory):
 ``<P>dynamics_<prior>.png`` (softmax(gamma) of every edge over training, one figure per prior),
 ``<P>entropy.png`` (every edge's entropy, one panel per prior), ``<P>robustness_{weights,inputs}.png`` (accuracy
-under noise, one curve per prior, supernet and discrete panels) and ``<P>findings.{csv,md}`` (the table of
-docs/nas.md); prints the table. Records may come from someone else: a job's prior is used in file names only
-in a safe form (no path separators, no leading dot), and a job whose records cannot be read is skipped and
-named on stderr.
+under noise, one curve per prior, supernet and discrete panels) — of each prior's lowest seed — and
+``<P>findings.{csv,md}`` (one row per job: prior and seed); prints the table. Records may come from someone
+else: a job's prior is used in file names only in a safe form (no path separators, no leading dot), and a job
+whose records cannot be read is skipped and named on stderr.
 """
 
 from __future__ import annotations
@@ -35,8 +35,17 @@ def _history(path: Path) -> list[dict]:
 
 def load_jobs(sweep: Path, problems: list[str] | None = None) -> dict[str, dict]:
     """The finished nas jobs of ``sweep`` by prior (a file-name-safe form of the summary's ``prior``: records may
-    come from someone else, and the prior names output files). A job whose records cannot be read is left out
-    and described in ``problems``."""
+    come from someone else, and the prior names output files), the lowest seed's job where a prior has several
+    (:func:`load_all_jobs` has every seed). A job whose records cannot be read is left out and described in
+    ``problems``."""
+    jobs: dict[str, dict] = {}
+    for (prior, _), job in load_all_jobs(sweep, problems).items():
+        jobs.setdefault(prior, job)
+    return jobs
+
+
+def load_all_jobs(sweep: Path, problems: list[str] | None = None) -> dict[tuple[str, int], dict]:
+    """The finished nas jobs of ``sweep`` by (prior, seed), priors in :data:`ORDER`, seeds ascending."""
     jobs = {}
     for s in sorted(Path(sweep).glob(f"*/{SUMMARY_JSON}")):
         d = s.parent
@@ -51,8 +60,9 @@ def load_jobs(sweep: Path, problems: list[str] | None = None) -> dict[str, dict]
             if problems is not None:
                 problems.append(f"{d}: unreadable nas records ({type(e).__name__}: {e})")
             continue
-        jobs[prior] = job
-    return dict(sorted(jobs.items(), key=lambda kv: ORDER.index(kv[0]) if kv[0] in ORDER else 99))
+        seed = summary.get("seed")
+        jobs[(prior, int(seed) if isinstance(seed, (int, float)) else 0)] = job
+    return dict(sorted(jobs.items(), key=lambda kv: (ORDER.index(kv[0][0]) if kv[0][0] in ORDER else 99, kv[0][1])))
 
 
 def _row(prior: str, j: dict) -> dict:
@@ -72,7 +82,9 @@ def _row(prior: str, j: dict) -> dict:
             "face_centre_by_m": " ".join(f"{m}:{v:.2f}" for m, v in dwell["by_m"].items()),
             "undecided_edges": f.get("undecided_edges"),
             "stalled_edges": f.get("stalled_edges"),
-            "stalled_undecided_edges": f.get("stalled_undecided_edges"), "final_A": s["log_decay"],
+            "stalled_undecided_edges": f.get("stalled_undecided_edges"),
+            "stationary_edges": f.get("stationary_edges"), "saturated_edges": f.get("saturated_edges"),
+            "prior_grad_per_edge_late": f.get("prior_grad_per_edge_last_quarter"), "final_A": s["log_decay"],
             "supernet_acc_w_noise_max": rob["supernet"]["weights"][-1]["mean"],
             "discrete_acc_w_noise_max": rob["discrete"]["weights"][-1]["mean"],
             "genotype_normal": " ".join(map(str, s["genotype"]["normal"])),
@@ -85,15 +97,16 @@ def report(sweep: Path, out: Path | None = None, prefix: str = "") -> list[Path]
     from lossland.studies.nas import plots
 
     problems: list[str] = []
-    jobs, rows = load_jobs(sweep, problems), []
-    for prior, j in list(jobs.items()):
+    rows, jobs = [], {}
+    for (prior, seed), j in load_all_jobs(sweep, problems).items():
         try:  # every value the report reads is there and of the right kind
             if not j["history"]:
                 raise ValueError("metrics.csv has no rows")
-            rows.append(_row(prior, j))
+            rows.append({"prior": prior, "seed": seed, **_row(prior, j)})
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:
             problems.append(f"{j['dir']}: incomplete nas records ({type(e).__name__}: {e})")
-            del jobs[prior]
+            continue
+        jobs.setdefault(prior, j)  # the figures: the lowest seed of each prior
     for p in problems:
         print(f"lossland: skipped {printable(p)}", file=sys.stderr)
     if not jobs:
