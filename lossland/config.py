@@ -121,7 +121,7 @@ def check_overrides(argv: list[str], config_name: str = "train", config_dir: Pat
     """Raise :class:`LosslandError` for an unknown group option, an unknown key, or a non-positive rate."""
     args = [a for a in argv if "=" in a and not a.startswith("-")]
     try:
-        parsed = OverridesParser.create().parse_overrides(args)
+        parsed = OverridesParser.create(config_loader=_loader(config_dir)).parse_overrides(args)  # glob() reads it
     except HydraException as e:
         raise LosslandError(f"cannot parse overrides: {str(e).splitlines()[0]}") from None
     known = groups(config_name, config_dir)
@@ -161,7 +161,8 @@ def check_overrides(argv: list[str], config_name: str = "train", config_dir: Pat
 
 def parse_overrides(argv: list[str]):
     """The ``key=value`` arguments of a command line, parsed by Hydra's override grammar."""
-    return OverridesParser.create().parse_overrides([a for a in argv if "=" in a and not a.startswith("-")])
+    parser = OverridesParser.create(config_loader=_loader(CONFIG_DIR))  # glob() sweeps list a group's options
+    return parser.parse_overrides([a for a in argv if "=" in a and not a.startswith("-")])
 
 
 def expand_jobs(argv: list[str], params: list[str] | tuple[str, ...] = ()) -> list[list[str]]:
