@@ -1,5 +1,6 @@
-"""A whole grid as one vectorized model (``hydra/launcher=vectorized``, lossland/sweep/vectorized/): each member's records
-equal its sequential run's, a diverging member stops alone, and grids that do not stack are refused in one line."""
+"""A whole grid as one vectorized model (``hydra/launcher=vectorized``, lossland/sweep/vectorized/): each member's
+records equal its sequential run's, a diverging member stops alone, and grids that do not stack are refused in
+one line."""
 
 import csv
 import json

@@ -11,7 +11,8 @@ import pytest
 from tests.conftest import run_cli
 
 TINY = ["data=digits", "model=mlp", "model.hidden=[16]", "optimizer=sgd", "data.batch_size=32", "logger=none",
-        "trainer.max_steps=6", "max_loss=20", "metrics.every_n_steps=3", "metrics.eval_batches=2", "trainer.enable_progress_bar=false"]
+        "trainer.max_steps=6", "max_loss=20", "metrics.every_n_steps=3", "metrics.eval_batches=2",
+        "trainer.enable_progress_bar=false"]
 
 
 def _summaries(sweep, n):
