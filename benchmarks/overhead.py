@@ -2,7 +2,7 @@
 such job, both through the real command line (``python -m lossland.cli train [-m] ...``), and the one-step single
 run's time broken down (imports, compose, data, model, records).
 
-    python benchmarks/overhead.py [--jobs 24] [--launcher basic|vectorized]
+    python benchmarks/overhead.py [--jobs 24] [--launcher basic|vectorized] [--root <another checkout>]
 
 Printed: each command's wall and CPU time (CPU: this machine's other load inflates wall time, not CPU time), the
 overhead per extra job ``(sweep - single) / (jobs - 1)`` — the whole cost of one more job, its own one training
@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # --root: measure another checkout (e.g. before a change)
 JOB = ["data=digits", "model=mlp", "model.hidden=[32]", "optimizer=sgd", "lr=0.05", "logger=none",
        "trainer.max_steps=1", "trainer.enable_progress_bar=false"]
 
@@ -91,7 +91,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=24)
     ap.add_argument("--launcher", default="basic", choices=("basic", "vectorized"))
+    ap.add_argument("--root", type=Path, default=ROOT)
     args = ap.parse_args()
+    globals()["ROOT"] = args.root.resolve()
     launcher = [] if args.launcher == "basic" else ["hydra/launcher=vectorized"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
