@@ -2,9 +2,10 @@
 ``slice``, ``keskar``; :class:`lossland.commands.base.App`): one helper, :func:`launch`.
 
 Before Hydra starts: the overrides are checked (unknown group option or key: one line naming the valid
-ones, exit 2); for ``lossland train`` every job of a sweep is composed and validated (:mod:`lossland.schema`), so a
-bad value in the fifth job is refused before the first one trains; a sweep directory that holds another
-sweep is refused unless ``overwrite=true``. During a sweep a user error in one job becomes that job's
+ones, exit 2) and a single ``lossland train`` job is validated (:mod:`lossland.schema`). The jobs of a sweep are
+checked by lossland's sweeper before the first one trains (:mod:`lossland.sweep.sweeper`: every job validated, a
+sweep directory that holds another sweep refused unless ``overwrite=true``, DDP jobs the launcher cannot run
+refused). During a sweep a user error in one job becomes that job's
 ``failed`` record and the others run; at the end the failed jobs are listed and the process exits 1.
 A single run that fails exits 2 (a user error) or 1; one interrupted by SIGTERM / SIGINT exits 128 + signal.
 """
@@ -13,28 +14,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import hydra
-from hydra.core.override_parser.types import ValueType
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from lossland.config import (
-    CONFIG_DIR,
-    check_overrides,
-    compose,
-    config_sweep,
-    expand_jobs,
-    output_dir,
-    parse_overrides,
-)
+from lossland.config import CONFIG_DIR, check_overrides, compose, output_dir
 from lossland.errors import LosslandError
-from lossland.sweep.launchers import LAUNCHED, SWEEP_JOBS_ENV, ddp_refusal, launcher_kind, set_job_threads
+from lossland.sweep.launchers import LAUNCHED, set_job_threads
 
 log = logging.getLogger("lossland")
 # conf/hydra/launcher/<name>.yaml share their names with the launcher plugins' schemas on purpose (the
@@ -45,38 +35,6 @@ warnings.filterwarnings("ignore", message=".*is validated against ConfigStore sc
 def fail(err: Exception | str, code: int = 2):
     print(f"lossland: error: {err}", file=sys.stderr)
     sys.exit(code)
-
-
-def check_sweep_dir(jobs: list[list[str]], config_name: str, argv: list[str]) -> None:
-    """Refuse a sweep into a directory that holds another sweep (different overrides), unless
-    ``overwrite=true``, which then also removes job directories the new sweep does not have."""
-    cfg = compose(jobs[0], config_name, return_hydra_config=True)
-    sweep = Path(cfg.hydra.sweep.dir)
-    previous = sweep / "multirun.yaml"
-    if not previous.exists():
-        return
-    ignore = ("overwrite=", "resume=", "hydra.", "hydra/", "threads=", "trainer.enable_progress_bar=")
-    old = sorted(o for o in OmegaConf.load(previous).hydra.overrides.task if not o.startswith(ignore))
-    new = sorted(a for a in argv if "=" in a and not a.startswith("-") and not a.startswith(ignore))
-    if old == new:
-        return
-    if not cfg.get("overwrite"):
-        raise LosslandError(f"{sweep} holds another sweep ({' '.join(old) or 'no overrides'}); choose another "
-                            "hydra.sweep.dir or pass overwrite=true (which deletes its runs)")
-    for d in sweep.iterdir():
-        if d.is_dir() and d.name.isdigit() and int(d.name) >= len(jobs):
-            shutil.rmtree(d)
-
-
-def check_launcher(jobs: list[list[str]], config_name: str, devices: set[str]) -> None:
-    """Before a sweep: tell the jobs how many of them there are (their thread count,
-    :mod:`lossland.sweep.launchers`) and refuse DDP jobs (``trainer.devices`` > 1) the launcher cannot run."""
-    os.environ[SWEEP_JOBS_ENV] = str(len(jobs))
-    if devices - {"1"}:
-        launcher = compose(jobs[0], config_name, return_hydra_config=True).hydra.launcher
-        for d in sorted(devices):
-            if why := ddp_refusal(d, launcher):
-                raise LosslandError(why)
 
 
 def failed_in(sweep: Path, lost: dict[str, str] | None = None) -> tuple[list[tuple[str, str]], int]:
@@ -104,15 +62,6 @@ def failed_in(sweep: Path, lost: dict[str, str] | None = None) -> tuple[list[tup
     count += len(lost)  # lost before Hydra made their directory
     failed += sorted(lost.items())
     return failed, count
-
-
-def _on_launching_machine(cfg: DictConfig, kind: str) -> DictConfig:
-    """What the launching process can check of a job that runs on another machine (``submitit_slurm``, ``ray``):
-    everything but the presence of its GPU — a SLURM login node has none; the job checks it again on its node."""
-    if kind not in ("submitit_slurm", "ray") or str(OmegaConf.select(cfg, "trainer.accelerator", default="cpu")) \
-            not in ("gpu", "cuda"):
-        return cfg
-    return OmegaConf.merge(cfg, {"trainer": {"accelerator": "cpu"}})
 
 
 class _Jobs:
@@ -163,8 +112,8 @@ def launch(config_name: str, job: Callable[[DictConfig], object], validate: Call
     program = [sys.argv[0]] if program is None else list(program)
     multirun = "-m" in argv or "--multirun" in argv
     try:
-        if _check(config_name, argv, validate, multirun):
-            return
+        argv = grid_alias(argv)
+        _check(config_name, argv, validate, multirun)
     except LosslandError as e:
         fail(e)
     outcome = _Jobs(multirun)
@@ -181,35 +130,34 @@ def launch(config_name: str, job: Callable[[DictConfig], object], validate: Call
     _report_failed(outcome.failed, outcome.count)
 
 
-def _check(config_name: str, argv: list[str], validate: Callable | None, multirun: bool) -> bool:
-    """Everything checked before Hydra starts (module docstring); True when a stacked grid already ran the sweep
-    here (``grid=vectorized | vmap``: one process trains every job, lossland/sweep/vectorized/)."""
+def _check(config_name: str, argv: list[str], validate: Callable | None, multirun: bool) -> None:
+    """Everything checked before Hydra starts (module docstring). The jobs of a sweep are checked by the
+    sweeper (:mod:`lossland.sweep.sweeper`), each composed once per defaults list."""
     if any(a in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info") for a in argv):
-        return False
+        return
     check_overrides(argv, config_name)
-    if validate is None or any(o.is_interval_sweep() or o.value_type == ValueType.GLOB_CHOICE_SWEEP
-                               for o in parse_overrides(argv)):
-        return False
-    params, launcher = config_sweep(argv, config_name) if multirun else ([], None)
-    kind = launcher_kind(launcher)
-    jobs, devices, grids = expand_jobs(argv, params), set(), set()
-    for overrides in jobs:
-        recipe = next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), None)
-        cfg = compose(overrides, config_name)
-        validate(_on_launching_machine(cfg, kind), recipe)
-        devices.add(str(OmegaConf.select(cfg, "trainer.devices", default=1)))
-        grids.add(str(OmegaConf.select(cfg, "grid", default="sequential")))
-    if not multirun:
-        return False
-    check_sweep_dir(jobs, config_name, argv)
-    check_launcher(jobs, config_name, devices)
-    if not grids & {"vectorized", "vmap"}:
-        return False
-    from lossland.sweep.vectorized import launch_grid  # here: only grids import torch.func
+    if validate is None or multirun:
+        return
+    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    recipe = next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), None)
+    validate(compose(overrides, config_name), recipe)
 
-    failed = launch_grid(jobs, config_name, [a for a in argv if "=" in a and not a.startswith("-")])
-    _report_failed(failed, len(jobs))
-    return True
+
+def grid_alias(argv: list[str]) -> list[str]:
+    """``grid=vectorized`` / ``grid=vmap`` (kept for one release) as what replaced them: ``hydra/launcher=
+    vectorized`` (``hydra.launcher.vmap=true``), said on stderr."""
+    out = []
+    for a in argv:
+        value = a.split("=", 1)[1] if a.startswith("grid=") else None
+        if value not in ("vectorized", "vmap"):
+            out.append(a)
+            continue
+        if other := next((x for x in argv if x.startswith("hydra/launcher=")), None):
+            raise LosslandError(f"{a} is now hydra/launcher=vectorized, a launcher of its own: drop {a} or {other}")
+        new = ["hydra/launcher=vectorized", *(["hydra.launcher.vmap=true"] if value == "vmap" else [])]
+        print(f"lossland: {a} is replaced by {' '.join(new)} (grid= goes in the next release)", file=sys.stderr)
+        out += new
+    return out
 
 
 def _report_failed(failed: list[tuple[str, str]], count: int) -> None:

@@ -1,5 +1,6 @@
-"""A whole grid as one vectorized model (``grid=vectorized``, lossland/sweep/vectorized/): each member's records
-equal its sequential run's, a diverging member stops alone, and grids that do not stack are refused in one line."""
+"""A whole grid as one vectorized model (``hydra/launcher=vectorized``, lossland/sweep/vectorized/): each member's
+records equal its sequential run's, a diverging member stops alone, and grids that do not stack are refused in
+one line."""
 
 import csv
 import json
@@ -157,13 +158,14 @@ def _train_py(argv):
 
 def test_train_py_grid_writes_a_sweep_that_collect_reads(tmp_path):
     sweep = tmp_path / "sweep"
-    _train_py(["-m", *MLP, "logger=none", "trainer.enable_progress_bar=false", "lr=0.05,1e4", "grid=vectorized",
-               f"hydra.sweep.dir={sweep}"])
+    _train_py(["-m", *MLP, "logger=none", "trainer.enable_progress_bar=false", "lr=0.05,1e4",
+               "hydra/launcher=vectorized", f"hydra.sweep.dir={sweep}"])
     statuses = [json.loads((sweep / str(i) / "summary.json").read_text())["status"] for i in range(2)]
     assert statuses == ["ok", "diverged"]
     assert (sweep / "0" / ".hydra" / "config.yaml").exists() and (sweep / "1" / ".hydra" / "overrides.yaml").exists()
     overrides = json.loads((sweep / "1" / "summary.json").read_text())["overrides"]
     assert "lr=1e4" in overrides or "lr=10000.0" in overrides
+    assert (sweep / "multirun.yaml").exists() and (sweep / "0" / ".hydra" / "hydra.yaml").exists()
     from lossland.sweep.collect import collect
 
     rows, _ = collect(sweep)
@@ -172,7 +174,7 @@ def test_train_py_grid_writes_a_sweep_that_collect_reads(tmp_path):
 
 def test_train_py_refuses_a_grid_that_does_not_stack_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
-        _train_py(["-m", *MLP, "lr=0.05,0.1", "model.hidden=[8],[16]", "grid=vectorized",
+        _train_py(["-m", *MLP, "lr=0.05,0.1", "model.hidden=[8],[16]", "hydra/launcher=vectorized",
                    f"hydra.sweep.dir={tmp_path / 'bad'}"])
     assert e.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
@@ -180,20 +182,21 @@ def test_train_py_refuses_a_grid_that_does_not_stack_in_one_line(tmp_path, capsy
         "regularizer.coef, optimizer.lr, optimizer.elr may differ (run without grid=vectorized)"]
 
 
-def test_train_py_refuses_a_grid_on_another_launcher(tmp_path, capsys):
+def test_the_grid_alias_on_another_launcher_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         _train_py(["-m", *MLP, "lr=0.05,0.1", "grid=vectorized", "hydra/launcher=joblib",
                    f"hydra.sweep.dir={tmp_path / 'bad'}"])
     assert e.value.code == 2
-    assert "does not run on hydra/launcher=joblib" in capsys.readouterr().err
+    assert "grid=vectorized is now hydra/launcher=vectorized" in capsys.readouterr().err
 
 
 @pytest.mark.slow
 def test_cli_grid_end_to_end(tmp_path):
     sweep = tmp_path / "sweep"
     res = run_cli("train.py", "-m", *MLP, "logger=none", "trainer.enable_progress_bar=false", "lr=0.05,1e4",
-                  "grid=vectorized", f"hydra.sweep.dir={sweep}")
+                  "grid=vectorized", f"hydra.sweep.dir={sweep}")  # the alias, one release
     assert res.returncode == 0, res.stderr[-2000:]
+    assert "grid=vectorized is replaced by hydra/launcher=vectorized" in res.stderr
     assert [json.loads((sweep / str(i) / "summary.json").read_text())["status"] for i in range(2)] == \
         ["ok", "diverged"]
 

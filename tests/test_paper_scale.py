@@ -224,7 +224,7 @@ def test_a_configs_own_sweep_is_expanded_like_hydras_and_the_command_line_wins()
 
 def test_a_gpu_job_launched_to_a_cluster_is_validated_without_a_local_gpu():
     from lossland.config import compose
-    from lossland.entry import _on_launching_machine
+    from lossland.sweep.sweeper import on_launching_machine as _on_launching_machine
 
     cfg = compose(["experiment=paper/sphere_ce", "data.root=/x"])
     assert cfg.trainer.accelerator == "gpu"

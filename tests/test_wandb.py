@@ -222,7 +222,7 @@ def test_sync_without_credentials_or_past_its_time_loses_nothing(sweep, wandb_en
 def test_grid_members_are_one_wandb_run_each_in_the_sweep_group(tmp_path, wandb_env):
     d = tmp_path / "grid"
     res = cli(wandb_env, "train.py", "-m", *TINY, "optimizer=sgd", "trainer.max_steps=24", "lr=0.05,0.1,1e12",
-              "grid=vectorized", f"hydra.sweep.dir={d}")
+              "hydra/launcher=vectorized", f"hydra.sweep.dir={d}")
     assert res.returncode == 0, res.stderr[-3000:]
     ids = set()
     for job in sorted(d.glob("[0-9]*")):

@@ -1,10 +1,33 @@
-"""lossland's launcher plugins (Hydra finds plugins only in the ``hydra_plugins`` namespace): the submitit
-launchers that wait for every job of a sweep (:mod:`lossland.sweep.submitit`)."""
+"""lossland's launcher plugins (Hydra finds plugins only in the ``hydra_plugins`` namespace): the vectorized
+launcher (``hydra/launcher=vectorized``: a sweep's batch trained as one stacked model,
+:mod:`lossland.sweep.vectorized.run`), and the submitit launchers that wait for every job of a sweep
+(:mod:`lossland.sweep.submitit`)."""
+
+from hydra.plugins.launcher import Launcher
 
 try:
     from hydra_plugins.hydra_submitit_launcher import submitit_launcher as _plugin
 except ImportError:  # hydra-submitit-launcher is not installed (the ".[scale]" extra): no submitit launchers
     _plugin = None
+
+
+class VectorizedLauncher(Launcher):
+    """Every batch a sweeper hands over, trained in this process as one stacked model
+    (``conf/hydra/launcher/vectorized.yaml``). torch is imported when a batch is launched, not when Hydra
+    discovers its plugins."""
+
+    def __init__(self, vmap: bool = False) -> None:
+        self.vmap = bool(vmap)
+        self.config = self.hydra_context = self.task_function = None
+
+    def setup(self, *, hydra_context, task_function, config) -> None:
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+
+    def launch(self, job_overrides, initial_job_idx: int):
+        from lossland.sweep.vectorized.run import launch_batch
+
+        return launch_batch(self, job_overrides, initial_job_idx)
+
 
 if _plugin is not None:
     from lossland.sweep.submitit import AwaitAll

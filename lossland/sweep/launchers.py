@@ -6,8 +6,8 @@ Threads: jobs that run side by side on one machine share its cores. Each job set
 thread count to ``cores // jobs running at once`` (at least 1): oversubscribed OpenMP threads spin and can
 make every job several times slower. Jobs at once = the launcher's parallelism (joblib ``n_jobs``;
 submitit_local: every job of the sweep; Ray: the cores per task), capped by the number of jobs in the sweep
-(``LOSSLAND_SWEEP_JOBS``, set by :func:`lossland.entry.launch`). On SLURM a job gets its own allocation:
-``cpus_per_task`` threads (or the cores it may run on). ``threads=<n>`` overrides all of this; the basic
+(``LOSSLAND_SWEEP_JOBS``, set by lossland's sweeper, :mod:`lossland.sweep.sweeper`). On SLURM a job gets its own
+allocation: ``cpus_per_task`` threads (or the cores it may run on). ``threads=<n>`` overrides all of this; the basic
 launcher (one job at a time) leaves torch's default.
 """
 
@@ -36,9 +36,10 @@ def cores() -> int:
 
 
 def launcher_kind(launcher: DictConfig | None) -> str:
-    """``basic``, ``joblib``, ``submitit_local``, ``submitit_slurm``, ``ray`` or ``other``."""
+    """``basic``, ``vectorized``, ``joblib``, ``submitit_local``, ``submitit_slurm``, ``ray`` or ``other``."""
     target = str((launcher or {}).get("_target_", BASIC))
-    for key, kind in (("BasicLauncher", "basic"), ("Joblib", "joblib"), ("LocalLauncher",
+    for key, kind in (("BasicLauncher", "basic"), ("VectorizedLauncher", "vectorized"), ("Joblib", "joblib"),
+                      ("LocalLauncher",
                       "submitit_local"), ("SlurmLauncher", "submitit_slurm"), ("Ray", "ray")):
         if key in target:
             return kind
@@ -53,7 +54,7 @@ def job_threads(threads, launcher: DictConfig | None, n_cores: int | None = None
         return max(1, int(threads))
     n_cores = n_cores or cores()
     kind = launcher_kind(launcher)
-    if kind == "basic" or launcher is None:
+    if kind in ("basic", "vectorized") or launcher is None:  # one job (or one stacked grid) at a time
         return None
     if kind == "submitit_slurm":  # the job's own allocation
         return int(launcher.get("cpus_per_task") or n_cores)
@@ -93,9 +94,9 @@ def ddp_refusal(devices, launcher: DictConfig | None) -> str | None:
         n = int(devices)
     except (TypeError, ValueError):
         n = 2 if str(devices) in ("auto", "-1") else 1
-    if n <= 1 or launcher_kind(launcher) != "basic":
+    if n <= 1 or (kind := launcher_kind(launcher)) not in ("basic", "vectorized"):
         return None
-    return (f"trainer.devices={devices} (DDP) inside a basic-launcher multirun is not supported (DDP re-launches "
+    return (f"trainer.devices={devices} (DDP) inside a {kind}-launcher multirun is not supported (DDP re-launches "
             "the script, which would re-run the sweep); run each job alone without -m, or sweep with "
             "hydra/launcher=submitit_slurm (one DDP job per allocation) — see docs/scale.md")
 

@@ -1,4 +1,5 @@
-"""A whole grid trained as one vectorized model (``python train.py -m ... grid=vectorized``; docs/scale.md).
+"""A whole grid trained as one vectorized model (``python train.py -m ... hydra/launcher=vectorized``;
+docs/scale.md).
 
 The jobs of a multirun that differ only in rates (``elr`` / ``lr``), the regularization coefficient
 (``regularizer.coef``) or ``seed`` are trained in one process as one stacked model: one
@@ -12,9 +13,9 @@ step, exactly as its sequential run would be.
 - :mod:`lossland.sweep.vectorized.stack`: which grids stack (one-line refusals naming the differing key) and the
   stacked step's arithmetic;
 - :mod:`lossland.sweep.vectorized.step`: that step as the :class:`lossland.loop.Step` of the one training loop;
-- :mod:`lossland.sweep.vectorized.run`: launching a grid, its members' jobs.
+- :mod:`lossland.sweep.vectorized.run`: the launcher's batch as a grid, its members' jobs.
 """
 
-from lossland.sweep.vectorized.run import launch_grid, run_grid
+from lossland.sweep.vectorized.run import launch_batch, run_grid
 
-__all__ = ["launch_grid", "run_grid"]
+__all__ = ["launch_batch", "run_grid"]

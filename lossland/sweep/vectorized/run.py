@@ -10,18 +10,18 @@ through :func:`lossland.train.run` (their own resume path). A SIGTERM / SIGINT s
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lossland.build import build_data, build_loss, build_model
-from lossland.config import compose
 from lossland.errors import LosslandError
 from lossland.job import Job
 from lossland.loop import Loop
 from lossland.records import atomic_write
 from lossland.schema import validate
-from lossland.sweep.launchers import launcher_kind
 from lossland.sweep.vectorized.fast import stacked_mlp
 from lossland.sweep.vectorized.stack import check_model, check_stackable
 from lossland.sweep.vectorized.step import StackStep
@@ -29,31 +29,64 @@ from lossland.train import prepare
 from lossland.train import run as run_one
 
 
-def launch_grid(jobs: list[list[str]], config_name: str, task_overrides: list[str]) -> list[tuple[str, str]]:
-    """Run the jobs of a multirun as one vectorized grid in Hydra's sweep layout
-    (``<hydra.sweep.dir>/<job number>/``, each with ``.hydra/config.yaml`` and ``overrides.yaml``).
-    Returns the failed jobs as (directory, reason)."""
-    hydra_cfg = compose(jobs[0], config_name, return_hydra_config=True).hydra
-    if (kind := launcher_kind(hydra_cfg.launcher)) != "basic":
-        raise LosslandError(f"grid=vectorized trains the whole grid in this process; it does not run on "
-                            f"hydra/launcher={kind} (drop one of the two)")
-    sweep = Path(hydra_cfg.sweep.dir)
-    sweep.mkdir(parents=True, exist_ok=True)
-    atomic_write(sweep / "multirun.yaml", OmegaConf.to_yaml(
-        {"hydra": {"mode": "MULTIRUN", "sweep": {"dir": str(sweep)}, "overrides": {"task": task_overrides}},
-         "grid": "vectorized"}))
-    cfgs = []
-    jobs = [[o for o in job if not o.startswith(("hydra.", "hydra/"))] for job in jobs]  # Hydra's task overrides
-    for num, overrides in enumerate(jobs):
-        cfg = compose(overrides, config_name)
-        cfg.out_dir = str(sweep / str(num))
-        tracker_group(cfg, sweep)
-        atomic_write(sweep / str(num) / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(list(overrides)))
+def launch_batch(launcher, job_overrides, initial_job_idx: int) -> list:
+    """``hydra/launcher=vectorized`` (:class:`hydra_plugins.lossland_launchers.VectorizedLauncher`): run a
+    sweeper's batch of jobs as one vectorized grid in Hydra's sweep layout (``<hydra.sweep.dir>/<job number>/``
+    with ``.hydra/config.yaml``, ``hydra.yaml``, ``overrides.yaml``, as Hydra's launchers write them). Returns
+    Hydra's job returns (each job's summary); a grid that does not stack is refused in one line (exit 2)."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    config = launcher.config
+    sweep = Path(str(config.hydra.sweep.dir))
+    cfgs, overrides = [], []
+    for i, job in enumerate(job_overrides):
+        cfg = member_config(launcher, list(job), initial_job_idx + i)
         cfgs.append(cfg)
-    print(f"lossland: grid=vectorized: {len(cfgs)} jobs in {sweep}/", flush=True)
-    summaries = run_grid(cfgs, jobs)
-    return [(str(c.out_dir), str(s.get("error", s["status"]))) for c, s in zip(cfgs, summaries)
-            if s["status"] in ("failed", "interrupted")]
+        overrides.append([o for o in job if not o.startswith(("hydra.", "hydra/"))])  # Hydra's task overrides
+    print(f"lossland: hydra/launcher=vectorized: {len(cfgs)} jobs in {sweep}/", flush=True)
+    try:
+        summaries = run_grid(cfgs, overrides, vmap=launcher.vmap)
+    except LosslandError as e:
+        print(f"lossland: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    returns = []
+    for cfg, job, summary in zip(cfgs, overrides, summaries):
+        ret = JobReturn(overrides=job, cfg=cfg, working_dir=os.getcwd(), task_name=str(config.hydra.job.name),
+                        status=JobStatus.COMPLETED)
+        ret.return_value = summary
+        returns.append(ret)
+    return returns
+
+
+def member_config(launcher, overrides: list[str], num: int) -> DictConfig:
+    """A member's config (composed through the sweeper's config loader: once per defaults list) with its own
+    ``out_dir``, and its ``.hydra/`` files."""
+    from hydra.core.hydra_config import HydraConfig
+
+    config = launcher.config
+    cfg = launcher.hydra_context.config_loader.load_sweep_config(config, overrides)
+    outer = HydraConfig.instance().cfg
+    try:
+        with open_dict(cfg):
+            cfg.hydra.job.id = f"{cfg.hydra.job.name}_{num}"
+            cfg.hydra.job.num = num
+        HydraConfig.instance().set_config(cfg)
+        out = Path(str(cfg.hydra.sweep.dir)) / str(OmegaConf.select(cfg, "hydra.sweep.subdir"))
+        with read_write(cfg.hydra.runtime), open_dict(cfg.hydra.runtime):
+            cfg.hydra.runtime.output_dir = str(out.resolve())
+        hydra_cfg = OmegaConf.create({"hydra": OmegaConf.to_container(cfg.hydra)})
+    finally:
+        HydraConfig.instance().cfg = outer
+    with open_dict(cfg):
+        del cfg["hydra"]
+        cfg.out_dir = str(out)
+    tracker_group(cfg, out.parent)
+    if config.hydra.output_subdir is not None:
+        meta = out / str(config.hydra.output_subdir)
+        atomic_write(meta / "config.yaml", OmegaConf.to_yaml(cfg))
+        atomic_write(meta / "hydra.yaml", OmegaConf.to_yaml(hydra_cfg))
+        atomic_write(meta / "overrides.yaml", OmegaConf.to_yaml(list(hydra_cfg.hydra.overrides.task)))
+    return cfg
 
 
 def tracker_group(cfg: DictConfig, sweep: Path) -> None:
@@ -65,9 +98,10 @@ def tracker_group(cfg: DictConfig, sweep: Path) -> None:
             node.group = sweep.as_posix()
 
 
-def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None) -> list[dict]:
+def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None, vmap: bool | None = None) -> list[dict]:
     """Train the jobs ``cfgs`` (each with its own ``out_dir``) as one stacked model; returns each job's
-    summary. Raises :class:`LosslandError` (one line) when they do not stack."""
+    summary. Raises :class:`LosslandError` (one line) when they do not stack. ``vmap``: stack any stackable
+    model (default: the config's ``grid=vmap``, kept for one release)."""
     overrides = overrides or [[] for _ in cfgs]
     for cfg in cfgs:
         validate(cfg)
@@ -83,10 +117,12 @@ def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None) -
             results[i] = _sequential(cfgs[i])
         else:
             fresh.append(i)
-    if fresh and not worth_stacking(cfgs[fresh[0]]):
-        print("lossland: grid=vectorized: this model has no stacked fast path (the vmap path measured no faster "
-              "than sequential runs, docs/scale.md): running the jobs one after another; grid=vmap forces it",
-              flush=True)
+    if vmap is None:
+        vmap = str(cfgs[0].get("grid")) == "vmap"
+    if fresh and not worth_stacking(cfgs[fresh[0]], vmap):
+        print("lossland: hydra/launcher=vectorized: this model has no stacked fast path (the vmap path measured no "
+              "faster than sequential runs, docs/scale.md): running the jobs one after another; "
+              "hydra.launcher.vmap=true forces it", flush=True)
         for i in fresh:
             results[i] = _sequential(cfgs[i])
     elif len(fresh) == 1:
@@ -97,12 +133,12 @@ def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None) -
     return results
 
 
-def worth_stacking(cfg: DictConfig) -> bool:
-    """``grid=vmap``: always; ``grid=vectorized``: when the model has the stacked fast path (MLPs).
-    Refuses models that do not stack (dropout) before any member starts."""
+def worth_stacking(cfg: DictConfig, vmap: bool = False) -> bool:
+    """``vmap``: always; else when the model has the stacked fast path (MLPs). Refuses models that do not stack
+    (dropout) before any member starts."""
     model = build_model(cfg, build_data(cfg), build_loss(cfg))
     check_model(model)
-    return str(cfg.get("grid")) == "vmap" or stacked_mlp(model) is not None
+    return vmap or stacked_mlp(model) is not None
 
 
 def _sequential(cfg: DictConfig) -> dict:
