@@ -441,3 +441,24 @@ def test_paper_optim_from_controlled_runs(tmp_path, capsys):
     assert ours["train SB (ours)"] == "99.90 ± 0.14"
     assert verdicts(tmp_path / "paper") == {"lb_generalizes_worse": compare.REPRODUCES,
                                             "both_fit_training_set": compare.REPRODUCES}
+
+
+def test_embedded_knobs_reach_the_recipes_and_optional_recipes_run_only_when_named(tmp_path, monkeypatch):
+    from lossland.commands import paper as command
+    from lossland.studies.connect import paper as connect
+
+    echo = 'mkdir -p "$OUT" && echo "${STEPS:-none}" > "$OUT/steps"'
+    monkeypatch.setattr(connect, "RECIPES", [
+        Recipe("knobs", ("bash", "-c", echo), (("STEPS", "400"),)),
+        Recipe("extra", ("bash", "-c", echo), optional=True)])
+    monkeypatch.delenv("SCALE", raising=False)
+    monkeypatch.delenv("STEPS", raising=False)
+    assert command.run_recipes("connect", tmp_path, echo=lambda s: None) == ["knobs"]   # optional one skipped
+    assert (tmp_path / "knobs" / "steps").read_text() == "400\n"
+    monkeypatch.setenv("STEPS", "8")                                                    # the environment wins
+    assert command.run_recipes("connect", tmp_path, only=["knobs", "extra"], echo=lambda s: None) == ["knobs", "extra"]
+    assert (tmp_path / "knobs" / "steps").read_text() == "8\n"
+    monkeypatch.delenv("STEPS")
+    monkeypatch.setenv("SCALE", "tiny")                                                 # knobs are embedded only
+    command.run_recipes("connect", tmp_path, only=["knobs"], echo=lambda s: None)
+    assert (tmp_path / "knobs" / "steps").read_text() == "none\n"
