@@ -7,7 +7,8 @@ labels (``predict``), so error rates are computed the same way for every loss.
 Conventions (see README):
 - ``CrossEntropy``: mean over the batch of -log softmax(ŷ)_y.
 - ``MSE``: Σ_classes (ŷ_i − 1[y=i])², mean over the batch (``per_class_mean=True`` also divides
-  by K, i.e. ``torch.nn.functional.mse_loss`` against one-hot targets).
+  by K, i.e. ``torch.nn.functional.mse_loss`` against one-hot targets; ``conf/loss/mse.yaml`` sets it, the
+  measured choice of docs/sphere.md#mse-normalization).
 - ``CubicHinge``: binary, one output, y ∈ {−1,+1} (label 0 → −1, label 1 → +1):
   mean over the batch of max(0, 1 − y·ŷ)³.
 """

@@ -50,6 +50,19 @@ def test_sharpness_of_diagonal_quadratic_matches_closed_form():
     assert torch.equal(model.w.detach(), w)  # model untouched
 
 
+def test_sharpness_searches_the_box_of_a_well_fitted_net():
+    # loss ≈ 1e-9 and gradient entries ≈ 1e-6 (a well-fitted net, Keskar's SB minima): scipy's default stopping
+    # tests (pgtol 1e-5) end L-BFGS-B at its random start; the search must still reach the box's vertex
+    model, data, w, d = quad_case()
+    w, d = 1e-3 * w, 1e-3 * d
+    model = Quadratic(w, d)
+    eps = 1e-3
+    base = 0.5 * (d * w**2).sum().item()
+    vertex = 0.5 * (d * (w.abs() + eps * (w.abs() + 1)) ** 2).sum().item()
+    got = keskar_sharpness(model, half_sq, data, eps=eps, maxiter=50)
+    np.testing.assert_allclose(got, keskar_percent(vertex, base), rtol=1e-6)
+
+
 def test_subspace_sharpness_uses_the_pseudo_inverse_box():
     # A = 2·[e_0, e_2, e_4]: A⁺w = w_S / 2, box |z| ≤ ε(|w_S|/2 + 1), so y = Az moves w_S by ≤ ε(|w_S| + 2)
     model, data, w, d = quad_case()

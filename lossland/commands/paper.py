@@ -72,6 +72,9 @@ def run_recipes(study: str, out: Path, only: list[str] | None = None, echo=print
         if bad:
             raise LosslandError(f"--recipes {','.join(bad)}: not a recipe of {study}; valid: {', '.join(names)}")
         recipes = [r for r in recipes if r.name in only]
+    else:
+        recipes = [r for r in recipes if not r.optional]
+    embedded = (env or {}).get("SCALE", os.environ.get("SCALE", "embedded")) == "embedded" and not rehearse
     root = repo_root()
     py = sys.executable
     for r in recipes:
@@ -80,9 +83,10 @@ def run_recipes(study: str, out: Path, only: list[str] | None = None, echo=print
         log.parent.mkdir(parents=True, exist_ok=True)
         more, more_env = rehearsal.arguments(r.name) if rehearse else ([], {})
         argv = [a.replace("{py}", py).replace("{out}", str(dest)) for a in r.argv] + more + list(extra)
-        renv = {**os.environ, **(env or {}), **more_env, "OUT": str(dest), "PY": py, "PYTHON": py,
+        knobs = dict(r.embedded) if embedded else {}
+        renv = {**knobs, **os.environ, **(env or {}), **more_env, "OUT": str(dest), "PY": py, "PYTHON": py,
                 "LOSSLAND": f"{py} -m lossland.cli"}
-        shown = " ".join(f"{k}='{v}'" for k, v in more_env.items())
+        shown = " ".join(f"{k}='{renv[k]}'" for k in [*knobs, *more_env])
         echo(f"paper {study}: {shown + ' ' if shown else ''}{' '.join(argv)} (OUT={dest}, "
              f"SCALE={renv.get('SCALE', 'embedded')}) → {log}")
         t0 = time.time()
@@ -171,6 +175,7 @@ def write_paper(study: str, root: str | Path, out: str | Path | None = None, qui
     files.append(write_json(out / "paper.json", {
         "study": study, "seed": seed.seed, "root": str(root), "tables": sides, "verdicts": trows,
         "extra": tables_extra,
+        "facts": res["module"].facts(res["ctx"]) if hasattr(res["module"], "facts") else {},
         "ours": {tid: [{"key": list(o.key), "seed_key": list(o.seed_key) if o.seed_key else None,
                         "values": {str(k): v for k, v in o.values.items()}, "note": o.note} for o in rows]
                  for tid, rows in ours.items()}}))
@@ -242,3 +247,14 @@ def paper_command(args) -> None:
     result = write_paper(args.study, root, args.out if args.from_dir else None)
     for f in result["files"]:
         print(f)
+
+
+def paper_docs_command(args) -> None:
+    """``lossland paper-docs [--check]``: the docs' result blocks from docs/results/<study>/paper.json."""
+    from lossland.paper.docs import sync
+
+    stale = sync(Path(args.docs), Path(args.results) if args.results else None, check=args.check)
+    for s in stale:
+        print(("stale: " if args.check else "rewrote: ") + s)
+    if args.check and stale:
+        raise SystemExit(1)

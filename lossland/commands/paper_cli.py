@@ -14,6 +14,12 @@ def paper(args):
     paper_command(args)
 
 
+def paper_docs(args):
+    from lossland.commands.paper import paper_docs_command
+
+    paper_docs_command(args)
+
+
 COMMANDS = (
     Tool("paper", "a seed document's tables beside ours, its figures, and whether each claimed trend reproduces: "
          "runs the study's recipes (SCALE=full DATA_ROOT=... pass through) or reads --from DIR", paper,
@@ -34,4 +40,9 @@ COMMANDS = (
           arg("--rehearse", action="store_true", help="with --scale full: every recipe on the CPU, one step per "
               "experiment, to check the whole pipeline on the data before spending GPU-hours")),
          overrides=True),
+    Tool("paper-docs", "rewrite the result blocks of docs/*.md (<!-- paper STUDY: ... -->) from the committed "
+         "docs/results/<study>/paper.json; --check: list stale blocks and exit 1", paper_docs,
+         (arg("--check", action="store_true", help="change nothing; exit 1 when a block differs"),
+          arg("--docs", default="docs", help="the docs folder (default docs)"),
+          arg("--results", default=None, help="the results folder (default <docs>/results)"))),
 )

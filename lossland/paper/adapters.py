@@ -20,14 +20,18 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Recipe:
-    """``argv`` run from the repository root with ``OUT=<out>/<name>`` (``{out}`` in argv is replaced too)."""
+    """``argv`` run from the repository root with ``OUT=<out>/<name>`` (``{out}`` in argv is replaced too).
+    ``embedded``: the recipe's knobs for ``lossland paper`` at the embedded scale (the sizes the docs' results
+    were measured at; the environment overrides each); ``optional``: run only when ``--recipes`` names it."""
 
     name: str
     argv: tuple[str, ...]
+    embedded: tuple[tuple[str, str], ...] = ()
+    optional: bool = False
 
     @classmethod
-    def script(cls, name: str) -> Recipe:
-        return cls(name, ("bash", f"sweeps/{name}.sh"))
+    def script(cls, name: str, optional: bool = False, **embedded: str) -> Recipe:
+        return cls(name, ("bash", f"sweeps/{name}.sh"), tuple(embedded.items()), optional)
 
 
 def sweep_dir(root: Path, name: str, primary: bool = False, siblings=()) -> Path | None:

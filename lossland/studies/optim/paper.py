@@ -12,18 +12,45 @@ from lossland.errors import LosslandError
 from lossland.paper.adapters import Recipe, recipe_names, sweep_dir
 from lossland.paper.compare import Ours, judge
 
-RECIPES = [Recipe.script("keskar_sb_lb")]
+# embedded knobs of the committed results (docs/results/optim/): 3 seeds, sharpness on 1,000 training digits
+RECIPES = [Recipe.script("keskar_sb_lb", SEEDS="0,1,2", EXTRA_KESKAR="sharpness_examples=1000 progress=false")]
 FIT_AT_LEAST = 98.0   # percent: "both fit the training set"
 
 
 def context(root: Path) -> dict:
     from lossland.studies.optim.keskar import find_runs
 
+    d = sweep_dir(root, "keskar_sb_lb", primary=True, siblings=recipe_names(RECIPES))
     try:
-        runs = find_runs(sweep_dir(root, "keskar_sb_lb", primary=True, siblings=recipe_names(RECIPES)))
+        runs = find_runs(d)
     except LosslandError as e:
-        return {"runs": [], "problem": str(e)}
-    return {"runs": runs, "problem": ""}
+        return {"runs": [], "problem": str(e), "dir": d}
+    return {"runs": runs, "problem": "", "dir": d}
+
+
+def _analysis(ctx) -> dict:
+    """``lossland keskar``'s keskar.json in the sweep (the recipe's last step), or {}."""
+    import json
+
+    f = Path(ctx["dir"]) / "keskar" / "keskar.json" if ctx.get("dir") else None
+    return json.loads(f.read_text()) if f is not None and f.is_file() else {}
+
+
+def facts(ctx) -> dict:
+    """Per run: regime, batch size, train / test accuracy and ε-sharpness (from keskar.json)."""
+    return {"keskar_runs": _analysis(ctx).get("runs", [])}
+
+
+def figures(ctx, out: Path) -> list[Path]:
+    """The analysis' figures (1-d interpolation, ε-sharpness), copied into the comparison folder."""
+    import shutil
+
+    d = Path(ctx["dir"]) / "keskar" if ctx.get("dir") else None
+    names = ("keskar_interp.png", "keskar_sharpness.png")
+    if d is None or not all((d / n).is_file() for n in names):
+        return []
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return [Path(shutil.copyfile(d / n, Path(out) / n)) for n in names]
 
 
 def _ms(xs):

@@ -22,7 +22,8 @@ from omegaconf import OmegaConf
 from lossland.analysis.settings import override_values, run_config
 from lossland.runs import Run
 
-__all__ = ["PHASES", "PhaseResult", "classify_run", "run_phase", "phase_of", "assign_phase", "phase_boundaries",
+__all__ = ["PHASES", "PhaseResult", "classify_run", "run_phase", "run_classification", "phase_of", "assign_phase",
+           "phase_boundaries",
            "SPLITS",
            "TAIL_FRACTION", "MIN_TAIL_POINTS", "PHASE3_CHANCE_FRACTION", "PHASE3_MAX_COS",
            "CONVERGED_MAX_ERRORS", "PHASE1_MIN_DECAY", "PHASE1_MIN_TSTAT", "PHASE1_MIN_COS"]
@@ -277,6 +278,12 @@ def run_phase(run: Run, num_classes: int | None = None, **thresholds) -> str | N
     """The phase (docs/sphere.md) of a finished run that logged phase metrics (``train_error``); None for
     the others. K comes from ``data.classes`` (else 2 for the synthetic binary sets, else 10); MSE runs are
     split into phases 1 and 2 by the consecutive cosine (the seed's MSE rule), the others by the loss trend."""
+    res = run_classification(run, num_classes, **thresholds)
+    return None if res is None else res.phase
+
+
+def run_classification(run: Run, num_classes: int | None = None, **thresholds) -> PhaseResult | None:
+    """:func:`run_phase` with the quantities the rule looked at (tail error and cosine, loss decay)."""
     m = run.metrics
     if run.status not in ("ok", "diverged") or "train_error" not in m or not ("gm" in m or "cos_prev" in m):
         return None
@@ -288,7 +295,7 @@ def run_phase(run: Run, num_classes: int | None = None, **thresholds) -> str | N
     loss = str(OmegaConf.select(cfg, "loss._target_", default="") or "") or \
         str(override_values(run.summary.get("overrides", [])).get("loss", ""))
     thresholds.setdefault("split", "cosine" if loss.lower().endswith("mse") else "loss")
-    return classify_run(run.summary, run.metrics, k, **thresholds).phase
+    return classify_run(run.summary, run.metrics, k, **thresholds)
 
 
 def phase_of(run: Run) -> str | None:
