@@ -1,22 +1,23 @@
-"""The docs' result blocks are the committed paper.json files (lossland/paper/docs.py): a number edited by hand in
-a block, or a paper.json regenerated without `lossland paper-docs`, fails here."""
+"""The docs' result blocks and verdicts are the committed paper.json files (lossland/paper/docs.py): a number edited by
+hand in a block, or a paper.json regenerated without `lossland paper-docs`, fails here. Study E's and C's pages
+predate paper.json: their verdict words are checked against their rules on their own tables."""
 
 import json
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 
 from lossland.errors import LosslandError
-from lossland.paper.docs import blocks, render, sync
+from lossland.paper.docs import BLOCK, blocks, render, sync
+from tests.conftest import ROOT, run_cli
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+DOCS = ROOT / "docs"
 
 
 def test_every_result_block_equals_its_paper_json():
-    assert blocks(DOCS), "no <!-- paper STUDY: ... --> blocks in docs/"
-    stale = sync(DOCS, check=True)
+    assert blocks(), "no <!-- paper STUDY: ... --> blocks in docs/"
+    stale = sync(check=True)
     assert not stale, "run `lossland paper-docs`: stale blocks " + "; ".join(stale)
 
 
@@ -43,8 +44,9 @@ def test_a_hand_edited_number_is_stale_and_sync_restores_it(tmp_path):
     m = re.search(r"\d", text[body_at:])
     edited = text[:body_at + m.start()] + str((int(m.group()) + 1) % 10) + text[body_at + m.end():]
     md.write_text(edited)
-    assert len(sync(docs, check=True)) == 1
-    assert sync(docs) and md.read_text() == text and not sync(docs, check=True)
+    files = sorted(docs.glob("*.md"))
+    assert len(sync(files, check=True)) == 1
+    assert sync(files) and md.read_text() == text and not sync(files, check=True)
 
 
 def test_blocks_render_tables_trends_and_facts_and_refuse_unknown_ids():
@@ -53,13 +55,14 @@ def test_blocks_render_tables_trends_and_facts_and_refuse_unknown_ids():
              "facts": {"runs": [{"elr": 0.001, "train_error": 0.25, "gm": 1.23456, "phase": "2"},
                                 {"elr": 0.01, "train_error": None, "gm": 2.0, "phase": "3"}], "none": []}}
     assert render(paper, "table t") == "| q | value (seed) | value (ours) |\n|---|---|---|\n| a | 1 | 2 |\n"
-    assert "| x | reproduces | d |" in render(paper, "trends")
+    assert "| x | reproduces | d |" in render(paper, "verdicts")
+    assert render(paper, "verdict x") == "reproduces"
     out = render(paper, "facts runs elr:g train_error:% gm:.3g where=phase=2")
     assert out.splitlines()[0] == "| elr | final train error | final GM |"
     assert out.splitlines()[2] == "| 0.001 | 25.0 % | 1.23 |" and len(out.splitlines()) == 3
     assert "| 0.01 | — | 2 |" in render(paper, "facts runs elr:g train_error:% gm:.3g")
     assert "not part of the run" in render(paper, "facts none elr")
-    for bad in ("table nope", "facts nope", "figure x"):
+    for bad in ("table nope", "facts nope", "figure x", "verdict nope", "extra nope", "trends"):
         with pytest.raises(LosslandError):
             render(paper, bad)
 
@@ -68,3 +71,135 @@ def test_committed_results_name_the_command_that_made_them():
     for p in sorted((DOCS / "results").glob("*/paper.json")):
         paper = json.loads(p.read_text())
         assert paper["study"] == p.parent.name and paper["tables"] and paper["verdicts"]
+
+
+PAPER = {"study": "s", "tables": {"t": [{"k": "a", "v (seed)": "1", "v (ours)": "0.5"}]},
+         "extra": {"seeds": [{"prior": "weak", "acc": 0.98765}]},
+         "verdicts": [{"trend": "up", "verdict": "does not reproduce", "claim": "c", "detail": "0/3 seeds"}]}
+
+
+def _doc(tmp_path, body):  # a page beside results/s/paper.json
+    (tmp_path / "results" / "s").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "results" / "s" / "paper.json").write_text(json.dumps(PAPER))
+    p = tmp_path / "s.md"
+    p.write_text(body)
+    return p
+
+
+def test_blocks_are_generated_from_paper_json_and_a_hand_edit_is_caught(tmp_path):
+    p = _doc(tmp_path, "Speed: <!-- paper s: verdict up -->reproduces<!-- /paper -->.\n\n"
+                       "<!-- paper s: extra seeds -->\n<!-- /paper -->\n"
+                       "<!-- paper s: verdicts -->\n<!-- /paper -->\n")
+    assert len(sync([p], check=True)) == 3
+    assert len(sync([p])) == 3
+    text = p.read_text()
+    assert "Speed: <!-- paper s: verdict up -->does not reproduce<!-- /paper -->." in text
+    assert "| prior | acc |\n|---|---|\n| weak | 0.9877 |\n" in text
+    assert "| up | does not reproduce | 0/3 seeds |" in text
+    assert sync([p], check=True) == []
+    p.write_text(text.replace("0.9877", "0.99"))  # a hand edit
+    assert sync([p], check=True) == [f"{p}: block 's: extra seeds' differs from its paper.json"]
+
+
+def test_a_missing_paper_json_reads_not_measured_and_a_bad_selector_is_refused(tmp_path):
+    p = tmp_path / "x.md"
+    p.write_text("<!-- paper nas: verdict up -->reproduces<!-- /paper -->\n"
+                 "<!-- paper nas: extra seeds -->\n<!-- /paper -->")
+    sync([p])
+    assert p.read_text().startswith("<!-- paper nas: verdict up -->not measured yet (no "
+                                    "`results/nas/paper.json` beside this page: `lossland paper nas`")
+    assert "<!-- paper nas: extra seeds -->\n_not measured yet" in p.read_text()
+    q = _doc(tmp_path, "<!-- paper s: extra nope --><!-- /paper -->")
+    with pytest.raises(LosslandError, match="'extra nope': no such extra"):
+        sync([q], check=True)
+
+
+def test_the_command_rewrites_the_files_it_is_given_and_check_exits_1_on_a_stale_block(tmp_path):
+    p = _doc(tmp_path, "<!-- paper s: extra seeds -->\n| prior | acc |\n<!-- /paper -->\n")
+    r = run_cli("-m", "lossland.cli", "paper-docs", "--check", str(p))
+    assert r.returncode == 1 and f"stale: {p}: block 's: extra seeds'" in r.stdout, r.stdout + r.stderr
+    r = run_cli("-m", "lossland.cli", "paper-docs", str(p))
+    assert r.returncode == 0 and "| weak | 0.9877 |" in p.read_text(), r.stdout + r.stderr
+    assert run_cli("-m", "lossland.cli", "paper-docs", "--check", str(p)).returncode == 0
+
+
+def test_a_marker_quoted_in_prose_is_not_a_block(tmp_path):
+    p = _doc(tmp_path, "blocks sit between `<!-- paper s: ... -->` and `<!-- /paper -->` markers\n")
+    assert blocks([p]) == [] and sync([p]) == []
+
+
+def test_the_nas_doc_takes_its_results_and_verdicts_from_paper_json():
+    found = {m["what"] for m in BLOCK.finditer((DOCS / "nas.md").read_text()) if m["study"] == "nas"}
+    assert {"extra seeds", "extra anneal", "verdicts", "verdict prior_makes_discrete",
+            "verdict stuck_in_stationary_points"} <= found
+
+
+# ------------------------------------------------- study E: its tables predate paper.json; its words are the rules'
+def _md_table(text: str, heading: str) -> list[dict]:
+    """The first markdown table after ``heading`` as rows {column: cell}."""
+    lines = text[text.index(heading):].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    head = [c.strip() for c in lines[start].strip("|").split("|")]
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(dict(zip(head, (c.strip() for c in line.strip("|").split("|")))))
+    return rows
+
+
+def _pair(c: str):
+    loss, wrong = c.split("\\")
+    return [float(loss), int(wrong)]
+
+
+def test_the_exp_neuron_doc_says_the_verdicts_its_rules_give_on_its_own_tables():
+    """docs/exp_neuron.md's words for quality, speed and generalization are what `paper exp_neuron`'s rules
+    (lossland/studies/exp_neuron/paper.py) give on the tables the page shows."""
+    import re
+
+    from lossland.commands.paper import adapter
+    from lossland.paper.compare import Ours
+
+    text = (ROOT / "docs" / "exp_neuron.md").read_text()
+    cells = {"quality": _pair, "speed": lambda c: int(c.split()[0]), "generalization": _pair}
+    heads = {"quality": "### Quality (Table 1)", "speed": "### Speed (Table 2)",
+             "generalization": "### Generalization (Table 3)"}
+    tables = {t: [Ours(key=(r["data set"], int(r["train"])), values={m: cells[t](r[f"ours: {m}"]) for m in
+                                                                    ("none", "exp")})
+                  for r in _md_table(text, heads[t])] for t in heads}
+    trends = adapter("exp_neuron").TRENDS
+    words = {"quality_mixed": "Quality", "not_faster": "Speed", "worse_generalization": "Generalization"}
+    for trend, word in words.items():
+        said = re.search(rf"- \*\*{word} — \"[^\"]*\": ([a-z ]+)\*\*", text)
+        assert said, word
+        assert said.group(1) == trends[trend](None, tables)[0], (word, trends[trend](None, tables))
+
+
+def test_the_connect_doc_says_the_verdicts_its_rules_give_on_its_own_tables():
+    """docs/connect.md's words for the four claimed trends are what `paper connect`'s rules
+    (lossland/studies/connect/paper.py) give on the measured tables the page shows (ours: the mean before ±)."""
+    import re
+
+    from lossland.commands.paper import adapter
+    from lossland.paper.compare import Ours
+
+    text = (ROOT / "docs" / "connect.md").read_text()
+    measured = text[text.index("### Measured (embedded scale"):]
+    tables = {}
+    for tid, heading in (("no_prior", "#### prior: none"), ("dropout", "#### prior: dropout")):
+        rows = []
+        for r in _md_table(measured, heading):
+            vals = {int(w): float(c.split()[0]) for w, c in r.items() if w.isdigit() and c.split()[0] != "—"}
+            rows.append(Ours(key=(r["method"].replace(" + ", "+"),), values=vals))
+        tables[tid] = rows
+    trends = adapter("connect").TRENDS
+    words_part = re.sub(r"\n +", " ", text[text.index("**Which of the seed's trends"):])  # bullets on one line
+    said = dict(re.findall(r"^- \*(.+?)\*: \*\*([a-z ]+)\*\*", words_part, re.M))
+    words = {"advanced_beat_naive": "WA and OT paths have a lower maximum test error than the naive Linear path "
+                                    "(every width, every prior)",
+             "ot_beats_linear_small_width": "At the smallest width Linear + OT is below naive Linear",
+             "wider_more_connected": "Minima become more connected as the width grows (naive Linear and Arc)",
+             "prior_more_connected": "The prior (dropout 0.5) makes the naive paths' minima more connected"}
+    for trend, claim in words.items():
+        assert said.get(claim) == trends[trend](None, tables)[0], (claim, trends[trend](None, tables))

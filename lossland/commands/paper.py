@@ -250,10 +250,10 @@ def paper_command(args) -> None:
 
 
 def paper_docs_command(args) -> None:
-    """``lossland paper-docs [--check]``: the docs' result blocks from docs/results/<study>/paper.json."""
+    """``lossland paper-docs [--check] [FILE ...]``: the result blocks from results/<study>/paper.json."""
     from lossland.paper.docs import sync
 
-    stale = sync(Path(args.docs), Path(args.results) if args.results else None, check=args.check)
+    stale = sync(args.files, check=args.check)
     for s in stale:
         print(("stale: " if args.check else "rewrote: ") + s)
     if args.check and stale:

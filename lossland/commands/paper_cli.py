@@ -40,9 +40,9 @@ COMMANDS = (
           arg("--rehearse", action="store_true", help="with --scale full: every recipe on the CPU, one step per "
               "experiment, to check the whole pipeline on the data before spending GPU-hours")),
          overrides=True),
-    Tool("paper-docs", "rewrite the result blocks of docs/*.md (<!-- paper STUDY: ... -->) from the committed "
-         "docs/results/<study>/paper.json; --check: list stale blocks and exit 1", paper_docs,
+    Tool("paper-docs", "rewrite the result blocks (<!-- paper STUDY: WHAT -->) of the given markdown files (default "
+         "docs/*.md) from the committed results/<study>/paper.json beside each; --check: list stale blocks, exit 1",
+         paper_docs,
          (arg("--check", action="store_true", help="change nothing; exit 1 when a block differs"),
-          arg("--docs", default="docs", help="the docs folder (default docs)"),
-          arg("--results", default=None, help="the results folder (default <docs>/results)"))),
+          arg("files", nargs="*", help="markdown files (default every docs/*.md)"))),
 )
