@@ -84,7 +84,8 @@ class PhaseBoundary(Sweeper):
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
-        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        loader = getattr(self.hydra_context, "config_loader", None)  # (None: no glob choice sweeps)
+        parser = OverridesParser.create(config_loader=loader)
         return BasicSweeper.split_arguments(parser.parse_overrides(list(arguments)), None)[0]
 
     def _validate(self, batch: list[list[str]]) -> None:
