@@ -10,6 +10,7 @@ job lifecycle (:mod:`lossland.job`).
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -112,6 +113,7 @@ class PhaseBoundary(Sweeper):
         if not callable(label):
             raise LosslandError("hydra.sweeper.label must be a callable of a run (a _target_ with _partial_: true)")
         sweep_dir = Path(self.config.hydra.sweep.dir)
+        self._check_previous(sweep_dir / BOUNDARIES_JSON)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         state = SearchState(lattice, bounds, self.order, len(replicates))
@@ -136,6 +138,20 @@ class PhaseBoundary(Sweeper):
         for name, b in result["boundaries"].items():
             log.info("phase_boundary: %s in %s (%s)", name, b["bracket"], b["status"])
         return returns
+
+    def _check_previous(self, path: Path) -> None:
+        """A sweep directory that holds another search (other settings: other rates at the same job numbers) is
+        refused unless ``overwrite=true`` (whose jobs then replace the runs they meet)."""
+        if not path.is_file() or OmegaConf.select(self.config, "overwrite", default=False):
+            return
+        try:
+            old = json.loads(path.read_text()).get("settings")
+        except (OSError, ValueError, AttributeError) as e:
+            raise LosslandError(f"{path}: unreadable ({e}); choose another hydra.sweep.dir") from None
+        if old != self._settings():
+            changed = sorted(k for k in self._settings() if (old or {}).get(k) != self._settings()[k])
+            raise LosslandError(f"{path.parent} holds another phase-boundary search (hydra.sweeper "
+                                f"{', '.join(changed)} differ); choose another hydra.sweep.dir or pass overwrite=true")
 
     def _extra(self) -> list[str]:
         return ["metrics.early_stop.phase=true"] if self.early_stop else []
