@@ -60,6 +60,7 @@ def main(argv=None) -> dict:
     p.add_argument("--coarse", type=int, default=9)
     p.add_argument("--k", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dense-done", action="store_true", help="read the dense grid of --out back, do not launch it")
     args = p.parse_args(argv)
     out = (ROOT / args.out) if not os.path.isabs(args.out) else Path(args.out)
     lattice = Lattice(args.range[0], args.range[1], args.resolution)
@@ -69,7 +70,8 @@ def main(argv=None) -> dict:
                f"hydra.sweeper.resolution={args.resolution}", f"hydra.sweeper.boundaries=[{','.join(names)}]",
                f"hydra.sweeper.coarse={args.coarse}", f"hydra.sweeper.k={args.k}"]
     t_adaptive = train(args, out / "adaptive", sweeper)
-    t_dense = train(args, out / "dense", ["elr=" + ",".join(f"{x:g}" for x in lattice.rates())])
+    grid = ["elr=" + ",".join(f"{x:g}" for x in lattice.rates())]
+    t_dense = 0.0 if args.dense_done else train(args, out / "dense", grid)
 
     found = json.loads((out / "adaptive" / "boundaries.json").read_text())
     dense = runs_by_rate(out / "dense")
@@ -98,6 +100,7 @@ def main(argv=None) -> dict:
         print(f"{b.name}: adaptive {ours}  dense {dense_bracket}  same: {ours == dense_bracket}")
     agree = 0
     for x, rs in sorted(adaptive.items()):
+        rs = [r for r in rs if "metrics.early_stop.phase=true" in r.summary["overrides"]]  # not the confirmations
         early = [phase_of(r) for r in rs]
         full = dense_labels.get(x)
         stopped = [r.summary.get("steps") for r in rs]
@@ -107,7 +110,9 @@ def main(argv=None) -> dict:
         print(f"  elr {x:<10g} early-stop run: {','.join(map(str, early)):<16} ({','.join(map(str, stopped))} steps)"
               f"  full run: {','.join(map(str, full or []))}")
     result["labels_agree"] = f"{agree}/{len(adaptive)}"
-    print(f"early-stopped label = full run's label at {agree} of {len(adaptive)} rates")
+    print(f"early-stop run's label = full run's label at {agree} of {len(adaptive)} rates")
+    for x in found.get("superseded", []):
+        print(f"  confirmed at full length: elr {x['rate']:g} {x['label']} -> {x['full_length_label']}")
     (out / "benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 

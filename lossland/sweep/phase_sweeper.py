@@ -117,22 +117,27 @@ class PhaseBoundary(Sweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         state = SearchState(lattice, bounds, self.order, len(replicates))
-        todo, returns, next_idx = coarse_indices(lattice.n, self.coarse), [], 0
+        todo, returns, next_idx = [(j, rep) for j in coarse_indices(lattice.n, self.coarse) for rep in replicates], \
+            [], 0
+        confirm = False
         while todo and state.rounds < self.max_rounds:
-            batch = [[*rep, f"{self.rate}={lattice.rate(j)}", *self._extra()] for j in todo for rep in replicates]
+            batch = [[*rep, f"{self.rate}={lattice.rate(j)}", *([] if confirm else self._extra())] for j, rep in todo]
             dirs = [sweep_dir / str(next_idx + i) for i in range(len(batch))]
             if all(_finished(d, o) for d, o in zip(dirs, batch)):
                 log.info("phase_boundary: round %d read back (%d runs)", state.rounds + 1, len(batch))
             else:
                 self._validate(batch)
-                log.info("phase_boundary: round %d, %s=%s × %d replicate(s)", state.rounds + 1, self.rate,
-                         ",".join(f"{lattice.rate(j):g}" for j in todo), len(replicates))
+                log.info("phase_boundary: round %d%s, %s=%s", state.rounds + 1,
+                         " (deciding runs stopped early, again at full length)" if confirm else "", self.rate,
+                         ",".join(dict.fromkeys(f"{lattice.rate(j):g}" for j, _ in todo)))
                 returns.append(self.launcher.launch(batch, initial_job_idx=next_idx))
-            jobs = [(j, d, o) for (j, d, o) in zip([j for j in todo for _ in replicates], dirs, batch)]
-            state.add_round([(j, str(d), o, _label(label, d)) for j, d, o in jobs], _steps(dirs))
+            summaries = [_summary(d) for d in dirs]
+            state.add_round([(j, tuple(rep), str(d), _label(label, d), bool(sm.get("stopped_early")))
+                             for (j, rep), d, sm in zip(todo, dirs, summaries)],
+                            [int(sm.get("steps") or 0) for sm in summaries], confirm)
             next_idx += len(batch)
             write_json(sweep_dir / BOUNDARIES_JSON, state.record(self.rate, self._settings(), sweep_dir))
-            todo = state.next_round(self.k)
+            todo, confirm = state.next_round(self.k, [tuple(r) for r in replicates])
         result = state.record(self.rate, self._settings(), sweep_dir)
         write_json(sweep_dir / BOUNDARIES_JSON, result)
         for name, b in result["boundaries"].items():
@@ -181,22 +186,22 @@ def _label(label: Callable, d: Path) -> str | None:
         return None
 
 
-def _steps(dirs: Sequence[Path]) -> list[int]:
-    out = []
-    for d in dirs:
-        try:
-            out.append(int(Run(d).summary.get("steps") or 0))
-        except Exception:  # noqa: BLE001 (a run without a readable record counts no steps)
-            out.append(0)
-    return out
+def _summary(d: Path) -> dict:
+    try:
+        return dict(Run(d).summary)
+    except Exception:  # noqa: BLE001 (a run without a readable record: no steps, not stopped)
+        return {}
 
 
 class SearchState:
-    """The runs so far ({lattice index: [(run dir, overrides, label)]}), each boundary's bracket, the rounds."""
+    """The runs so far ({lattice index: {replicate: (run dir, label, stopped early)}}), each boundary's bracket,
+    the rounds. A run that stopped early at a bracket's end is run again at full length (a confirmation round)
+    and its label replaced: the brackets rest on full-length runs, as the dense grid's do."""
 
     def __init__(self, lattice: Lattice, bounds: list, order: Sequence[str], replicates: int):
         self.lattice, self.bounds, self.order, self.replicates = lattice, bounds, tuple(order), replicates
-        self.runs: dict[int, list[tuple[str, list[str], str | None]]] = {}
+        self.runs: dict[int, dict[tuple, tuple[str, str | None, bool]]] = {}
+        self.superseded: list[dict] = []
         self.rounds_log: list[dict] = []
         self.steps = 0
 
@@ -204,21 +209,34 @@ class SearchState:
     def rounds(self) -> int:
         return len(self.rounds_log)
 
-    def add_round(self, jobs: list[tuple[int, str, list[str], str | None]], steps: list[int]) -> None:
-        for j, d, o, lab in jobs:
-            self.runs.setdefault(j, []).append((d, list(o), lab))
+    def add_round(self, jobs: list[tuple[int, tuple, str, str | None, bool]], steps: list[int],
+                  confirm: bool = False) -> None:
+        for j, rep, d, lab, stopped in jobs:
+            old = self.runs.setdefault(j, {}).get(rep)
+            if old is not None:
+                self.superseded.append({"rate": self.lattice.rate(j), "run": old[0], "label": old[1],
+                                        "full_length_run": d, "full_length_label": lab})
+            self.runs[j][rep] = (d, lab, stopped)
         self.steps += sum(steps)
         self.rounds_log.append({"round": self.rounds + 1, "rates": sorted({self.lattice.rate(j) for j, *_ in jobs}),
-                                "runs": len(jobs), "steps": sum(steps)})
+                                "runs": len(jobs), "steps": sum(steps), "confirmation": confirm})
+
+    def labels(self, j: int) -> list[str | None]:
+        return [lab for _, lab, _ in self.runs[j].values()]
 
     def sides(self, b) -> dict[int, str | None]:
-        return {j: majority([lab for _, _, lab in runs], b, self.order) for j, runs in self.runs.items()}
+        return {j: majority(self.labels(j), b, self.order) for j in self.runs}
 
     def brackets(self) -> list[Bracket]:
         return [bracket(self.sides(b)) for b in self.bounds]
 
-    def next_round(self, k: int) -> list[int]:
-        return next_round(self.brackets(), k, set(self.runs))
+    def next_round(self, k: int, replicates: Sequence[tuple] = ()) -> tuple[list[tuple[int, tuple]], bool]:
+        """The jobs of the next round, (lattice index, replicate), and whether it is a confirmation round."""
+        todo = next_round(self.brackets(), k, set(self.runs))
+        if todo:
+            return [(j, rep) for j in todo for rep in replicates], False
+        ends = sorted({j for b in self.brackets() for j in (b.lo, b.hi) if j is not None})
+        return [(j, rep) for j in ends for rep, (_, _, stopped) in self.runs[j].items() if stopped], True
 
     def record(self, rate: str, settings: dict, root: Path) -> dict:
         """``boundaries.json``: per boundary its bracket, status, deciding runs and seed disagreements."""
@@ -226,10 +244,10 @@ class SearchState:
             return Path(d).relative_to(root).as_posix() if Path(d).is_relative_to(root) else d
 
         out = {"settings": settings, "lattice": {"points": self.lattice.n + 1, "factor": self.lattice.factor},
-               "runs": sum(len(r) for r in self.runs.values()), "steps": self.steps,
+               "runs": sum(r["runs"] for r in self.rounds_log), "steps": self.steps,
                "dense_grid_runs": (self.lattice.n + 1) * self.replicates, "rounds": self.rounds_log,
                "boundaries": {}}
-        pending = bool(self.next_round(1))
+        pending = bool(next_round(self.brackets(), 1, set(self.runs)))
         for b, br in zip(self.bounds, self.brackets()):
             lo = None if br.lo is None else self.lattice.rate(br.lo)
             hi = None if br.hi is None else self.lattice.rate(br.hi)
@@ -237,11 +255,11 @@ class SearchState:
                       "above the range" if br.hi is None and br.lo is not None else
                       "no decided run" if br.lo is None else
                       "resolved" if br.hi - br.lo <= 1 else "searching" if pending else "unresolved")
-            deciding = [{"run": rel(d), rate: self.lattice.rate(j), "label": lab}
-                        for j in (br.lo, br.hi) if j is not None for d, _, lab in self.runs[j]]
+            deciding = [{"run": rel(d), rate: self.lattice.rate(j), "label": lab, "stopped_early": stopped}
+                        for j in (br.lo, br.hi) if j is not None for d, lab, stopped in self.runs[j].values()]
             disagree = []
-            for j, runs in sorted(self.runs.items()):
-                votes = {rel(d): lab for d, _, lab in runs}
+            for j in sorted(self.runs):
+                votes = {rel(d): lab for d, lab, _ in self.runs[j].values()}
                 if len({side(lab, b, self.order) for lab in votes.values()}) > 1:
                     disagree.append({rate: self.lattice.rate(j), "labels": votes,
                                      "majority": majority(list(votes.values()), b, self.order)})
@@ -250,6 +268,7 @@ class SearchState:
                 "ratio": None if lo is None or hi is None else hi / lo,
                 "deciding_runs": deciding, "disagreements": disagree,
                 "non_monotone": [self.lattice.rate(j) for j in br.non_monotone]}
-        out["labels"] = {f"{self.lattice.rate(j):g}": [lab for _, _, lab in runs]
-                         for j, runs in sorted(self.runs.items())}
+        out["labels"] = {f"{self.lattice.rate(j):g}": self.labels(j) for j in sorted(self.runs)}
+        out["superseded"] = [{**x, "run": rel(x["run"]), "full_length_run": rel(x["full_length_run"])}
+                             for x in self.superseded]
         return out
