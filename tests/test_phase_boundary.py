@@ -229,7 +229,7 @@ def test_early_stopped_labels_equal_the_full_runs_over_three_phases(make_cfg):
     from lossland.train import run
 
     labels, stopped = {}, []
-    for elr in (3e-3, 0.0191095, 0.0469759):
+    for elr in (0.000749894, 0.0191095, 0.0469759):
         base = ("experiment=sphere_ce", f"elr={elr}", "trainer.max_steps=60", "metrics.every_n_steps=5",
                 "metrics.test=false")
         full, early = make_cfg(*base, out=f"full{elr}"), make_cfg(*base, "metrics.early_stop.phase=true",
