@@ -24,6 +24,7 @@ from omegaconf.errors import MissingMandatoryValue
 from lossland.callbacks import DueSteps, PhaseMetrics, StepCheckpoint
 from lossland.callbacks.convergence import convergence_callback
 from lossland.callbacks.curvature import curvature_extra
+from lossland.callbacks.early_stop import early_stop_callback
 from lossland.callbacks.grad_norms import grad_norm_callback
 from lossland.data import TensorDataModule
 from lossland.errors import DataError, LosslandError
@@ -162,14 +163,20 @@ def build_callbacks(cfg: DictConfig, steps: int, out: Path) -> list:
     """Phase metrics and scheduled checkpoints, each on its own :class:`DueSteps` plan."""
     callbacks = []
     m = cfg.metrics
+    phase_metrics = None
     if m.get("enabled", True):
         plan = DueSteps(m.every_n_steps, m.log_spaced, m.num_points).bind(steps)
-        callbacks.append(PhaseMetrics(plan, m.eval_batches, m.test_examples, gm=m.gm, test=m.test,
-                                      cosines=m.cosines, extra=curvature_extra(m.get("curvature"))))
+        phase_metrics = PhaseMetrics(plan, m.eval_batches, m.test_examples, gm=m.gm, test=m.test,
+                                     cosines=m.cosines, extra=curvature_extra(m.get("curvature")))
+        callbacks.append(phase_metrics)
     if (grad_norms := grad_norm_callback(m.get("grad_norms"), steps)) is not None:  # docs/optim_lab.md
         callbacks.append(grad_norms)
     if (convergence := convergence_callback(m.get("convergence"), steps)) is not None:  # docs/exp_neuron.md
         callbacks.append(convergence)
+    early = early_stop_callback(m.get("early_stop"), phase_metrics, steps,  # after the phase metrics it reads
+                                lambda node: instantiate_node(node, "metrics.early_stop.rule"))
+    if early is not None:  # docs/phase_boundary.md
+        callbacks.append(early)
     ck = cfg.checkpoint
     if ck.get("every_n_steps") or ck.get("log_spaced"):
         plan = DueSteps(ck.every_n_steps, ck.get("log_spaced", False), ck.get("num_points", 20)).bind(steps)

@@ -59,6 +59,8 @@ NOT_IN_DIGEST = ("out_dir", "resume", "overwrite", "logger", "trainer.enable_pro
 # key only when it differs from its default, so that runs recorded before keep their digest (skip, resume).
 OLD_NAMES = {"trainer.log_every_n_steps": "steps_per_call"}
 ADDED = {"trainer.gradient_clip_val": None}
+# Nodes added since, hashed only when their switch is on (off, nothing in them changes what a run computes).
+SWITCHED = {"metrics.early_stop": "phase"}
 
 
 class Job:
@@ -202,7 +204,8 @@ class Job:
 
 # ---------------------------------------------------------------------------------------------- deciding
 def config_digest(cfg: DictConfig) -> str:
-    """A hash of the resolved config without :data:`NOT_IN_DIGEST` (see :data:`OLD_NAMES`, :data:`ADDED`)."""
+    """A hash of the resolved config without :data:`NOT_IN_DIGEST` (see :data:`OLD_NAMES`, :data:`ADDED`,
+    :data:`SWITCHED`)."""
     plain = OmegaConf.to_container(cfg, resolve=True)
 
     missing = object()
@@ -218,6 +221,10 @@ def config_digest(cfg: DictConfig) -> str:
     for key, default in ADDED.items():
         if (value := pop(key, default)) != default:
             plain[key] = value  # (under its dotted name: a hash input only)
+    for key, switch in SWITCHED.items():
+        if not isinstance(node := pop(key), dict) or not node.get(switch):
+            continue
+        plain[key] = node
     for key in NOT_IN_DIGEST:
         pop(key)
     return hashlib.sha1(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:16]

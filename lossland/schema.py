@@ -137,6 +137,10 @@ RULES = {
     "metrics.convergence.enabled": boolean,
     "metrics.convergence.every_n_steps": optional(positive_int),
     "metrics.convergence.stop_at_zero_error": boolean,
+    "metrics.early_stop.phase": boolean,
+    "metrics.early_stop.points": positive_int,
+    "metrics.early_stop.converged": boolean,
+    "metrics.early_stop.min_fraction": lambda v: (x := _num(v)) is not None and 0 <= x <= 1,
 }
 RULES["trainer.max_steps"].what = "-1 (bounded by max_epochs) or a positive number of steps"
 RULES["trainer.devices"].what = "a positive integer or auto"
@@ -144,6 +148,7 @@ RULES["data.fraction"].what = "a number in (0, 1]"
 RULES["model.hidden"].what = "a list of positive integers, e.g. [100,50]"
 RULES["model.dropout"].what = "a number in [0, 1)"
 RULES["augment.perturb.target"].what = "null, exp_neuron or hidden_neuron"
+RULES["metrics.early_stop.min_fraction"].what = "a number in [0, 1]"
 
 
 def _plain(v):

@@ -39,11 +39,13 @@ def _value(text: str):
 
 
 def override_values(overrides: Sequence[str]) -> dict:
-    """``["elr=0.001", "+x=a", "hydra.sweep.dir=..."]`` → ``{"elr": 0.001, "x": "a"}`` (hydra.* dropped)."""
+    """``["elr=0.001", "+x=a", "hydra.sweep.dir=..."]`` → ``{"elr": 0.001, "x": "a"}`` (hydra.* dropped, and
+    ``metrics.early_stop.*``: a run that stopped once its phase was certain and its full-length confirmation,
+    docs/phase_boundary.md, are the same setting)."""
     out = {}
     for o in overrides or ():
         key, sep, val = str(o).lstrip("+~").partition("=")
-        if sep and not key.startswith("hydra."):
+        if sep and not key.startswith(("hydra.", "metrics.early_stop.")):
             out[key] = _value(val)
     return out
 

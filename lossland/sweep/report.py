@@ -12,7 +12,8 @@ the sweep varied other than ``seed``; :mod:`lossland.analysis.settings`) and wri
 - ``curves.png``: the same metrics against the step, mean ± std band per setting;
 - ``cosines.png``: distribution of consecutive-weights cosines (``cos_prev``) per setting;
 - ``phases.json``: the varied keys, the settings (phase counts, final metrics mean and std), the runs and
-  the phase boundaries;
+  the phase boundaries (and the brackets of the phase-boundary sweeper's ``boundaries.json``, drawn as hatched
+  spans on ``final_metrics.png``, when the sweep has one);
 - ``index.html``: the figures and those tables.
 
 Every file is written atomically (temp file in the same directory, then ``os.replace``).
@@ -21,6 +22,7 @@ Every file is written atomically (temp file in the same directory, then ``os.rep
 from __future__ import annotations
 
 import html
+import json
 import math
 from pathlib import Path
 from typing import NamedTuple
@@ -117,8 +119,27 @@ def _boundaries(sweep: Sweep) -> dict[str, tuple[float, float]]:
     return out
 
 
+def located_boundaries(root: Path, x: str) -> dict[str, tuple[float, float]]:
+    """{boundary: (low, high)} from the phase-boundary sweeper's ``boundaries.json`` in ``root`` (docs/
+    phase_boundary.md), for the brackets with both ends and the sweep's x key; {} without one."""
+    path = root / "boundaries.json"
+    try:
+        record = json.loads(path.read_text()) if path.is_file() else {}
+        if not isinstance(record, dict) or (record.get("settings") or {}).get("rate") != x:
+            return {}
+        out = {}
+        for name, b in (record.get("boundaries") or {}).items():
+            lo, hi = b.get("bracket") or (None, None)
+            if all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+                   for v in (lo, hi)):
+                out[str(name)] = (float(lo), float(hi))
+        return out
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        raise LosslandError(f"report: unreadable {path} ({type(e).__name__}: {e})") from None
+
+
 def _html(sweep_dir: Path, sweep: Sweep, rows: list[dict], settings: list[dict], boundaries: dict,
-          problems: list[str]) -> str:
+          problems: list[str], located: dict | None = None) -> str:
     e = html.escape
     parts = ["<!doctype html>", "<html><head><meta charset='utf-8'>",
              f"<title>lossland report: {e(sweep_dir.name)}</title>",
@@ -135,6 +156,12 @@ def _html(sweep_dir: Path, sweep: Sweep, rows: list[dict], settings: list[dict],
                      f"<th>phase</th><th>smallest {e(sweep.x)}</th><th>largest {e(sweep.x)}</th></tr>")
         for p, (lo, hi) in boundaries.items():
             parts.append(f"<tr><td>{e(p)}</td><td>{lo:.3g}</td><td>{hi:.3g}</td></tr>")
+        parts.append("</table>")
+    if located:
+        parts.append(f"<h2>Located boundaries (hydra/sweeper=phase_boundary: boundaries.json)</h2><table><tr>"
+                     f"<th>boundary</th><th>last {e(sweep.x)} below</th><th>first {e(sweep.x)} above</th></tr>")
+        for name, (lo, hi) in located.items():
+            parts.append(f"<tr><td>{e(name)}</td><td>{lo:.4g}</td><td>{hi:.4g}</td></tr>")
         parts.append("</table>")
     keys = [sweep.x, *sweep.series]
     cols = [*keys, "runs", "phases", *FINAL_METRICS]
@@ -204,21 +231,23 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
     rows = run_table([r for r, _ in ranked], [p for _, p in ranked], root, [sweep.x, *sweep.series])
     settings = settings_table(sweep)
     boundaries = _boundaries(sweep)
+    located = located_boundaries(root, sweep.x)
 
     files = []
     # labels come from the records: shown as written, never parsed as mathtext (an unbalanced "$x^$" would
     # stop the report)
     with matplotlib.rc_context({"text.parse_math": False}):
         figs = {"phase_diagram.png": plot_phase_diagram(sweep),
-                "final_metrics.png": plot_final_metrics(sweep, PLOTTED),
+                "final_metrics.png": plot_final_metrics(sweep, PLOTTED, located),
                 "curves.png": plot_curves(sweep, PLOTTED),
                 "cosines.png": plot_cosines(sweep)}
         for name, fig in figs.items():
             files.append(save_figure(fig, out / name, dpi=DPI))
     table = {"sweep_dir": str(root), "varied": sweep.varied, "x": sweep.x, "series": sweep.series,
-             "boundaries": {k: list(v) for k, v in boundaries.items()}, "settings": settings, "runs": rows,
+             "boundaries": {k: list(v) for k, v in boundaries.items()},
+             "located_boundaries": {k: list(v) for k, v in located.items()}, "settings": settings, "runs": rows,
              "problems": problems}
     files.append(write_json(out / "phases.json", table))
-    files.append(atomic_write(out / "index.html", _html(root, sweep, rows, settings, boundaries, problems)))
+    files.append(atomic_write(out / "index.html", _html(root, sweep, rows, settings, boundaries, problems, located)))
     lines = tuple(f"{st.label()}: {row['phases'] or 'no phase'}" for st, row in zip(sweep.settings, settings))
     return ReportResult(files, boundaries, sweep.x, lines)

@@ -23,7 +23,7 @@ from lossland.analysis.settings import override_values, run_config
 from lossland.runs import Run
 
 __all__ = ["PHASES", "PhaseResult", "classify_run", "run_phase", "run_classification", "phase_of", "assign_phase",
-           "phase_boundaries",
+           "phase_boundaries", "certain_phase",
            "SPLITS",
            "TAIL_FRACTION", "MIN_TAIL_POINTS", "PHASE3_CHANCE_FRACTION", "PHASE3_MAX_COS",
            "CONVERGED_MAX_ERRORS", "PHASE1_MIN_DECAY", "PHASE1_MIN_TSTAT", "PHASE1_MIN_COS"]
@@ -304,3 +304,33 @@ def phase_of(run: Run) -> str | None:
         return run_phase(run)
     except (ValueError, KeyError):
         return None
+
+
+def certain_phase(history, num_classes: int | None = None, misclassified=None, points: int = 3,
+                  **thresholds) -> tuple[str, str] | None:
+    """Whether a run's phase can no longer change by the rule above, from its phase-metric points so far
+    (``history``: rows with ``step``, ``train_error``, ``cos_prev``): ``(phase, why)`` or None. Used to end a run
+    early (``metrics.early_stop.phase=true``, docs/phase_boundary.md).
+
+    - ``"3"``: the last ``points`` points each at the phase-3 level (train error ≥ the chance fraction, cos_prev
+      below its bound) and the rule, applied to the run as if it ended now, says 3;
+    - ``"1-converged"``: the last ``points`` points have zero train error on the evaluation subset and
+      ``misclassified()`` (the whole training split, BN in eval mode; None: not asked) is within the rule's
+      count, which is what the rule reads at the end.
+    """
+    rows = [r for r in history if not math.isnan(_f(r.get("train_error")))]
+    if len(rows) < max(points, MIN_TAIL_POINTS):
+        return None
+    last = rows[-points:]
+    k = num_classes or 10
+    err3 = thresholds.get("phase3_chance_fraction", PHASE3_CHANCE_FRACTION) * (1 - 1 / k)
+    max_cos = thresholds.get("phase3_max_cos", PHASE3_MAX_COS)
+    if all(_f(r.get("train_error")) >= err3 and _f(r.get("cos_prev")) < max_cos for r in last):
+        res = classify_run({"status": "ok", "final": {}}, rows, k, **thresholds)
+        if res.phase == "3":
+            return "3", f"{points} points at the phase-3 level; " + "; ".join(res.reasons)
+    if misclassified is not None and all(_f(r.get("train_error")) == 0 for r in last):
+        wrong = int(misclassified())
+        if wrong <= thresholds.get("converged_max_errors", CONVERGED_MAX_ERRORS):
+            return "1-converged", f"{wrong} misclassified training examples, train error 0 at the last {points} points"
+    return None

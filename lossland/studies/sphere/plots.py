@@ -167,9 +167,11 @@ def _positions(sweep: Sweep) -> tuple[dict[int, float], list[str] | None]:
 
 
 def plot_final_metrics(sweep: Sweep,
-                       metrics: Sequence[str] = ("train_loss", "train_error", "test_error", "gm")) -> Figure:
+                       metrics: Sequence[str] = ("train_loss", "train_error", "test_error", "gm"),
+                       boundaries: dict[str, tuple[float, float]] | None = None) -> Figure:
     """Final ``metrics`` against x, one panel each: per series, the mean over seeds with ± std error bars
-    over the single runs (dots); shaded by the majority phase when there is one series."""
+    over the single runs (dots); shaded by the majority phase when there is one series. ``boundaries``:
+    {name: (low, high)} brackets located by the phase-boundary sweeper, drawn as hatched spans."""
     fig = figure(9.6, 6.4)
     axes = fig.subplots(2, math.ceil(len(metrics) / 2), squeeze=False).ravel()
     pos, ticks = _positions(sweep)
@@ -192,6 +194,8 @@ def plot_final_metrics(sweep: Sweep,
             ax.set_xscale("log")
         ax.set_xlabel(_xlabel(sweep))
         ax.set_ylabel(f"final {m}")
+        if ticks is None:
+            _draw_boundaries(ax, boundaries or {})
         if len(panels) > 1:
             ax.legend(fontsize=7)
     for ax in axes[len(metrics):]:
@@ -201,6 +205,14 @@ def plot_final_metrics(sweep: Sweep,
         fig.legend(handles=[Patch(color=PHASE_COLORS.get(p, "#eeeeee"), alpha=0.5, label=f"phase {p}")
                             for p in present], loc="outside upper center", ncols=len(present))
     return fig
+
+
+def _draw_boundaries(ax, boundaries: dict[str, tuple[float, float]]) -> None:
+    """Each located boundary's bracket: a hatched span between its ends, named at the top."""
+    for name, (lo, hi) in boundaries.items():
+        ax.axvspan(lo, hi, facecolor="none", edgecolor="k", hatch="////", linewidth=0.8)
+        ax.annotate(name, ((lo * hi) ** 0.5 if lo > 0 else (lo + hi) / 2, 1.0), xycoords=("data", "axes fraction"),
+                    ha="center", va="bottom", fontsize=7)
 
 
 def _final_metric_panel(ax, metric: str, panels, styles: dict, pos: dict) -> bool:
