@@ -15,11 +15,17 @@ grid (:mod:`lossland.sweep.vectorized.run`) and by the NAS search (:mod:`losslan
 What a directory holds decides what a job does there (:func:`decide`):
 
 - nothing (or ``overwrite=true``, which clears it first): train;
-- the same run (same config digest) finished ``ok``: skip, its summary is the result;
+- the same run (same config digest) finished ``ok`` or ``diverged``: skip, its summary is the result;
 - the same run unfinished (killed, preempted, failed) with a checkpoint of its own: resume from the newest
   (``resume=auto``, the default; ``resume=true`` resumes even if the config changed, e.g. a longer run);
   without one: start again;
+- a run that failed or was killed before its first checkpoint (nothing computed; e.g. a mistyped value):
+  cleared, whatever its config;
 - another run, or a run still in progress: refused in one line.
+
+Beyond the config, what a job computes depends on how it runs (:func:`numbers`): the torch thread count (CPU
+reductions) and whether it trains in a stacked grid. A finished run computed otherwise is not reused (refused in
+one line: the numbers would mix); an unfinished one resumes on the thread count it was checkpointed with.
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ class Job:
         self.trainer = None
         self.loggers: list = []
         self.t0 = time.time()
+        self.threads = torch.get_num_threads()  # put back when the job ends (a resume may change it)
 
     @property
     def run_id(self) -> str:
@@ -89,6 +96,7 @@ class Job:
         ``"resume"`` (from ``checkpoint``). Refuses another run's records with :class:`LosslandError`."""
         if self.writer:
             self.out.mkdir(parents=True, exist_ok=True)
+            remove_stray_temporaries(self.out)
         action, state = agreed(self.fabric, lambda: decide(self.cfg, self.out, self.digest))
         if action == "skip":
             self.summary = state
@@ -110,9 +118,12 @@ class Job:
                         "overrides": self.overrides, "steps": 0, "epochs": 0, "wall_s": 0.0,
                         "diverged_at_step": None, "final": {},
                         "run_id": self.previous.get("run_id") or uuid.uuid4().hex[:12], "config_digest": self.digest,
-                        "pid": os.getpid(), "host": socket.gethostname(), "scheduler_job": scheduler_job()}
+                        "pid": os.getpid(), "host": socket.gethostname(), "scheduler_job": scheduler_job(),
+                        **numbers(cfg)}
         if self.checkpoint is not None:
             self.summary["resumed_from_step"] = int(self.checkpoint["global_step"])
+            if threads := (self.checkpoint.get("lossland") or {}).get("threads"):
+                self.summary["threads"] = int(threads)  # the loop resumes on the checkpoint's thread count
         self.t0 = time.time()
         self._write()
         if self.writer and not under_hydra():  # a job outside a Hydra app (grid members, tests): still complete
@@ -179,6 +190,7 @@ class Job:
         s.update(close_loggers(self.loggers, s, Run(self.out)))
         self._write()
         finish_wandb()
+        torch.set_num_threads(self.threads)
         return s
 
     @contextmanager
@@ -223,6 +235,32 @@ def config_digest(cfg: DictConfig) -> str:
     return hashlib.sha1(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def numbers(cfg: DictConfig) -> dict:
+    """How the job computes, beyond its config (docs/reliability.md): ``threads`` (torch's thread count: CPU
+    reductions, hence the numbers, depend on it) and ``grid`` (``sequential`` or ``vectorized``: a stacked grid
+    rounds otherwise)."""
+    grid = str(cfg.get("grid") or "sequential")
+    return {"threads": torch.get_num_threads(), "grid": "vectorized" if grid in ("vectorized", "vmap") else grid}
+
+
+def mixed_numbers(out: Path, previous: dict, now: dict) -> str | None:
+    """Why the finished run in ``out`` cannot be reused by this job (its numbers came from another thread count
+    or grid), or None. Records of older versions (no ``threads`` / ``grid``) are reused."""
+    for key, fix in (("threads", "threads={}"), ("grid", "grid={}")):
+        was = previous.get(key)
+        if was is not None and str(was) != str(now[key]):
+            return (f"{out} holds this run computed with {key}={was}; this job runs with {key}={now[key]}, which "
+                    f"changes the numbers: pass {fix.format(was)} to reuse it, or overwrite=true to compute it again")
+    return None
+
+
+def remove_stray_temporaries(out: Path) -> None:
+    """Temporary files a killed writer left (``.<name>.*.tmp``, :func:`lossland.records.atomic_path`)."""
+    for d in (out, out / "checkpoints"):
+        for tmp in d.glob(".*.tmp") if d.is_dir() else ():
+            tmp.unlink(missing_ok=True)
+
+
 def clear_run_dir(out: Path) -> None:
     """Remove an earlier run's records (checkpoints, W&B runs, metrics, summary); Hydra's own files stay."""
     for name in RECORDS:
@@ -260,6 +298,10 @@ def decide(cfg: DictConfig, out: Path, digest: str) -> tuple[str, dict | None]:
         return "train", None
     same = previous is not None and previous.get("config_digest") == digest
     resume = str(cfg.get("resume", "auto")).lower()
+    if previous is not None and not same and never_computed(run, previous):
+        log.info("%s: clearing the records of a run that ended before computing anything (%s)", out, run.status)
+        clear_run_dir(out)
+        return "train", None
     if previous is None or not (same or resume == "true"):
         what = "records of another run" if previous is not None else "files of an unknown run"
         raise LosslandError(f"{out} holds {what}; choose another directory or pass overwrite=true "
@@ -267,7 +309,9 @@ def decide(cfg: DictConfig, out: Path, digest: str) -> tuple[str, dict | None]:
     status = run.status
     if status == "running" and previous.get("scheduler_job") and previous["scheduler_job"] == scheduler_job():
         status = "interrupted"  # this job is its own requeued self (SLURM/submitit): the earlier attempt is gone
-    if same and status == "ok" and resume != "true":
+    if same and status in ("ok", "diverged") and resume != "true":  # a diverged run would diverge again
+        if why := mixed_numbers(out, previous, numbers(cfg)):
+            raise LosslandError(why)
         return "skip", previous
     if status == "running":
         raise LosslandError(f"{out} belongs to a run still in progress (pid {previous.get('pid')})")
@@ -278,7 +322,18 @@ def decide(cfg: DictConfig, out: Path, digest: str) -> tuple[str, dict | None]:
     if ckpt is None:
         clear_run_dir(out)
         return "train", None
+    if why := mixed_numbers(out, {"grid": previous.get("grid")}, numbers(cfg)):
+        raise LosslandError(why)  # a member of a stacked grid does not continue a sequential run, nor vice versa
     return "resume", ckpt
+
+
+def never_computed(run: Run, previous: dict) -> bool:
+    """A run that failed or was killed before its first step (a bad value found at start, a full disk): its
+    directory holds nothing worth keeping, so that the corrected command can use it."""
+    if run.status not in ("failed", "interrupted") or int(previous.get("steps") or 0) > 0:
+        return False
+    ckpts = run.path / "checkpoints"
+    return not (ckpts.is_dir() and any(ckpts.glob("*.ckpt"))) and not (run.path / "metrics.csv").exists()
 
 
 def scheduler_job() -> str | None:

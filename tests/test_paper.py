@@ -292,7 +292,7 @@ def test_paper_sphere_from_controlled_runs(tmp_path, capsys):
     for i, (elr, kind, te, gm, r) in enumerate(designed):
         _sphere_run(sweep / str(i), elr, kind, te, gm, r)
     stdout = cli(capsys, "paper", "sphere", "--from", str(sweep))  # a recipe's own sweep directory
-    out = sweep / "paper"
+    out = sweep / "paper" / "sphere"
     v = verdicts(out)
     assert v["three_phases"] == v["phase3_chance"] == v["phase1_test_improves"] == compare.REPRODUCES
     assert v["best_at_largest_phase1"] == v["phase2_curvature_falls"] == v["retraction_small"] == compare.REPRODUCES
@@ -347,7 +347,7 @@ def test_paper_runs_a_recipe_at_tiny_size(tmp_path):
                          cwd=str(tmp_path), timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert (tmp_path / "logs" / "exp_neuron_quality.log").is_file()
-    with open(tmp_path / "paper" / "quality.csv") as f:
+    with open(tmp_path / "paper" / "exp_neuron" / "quality.csv") as f:
         rows = list(csv.DictReader(f))
     ours = [r for r in rows if r["none (ours)"] != "—"]
     assert [(r["dataset"], r["train_size"], r["none (seed)"]) for r in ours] == [("spheres R2=1.01", "64", "—")]
@@ -355,7 +355,7 @@ def test_paper_runs_a_recipe_at_tiny_size(tmp_path):
     assert float(loss) >= 0 and 0 <= int(wrong) <= 64
     assert [r["none (seed)"] for r in rows if r["dataset"] == "spheres R2=1.01"][:3] == ["0\\0", "44.3\\7",
                                                                                          "8311.8\\2338"]
-    v = verdicts(tmp_path / "paper")
+    v = verdicts(tmp_path / "paper" / "exp_neuron")
     assert v["quality_mixed"] == compare.NOT_MEASURED   # one row: "mixed" needs two
     assert v["exp_neuron_unstable"] == compare.NOT_MEASURED
 
@@ -385,7 +385,7 @@ def test_paper_nas_from_controlled_jobs(tmp_path, capsys):
     _nas_job(tmp_path / "x" / "0", "weak", 1.0, None, 0.5, False, 0)
     _nas_job(tmp_path / "x" / "2", "strong", 1e-30, None, 0.9, False, 0)
     cli(capsys, "paper", "nas", "--from", str(tmp_path / "x"))
-    assert verdicts(tmp_path / "x" / "paper") == {"prior_makes_discrete": compare.FAILS,
+    assert verdicts(tmp_path / "x" / "paper" / "nas") == {"prior_makes_discrete": compare.FAILS,
                                                   "stuck_in_stationary_points": compare.FAILS}
 
 
@@ -401,10 +401,10 @@ def test_paper_optim_from_controlled_runs(tmp_path, capsys):
                                             (512, 1, 0.01, 0.08)]):
         _keskar_run(tmp_path / str(i), bs, seed, tr, te)
     cli(capsys, "paper", "optim", "--from", str(tmp_path))
-    with open(tmp_path / "paper" / "keskar.csv") as f:
+    with open(tmp_path / "paper" / "optim" / "keskar.csv") as f:
         (ours,) = [r for r in csv.DictReader(f) if r["ours row"]]
     assert ours["network"] == "F1" and ours["test SB (seed)"] == "98.03 ± 0.07"
     assert ours["test SB (ours)"] == "97.00 ± 1.41" and ours["test LB (ours)"] == "93.00 ± 1.41"
     assert ours["train SB (ours)"] == "99.90 ± 0.14"
-    assert verdicts(tmp_path / "paper") == {"lb_generalizes_worse": compare.REPRODUCES,
+    assert verdicts(tmp_path / "paper" / "optim") == {"lb_generalizes_worse": compare.REPRODUCES,
                                             "both_fit_training_set": compare.REPRODUCES}
