@@ -205,9 +205,13 @@ def _check(config_name: str, argv: list[str], validate: Callable | None, multiru
     check_launcher(jobs, config_name, devices)
     if not grids & {"vectorized", "vmap"}:
         return False
+    from lossland.loop import Interrupted
     from lossland.sweep.vectorized import launch_grid  # here: only grids import torch.func
 
-    failed = launch_grid(jobs, config_name, [a for a in argv if "=" in a and not a.startswith("-")])
+    try:
+        failed = launch_grid(jobs, config_name, [a for a in argv if "=" in a and not a.startswith("-")])
+    except Interrupted as e:  # every member saved last.ckpt and is recorded interrupted
+        fail(f"grid {e}: every member's last.ckpt saved; run the same command again to resume", 128 + e.signum)
     _report_failed(failed, len(jobs))
     return True
 

@@ -23,9 +23,9 @@ What a directory holds decides what a job does there (:func:`decide`):
   cleared, whatever its config;
 - another run, or a run still in progress: refused in one line.
 
-Beyond the config, what a job computes depends on how it runs (:func:`numbers`): the torch thread count (CPU
-reductions) and whether it trains in a stacked grid. A finished run computed otherwise is not reused (refused in
-one line: the numbers would mix); an unfinished one resumes on the thread count it was checkpointed with.
+Beyond the config, what a job computes depends on the torch thread count (CPU reductions; :func:`numbers`). A
+finished run computed on another thread count is not reused (refused in one line: the numbers would mix); an
+unfinished one resumes on the thread count it was checkpointed with.
 """
 
 from __future__ import annotations
@@ -95,8 +95,9 @@ class Job:
         """What to do in the directory: ``"train"``, ``"skip"`` (``summary`` is the finished run's) or
         ``"resume"`` (from ``checkpoint``). Refuses another run's records with :class:`LosslandError`."""
         if self.writer:
-            self.out.mkdir(parents=True, exist_ok=True)
-            remove_stray_temporaries(self.out)
+            with unwritable(self.out):
+                self.out.mkdir(parents=True, exist_ok=True)
+                remove_stray_temporaries(self.out)
         action, state = agreed(self.fabric, lambda: decide(self.cfg, self.out, self.digest))
         if action == "skip":
             self.summary = state
@@ -125,9 +126,10 @@ class Job:
             if threads := (self.checkpoint.get("lossland") or {}).get("threads"):
                 self.summary["threads"] = int(threads)  # the loop resumes on the checkpoint's thread count
         self.t0 = time.time()
-        self._write()
-        if self.writer and not under_hydra():  # a job outside a Hydra app (grid members, tests): still complete
-            atomic_write(self.out / CONFIG_YAML, OmegaConf.to_yaml(cfg))
+        with unwritable(self.out):  # a full disk, a read-only directory: one line, nothing half-written
+            self._write()
+            if self.writer and not under_hydra():  # a job outside a Hydra app (grid members, tests): still complete
+                atomic_write(self.out / CONFIG_YAML, OmegaConf.to_yaml(cfg))
 
     def attach(self, trainer=None, loggers: list | None = None) -> None:
         """The job's trainer (its counters go into the record) and loggers (default: the trainer's), which
@@ -173,7 +175,10 @@ class Job:
         else:
             s.update(status="failed", error=f"{type(e).__name__}: {e}")
             if self.writer and self.out.exists():
-                (self.out / "error.log").write_text(traceback.format_exc())
+                try:
+                    (self.out / "error.log").write_text(traceback.format_exc())
+                except OSError:  # a full disk: the summary says why, if it can be written
+                    pass
             log.error("%s: run failed: %s (traceback in error.log)", self.out, s["error"])
 
     def finish(self) -> dict:
@@ -212,6 +217,15 @@ class Job:
             write_json(self.out / SUMMARY_JSON, self.summary)
 
 
+@contextmanager
+def unwritable(out: Path):
+    """An ``OSError`` of writing into ``out`` (no space left, read-only, no permission) as one line."""
+    try:
+        yield
+    except OSError as e:
+        raise LosslandError(f"cannot write the run's records in {out}: {e.strerror or e}") from None
+
+
 # ---------------------------------------------------------------------------------------------- deciding
 def config_digest(cfg: DictConfig) -> str:
     """A hash of the resolved config without :data:`NOT_IN_DIGEST` (see :data:`OLD_NAMES`, :data:`ADDED`)."""
@@ -236,21 +250,20 @@ def config_digest(cfg: DictConfig) -> str:
 
 
 def numbers(cfg: DictConfig) -> dict:
-    """How the job computes, beyond its config (docs/reliability.md): ``threads`` (torch's thread count: CPU
-    reductions, hence the numbers, depend on it) and ``grid`` (``sequential`` or ``vectorized``: a stacked grid
-    rounds otherwise)."""
-    grid = str(cfg.get("grid") or "sequential")
-    return {"threads": torch.get_num_threads(), "grid": "vectorized" if grid in ("vectorized", "vmap") else grid}
+    """How the job computes, beyond its config (docs/reliability.md): ``threads``, torch's thread count (CPU
+    reductions, hence the numbers, depend on it). (A stacked grid's members equal their sequential runs to float
+    round-off, docs/scale.md: the grid is not part of a run's identity.)"""
+    return {"threads": torch.get_num_threads()}
 
 
 def mixed_numbers(out: Path, previous: dict, now: dict) -> str | None:
-    """Why the finished run in ``out`` cannot be reused by this job (its numbers came from another thread count
-    or grid), or None. Records of older versions (no ``threads`` / ``grid``) are reused."""
-    for key, fix in (("threads", "threads={}"), ("grid", "grid={}")):
+    """Why the finished run in ``out`` cannot be reused by this job (its numbers came from another thread count),
+    or None. Records of older versions (no ``threads``) are reused."""
+    for key in now:
         was = previous.get(key)
         if was is not None and str(was) != str(now[key]):
             return (f"{out} holds this run computed with {key}={was}; this job runs with {key}={now[key]}, which "
-                    f"changes the numbers: pass {fix.format(was)} to reuse it, or overwrite=true to compute it again")
+                    f"changes the numbers: pass {key}={was} to reuse it, or overwrite=true to compute it again")
     return None
 
 
@@ -322,8 +335,6 @@ def decide(cfg: DictConfig, out: Path, digest: str) -> tuple[str, dict | None]:
     if ckpt is None:
         clear_run_dir(out)
         return "train", None
-    if why := mixed_numbers(out, {"grid": previous.get("grid")}, numbers(cfg)):
-        raise LosslandError(why)  # a member of a stacked grid does not continue a sequential run, nor vice versa
     return "resume", ckpt
 
 

@@ -1,5 +1,6 @@
 """lossland's launcher plugins (Hydra finds plugins only in the ``hydra_plugins`` namespace): the submitit
-launchers that wait for every job of a sweep (:mod:`lossland.sweep.submitit`)."""
+launchers that wait for every job of a sweep (:mod:`lossland.sweep.submitit`), and the joblib launcher whose jobs
+run in processes of their own (:mod:`lossland.sweep.joblib_jobs`)."""
 
 try:
     from hydra_plugins.hydra_submitit_launcher import submitit_launcher as _plugin
@@ -14,3 +15,15 @@ if _plugin is not None:
 
     class LocalLauncher(AwaitAll, _plugin.LocalLauncher):
         """Local processes through submitit (``conf/hydra/launcher/submitit_local.yaml``)."""
+
+try:
+    from hydra_plugins.hydra_joblib_launcher import joblib_launcher as _joblib
+except ImportError:  # hydra-joblib-launcher is not installed (the ".[scale]" extra)
+    _joblib = None
+
+if _joblib is not None:
+    from lossland.sweep.joblib_jobs import OwnProcesses
+
+    class JoblibLauncher(OwnProcesses, _joblib.JoblibLauncher):
+        """Local processes, n_jobs at a time; a killed worker costs its own job only
+        (``conf/hydra/launcher/joblib.yaml``)."""

@@ -49,8 +49,8 @@ def run_trajectories(cfg: DictConfig, out: Path) -> list[Path]:
     trajs = []
     for name in names:
         over = dict(args.get(name) or {})
-        trajs.append(run_trajectory(fn, name, t.start, count(t.steps, "task.steps", 10**7), float(over.pop("lr", cfg.lr)), over,
-                                    seed=int(cfg.seed), bound=float(t.bound)))
+        trajs.append(run_trajectory(fn, name, t.start, count(t.steps, "task.steps", 10**7),
+                                    float(over.pop("lr", cfg.lr)), over, seed=int(cfg.seed), bound=float(t.bound)))
     files = [save_figure(trajectories_figure(fn, trajs), out / "trajectories.png")]
     record = {"function": repr(fn), "start": list(t.start), "steps": int(t.steps),
               "optimizers": [{"name": tr.name, "config": tr.config, "stopped": tr.stopped,

@@ -18,7 +18,7 @@ from lossland.build import build_data, build_loss, build_model
 from lossland.config import compose
 from lossland.errors import LosslandError
 from lossland.job import Job
-from lossland.loop import Loop
+from lossland.loop import Interrupted, Loop
 from lossland.records import atomic_write
 from lossland.schema import validate
 from lossland.sweep.launchers import launcher_kind
@@ -38,12 +38,13 @@ def launch_grid(jobs: list[list[str]], config_name: str, task_overrides: list[st
         raise LosslandError(f"grid=vectorized trains the whole grid in this process; it does not run on "
                             f"hydra/launcher={kind} (drop one of the two)")
     sweep = Path(hydra_cfg.sweep.dir)
+    jobs = [[o for o in job if not o.startswith(("hydra.", "hydra/"))] for job in jobs]  # Hydra's task overrides
+    check_grid([compose(overrides, config_name) for overrides in jobs])  # refused: nothing written, no directory
     sweep.mkdir(parents=True, exist_ok=True)
     atomic_write(sweep / "multirun.yaml", OmegaConf.to_yaml(
         {"hydra": {"mode": "MULTIRUN", "sweep": {"dir": str(sweep)}, "overrides": {"task": task_overrides}},
          "grid": "vectorized"}))
     cfgs = []
-    jobs = [[o for o in job if not o.startswith(("hydra.", "hydra/"))] for job in jobs]  # Hydra's task overrides
     for num, overrides in enumerate(jobs):
         cfg = compose(overrides, config_name)
         cfg.out_dir = str(sweep / str(num))
@@ -54,6 +55,14 @@ def launch_grid(jobs: list[list[str]], config_name: str, task_overrides: list[st
     summaries = run_grid(cfgs, jobs)
     return [(str(c.out_dir), str(s.get("error", s["status"]))) for c, s in zip(cfgs, summaries)
             if s["status"] in ("failed", "interrupted")]
+
+
+def check_grid(cfgs: list[DictConfig]) -> None:
+    """Refuse (one line) a grid whose jobs are invalid or do not stack, before anything is written."""
+    for cfg in cfgs:
+        validate(cfg)
+    check_stackable(cfgs)
+    worth_stacking(cfgs[0])
 
 
 def tracker_group(cfg: DictConfig, sweep: Path) -> None:
@@ -116,7 +125,7 @@ def train_together(jobs: list[Job]) -> list[dict]:
     """Start every member's job, prepare its trainer (:func:`lossland.train.prepare`), train them all in one
     loop (:class:`lossland.loop.Loop` over a :class:`StackStep`), and end each job as its sequential run ends.
     A failure of the grid (or a signal) is recorded in every member still training."""
-    trainers = []
+    trainers, signal = [], None
     try:
         for job in jobs:
             job.start()
@@ -129,8 +138,12 @@ def train_together(jobs: list[Job]) -> list[dict]:
     except Exception as e:  # noqa: BLE001 - recorded; the sweep lists these members as failed
         for job in jobs:
             if job.trainer is None or (job.trainer.diverged is None and not job.trainer.should_stop):
-                job.fail(e)
-    return [_end(job, i, len(jobs)) for i, job in enumerate(jobs)]
+                job.fail(e)  # a signal: interrupted, last.ckpt saved
+        signal = e if isinstance(e, Interrupted) else None
+    summaries = [_end(job, i, len(jobs)) for i, job in enumerate(jobs)]
+    if signal is not None:  # the command exits 128 + signal (lossland.entry), as a sequential run does
+        raise signal
+    return summaries
 
 
 def _end(job: Job, index: int, size: int) -> dict:
