@@ -191,9 +191,9 @@ class Job:
         s.pop("pid", None)
         if s["status"] == "running":
             s["status"] = "interrupted"
-        self._write()
+        self._write(final=True)
         s.update(close_loggers(self.loggers, s, Run(self.out)))
-        self._write()
+        self._write(final=True)
         finish_wandb()
         torch.set_num_threads(self.threads)
         return s
@@ -212,9 +212,18 @@ class Job:
         finally:
             self.finish()
 
-    def _write(self) -> None:
-        if self.writer:
+    def _write(self, final: bool = False) -> None:
+        """``summary.json``; at the end (``final``) a write that fails (a full disk) is one logged line: the
+        record on disk then still says ``running``, and the same command resumes from the newest checkpoint."""
+        if not self.writer:
+            return
+        try:
             write_json(self.out / SUMMARY_JSON, self.summary)
+        except OSError as e:
+            if not final:
+                raise
+            log.error("%s: cannot write summary.json (%s); run the same command again when there is room: it "
+                      "resumes from the newest checkpoint", self.out, e.strerror or e)
 
 
 @contextmanager
