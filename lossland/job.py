@@ -331,6 +331,8 @@ def decide(cfg: DictConfig, out: Path, digest: str) -> tuple[str, dict | None]:
     status = run.status
     if status == "running" and previous.get("scheduler_job") and previous["scheduler_job"] == scheduler_job():
         status = "interrupted"  # this job is its own requeued self (SLURM/submitit): the earlier attempt is gone
+    if status == "running" and previous.get("pid") == os.getpid() and previous.get("host") == socket.gethostname():
+        status = "interrupted"  # an earlier job of this process whose last write failed (a full disk)
     if same and status in ("ok", "diverged") and resume != "true":  # a diverged run would diverge again
         if why := mixed_numbers(out, previous, numbers(cfg)):
             raise LosslandError(why)

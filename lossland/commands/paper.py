@@ -113,7 +113,7 @@ def compare_study(study: str, root: str | Path) -> dict:
     ours = {tid: mod.TABLES[tid](ctx) for tid in seed.tables}
     verdicts = [compare.Verdict(t.id, *mod.TRENDS[t.id](ctx, ours), claim=t.claim) for t in seed.trends]
     if verdicts and all(v.verdict == compare.NOT_MEASURED for v in verdicts) \
-            and not any(o.values for rows in ours.values() for o in rows):
+            and not any(v is not None for rows in ours.values() for o in rows for v in o.values.values()):
         raise LosslandError(f"--from {root}: none of the {study} study's records there (every table empty, every "
                             f"trend not measured); is it the sweep of another study?")
     return {"seed": seed, "ctx": ctx, "ours": ours, "verdicts": verdicts, "module": mod}
