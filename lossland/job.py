@@ -15,11 +15,17 @@ grid (:mod:`lossland.sweep.vectorized.run`) and by the NAS search (:mod:`losslan
 What a directory holds decides what a job does there (:func:`decide`):
 
 - nothing (or ``overwrite=true``, which clears it first): train;
-- the same run (same config digest) finished ``ok``: skip, its summary is the result;
+- the same run (same config digest) finished ``ok`` or ``diverged``: skip, its summary is the result;
 - the same run unfinished (killed, preempted, failed) with a checkpoint of its own: resume from the newest
   (``resume=auto``, the default; ``resume=true`` resumes even if the config changed, e.g. a longer run);
   without one: start again;
+- a run that failed or was killed before its first checkpoint (nothing computed; e.g. a mistyped value):
+  cleared, whatever its config;
 - another run, or a run still in progress: refused in one line.
+
+Beyond the config, what a job computes depends on the torch thread count (CPU reductions; :func:`numbers`). A
+finished run computed on another thread count is not reused (refused in one line: the numbers would mix); an
+unfinished one resumes on the thread count it was checkpointed with.
 """
 
 from __future__ import annotations
@@ -80,6 +86,7 @@ class Job:
         self.trainer = None
         self.loggers: list = []
         self.t0 = time.time()
+        self.threads = torch.get_num_threads()  # put back when the job ends (a resume may change it)
 
     @property
     def run_id(self) -> str:
@@ -90,7 +97,9 @@ class Job:
         """What to do in the directory: ``"train"``, ``"skip"`` (``summary`` is the finished run's) or
         ``"resume"`` (from ``checkpoint``). Refuses another run's records with :class:`LosslandError`."""
         if self.writer:
-            self.out.mkdir(parents=True, exist_ok=True)
+            with unwritable(self.out):
+                self.out.mkdir(parents=True, exist_ok=True)
+                remove_stray_temporaries(self.out)
         action, state = agreed(self.fabric, lambda: decide(self.cfg, self.out, self.digest))
         if action == "skip":
             self.summary = state
@@ -112,13 +121,17 @@ class Job:
                         "overrides": self.overrides, "steps": 0, "epochs": 0, "wall_s": 0.0,
                         "diverged_at_step": None, "final": {},
                         "run_id": self.previous.get("run_id") or uuid.uuid4().hex[:12], "config_digest": self.digest,
-                        "pid": os.getpid(), "host": socket.gethostname(), "scheduler_job": scheduler_job()}
+                        "pid": os.getpid(), "host": socket.gethostname(), "scheduler_job": scheduler_job(),
+                        **numbers(cfg)}
         if self.checkpoint is not None:
             self.summary["resumed_from_step"] = int(self.checkpoint["global_step"])
+            if threads := (self.checkpoint.get("lossland") or {}).get("threads"):
+                self.summary["threads"] = int(threads)  # the loop resumes on the checkpoint's thread count
         self.t0 = time.time()
-        self._write()
-        if self.writer and not under_hydra():  # a job outside a Hydra app (grid members, tests): still complete
-            atomic_write(self.out / CONFIG_YAML, OmegaConf.to_yaml(cfg))
+        with unwritable(self.out):  # a full disk, a read-only directory: one line, nothing half-written
+            self._write()
+            if self.writer and not under_hydra():  # a job outside a Hydra app (grid members, tests): still complete
+                atomic_write(self.out / CONFIG_YAML, OmegaConf.to_yaml(cfg))
 
     def attach(self, trainer=None, loggers: list | None = None) -> None:
         """The job's trainer (its counters go into the record) and loggers (default: the trainer's), which
@@ -164,7 +177,10 @@ class Job:
         else:
             s.update(status="failed", error=f"{type(e).__name__}: {e}")
             if self.writer and self.out.exists():
-                (self.out / "error.log").write_text(traceback.format_exc())
+                try:
+                    (self.out / "error.log").write_text(traceback.format_exc())
+                except OSError:  # a full disk: the summary says why, if it can be written
+                    pass
             log.error("%s: run failed: %s (traceback in error.log)", self.out, s["error"])
 
     def finish(self) -> dict:
@@ -177,10 +193,11 @@ class Job:
         s.pop("pid", None)
         if s["status"] == "running":
             s["status"] = "interrupted"
-        self._write()
+        self._write(final=True)
         s.update(close_loggers(self.loggers, s, Run(self.out)))
-        self._write()
+        self._write(final=True)
         finish_wandb()
+        torch.set_num_threads(self.threads)
         return s
 
     @contextmanager
@@ -197,9 +214,27 @@ class Job:
         finally:
             self.finish()
 
-    def _write(self) -> None:
-        if self.writer:
+    def _write(self, final: bool = False) -> None:
+        """``summary.json``; at the end (``final``) a write that fails (a full disk) is one logged line: the
+        record on disk then still says ``running``, and the same command resumes from the newest checkpoint."""
+        if not self.writer:
+            return
+        try:
             write_json(self.out / SUMMARY_JSON, self.summary)
+        except OSError as e:
+            if not final:
+                raise
+            log.error("%s: cannot write summary.json (%s); run the same command again when there is room: it "
+                      "resumes from the newest checkpoint", self.out, e.strerror or e)
+
+
+@contextmanager
+def unwritable(out: Path):
+    """An ``OSError`` of writing into ``out`` (no space left, read-only, no permission) as one line."""
+    try:
+        yield
+    except OSError as e:
+        raise LosslandError(f"cannot write the run's records in {out}: {e.strerror or e}") from None
 
 
 # ---------------------------------------------------------------------------------------------- deciding
@@ -228,6 +263,31 @@ def config_digest(cfg: DictConfig) -> str:
     for key in NOT_IN_DIGEST:
         pop(key)
     return hashlib.sha1(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def numbers(cfg: DictConfig) -> dict:
+    """How the job computes, beyond its config (docs/reliability.md): ``threads``, torch's thread count (CPU
+    reductions, hence the numbers, depend on it). (A stacked grid's members equal their sequential runs to float
+    round-off, docs/scale.md: the grid is not part of a run's identity.)"""
+    return {"threads": torch.get_num_threads()}
+
+
+def mixed_numbers(out: Path, previous: dict, now: dict) -> str | None:
+    """Why the finished run in ``out`` cannot be reused by this job (its numbers came from another thread count),
+    or None. Records of older versions (no ``threads``) are reused."""
+    for key in now:
+        was = previous.get(key)
+        if was is not None and str(was) != str(now[key]):
+            return (f"{out} holds this run computed with {key}={was}; this job runs with {key}={now[key]}, which "
+                    f"changes the numbers: pass {key}={was} to reuse it, or overwrite=true to compute it again")
+    return None
+
+
+def remove_stray_temporaries(out: Path) -> None:
+    """Temporary files a killed writer left (``.<name>.*.tmp``, :func:`lossland.records.atomic_path`)."""
+    for d in (out, out / "checkpoints"):
+        for tmp in d.glob(".*.tmp") if d.is_dir() else ():
+            tmp.unlink(missing_ok=True)
 
 
 def clear_run_dir(out: Path) -> None:
@@ -267,6 +327,10 @@ def decide(cfg: DictConfig, out: Path, digest: str) -> tuple[str, dict | None]:
         return "train", None
     same = previous is not None and previous.get("config_digest") == digest
     resume = str(cfg.get("resume", "auto")).lower()
+    if previous is not None and not same and never_computed(run, previous):
+        log.info("%s: clearing the records of a run that ended before computing anything (%s)", out, run.status)
+        clear_run_dir(out)
+        return "train", None
     if previous is None or not (same or resume == "true"):
         what = "records of another run" if previous is not None else "files of an unknown run"
         raise LosslandError(f"{out} holds {what}; choose another directory or pass overwrite=true "
@@ -274,7 +338,11 @@ def decide(cfg: DictConfig, out: Path, digest: str) -> tuple[str, dict | None]:
     status = run.status
     if status == "running" and previous.get("scheduler_job") and previous["scheduler_job"] == scheduler_job():
         status = "interrupted"  # this job is its own requeued self (SLURM/submitit): the earlier attempt is gone
-    if same and status == "ok" and resume != "true":
+    if status == "running" and previous.get("pid") == os.getpid() and previous.get("host") == socket.gethostname():
+        status = "interrupted"  # an earlier job of this process whose last write failed (a full disk)
+    if same and status in ("ok", "diverged") and resume != "true":  # a diverged run would diverge again
+        if why := mixed_numbers(out, previous, numbers(cfg)):
+            raise LosslandError(why)
         return "skip", previous
     if status == "running":
         raise LosslandError(f"{out} belongs to a run still in progress (pid {previous.get('pid')})")
@@ -286,6 +354,15 @@ def decide(cfg: DictConfig, out: Path, digest: str) -> tuple[str, dict | None]:
         clear_run_dir(out)
         return "train", None
     return "resume", ckpt
+
+
+def never_computed(run: Run, previous: dict) -> bool:
+    """A run that failed or was killed before its first step (a bad value found at start, a full disk): its
+    directory holds nothing worth keeping, so that the corrected command can use it."""
+    if run.status not in ("failed", "interrupted") or int(previous.get("steps") or 0) > 0:
+        return False
+    ckpts = run.path / "checkpoints"
+    return not (ckpts.is_dir() and any(ckpts.glob("*.ckpt"))) and not (run.path / "metrics.csv").exists()
 
 
 def scheduler_job() -> str | None:

@@ -62,6 +62,9 @@ class RecordLogger(Logger):
         self.epoch = row["epoch"]
         last = self.rows[-1] if self.rows else None
         if last is not None and last["step"] == row["step"] and last["epoch"] == row["epoch"] \
+                and all(k in last and last[k] == v for k, v in row.items()):
+            return  # logged again by a resumed run (an epoch's end after a checkpoint of its last step): kept once
+        if last is not None and last["step"] == row["step"] and last["epoch"] == row["epoch"] \
                 and not (row.keys() - {"step", "epoch"}) & last.keys():
             last.update(row)  # one row per step where the metrics do not collide
         else:

@@ -176,7 +176,7 @@ class Trainer:
     # ------------------------------------------------------------------------------ checkpoints
     def checkpoint(self, finite: bool = True) -> dict:
         dm, module = self.datamodule, self.module
-        return {
+        ckpt = {
             "state_dict": module.state_dict(), "global_step": self.global_step, "epoch": self.current_epoch,
             "optimizer_states": [self.optimizer.state_dict()],
             type(dm).__qualname__: dm.state_dict(),  # continue the data order (init_from)
@@ -186,11 +186,14 @@ class Trainer:
                          "callbacks": {type(c).__name__: c.state_dict() for c in self.callbacks
                                        if hasattr(c, "state_dict")}},
         }
+        if hasattr(module, "on_save_checkpoint"):  # a module's own state beyond its parameters (the NAS search's)
+            module.on_save_checkpoint(ckpt)
+        return ckpt
 
     def save_checkpoint(self, path: str | Path, finite: bool = True) -> None:
+        self.flush()  # the records first: a kill between the two then loses no row (the resume logs later ones again)
         if self.fabric.is_global_zero:
             atomic_torch_save(self.checkpoint(finite), path)
-        self.flush()
         self.fabric.barrier()
 
     def _restore(self, ckpt: dict) -> None:
@@ -201,12 +204,14 @@ class Trainer:
         self.global_step, self.current_epoch = int(ckpt["global_step"]), int(ckpt["epoch"])
         self.epoch_start_step = int(meta["epoch_start_step"])
         torch.set_rng_state(meta["rng"])
-        if self.deterministic and meta.get("threads"):  # CPU reductions depend on the thread count
+        if meta.get("threads"):  # CPU reductions depend on the thread count: a resume never mixes two
             torch.set_num_threads(int(meta["threads"]))
         for c in self.callbacks:
             state = meta["callbacks"].get(type(c).__name__)
             if state is not None:
                 c.load_state_dict(state)
+        if hasattr(self.module, "on_load_checkpoint"):
+            self.module.on_load_checkpoint(ckpt)
 
     def save_last(self) -> None:
         """``last.ckpt`` (runs without a checkpoint directory: the records only)."""

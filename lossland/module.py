@@ -97,7 +97,7 @@ class LandscapeModule(L.LightningModule):
         """``{"<stage>/loss", "<stage>/error"}`` accumulated since the last call ({} if nothing was)."""
         metrics = self.stage_metrics[f"{stage}_"]
         values = {}
-        if metrics["loss"].update_count:
-            values = {f"{stage}/{k}": float(v) for k, v in metrics.compute().items()}
+        if float(metrics["loss"].weight) > 0:  # the sums, which a resumed run restores (its update count: not)
+            values = {f"{stage}/{k}": float(m.mean_value / m.weight) for k, m in metrics.items()}
         metrics.reset()
         return values

@@ -303,6 +303,18 @@ class Run:
         return None
 
     @property
+    def steps(self) -> int | None:
+        """The steps the run took: its summary's; for a run that was killed (its summary still says what it had
+        at the start) the last step its ``metrics.csv`` holds, when later."""
+        steps = self.summary.get("steps")
+        steps = int(steps) if isinstance(steps, (int, float)) and math.isfinite(steps) else None
+        if self.status in ("interrupted", "failed", "running"):
+            logged = self.metrics.get("step")
+            if logged is not None and logged.size and np.isfinite(logged).any():
+                steps = max(steps or 0, int(np.nanmax(logged)))
+        return steps
+
+    @property
     def final(self) -> dict:
         final = self.summary.get("final")
         return dict(final) if isinstance(final, dict) else {}

@@ -76,6 +76,21 @@ def one_of(*choices):
     return f
 
 
+def at_most(check, limit: int):
+    """``check`` and no more than ``limit``: a count that sizes memory (a plan of due steps, a data set, a layer)
+    is refused in one line before it is allocated (docs/reliability.md)."""
+    def f(v):
+        return check(v) and (v is None or (x := _num(v)) is None or x <= limit)
+    f.what = f"{_what(check)}, at most {limit:.0e}".replace("e+0", "e").replace("e+", "e")
+    return f
+
+
+# The most due steps (phase metrics, checkpoints, convergence checks) one run may plan: its plan is a list in
+# memory, and each point is an evaluation or a file.
+MAX_DUE_POINTS = 10**6  # (lossland.callbacks.schedule.MAX_DUE_POINTS checks epoch-bounded runs at start)
+MAX_STEPS = 10**9
+
+
 WHAT = {positive: "a positive number", non_negative: "a number ≥ 0", positive_int: "a positive integer",
         non_negative_int: "an integer ≥ 0", boolean: "true or false"}
 
@@ -99,8 +114,8 @@ RULES = {
     "overwrite": boolean,
     "resume": one_of("auto", "true", "false"),
     "grid": one_of("sequential", "vectorized", "vmap"),
-    "trainer.max_steps": lambda v: (x := _int(v)) is not None and (x == -1 or x >= 1),
-    "trainer.max_epochs": optional(positive_int),
+    "trainer.max_steps": lambda v: (x := _int(v)) is not None and (x == -1 or 1 <= x <= MAX_STEPS),
+    "trainer.max_epochs": at_most(optional(positive_int), 10**7),
     "trainer.devices": lambda v: str(v) == "auto" or positive_int(v),
     "trainer.accelerator": one_of("cpu", "gpu", "cuda", "auto"),
     "trainer.check_val_every_n_epoch": positive_int,
@@ -111,22 +126,22 @@ RULES = {
     "metrics.enabled": boolean,
     "metrics.every_n_steps": optional(positive_int),
     "metrics.log_spaced": boolean,
-    "metrics.num_points": positive_int,
-    "metrics.eval_batches": positive_int,
-    "metrics.test_examples": positive_int,
+    "metrics.num_points": at_most(positive_int, MAX_DUE_POINTS),
+    "metrics.eval_batches": at_most(positive_int, 10**6),
+    "metrics.test_examples": at_most(positive_int, 10**8),
     "checkpoint.every_n_steps": optional(positive_int),
     "checkpoint.log_spaced": boolean,
-    "checkpoint.num_points": positive_int,
-    "data.batch_size": positive_int,
-    "data.eval_batch_size": positive_int,
-    "data.train_size": optional(positive_int),
-    "data.val_size": non_negative_int,
-    "data.test_size": optional(positive_int),
+    "checkpoint.num_points": at_most(positive_int, MAX_DUE_POINTS),
+    "data.batch_size": at_most(positive_int, 10**7),
+    "data.eval_batch_size": at_most(positive_int, 10**7),
+    "data.train_size": at_most(optional(positive_int), 10**8),
+    "data.val_size": at_most(non_negative_int, 10**8),
+    "data.test_size": at_most(optional(positive_int), 10**8),
     "data.fraction": lambda v: (x := _num(v)) is not None and 0 < x <= 1,
-    "data.dim": positive_int,
+    "data.dim": at_most(positive_int, 10**7),
     "data.split_seed": non_negative_int,
-    "model.width": positive,
-    "model.hidden": lambda v: isinstance(v, (list, tuple)) and all(positive_int(h) for h in v),
+    "model.width": at_most(positive, 10**6),
+    "model.hidden": lambda v: isinstance(v, (list, tuple)) and all(positive_int(h) and h <= 10**6 for h in v),
     "model.dropout": lambda v: (x := _num(v)) is not None and 0 <= x < 1,
     "regularizer.coef": non_negative,
     "augment.lam": optional(non_negative),
@@ -142,10 +157,10 @@ RULES = {
     "metrics.early_stop.converged": boolean,
     "metrics.early_stop.min_fraction": lambda v: (x := _num(v)) is not None and 0 <= x <= 1,
 }
-RULES["trainer.max_steps"].what = "-1 (bounded by max_epochs) or a positive number of steps"
+RULES["trainer.max_steps"].what = "-1 (bounded by max_epochs) or a positive number of steps, at most 1e9"
 RULES["trainer.devices"].what = "a positive integer or auto"
 RULES["data.fraction"].what = "a number in (0, 1]"
-RULES["model.hidden"].what = "a list of positive integers, e.g. [100,50]"
+RULES["model.hidden"].what = "a list of positive integers (at most 1e6), e.g. [100,50]"
 RULES["model.dropout"].what = "a number in [0, 1)"
 RULES["augment.perturb.target"].what = "null, exp_neuron or hidden_neuron"
 RULES["metrics.early_stop.min_fraction"].what = "a number in [0, 1]"
@@ -171,6 +186,7 @@ def validate(cfg: DictConfig, recipe: str | None = None) -> None:
     if metrics is not None and metrics.get("enabled", True) and not metrics.get("log_spaced") \
             and metrics.get("every_n_steps") is None:
         raise LosslandError("metrics.every_n_steps=null is not valid without metrics.log_spaced=true")
+    check_lengths(cfg)
     accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="cpu"))
     if accelerator in ("gpu", "cuda"):
         if not torch.cuda.is_available():
@@ -183,6 +199,26 @@ def validate(cfg: DictConfig, recipe: str | None = None) -> None:
                             "add augment=exp_neuron")
     if cfg.get("model") is not None:
         check_model_keys(cfg.model, recipe)
+
+
+def check_lengths(cfg: DictConfig) -> None:
+    """A run is bounded by steps or by epochs, and its plans of due steps fit in memory (:data:`MAX_DUE_POINTS`;
+    an epoch-bounded run's plan is checked when the job knows its steps per epoch,
+    :meth:`lossland.callbacks.DueSteps.bind`)."""
+    steps = _int(OmegaConf.select(cfg, "trainer.max_steps", default=None))
+    epochs = OmegaConf.select(cfg, "trainer.max_epochs", default=None)
+    if steps == -1 and epochs is None and OmegaConf.select(cfg, "trainer", default=None) is not None:
+        raise LosslandError("trainer.max_steps=-1 with trainer.max_epochs=null is not valid: the run would have no "
+                            "end; set trainer.max_steps=<n> or trainer.max_epochs=<n>")
+    if steps is None or steps < 1:
+        return
+    for key, enabled in (("metrics.every_n_steps", "metrics.enabled"), ("checkpoint.every_n_steps", None),
+                         ("metrics.convergence.every_n_steps", "metrics.convergence.enabled")):
+        every = _int(OmegaConf.select(cfg, key, default=None))
+        if every and (enabled is None or OmegaConf.select(cfg, enabled, default=True)) \
+                and steps // every > MAX_DUE_POINTS:
+            raise LosslandError(f"{key}={every} with trainer.max_steps={steps} plans {steps // every:.3g} due "
+                                f"steps, more than {MAX_DUE_POINTS:.0e}: raise {key} or use log-spaced points")
 
 
 def check_model_keys(model: DictConfig, recipe: str | None = None) -> None:

@@ -323,7 +323,7 @@ def test_paper_sphere_from_controlled_runs(tmp_path, capsys):
     for i, (elr, kind, te, gm, r) in enumerate(designed):
         _sphere_run(sweep / str(i), elr, kind, te, gm, r)
     stdout = cli(capsys, "paper", "sphere", "--from", str(sweep))  # a recipe's own sweep directory
-    out = sweep / "paper"
+    out = sweep / "paper" / "sphere"
     v = verdicts(out)
     assert v["three_phases"] == v["phase3_chance"] == compare.REPRODUCES
     assert v["best_at_largest_phase1"] == v["retraction_small"] == compare.REPRODUCES
@@ -380,7 +380,7 @@ def test_paper_runs_a_recipe_at_tiny_size(tmp_path):
                          cwd=str(tmp_path), timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert (tmp_path / "logs" / "exp_neuron_quality.log").is_file()
-    with open(tmp_path / "paper" / "quality.csv") as f:
+    with open(tmp_path / "paper" / "exp_neuron" / "quality.csv") as f:
         rows = list(csv.DictReader(f))
     ours = [r for r in rows if r["none (ours)"] != "—"]
     assert [(r["dataset"], r["train_size"], r["none (seed)"]) for r in ours] == [("spheres R2=1.01", "64", "—")]
@@ -388,7 +388,7 @@ def test_paper_runs_a_recipe_at_tiny_size(tmp_path):
     assert float(loss) >= 0 and 0 <= int(wrong) <= 64
     assert [r["none (seed)"] for r in rows if r["dataset"] == "spheres R2=1.01"][:3] == ["0\\0", "44.3\\7",
                                                                                          "8311.8\\2338"]
-    v = verdicts(tmp_path / "paper")
+    v = verdicts(tmp_path / "paper" / "exp_neuron")
     assert v["quality_mixed"] == compare.NOT_MEASURED   # one row: "mixed" needs two
     assert v["exp_neuron_unstable"] == compare.NOT_MEASURED
 
@@ -434,13 +434,13 @@ def test_paper_nas_from_controlled_jobs(tmp_path, capsys):
     _nas_sweep(tmp_path / "x", [0, 1, 2], strong_entropy=2.5, stationary=(0, 0, 0))  # saturated only: not stuck
     _nas_job(tmp_path / "x" / "9", "annealed", 1.0, 1e-30, 0.3, False, 1, seed=3)  # 1 of 4 seeds: no majority
     cli(capsys, "paper", "nas", "--from", str(tmp_path / "x"))
-    v = json.loads((tmp_path / "x" / "paper" / "paper.json").read_text())["verdicts"]
+    v = json.loads((tmp_path / "x" / "paper" / "nas" / "paper.json").read_text())["verdicts"]
     assert {r["trend"]: r["verdict"] for r in v} == {"prior_makes_discrete": compare.FAILS,
                                                      "stuck_in_stationary_points": compare.FAILS}
     assert "saturated at a vertex 2 ± 0 of 2 edges" in v[1]["detail"]
     _nas_sweep(tmp_path / "y", [0, 1])
     cli(capsys, "paper", "nas", "--from", str(tmp_path / "y"))
-    assert set(verdicts(tmp_path / "y" / "paper").values()) == {compare.NOT_MEASURED}  # 2 seeds
+    assert set(verdicts(tmp_path / "y" / "paper" / "nas").values()) == {compare.NOT_MEASURED}  # 2 seeds
 
 
 def _keskar_run(d, batch_size, seed, train_error, test_error):
@@ -455,12 +455,12 @@ def test_paper_optim_from_controlled_runs(tmp_path, capsys):
                                             (512, 1, 0.01, 0.08)]):
         _keskar_run(tmp_path / str(i), bs, seed, tr, te)
     cli(capsys, "paper", "optim", "--from", str(tmp_path))
-    with open(tmp_path / "paper" / "keskar.csv") as f:
+    with open(tmp_path / "paper" / "optim" / "keskar.csv") as f:
         (ours,) = [r for r in csv.DictReader(f) if r["ours row"]]
     assert ours["network"] == "F1" and ours["test SB (seed)"] == "98.03 ± 0.07"
     assert ours["test SB (ours)"] == "97.00 ± 1.41" and ours["test LB (ours)"] == "93.00 ± 1.41"
     assert ours["train SB (ours)"] == "99.90 ± 0.14"
-    assert verdicts(tmp_path / "paper") == {"lb_generalizes_worse": compare.REPRODUCES,
+    assert verdicts(tmp_path / "paper" / "optim") == {"lb_generalizes_worse": compare.REPRODUCES,
                                             "both_fit_training_set": compare.REPRODUCES}
 
 

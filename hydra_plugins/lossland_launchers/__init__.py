@@ -1,7 +1,8 @@
 """lossland's launcher plugins (Hydra finds plugins only in the ``hydra_plugins`` namespace): the vectorized
 launcher (``hydra/launcher=vectorized``: a sweep's batch trained as one stacked model,
-:mod:`lossland.sweep.vectorized.run`), and the submitit launchers that wait for every job of a sweep
-(:mod:`lossland.sweep.submitit`)."""
+:mod:`lossland.sweep.vectorized.run`), the submitit launchers that wait for every job of a sweep
+(:mod:`lossland.sweep.submitit`), and the joblib launcher whose jobs run in processes of their own
+(:mod:`lossland.sweep.joblib_jobs`)."""
 
 from hydra.plugins.launcher import Launcher
 
@@ -37,3 +38,15 @@ if _plugin is not None:
 
     class LocalLauncher(AwaitAll, _plugin.LocalLauncher):
         """Local processes through submitit (``conf/hydra/launcher/submitit_local.yaml``)."""
+
+try:
+    from hydra_plugins.hydra_joblib_launcher import joblib_launcher as _joblib
+except ImportError:  # hydra-joblib-launcher is not installed (the ".[scale]" extra)
+    _joblib = None
+
+if _joblib is not None:
+    from lossland.sweep.joblib_jobs import OwnProcesses
+
+    class JoblibLauncher(OwnProcesses, _joblib.JoblibLauncher):
+        """Local processes, n_jobs at a time; a killed worker costs its own job only
+        (``conf/hydra/launcher/joblib.yaml``)."""

@@ -13,6 +13,10 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from lossland.errors import LosslandError
+
+MAX_DUE_POINTS = 10**6  # a plan is a list in memory (lossland.schema refuses longer ones up front)
+
 
 class DueSteps:
     """The steps at which scheduled work is due: step 0 (if ``at_start``), every ``every_n_steps`` steps,
@@ -31,6 +35,9 @@ class DueSteps:
     def bind(self, total_steps: int) -> DueSteps:
         """Fix the run length (needed for log-spaced steps and the final point)."""
         self.total_steps = total_steps
+        if self.every_n_steps and not self.log_spaced and total_steps // self.every_n_steps > MAX_DUE_POINTS:
+            raise LosslandError(f"every_n_steps={self.every_n_steps} over {total_steps} steps plans more than "
+                                f"{MAX_DUE_POINTS:.0e} due steps: raise it or use log-spaced points")
         steps = {total_steps, *(s for s in self.extra if 0 <= s <= total_steps)}
         if self.at_start:
             steps.add(0)

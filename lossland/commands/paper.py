@@ -6,7 +6,8 @@ Without ``--from`` the recipes run one after another from the repository root, e
 (``OUT`` set for it; ``SCALE`` (``--scale``), ``DATA_ROOT`` (``--data-root``), ``STEPS``, ... pass through from
 the environment; ``overrides`` go to each recipe's ``train.py`` calls), with their output in
 ``<out>/logs/<recipe>.log``; the comparison is then read from ``<out>``. Everything is written into
-``<out>/paper`` (``--from DIR``: ``DIR/paper`` unless ``--out``): ``<table>.{csv,md,png}``, ``trends.{csv,md}``,
+``<out>/paper/<study>`` (``--from DIR``: ``DIR/paper/<study>`` unless ``--out``; one folder per study, so that
+two studies compared from one directory never overwrite each other): ``<table>.{csv,md,png}``, ``trends.{csv,md}``,
 the study's own tables (``EXTRA``) and figures, ``index.md`` and ``paper.json``.
 
 ``--scale full --plan`` runs nothing: it lists every full-scale job with its cost (:mod:`lossland.paper.plan`) and
@@ -109,9 +110,16 @@ def compare_study(study: str, root: str | Path) -> dict:
     root = Path(root)
     if not root.is_dir():
         raise LosslandError(f"--from {root}: no such directory")
+    if not any(p.is_file() for p in root.rglob("*") if p.relative_to(root).parts[0] != "paper"):
+        raise LosslandError(f"--from {root}: no records there (an empty directory); run the recipes first "
+                            f"(`lossland paper {study}`) or name the sweep that holds them")
     ctx = mod.context(root)
     ours = {tid: mod.TABLES[tid](ctx) for tid in seed.tables}
     verdicts = [compare.Verdict(t.id, *mod.TRENDS[t.id](ctx, ours), claim=t.claim) for t in seed.trends]
+    if verdicts and all(v.verdict == compare.NOT_MEASURED for v in verdicts) \
+            and not any(v is not None for rows in ours.values() for o in rows for v in o.values.values()):
+        raise LosslandError(f"--from {root}: none of the {study} study's records there (every table empty, every "
+                            f"trend not measured); is it the sweep of another study?")
     return {"seed": seed, "ctx": ctx, "ours": ours, "verdicts": verdicts, "module": mod}
 
 
@@ -144,7 +152,7 @@ def write_paper(study: str, root: str | Path, out: str | Path | None = None, qui
     (default ``<root>/paper``). Returns {tables: {id: side-by-side rows}, verdicts, files}."""
     res = compare_study(study, root)
     seed, ours, verdicts = res["seed"], res["ours"], res["verdicts"]
-    out = Path(out) if out is not None else Path(root) / "paper"
+    out = Path(out) if out is not None else Path(root) / "paper" / study  # one folder per study: never shared
     files, sides, parts = [], {}, [f"# {seed.title}: the seed beside ours\n",
                                    f"Seed: `shared/seeds/{seed.seed}`; records: `{root}`.\n"]
     for tid, t in seed.tables.items():

@@ -28,8 +28,8 @@ COMMANDS = (
           arg("--from", dest="from_dir", default=None, help="read this sweep / paper folder instead of running the "
               "recipes"),
           arg("--out", default=None, help="without --from: where the recipes run (default multirun/paper/<study>/"
-              "<date>/<time>; the comparison goes to <out>/paper); with --from: the comparison folder (default "
-              "<from>/paper)"),
+              "<date>/<time>; the comparison goes to <out>/paper/<study>); with --from: the comparison folder "
+              "(default <from>/paper/<study>)"),
           arg("--recipes", default=None, help="comma-separated subset of the study's recipes to run"),
           arg("--scale", default=None, choices=["embedded", "full", "tiny"], help="the recipes' SCALE (default: "
               "the environment's, else embedded); full: the paper's experiments, conf/experiment/paper/"),

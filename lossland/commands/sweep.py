@@ -4,6 +4,8 @@ grouped by the keys the sweep varied, seeds aggregated; logged to the sweep's W&
 
 from __future__ import annotations
 
+import sys
+
 from lossland.commands.base import Tool, arg
 
 
@@ -27,6 +29,12 @@ def report(args):
         print(line)
     for phase, (lo, hi) in sorted(result.boundaries.items()):
         print(f"phase {phase}: {result.x} {lo:.3g} .. {hi:.3g}")
+    if result.left_out:  # running, interrupted, failed or unreadable: named, never silently dropped
+        from lossland.untrusted import printable
+
+        print(f"left out of the report: {len(result.left_out)} run(s) not finished or unreadable:", file=sys.stderr)
+        for line in result.left_out:
+            print(f"  {printable(line, keep_newlines=False)}", file=sys.stderr)
     if not args.no_wandb:
         from lossland.sweep.collect import collect
         from lossland.sweep.wandb_report import log_report

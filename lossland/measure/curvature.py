@@ -59,6 +59,10 @@ def curvature_of_run(cfg, write: bool = True) -> list[dict]:
     c = _plain(cfg)
     run_dir = Path(c["run"])
     run = open_run(run_dir)
+    if write and run.status == "running":  # the trainer rewrites metrics.csv from its own rows: ours would go
+        raise LosslandError(f"{run_dir} is still training (pid {run.summary.get('pid')} on "
+                            f"{run.summary.get('host')}); its next write of metrics.csv would erase the curvature "
+                            "columns: measure it when it has finished")
     paths = run.checkpoints()
     if not paths:
         raise LosslandError(f"{run_dir} has no checkpoints (train with checkpoint.every_n_steps=N "

@@ -32,6 +32,7 @@ def run_row(run: Run, root: Path, varied: tuple[str, ...] = ()) -> dict:
     row = {"run": run.path.relative_to(root).as_posix() or ".", "overrides": " ".join(map(str, overrides)),
            "status": run.status}
     row.update({k: s.get(k) for k in FIRST[3:] if k in s or k == "phase"})
+    row["steps"] = run.steps  # a killed run's summary says 0: the step its records reached
     vals = run_values(run)
     row.update({k: vals.get(k) for k in varied if k not in row})
     if row.get("phase") is None:

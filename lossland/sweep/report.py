@@ -70,6 +70,7 @@ class ReportResult(NamedTuple):
     boundaries: dict[str, tuple[float, float]]
     x: str = "elr"
     settings: tuple[str, ...] = ()  # "<setting>: <phase counts>", one per setting
+    left_out: tuple[str, ...] = ()  # "<run>: <status or why unreadable>", one per run not in the report
 
 
 
@@ -250,4 +251,4 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
     files.append(write_json(out / "phases.json", table))
     files.append(atomic_write(out / "index.html", _html(root, sweep, rows, settings, boundaries, problems, located)))
     lines = tuple(f"{st.label()}: {row['phases'] or 'no phase'}" for st, row in zip(sweep.settings, settings))
-    return ReportResult(files, boundaries, sweep.x, lines)
+    return ReportResult(files, boundaries, sweep.x, lines, tuple(problems))

@@ -25,6 +25,7 @@ from lossland.job import Job
 from lossland.loop import Trainer
 from lossland.models.darts import GenotypeNet, check_ops
 from lossland.records import atomic_torch_save, atomic_write, write_json
+from lossland.runs import Run
 from lossland.seeding import generator, stream_seed
 from lossland.studies.nas import plots
 from lossland.studies.nas.prior import DirichletPrior
@@ -82,7 +83,9 @@ def search_job(cfg: DictConfig, job: Job, prior: DirichletPrior) -> None:
     n = cfg.nas
     model = Supernet(dm.input_shape, dm.num_classes, list(n.ops), n.channels, n.cells, n.nodes,
                      None if n.reductions is None else list(n.reductions), n.stem_multiplier, n.gamma_init)
-    loggers = build_loggers(cfg, job.out)
+    ckpt = job.checkpoint  # a killed search resumes from its newest checkpoint, its records up to that step
+    rows = None if ckpt is None else [r for r in Run(job.out).rows() if r["step"] <= ckpt["global_step"]]
+    loggers = build_loggers(cfg, job.out, rows=rows)
     job.attach(loggers=loggers)
     history = search(cfg, job, model, splits, prior, loggers)
     if job.summary["status"] != "ok":  # diverged: the records so far, no genotype / robustness
@@ -111,15 +114,31 @@ def search(cfg: DictConfig, job: Job, model: Supernet, splits: dict, prior: Diri
     dm.splits = {"train": splits["train"]}
     module = SearchModule(model, splits["val"], s, prior, dm.steps_per_epoch, dm.order_generator)
     record = SearchRecord(loggers, dm.steps_per_epoch, int(s.epochs), int(s.log_every), splits.get("test"))
-    trainer = Trainer(accelerator=_accelerator(cfg.device), max_epochs=int(s.epochs), enable_progress_bar=False,
-                      log_every_n_steps=int(s.log_every), callbacks=[record],
-                      gradient_clip_val=None if s.get("grad_clip") is None else float(s.grad_clip))
+    trainer = SearchTrainer(loggers, accelerator=_accelerator(cfg.device), max_epochs=int(s.epochs),
+                            enable_progress_bar=False, log_every_n_steps=int(s.log_every), callbacks=[record],
+                            gradient_clip_val=None if s.get("grad_clip") is None else float(s.grad_clip),
+                            checkpoint_dir=job.out / "checkpoints", run_info={"run_id": job.run_id})
     job.attach(trainer, loggers)
     t0 = time.perf_counter()
-    trainer.fit(module, dm)
+    trainer.fit(module, dm, resume=job.checkpoint)
     job.end_training(trainer)
     job.summary.update(search_wall_s=time.perf_counter() - t0, log_decay=module.log_decay.item())
     return record.history
+
+
+class SearchTrainer(Trainer):
+    """The loop's trainer for the search: its rows are the search's own (:class:`SearchRecord` sends them to the
+    job's loggers), so the loggers are not sent the loop's batch means, but are flushed with every checkpoint
+    (``last.ckpt`` at every logged step: a killed search resumes from there, bit-identical)."""
+
+    def __init__(self, records: list, **kwargs):
+        super().__init__(**kwargs)
+        self.records = records
+
+    def flush(self) -> None:
+        for lg in self.records:
+            if hasattr(lg, "save"):
+                lg.save()
 
 
 def record_supernet(job: Job, model: Supernet, history: list[dict], x_eval, y_eval) -> dict:

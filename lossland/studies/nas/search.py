@@ -164,6 +164,12 @@ class SearchModule(LandscapeModule):
                      "ce": ce.detach(), "loss": loss.detach()}
         return loss, loss, out
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["lossland"]["search"] = {"arch_optimizer": self.arch_optimizer.state_dict()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.arch_optimizer.load_state_dict(checkpoint["lossland"]["search"]["arch_optimizer"])
+
     def is_bad(self, loss: torch.Tensor) -> bool:
         return super().is_bad(loss) or not bool(torch.isfinite(self.last["q"]))
 
@@ -197,6 +203,13 @@ class SearchRecord(PeriodicCallback):
         if "val_acc" in metrics:
             log.info("epoch %d alpha=%.3g val_acc=%.4f entropy=%.3f", epoch, metrics["alpha"], metrics["val_acc"],
                      row["entropy_mean"])
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "history": self.history}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.history = list(state.get("history") or [])
 
     def row(self, model: Supernet, step: int, epoch: int, **metrics) -> dict:
         mix = {k: v.detach().cpu() for k, v in model.mixture().items()}

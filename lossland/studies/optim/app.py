@@ -22,6 +22,19 @@ def build_function(cfg: DictConfig):
     return build(cfg.function, "function")
 
 
+def count(value, key: str, limit: int = 10**9) -> int:
+    """A whole number of runs or steps, at most ``limit`` (they size memory), or one line naming the key."""
+    try:
+        n = float(value)
+        ok = n == int(n) and 1 <= n <= limit
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise LosslandError(f"{key}={value} is not valid: {key.rpartition('.')[2]} must be a positive integer, "
+                            f"at most {limit:.0e}")
+    return int(n)
+
+
 def run_trajectories(cfg: DictConfig, out: Path) -> list[Path]:
     from lossland.figures import save_figure
     from lossland.studies.optim.plots import animate, trajectories_figure
@@ -36,8 +49,8 @@ def run_trajectories(cfg: DictConfig, out: Path) -> list[Path]:
     trajs = []
     for name in names:
         over = dict(args.get(name) or {})
-        trajs.append(run_trajectory(fn, name, t.start, int(t.steps), float(over.pop("lr", cfg.lr)), over,
-                                    seed=int(cfg.seed), bound=float(t.bound)))
+        trajs.append(run_trajectory(fn, name, t.start, count(t.steps, "task.steps", 10**7),
+                                    float(over.pop("lr", cfg.lr)), over, seed=int(cfg.seed), bound=float(t.bound)))
     files = [save_figure(trajectories_figure(fn, trajs), out / "trajectories.png")]
     record = {"function": repr(fn), "start": list(t.start), "steps": int(t.steps),
               "optimizers": [{"name": tr.name, "config": tr.config, "stopped": tr.stopped,
@@ -67,7 +80,8 @@ def run_escape(cfg: DictConfig, out: Path) -> list[Path]:
 
     fn = build_function(cfg)
     t = cfg.task
-    stats = escape_stats(fn, list(t.sigmas), list(t.lrs), runs=int(t.runs), max_steps=int(t.max_steps),
+    stats = escape_stats(fn, list(t.sigmas), list(t.lrs), runs=count(t.runs, "task.runs"),
+                         max_steps=count(t.max_steps, "task.max_steps"),
                          radius=float(t.radius), seed=int(cfg.seed), offset=list(t.offset))
     rows = stats.rows(fn)
     md = write_table(rows, out, "escape")

@@ -117,6 +117,9 @@ class EscapeStats:
         return out
 
 
+MAX_RUNS = 10**7  # runs of one escape task (2 float64 each, plus their noise and times)
+
+
 def escape_stats(fn: Function2d, sigmas: Sequence[float], lrs: Sequence[float], runs: int = 1000,
                  max_steps: int = 1000, radius: float = 1.0, seed: int = 0,
                  offset: Sequence[float] = (0.0, 0.0)) -> EscapeStats:
@@ -132,6 +135,10 @@ def escape_stats(fn: Function2d, sigmas: Sequence[float], lrs: Sequence[float], 
     if runs < 1 or max_steps < 1 or not (math.isfinite(radius) and radius > 0):
         raise LosslandError(f"escape needs runs ≥ 1, max_steps ≥ 1 and radius > 0 "
                             f"(got {runs}, {max_steps}, {radius})")
+    if len(sigmas) * len(lrs) * runs > MAX_RUNS:  # all runs live in one tensor: refused before it is allocated
+        raise LosslandError(f"escape: task.runs={runs} for {len(sigmas)} sigmas x {len(lrs)} lrs is "
+                            f"{len(sigmas) * len(lrs) * runs:.3g} runs in one tensor, more than {MAX_RUNS:.0e}; "
+                            "lower task.runs")
     start = np.add(fn.saddle, check_point(offset, "offset"))
     t0 = time.time()
     gen = torch.Generator().manual_seed(int(seed))

@@ -287,6 +287,8 @@ def run_classification(run: Run, num_classes: int | None = None, **thresholds) -
     m = run.metrics
     if run.status not in ("ok", "diverged") or "train_error" not in m or not ("gm" in m or "cos_prev" in m):
         return None
+    if not np.isfinite(m["train_error"]).any():  # a header without rows: nothing measured, no phase
+        return None
     cfg = run_config(run)
     target = str(OmegaConf.select(cfg, "data._target_", default="") or "")
     classes = OmegaConf.select(cfg, "data.classes", default=None)

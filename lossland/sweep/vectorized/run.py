@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from lossland.build import build_data, build_loss, build_model
 from lossland.errors import LosslandError
 from lossland.job import Job
-from lossland.loop import Loop
+from lossland.loop import Interrupted, Loop
 from lossland.records import atomic_write
 from lossland.schema import validate
 from lossland.sweep.vectorized.fast import stacked_mlp
@@ -38,17 +38,22 @@ def launch_batch(launcher, job_overrides, initial_job_idx: int) -> list:
 
     config = launcher.config
     sweep = Path(str(config.hydra.sweep.dir))
-    cfgs, overrides = [], []
-    for i, job in enumerate(job_overrides):
-        cfg = member_config(launcher, list(job), initial_job_idx + i)
-        cfgs.append(cfg)
-        overrides.append([o for o in job if not o.startswith(("hydra.", "hydra/"))])  # Hydra's task overrides
-    print(f"lossland: hydra/launcher=vectorized: {len(cfgs)} jobs in {sweep}/", flush=True)
+    members = [member_config(launcher, list(job), initial_job_idx + i) for i, job in enumerate(job_overrides)]
+    cfgs = [cfg for cfg, _ in members]
+    overrides = [[o for o in job if not o.startswith(("hydra.", "hydra/"))] for job in job_overrides]  # task's
     try:
+        check_grid(cfgs)  # refused: nothing written, no directory that blocks the corrected command
+        for cfg, hydra_cfg in members:
+            write_member_meta(config, cfg, hydra_cfg)
+        print(f"lossland: hydra/launcher=vectorized: {len(cfgs)} jobs in {sweep}/", flush=True)
         summaries = run_grid(cfgs, overrides, vmap=launcher.vmap)
     except LosslandError as e:
         print(f"lossland: error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Interrupted as e:  # every member saved last.ckpt and is recorded interrupted
+        print(f"lossland: grid {e}: every member's last.ckpt saved; run the same command again to resume",
+              file=sys.stderr)
+        sys.exit(128 + e.signum)
     returns = []
     for cfg, job, summary in zip(cfgs, overrides, summaries):
         ret = JobReturn(overrides=job, cfg=cfg, working_dir=os.getcwd(), task_name=str(config.hydra.job.name),
@@ -58,9 +63,9 @@ def launch_batch(launcher, job_overrides, initial_job_idx: int) -> list:
     return returns
 
 
-def member_config(launcher, overrides: list[str], num: int) -> DictConfig:
+def member_config(launcher, overrides: list[str], num: int) -> tuple[DictConfig, DictConfig]:
     """A member's config (composed through the sweeper's config loader: once per defaults list) with its own
-    ``out_dir``, and its ``.hydra/`` files."""
+    ``out_dir``, and the Hydra config its ``.hydra/hydra.yaml`` records (:func:`write_member_meta`)."""
     from hydra.core.hydra_config import HydraConfig
 
     config = launcher.config
@@ -81,12 +86,24 @@ def member_config(launcher, overrides: list[str], num: int) -> DictConfig:
         del cfg["hydra"]
         cfg.out_dir = str(out)
     tracker_group(cfg, out.parent)
+    return cfg, hydra_cfg
+
+
+def write_member_meta(config: DictConfig, cfg: DictConfig, hydra_cfg: DictConfig) -> None:
+    """A member's ``.hydra/`` files (config, hydra, overrides), as Hydra's launchers write them."""
     if config.hydra.output_subdir is not None:
-        meta = out / str(config.hydra.output_subdir)
+        meta = Path(cfg.out_dir) / str(config.hydra.output_subdir)
         atomic_write(meta / "config.yaml", OmegaConf.to_yaml(cfg))
         atomic_write(meta / "hydra.yaml", OmegaConf.to_yaml(hydra_cfg))
         atomic_write(meta / "overrides.yaml", OmegaConf.to_yaml(list(hydra_cfg.hydra.overrides.task)))
-    return cfg
+
+
+def check_grid(cfgs: list[DictConfig]) -> None:
+    """Refuse (one line) a grid whose jobs are invalid or do not stack, before anything is written."""
+    for cfg in cfgs:
+        validate(cfg)
+    check_stackable(cfgs)
+    worth_stacking(cfgs[0])
 
 
 def tracker_group(cfg: DictConfig, sweep: Path) -> None:
@@ -152,7 +169,7 @@ def train_together(jobs: list[Job]) -> list[dict]:
     """Start every member's job, prepare its trainer (:func:`lossland.train.prepare`), train them all in one
     loop (:class:`lossland.loop.Loop` over a :class:`StackStep`), and end each job as its sequential run ends.
     A failure of the grid (or a signal) is recorded in every member still training."""
-    trainers = []
+    trainers, signal = [], None
     try:
         for job in jobs:
             job.start()
@@ -165,8 +182,12 @@ def train_together(jobs: list[Job]) -> list[dict]:
     except Exception as e:  # noqa: BLE001 - recorded; the sweep lists these members as failed
         for job in jobs:
             if job.trainer is None or (job.trainer.diverged is None and not job.trainer.should_stop):
-                job.fail(e)
-    return [_end(job, i, len(jobs)) for i, job in enumerate(jobs)]
+                job.fail(e)  # a signal: interrupted, last.ckpt saved
+        signal = e if isinstance(e, Interrupted) else None
+    summaries = [_end(job, i, len(jobs)) for i, job in enumerate(jobs)]
+    if signal is not None:  # the command exits 128 + signal (lossland.entry), as a sequential run does
+        raise signal
+    return summaries
 
 
 def _end(job: Job, index: int, size: int) -> dict:
