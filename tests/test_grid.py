@@ -132,8 +132,9 @@ def test_grids_that_differ_in_other_keys_are_refused_naming_the_key(other, key):
     check_stackable([a, compose([*MLP, "lr=0.2", "seed=3"])])  # rates and seeds stack
 
 
-@pytest.mark.parametrize("overrides, match", [(["optimizer=momentum"], "optimizer.momentum"),
-                                              (["optimizer=adam"], "does not stack"),
+@pytest.mark.parametrize("overrides, match", [(["optimizer=rmsprop"], "RMSprop does not stack"),
+                                              (["optimizer=noisy_gd"], "NoisyGD does not stack"),
+                                              (["optimizer=adam", "+optimizer.amsgrad=true"], "amsgrad"),
                                               (["optimizer=sphere_sgd", "optimizer.direction=random"], "random")])
 def test_optimizers_that_do_not_stack_are_refused(overrides, match):
     cfgs = [compose([*MLP, *overrides, f"lr={lr}"]) for lr in (0.1, 0.2)]

@@ -1,9 +1,11 @@
-"""Which grids stack, and the stacked SGD / sphere-SGD step of all members at once.
+"""Which grids stack, and the stacked optimizer step of all members at once.
 
 Members are stacked along a new leading dimension (``torch.func.stack_module_state``); one step is a
 ``vmap`` of the members' forward passes (``functional_call``; MLPs: batched matrix products,
 :mod:`lossland.sweep.vectorized.fast`) and one backward pass (the batch is shared when the members share the data order,
-i.e. the seed), then ``θ_i ← θ_i − lr_i·g_i`` and, for sphere SGD, ``θ_i ← ρ0_i·θ_i/‖θ_i‖`` per member and sphere.
+i.e. the seed), then each member's update: SGD (momentum, Nesterov, weight decay) and Adam / AdamW by
+:mod:`lossland.optim.stacked`; sphere SGD as ``θ_i ← θ_i − lr_i·g_i``, then ``θ_i ← ρ0_i·θ_i/‖θ_i‖`` per member and
+sphere.
 A member that has stopped (diverged, or stopped by a callback) keeps its weights bit for bit.
 """
 
@@ -18,11 +20,18 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from lossland.errors import LosslandError
 from lossland.optim import SphereSGD
+from lossland.optim.stacked import stacked_rule
 from lossland.regularizers import NoRegularizer, WeightDecay
 from lossland.sweep.vectorized.fast import stacked_mlp
 
 # Keys members may differ in; everything else must be equal.
-FREE = ("seed", "elr", "lr", "out_dir", "regularizer.coef", "optimizer.lr", "optimizer.elr")
+FREE = ("seed", "elr", "lr", "out_dir", "regularizer.coef", "optimizer.lr", "optimizer.elr", "optimizer.momentum",
+        "optimizer.dampening", "optimizer.weight_decay", "optimizer.betas", "optimizer.eps", "schedule.*")
+STACKED_OPTIMIZERS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW", "lossland.optim.SphereSGD")
+
+
+def free(key: str) -> bool:
+    return key in FREE or any(f.endswith("*") and key.startswith(f[:-1]) for f in FREE)
 
 
 def _flat(node, prefix: str = "") -> dict:
@@ -44,27 +53,23 @@ def check_stackable(cfgs: list[DictConfig]) -> None:
     for cfg in cfgs[1:]:
         other, raw = flat(cfg, True), flat(cfg, False)
         for key in sorted(set(first) | set(other)):
-            if key in FREE or first.get(key) == other.get(key):
+            if free(key) or first.get(key) == other.get(key):
                 continue
             derived = raw.get(key) == first_raw.get(key) and "${" in str(raw.get(key))  # e.g. ${elr}
             if not derived:
                 raise LosslandError(
                     f"grid=vectorized: the jobs differ in {key} ({first.get(key)} vs {other.get(key)}); only "
-                    f"{', '.join(k for k in FREE if k != 'out_dir')} may differ (run without grid=vectorized)")
+                    "seed, rates, regularizer.coef, optimizer and schedule values may differ within a stack")
     opt = cfgs[0].optimizer
     target = str(opt._target_)
-    if target == "torch.optim.SGD":
-        for key in ("momentum", "weight_decay", "dampening"):
-            if float(opt.get(key, 0) or 0) != 0:
-                raise LosslandError(f"grid=vectorized: optimizer.{key}={opt[key]} does not stack (plain SGD and "
-                                    "sphere SGD only; use regularizer=weight_decay or run without grid=vectorized)")
-        if opt.get("nesterov"):
-            raise LosslandError("grid=vectorized: nesterov momentum does not stack (plain SGD and sphere SGD only)")
-    elif target == "lossland.optim.SphereSGD":
-        if opt.get("direction", "gradient") == "random":
-            raise LosslandError("grid=vectorized: optimizer.direction=random does not stack (gradient or ascent)")
-    else:
-        raise LosslandError(f"grid=vectorized: optimizer {target} does not stack (optimizer=sgd or sphere_sgd)")
+    if target not in STACKED_OPTIMIZERS:
+        raise LosslandError(f"grid=vectorized: optimizer {target} does not stack (optimizer=sgd, momentum, nesterov, "
+                            "adam or sphere_sgd; run without grid=vectorized)")
+    for key in ("amsgrad", "maximize"):
+        if opt.get(key):
+            raise LosslandError(f"grid=vectorized: optimizer.{key}=true does not stack (run without grid=vectorized)")
+    if target == "lossland.optim.SphereSGD" and opt.get("direction", "gradient") == "random":
+        raise LosslandError("grid=vectorized: optimizer.direction=random does not stack (gradient or ascent)")
     augment = cfgs[0].get("augment") or {}
     if augment.get("model") is not None or augment.get("penalty") is not None:
         raise LosslandError("grid=vectorized: augment options do not stack (augment=none)")
@@ -122,6 +127,7 @@ class Stack:
             # ρ0 of each member and parameter, broadcastable against the stacked tensor
             self.rho = {n: torch.stack([opt.state[mp[n]]["rho0"].detach() for opt, mp in
                                         zip(optimizers, member_params)]) for n in names}
+        self.rule = None if self.sphere else stacked_rule(optimizers, self.params)
         self.fast = stacked_mlp(models[0]) if not self.buffers else None
         self._forward = vmap(self._objective, in_dims=(0, 0, 0, None, None, 0))
         self._forward_own = vmap(self._objective, in_dims=(0, 0, 0, 0, 0, 0))
@@ -173,6 +179,8 @@ class Stack:
                 d[n] = d[n][keep]
         self.coef = self.coef[keep]
         self.rows = [self.rows[k] for k in keep.tolist()]
+        if self.rule is not None:
+            self.rule.keep(keep, self.rows)
         self.alive = torch.ones(len(self.rows), dtype=torch.bool)
 
     def bad(self, loss: torch.Tensor) -> torch.Tensor:
@@ -184,21 +192,27 @@ class Stack:
 
     @torch.no_grad()
     def update(self, grads: dict, r: torch.Tensor) -> None:
-        """One SGD (or sphere-SGD) step of every member still alive; ``r``: each member's lr (elr), (M,) over
-        all members."""
+        """One optimizer step of every member still alive; ``r``: each member's lr (sphere SGD: elr), (M,) over
+        all members. Members that left keep their weights (and optimizer state) bit for bit."""
         if len(self.rows) != r.shape[0]:
             r = r[self.rows]
-        every = bool(self.alive.all())
-        for n in self.names:
+        dead = None if bool(self.alive.all()) else (~self.alive).nonzero().flatten()
+        if self.rule is not None:
+            saved = None
+            if dead is not None:
+                saved = ({n: self.params[n][dead].clone() for n in self.names}, self.rule.snapshot(dead))
+            self.rule.step(self.params, grads, r.tolist())
+            if saved is not None:
+                for n, v in saved[0].items():
+                    self.params[n][dead] = v
+                self.rule.restore(dead, saved[1])
+            return
+        for n in self.names:  # sphere SGD: lr = elr·ρ0² per member and sphere
             p, g = self.params[n], grads[n]
-            if not every:
+            if dead is not None:
                 g = torch.where(_b(self.alive, g), g, torch.zeros_like(g))
-            if self.sphere:  # lr = elr·ρ0² per member and sphere
-                p.add_(g * _b(r, g) * _b(self.rho[n], g).square(), alpha=self.sign)
-            else:
-                p.sub_(g * _b(r, g))
-        if self.sphere:
-            self._retract()
+            p.add_(g * _b(r, g) * _b(self.rho[n], g).square(), alpha=self.sign)
+        self._retract()
 
     def _retract(self) -> None:
         factors = {}
@@ -238,6 +252,8 @@ class Stack:
         k = self.row(i)
         for n, p in zip(self.names, self.member_params[i]):
             p.copy_(self.params[n][k])
+        if self.rule is not None:
+            self.rule.export(k, self.optimizers[i], self.member_params[i], self.names)
         for n, b in self.member_buffers[i].items():
             b.copy_(self.buffers[n][k])
 
