@@ -173,12 +173,12 @@ def test_train_py_grid_writes_a_sweep_that_collect_reads(tmp_path):
 
 def test_train_py_refuses_a_grid_that_does_not_stack_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
-        _train_py(["-m", *MLP, "lr=0.05,0.1", "model.hidden=[8],[16]", "grid=vectorized",
+        _train_py(["-m", *MLP, "lr=0.05,0.1", "model.hidden=[8],[16]", "optimizer=rmsprop", "grid=vectorized",
                    f"hydra.sweep.dir={tmp_path / 'bad'}"])
     assert e.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "lossland: error: grid=vectorized: the jobs differ in model.hidden ([8] vs [16]); only seed, elr, lr, "
-        "regularizer.coef, optimizer.lr, optimizer.elr may differ (run without grid=vectorized)"]
+        "lossland: error: grid=vectorized: optimizer torch.optim.RMSprop does not stack (optimizer=sgd, momentum, "
+        "nesterov, adam or sphere_sgd; run without grid=vectorized)"]
 
 
 def test_train_py_refuses_a_grid_on_another_launcher(tmp_path, capsys):
@@ -221,3 +221,31 @@ def test_gradient_clipping_does_not_stack():
     cfgs = [compose([*MLP, "trainer.gradient_clip_val=1", f"lr={lr}"]) for lr in (0.1, 0.2)]
     with pytest.raises(LosslandError, match="gradient_clip_val does not stack"):
         check_stackable(cfgs)
+
+
+@pytest.mark.parametrize("overrides, points", [
+    (["optimizer=momentum", "schedule=cosine"], [["lr=0.05", "optimizer.momentum=0.9"], ["lr=0.2", "optimizer.momentum=0.5"]]),
+    (["optimizer=nesterov", "schedule=linear", "schedule.start=0.1", "schedule.end=0.01",
+      "schedule.transition_start=5", "schedule.transition_length=20", "schedule.log=true"], [["lr=0.1"], ["lr=0.1", "seed=1"]]),
+    (["optimizer=adam", "schedule=step", "schedule.value=${lr}", "schedule.at_step=15", "schedule.factor=0.1"],
+     [["lr=0.01"], ["lr=0.003", "+optimizer.weight_decay=1e-3"]]),
+    (["optimizer=sgd", "schedule=constant", "+optimizer.weight_decay=1e-3"], [["lr=0.1"], ["lr=0.3"]]),
+])
+def test_optimizer_and_schedule_grids_stack_and_equal_sequential_runs(make_cfg, overrides, points):
+    seq, vec = _pairs(make_cfg, [*MLP, *overrides], points)
+    got = run_grid(vec)
+    assert all(s["grid"]["vectorized"] for s in got)
+    for a, b in zip(got, [run(c) for c in seq]):
+        _same_final(a, b, rel=1e-4)
+        assert (a.get("lr_final"), a["lr"]) == (b.get("lr_final"), b["lr"])
+
+
+def test_a_width_by_seed_grid_trains_one_stack_per_width(tmp_path, capsys):
+    """The connect study's endpoints (widths × seeds, SGD with momentum): one stack of seeds per width."""
+    sweep = tmp_path / "sweep"
+    _train_py(["-m", *MLP, "optimizer=momentum", "lr=0.05", "logger=none", "trainer.enable_progress_bar=false",
+               "model.hidden=[8],[16]", "seed=0,10", "grid=vectorized", f"hydra.sweep.dir={sweep}"])
+    assert "2 stacks of 2, 2 jobs" in capsys.readouterr().out
+    summaries = [json.loads((sweep / str(i) / "summary.json").read_text()) for i in range(4)]
+    assert [s["grid"]["members"] for s in summaries] == [2, 2, 2, 2]
+    assert all(s["status"] == "ok" for s in summaries)

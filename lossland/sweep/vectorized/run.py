@@ -23,6 +23,7 @@ from lossland.records import atomic_write
 from lossland.schema import validate
 from lossland.sweep.launchers import launcher_kind
 from lossland.sweep.vectorized.fast import stacked_mlp
+from lossland.sweep.vectorized.groups import stack_groups
 from lossland.sweep.vectorized.stack import check_model, check_stackable
 from lossland.sweep.vectorized.step import StackStep
 from lossland.train import prepare
@@ -66,12 +67,27 @@ def tracker_group(cfg: DictConfig, sweep: Path) -> None:
 
 
 def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None) -> list[dict]:
-    """Train the jobs ``cfgs`` (each with its own ``out_dir``) as one stacked model; returns each job's
-    summary. Raises :class:`LosslandError` (one line) when they do not stack."""
+    """Train the jobs ``cfgs`` (each with its own ``out_dir``) as stacked models, one per group of jobs that
+    stack (:func:`~lossland.sweep.vectorized.groups.stack_groups`); returns each job's summary. Raises
+    :class:`LosslandError` (one line) for options that do not stack, before any job starts."""
     overrides = overrides or [[] for _ in cfgs]
     for cfg in cfgs:
         validate(cfg)
-    check_stackable(cfgs)
+    groups = stack_groups(cfgs)
+    for group in groups:
+        check_stackable([cfgs[i] for i in group])
+    if len(groups) > 1:
+        print(f"lossland: grid=vectorized: {len(groups)} stacks of {', '.join(str(len(g)) for g in groups)} "
+              "jobs (jobs that differ in more than seeds, rates and optimizer values train in separate stacks)",
+              flush=True)
+    results: list[dict | None] = [None] * len(cfgs)
+    for group in groups:
+        for i, summary in zip(group, _run_stack([cfgs[i] for i in group], [overrides[i] for i in group])):
+            results[i] = summary
+    return results
+
+
+def _run_stack(cfgs: list[DictConfig], overrides: list[list[str]]) -> list[dict]:
     results: list[dict | None] = [None] * len(cfgs)
     jobs = [Job(cfg, Path(cfg.out_dir), overrides=o) for cfg, o in zip(cfgs, overrides)]
     fresh = []
