@@ -249,3 +249,25 @@ def test_a_width_by_seed_grid_trains_one_stack_per_width(tmp_path, capsys):
     summaries = [json.loads((sweep / str(i) / "summary.json").read_text()) for i in range(4)]
     assert [s["grid"]["members"] for s in summaries] == [2, 2, 2, 2]
     assert all(s["status"] == "ok" for s in summaries)
+
+
+EXP_SPEED = ["data=digits", "data.classes=[1,7]", "data.val_size=40", "data.test_size=80",
+             "data.batch_size=32", "data.normalize=standard", "model=mlp", "model.hidden=[16,8]",
+             "model.activation=sigmoid", "loss=hinge3", "optimizer=adam", "augment=exp_neuron",
+             "metrics.enabled=false", "metrics.convergence.enabled=true", "metrics.convergence.stop_at_zero_error=true",
+             "trainer.max_steps=-1", "trainer.max_epochs=8"]
+
+
+def test_the_exp_neuron_speed_grid_stacks_per_data_size_and_equals_sequential_runs(make_cfg):
+    """Study E's speed protocol (Adam, the exponential neuron and its penalty, runs that stop at zero training
+    errors): one stack of rates × λ per training-set size; every member as its sequential run."""
+    points = [[f"lr={lr}", f"augment.lam={lam}", f"data.train_size={n}"]
+              for n in (128, 224) for lr in (1e-3, 3e-2) for lam in (1e-3, 1e-1)]
+    seq, vec = _pairs(make_cfg, EXP_SPEED, points)
+    got = run_grid(vec)
+    assert [s["grid"]["members"] for s in got] == [4] * 8
+    want = [run(c) for c in seq]
+    assert any(s["stopped_early"] for s in want) and not all(s["stopped_early"] for s in want)
+    for a, b in zip(got, want):
+        _same_final(a, b, rel=1e-4)
+        assert (a["stopped_early"], a.get("converged_step")) == (b["stopped_early"], b.get("converged_step"))

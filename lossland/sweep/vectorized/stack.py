@@ -21,12 +21,13 @@ from torch.func import functional_call, stack_module_state, vmap
 from lossland.errors import LosslandError
 from lossland.optim import SphereSGD
 from lossland.optim.stacked import stacked_rule
-from lossland.regularizers import NoRegularizer, WeightDecay
+from lossland.regularizers import ExpNeuronPenalty, NoRegularizer, Sum, WeightDecay
 from lossland.sweep.vectorized.fast import stacked_mlp
 
 # Keys members may differ in; everything else must be equal.
 FREE = ("seed", "elr", "lr", "out_dir", "regularizer.coef", "optimizer.lr", "optimizer.elr", "optimizer.momentum",
-        "optimizer.dampening", "optimizer.weight_decay", "optimizer.betas", "optimizer.eps", "schedule.*")
+        "optimizer.dampening", "optimizer.weight_decay", "optimizer.betas", "optimizer.eps", "schedule.*", "augment.lam",
+        "augment.penalty.lam")
 STACKED_OPTIMIZERS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW", "lossland.optim.SphereSGD")
 
 
@@ -71,8 +72,11 @@ def check_stackable(cfgs: list[DictConfig]) -> None:
     if target == "lossland.optim.SphereSGD" and opt.get("direction", "gradient") == "random":
         raise LosslandError("grid=vectorized: optimizer.direction=random does not stack (gradient or ascent)")
     augment = cfgs[0].get("augment") or {}
-    if augment.get("model") is not None or augment.get("penalty") is not None:
-        raise LosslandError("grid=vectorized: augment options do not stack (augment=none)")
+    for key, ok in (("model", "lossland.models.ExpNeuron"), ("penalty", "lossland.regularizers.ExpNeuronPenalty")):
+        node = augment.get(key)
+        if node is not None and str(node.get("_target_")) != ok:
+            raise LosslandError(f"grid=vectorized: augment.{key}={node.get('_target_')} does not stack "
+                                "(augment=none or exp_neuron)")
     reg = str(cfgs[0].regularizer.get("_target_", ""))
     if reg not in ("lossland.regularizers.NoRegularizer", "lossland.regularizers.WeightDecay"):
         raise LosslandError(f"grid=vectorized: regularizer {reg} does not stack (regularizer=none or weight_decay)")
@@ -81,6 +85,32 @@ def check_stackable(cfgs: list[DictConfig]) -> None:
         raise LosslandError("grid=vectorized: trainer.gradient_clip_val does not stack (run without grid=vectorized)")
     if str(trainer.get("devices", 1)) != "1" or str(trainer.get("precision", "32-true")) not in ("32-true", "32"):
         raise LosslandError("grid=vectorized: one device in fp32 only (trainer.devices=1, trainer.precision=32-true)")
+
+
+def penalty_terms(regs: list, model: nn.Module, names: list[str], ndim: dict[str, int]):
+    """The members' regularizers as quadratic terms ``½·cᵢ·Σ_{n ∈ names} ‖θᵢ,ₙ‖²``: (the parameter names of each
+    term, the coefficients (members, terms)). Weight decay (``regularizer=weight_decay``) and the exponential
+    neuron's λa²/2 stack; any other regularizer is refused."""
+    exp = [f"{m}.a" if m else "a" for m, mod in model.named_modules() if getattr(mod, "is_exp_neuron", False)]
+    kinds = {"wd": None, "exp": exp}
+    rows = []
+    for r in regs:
+        parts = {"wd": 0.0, "exp": 0.0}
+        for term in (list(r.terms) if isinstance(r, Sum) else [r]):
+            if term is None or isinstance(term, NoRegularizer):
+                continue
+            if isinstance(term, WeightDecay):
+                parts["wd"] = float(term.coef)
+                kinds["wd"] = [n for n in names if term.include_bias or ndim[n] > 1]
+            elif isinstance(term, ExpNeuronPenalty):
+                parts["exp"] = float(term.lam)
+            else:
+                raise LosslandError(f"grid=vectorized: the regularizer {type(term).__name__} does not stack "
+                                    "(regularizer=none or weight_decay; the exponential neuron's penalty)")
+        rows.append(parts)
+    used = [k for k in kinds if kinds[k] and any(row[k] for row in rows)]
+    coef = torch.tensor([[row[k] for k in used] for row in rows]).reshape(len(rows), len(used))
+    return [kinds[k] for k in used], coef
 
 
 def check_model(model: nn.Module) -> None:
@@ -110,12 +140,8 @@ class Stack:
         self.sphere = isinstance(optimizers[0], SphereSGD)
         self.loss = modules[0].loss
         self.max_loss = modules[0].max_loss
-        regs = [m.regularizer for m in modules]
-        if any(r is not None and not isinstance(r, (NoRegularizer, WeightDecay)) for r in regs):
-            raise LosslandError("grid=vectorized: only regularizer=none or weight_decay stacks")
-        self.coef = torch.tensor([float(r.coef) if isinstance(r, WeightDecay) else 0.0 for r in regs])
-        w = next((r for r in regs if isinstance(r, WeightDecay)), None)
-        self.decayed = [] if w is None else [n for n in names if w.include_bias or self.params[n].ndim > 2]
+        self.terms, self.coef = penalty_terms([m.regularizer for m in modules], models[0], names,
+                                              {n: self.params[n].ndim - 1 for n in names})
         self.alive = torch.ones(len(models), dtype=torch.bool)  # per stacked row
         self.rows = list(range(len(models)))  # the member in each stacked row (stopped members are dropped)
         member_params = [dict(m.named_parameters()) for m in models]
@@ -136,8 +162,8 @@ class Stack:
         out = functional_call(self.model0, ({**params, **frozen}, buffers), (x,))
         loss = self.loss(out, y)
         total = loss
-        if self.decayed:
-            total = total + 0.5 * coef * sum(params[n].pow(2).sum() for n in self.decayed)
+        for t, names in enumerate(self.terms):  # coef: this member's (T,)
+            total = total + 0.5 * coef[t] * sum(params[n].pow(2).sum() for n in names)
         return total, loss, out
 
     def forward_backward(self, x: torch.Tensor, y: torch.Tensor, shared: bool):
@@ -151,8 +177,8 @@ class Stack:
             per = self.loss.per_sample(out.flatten(0, 1), y.repeat(m) if shared else y.flatten())
             loss = per.reshape(m, -1).mean(1)
             total = loss
-            if self.decayed:
-                total = total + 0.5 * self.coef * sum(self.params[n].flatten(1).square().sum(1) for n in self.decayed)
+            for t, names in enumerate(self.terms):
+                total = total + 0.5 * self.coef[:, t] * sum(self.params[n].reshape(m, -1).square().sum(1) for n in names)
         else:
             f = self._forward if shared else self._forward_own
             total, loss, out = f(self.params, self.frozen, self.buffers, x, y, self.coef)
