@@ -224,9 +224,11 @@ def test_gradient_clipping_does_not_stack():
 
 
 @pytest.mark.parametrize("overrides, points", [
-    (["optimizer=momentum", "schedule=cosine"], [["lr=0.05", "optimizer.momentum=0.9"], ["lr=0.2", "optimizer.momentum=0.5"]]),
+    (["optimizer=momentum", "schedule=cosine"],
+     [["lr=0.05", "optimizer.momentum=0.9"], ["lr=0.2", "optimizer.momentum=0.5"]]),
     (["optimizer=nesterov", "schedule=linear", "schedule.start=0.1", "schedule.end=0.01",
-      "schedule.transition_start=5", "schedule.transition_length=20", "schedule.log=true"], [["lr=0.1"], ["lr=0.1", "seed=1"]]),
+      "schedule.transition_start=5", "schedule.transition_length=20", "schedule.log=true"],
+     [["lr=0.1"], ["lr=0.1", "seed=1"]]),
     (["optimizer=adam", "schedule=step", "schedule.value=${lr}", "schedule.at_step=15", "schedule.factor=0.1"],
      [["lr=0.01"], ["lr=0.003", "+optimizer.weight_decay=1e-3"]]),
     (["optimizer=sgd", "schedule=constant", "+optimizer.weight_decay=1e-3"], [["lr=0.1"], ["lr=0.3"]]),

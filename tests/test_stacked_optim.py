@@ -12,7 +12,8 @@ from lossland.sweep.vectorized.stack import Stack
 
 MLP = ["data=digits", "model=mlp", "model.hidden=[16]", "data.batch_size=32", "logger=none"]
 RULES = {  # name: (overrides, per-member optimizer overrides)
-    "sgd_weight_decay": (["optimizer=sgd", "+optimizer.weight_decay=0"], [{"weight_decay": 1e-3}, {"weight_decay": 0.1}]),
+    "sgd_weight_decay": (["optimizer=sgd", "+optimizer.weight_decay=0"],
+                         [{"weight_decay": 1e-3}, {"weight_decay": 0.1}]),
     "momentum": (["optimizer=momentum"], [{"momentum": 0.9}, {"momentum": 0.5}]),
     "momentum_dampening_decay": (["optimizer=momentum", "+optimizer.dampening=0.1", "+optimizer.weight_decay=1e-2"],
                                  [{}, {"weight_decay": 0.0}]),
@@ -59,12 +60,12 @@ def test_stacked_rule_equals_torch_optim_member_by_member(rule, dtype, tol):
             opt.zero_grad()
             loss(module.model(x), y).backward()
             opt.step()
-    for i, (module, opt) in enumerate(zip(modules, opts)):
+    for i, module in enumerate(modules):
         for name, p in module.model.named_parameters():
             torch.testing.assert_close(stack.params[name][i].detach(), p.detach(), rtol=tol, atol=tol)
     # the member's own optimizer receives the stacked state in torch's format (its checkpoints resume)
     own = {id(p): dict(s) for p, s in opts[1].state.items()}
-    for name, p in modules[1].model.named_parameters():
+    for p in modules[1].model.parameters():
         p.data.zero_()
     stack.sync(1)
     for name, p in modules[1].model.named_parameters():

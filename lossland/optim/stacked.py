@@ -162,7 +162,8 @@ def stacked_rule(optimizers: list[torch.optim.Optimizer], params: dict[str, Tens
     """The stacked rule of the members' optimizers (all of one class); refuses, in one line, any other."""
     kinds = {type(o) for o in optimizers}
     if len(kinds) != 1:
-        raise LosslandError(f"grid=vectorized: the members use different optimizers ({sorted(k.__name__ for k in kinds)})")
+        names = sorted(k.__name__ for k in kinds)
+        raise LosslandError(f"grid=vectorized: the members use different optimizers ({names})")
     kind = kinds.pop()
     if kind is torch.optim.SGD:
         return StackedSGD(optimizers, params)

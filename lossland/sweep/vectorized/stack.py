@@ -26,8 +26,8 @@ from lossland.sweep.vectorized.fast import stacked_mlp
 
 # Keys members may differ in; everything else must be equal.
 FREE = ("seed", "elr", "lr", "out_dir", "regularizer.coef", "optimizer.lr", "optimizer.elr", "optimizer.momentum",
-        "optimizer.dampening", "optimizer.weight_decay", "optimizer.betas", "optimizer.eps", "schedule.*", "augment.lam",
-        "augment.penalty.lam")
+        "optimizer.dampening", "optimizer.weight_decay", "optimizer.betas", "optimizer.eps", "schedule.*",
+        "augment.lam", "augment.penalty.lam")
 STACKED_OPTIMIZERS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW", "lossland.optim.SphereSGD")
 
 
@@ -178,7 +178,8 @@ class Stack:
             loss = per.reshape(m, -1).mean(1)
             total = loss
             for t, names in enumerate(self.terms):
-                total = total + 0.5 * self.coef[:, t] * sum(self.params[n].reshape(m, -1).square().sum(1) for n in names)
+                sq = sum(self.params[n].reshape(m, -1).square().sum(1) for n in names)
+                total = total + 0.5 * self.coef[:, t] * sq
         else:
             f = self._forward if shared else self._forward_own
             total, loss, out = f(self.params, self.frozen, self.buffers, x, y, self.coef)
