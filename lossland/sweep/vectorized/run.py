@@ -18,13 +18,13 @@ from lossland.build import build_data, build_loss, build_model
 from lossland.config import compose
 from lossland.errors import LosslandError
 from lossland.job import Job
-from lossland.loop import Loop
+from lossland.loop import Loop, start_fabric
 from lossland.records import atomic_write
 from lossland.schema import validate
 from lossland.sweep.launchers import launcher_kind
 from lossland.sweep.vectorized.fast import stacked_mlp
 from lossland.sweep.vectorized.groups import stack_groups
-from lossland.sweep.vectorized.stack import check_model, check_stackable
+from lossland.sweep.vectorized.stack import check_model
 from lossland.sweep.vectorized.step import StackStep
 from lossland.train import prepare
 from lossland.train import run as run_one
@@ -73,9 +73,7 @@ def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None) -
     overrides = overrides or [[] for _ in cfgs]
     for cfg in cfgs:
         validate(cfg)
-    groups = stack_groups(cfgs)
-    for group in groups:
-        check_stackable([cfgs[i] for i in group])
+    groups = stack_groups(cfgs)  # and each checked
     if len(groups) > 1:
         print(f"lossland: grid=vectorized: {len(groups)} stacks of {', '.join(str(len(g)) for g in groups)} "
               "jobs (jobs that differ in more than seeds, rates and optimizer values train in separate stacks)",
@@ -136,8 +134,9 @@ def train_together(jobs: list[Job]) -> list[dict]:
     try:
         for job in jobs:
             job.start()
+        fabric = start_fabric(**OmegaConf.to_container(jobs[0].cfg.trainer, resolve=True))  # one for all members
         for job in jobs:
-            trainer, module, dm = prepare(job.cfg, job.out, job.run_id, None)
+            trainer, module, dm = prepare(job.cfg, job.out, job.run_id, None, fabric)
             trainer.setup(module, dm)
             job.attach(trainer)
             trainers.append(trainer)

@@ -44,15 +44,18 @@ def _flat(node, prefix: str = "") -> dict:
     return {prefix[:-1]: node}
 
 
-def check_stackable(cfgs: list[DictConfig]) -> None:
-    """Refuse (one line naming the first differing key) members that differ in anything but :data:`FREE`;
-    values that follow from them (e.g. a schedule's ``${elr}``) may differ too."""
-    def flat(cfg, resolve):
-        return _flat(OmegaConf.to_container(cfg, resolve=resolve))
+def flats(cfg: DictConfig) -> tuple[dict, dict]:
+    """The config as flat dicts of dotted keys: (resolved, as written)."""
+    return _flat(OmegaConf.to_container(cfg, resolve=True)), _flat(OmegaConf.to_container(cfg))
 
-    first, first_raw = flat(cfgs[0], True), flat(cfgs[0], False)
-    for cfg in cfgs[1:]:
-        other, raw = flat(cfg, True), flat(cfg, False)
+
+def check_stackable(cfgs: list[DictConfig], flat: list[tuple[dict, dict]] | None = None) -> None:
+    """Refuse (one line naming the first differing key) members that differ in anything but :data:`FREE`;
+    values that follow from them (e.g. a schedule's ``${elr}``) may differ too. ``flat``: each config's
+    :func:`flats`, if already made."""
+    flat = flat or [flats(c) for c in cfgs]
+    first, first_raw = flat[0]
+    for other, raw in flat[1:]:
         for key in sorted(set(first) | set(other)):
             if free(key) or first.get(key) == other.get(key):
                 continue
