@@ -247,11 +247,6 @@ class Step:
         """Member ``i``'s per-step losses, outputs and targets since the last block (for its batch means)."""
         raise NotImplementedError
 
-    def block_means(self, members: Sequence[int]) -> dict[int, tuple[float, float]]:
-        """Add the block of each of ``members`` to its module's training means; returns each one's batch loss and
-        error means over the block. A step of many members may do this for all of them at once."""
-        return {i: self.members[i].module.update_stage("train", *self.block(i)) for i in members}
-
     def end_block(self) -> None:
         """The block's values have been read."""
 
@@ -428,11 +423,10 @@ class Loop:
 
     def _log_block(self, n: int) -> None:
         """Every member's batch loss and error means over the block (and its optimizer's statistics)."""
-        means = self.step.block_means(self.alive)
         for i in self.alive:
             m = self.members[i]
             m.global_step = self.global_step
-            batch_loss, batch_error = means[i]
+            batch_loss, batch_error = m.module.update_stage("train", *self.step.block(i))
             row = {"train/batch_loss": batch_loss, "train/batch_error": batch_error}
             stats = getattr(getattr(m.optimizer, "optimizer", m.optimizer), "last_stats", None)
             if stats is not None:
