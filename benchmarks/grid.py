@@ -5,15 +5,18 @@ Both sides are real lossland jobs with records (``lossland.sweep.vectorized.run_
 job, phase metrics every ``--metrics-every`` steps, ``logger=none``). Cases:
 
 - ``mlp``: 16-point lr grid of the 100-50-25-1 sigmoid MLP (``model=mlp model.hidden=[50,25]``) on 100-d
-  ``data=spheres``, SGD, cubic hinge (study E's setting); target ≥ 4×;
+  ``data=spheres``, SGD, cubic hinge (study E's setting); target ≥ 6×;
+- ``mlp24``: 24-member grid (12 lrs × 2 seeds: two data orders) of a small ReLU MLP (64-32-16-10) on
+  ``data=digits``, SGD, cross-entropy, 400 steps, phase metrics every 200 steps; target ≥ 5×;
 - ``convnet``: an elr grid of ConvNet-SI (width 0.25, mnist5k, sphere SGD); reported as measured.
 
 Time is this process's CPU time with ``--threads 1`` (the default; equal to wall time on an idle machine) and
 wall-clock time with more threads (CPU time would add up the threads).
-Last line: ``mlp_ratio=<sequential / vectorized> convnet_ratio=<...>``.
+Both sides get their configs composed before the clock starts (composition is the launcher's work, not the
+grid's). Last line: ``mlp_ratio=<sequential / vectorized> mlp24_ratio=<...> convnet_ratio=<...>``.
 
-    python benchmarks/grid.py [--points 16] [--mlp-steps 800] [--convnet-points 4] [--convnet-steps 40]
-        [--log-every-n-steps 16] [--metrics-every 200] [--threads 1]
+    python benchmarks/grid.py [--points 16] [--mlp-steps 800] [--mlp24-points 24] [--mlp24-steps 400]
+        [--convnet-points 4] [--convnet-steps 40] [--log-every-n-steps 16] [--metrics-every 200] [--threads 1]
 """
 
 from __future__ import annotations
@@ -34,32 +37,35 @@ COMMON = ["logger=none", "trainer.enable_progress_bar=false", "metrics.eval_batc
 CASES = {
     "mlp": ["data=spheres", "data.train_size=1000", "data.batch_size=64", "model=mlp", "model.hidden=[50,25]",
             "model.activation=sigmoid", "loss=hinge3", "optimizer=sgd"],
+    "mlp24": ["data=digits", "data.batch_size=32", "model=mlp", "model.hidden=[32,16]", "model.activation=relu",
+              "loss=ce", "optimizer=sgd"],
     "convnet": ["data=mnist5k", "data.train_size=4000", "data.batch_size=128", "model=convnet_si",
                 "model.width=0.25", "loss=ce", "optimizer=sphere_sgd"],
 }
 
 
-def configs(case: str, rates, steps: int, every: int, root: Path, tag: str):
-    key = "lr" if case == "mlp" else "elr"
+def configs(case: str, points, steps: int, every: int, root: Path, tag: str):
+    """``points``: (rate, seed) of each job."""
+    key = "elr" if case == "convnet" else "lr"
     out = []
-    for i, r in enumerate(rates):
-        cfg = compose([*CASES[case], *COMMON, f"{key}={r}", f"trainer.max_steps={steps}",
+    for i, (r, seed) in enumerate(points):
+        cfg = compose([*CASES[case], *COMMON, f"{key}={r}", f"seed={seed}", f"trainer.max_steps={steps}",
                        f"metrics.every_n_steps={every}", "grid=vmap" if case == "convnet" else "grid=vectorized"])
         cfg.out_dir = str(root / f"{case}-{tag}" / str(i))
         out.append(cfg)
     return out
 
 
-def measure(case: str, rates, steps: int, every: int) -> tuple[float, float, float]:
+def measure(case: str, points, steps: int, every: int) -> tuple[float, float, float]:
     """(sequential s, vectorized s, largest |Δ final train_loss| between the two)."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        seq_cfgs = configs(case, rates, steps, every, root, "seq")
-        vec_cfgs = configs(case, rates, steps, every, root, "vec")
-        run(seq_cfgs[0])  # warm-up (data cache, imports), not timed
+        seq_cfgs = configs(case, points, steps, every, root, "seq")
+        vec_cfgs = configs(case, points, steps, every, root, "vec")
+        run(configs(case, points[:1], steps, every, root, "warm")[0])  # warm-up (data cache, imports), not timed
         clock = time.process_time if torch.get_num_threads() == 1 else time.perf_counter
         t0 = clock()
-        seq = [run(c) for c in configs(case, rates, steps, every, root, "seq2")]
+        seq = [run(c) for c in seq_cfgs]
         t_seq = clock() - t0
         t0 = clock()
         vec = run_grid(vec_cfgs)
@@ -73,6 +79,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--points", type=int, default=16)
     ap.add_argument("--mlp-steps", type=int, default=800)
+    ap.add_argument("--mlp24-points", type=int, default=24, help="lrs × 2 seeds")
+    ap.add_argument("--mlp24-steps", type=int, default=400)
     ap.add_argument("--convnet-points", type=int, default=4)
     ap.add_argument("--convnet-steps", type=int, default=40)
     ap.add_argument("--metrics-every", type=int, default=200)
@@ -82,12 +90,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     COMMON.append(f"trainer.log_every_n_steps={args.log_every_n_steps}")
     ratios = {}
-    for case, points, steps, rates in (
-            ("mlp", args.points, args.mlp_steps, np.logspace(-3, 0, args.points)),
-            ("convnet", args.convnet_points, args.convnet_steps, np.logspace(-4, -2, args.convnet_points))):
+    half = args.mlp24_points // 2
+    for case, points, steps, grid in (
+            ("mlp", args.points, args.mlp_steps, [(r, 0) for r in np.logspace(-3, 0, args.points)]),
+            ("mlp24", args.mlp24_points, args.mlp24_steps,
+             [(r, s) for s in (0, 1) for r in np.logspace(-2, np.log10(0.5), half)]),
+            ("convnet", args.convnet_points, args.convnet_steps,
+             [(r, 0) for r in np.logspace(-4, -2, args.convnet_points)])):
         if points < 2:
             continue
-        t_seq, t_vec, diff = measure(case, [float(f"{r:.4g}") for r in rates], steps, args.metrics_every)
+        t_seq, t_vec, diff = measure(case, [(float(f"{r:.4g}"), s) for r, s in grid], steps, args.metrics_every)
         ratios[case] = t_seq / t_vec
         print(f"{case}: {points} jobs x {steps} steps: sequential {t_seq:.2f} s, vectorized {t_vec:.2f} s, "
               f"ratio {ratios[case]:.2f}x (max |final train_loss difference| {diff:.2e})", flush=True)

@@ -320,10 +320,10 @@ GRID = ["data=digits", "data.batch_size=32", "model=mlp", "model.hidden=[16]", "
 
 def test_a_refused_grid_leaves_no_directory_that_blocks_the_corrected_command(tmp_path):
     sweep = tmp_path / "sweep"
-    bad = run_cli("train.py", "-m", *GRID, "trainer.max_steps=4", "lr=0.05,0.1", "model.hidden=[8],[16]",
-                  "grid=vectorized", f"hydra.sweep.dir={sweep}")
-    assert bad.returncode == 2 and "the jobs differ in model.hidden" in bad.stderr and not sweep.exists()
-    good = run_cli("train.py", "-m", *GRID, "trainer.max_steps=4", "lr=0.05,0.1", "grid=vectorized",
+    bad = run_cli("train.py", "-m", *GRID, "trainer.max_steps=4", "lr=0.05,0.1", "optimizer=rmsprop",
+                  "hydra/launcher=vectorized", f"hydra.sweep.dir={sweep}")
+    assert bad.returncode == 2 and "does not stack" in bad.stderr and not sweep.exists(), bad.stderr
+    good = run_cli("train.py", "-m", *GRID, "trainer.max_steps=4", "lr=0.05,0.1", "hydra/launcher=vectorized",
                    f"hydra.sweep.dir={sweep}")
     assert good.returncode == 0, good.stderr[-2000:]
 

@@ -133,8 +133,9 @@ def test_grids_that_differ_in_other_keys_are_refused_naming_the_key(other, key):
     check_stackable([a, compose([*MLP, "lr=0.2", "seed=3"])])  # rates and seeds stack
 
 
-@pytest.mark.parametrize("overrides, match", [(["optimizer=momentum"], "optimizer.momentum"),
-                                              (["optimizer=adam"], "does not stack"),
+@pytest.mark.parametrize("overrides, match", [(["optimizer=rmsprop"], "RMSprop does not stack"),
+                                              (["optimizer=noisy_gd"], "NoisyGD does not stack"),
+                                              (["optimizer=adam", "+optimizer.amsgrad=true"], "amsgrad"),
                                               (["optimizer=sphere_sgd", "optimizer.direction=random"], "random")])
 def test_optimizers_that_do_not_stack_are_refused(overrides, match):
     cfgs = [compose([*MLP, *overrides, f"lr={lr}"]) for lr in (0.1, 0.2)]
@@ -174,12 +175,12 @@ def test_train_py_grid_writes_a_sweep_that_collect_reads(tmp_path):
 
 def test_train_py_refuses_a_grid_that_does_not_stack_in_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
-        _train_py(["-m", *MLP, "lr=0.05,0.1", "model.hidden=[8],[16]", "hydra/launcher=vectorized",
+        _train_py(["-m", *MLP, "lr=0.05,0.1", "model.hidden=[8],[16]", "optimizer=rmsprop", "hydra/launcher=vectorized",
                    f"hydra.sweep.dir={tmp_path / 'bad'}"])
     assert e.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "lossland: error: grid=vectorized: the jobs differ in model.hidden ([8] vs [16]); only seed, elr, lr, "
-        "regularizer.coef, optimizer.lr, optimizer.elr may differ (run without grid=vectorized)"]
+        "lossland: error: grid=vectorized: optimizer torch.optim.RMSprop does not stack (optimizer=sgd, momentum, "
+        "nesterov, adam or sphere_sgd; run without grid=vectorized)"]
 
 
 def test_the_grid_alias_on_another_launcher_is_refused(tmp_path, capsys):
@@ -223,3 +224,55 @@ def test_gradient_clipping_does_not_stack():
     cfgs = [compose([*MLP, "trainer.gradient_clip_val=1", f"lr={lr}"]) for lr in (0.1, 0.2)]
     with pytest.raises(LosslandError, match="gradient_clip_val does not stack"):
         check_stackable(cfgs)
+
+
+@pytest.mark.parametrize("overrides, points", [
+    (["optimizer=momentum", "schedule=cosine"],
+     [["lr=0.05", "optimizer.momentum=0.9"], ["lr=0.2", "optimizer.momentum=0.5"]]),
+    (["optimizer=nesterov", "schedule=linear", "schedule.start=0.1", "schedule.end=0.01",
+      "schedule.transition_start=5", "schedule.transition_length=20", "schedule.log=true"],
+     [["lr=0.1"], ["lr=0.1", "seed=1"]]),
+    (["optimizer=adam", "schedule=step", "schedule.value=${lr}", "schedule.at_step=15", "schedule.factor=0.1"],
+     [["lr=0.01"], ["lr=0.003", "+optimizer.weight_decay=1e-3"]]),
+    (["optimizer=sgd", "schedule=constant", "+optimizer.weight_decay=1e-3"], [["lr=0.1"], ["lr=0.3"]]),
+])
+def test_optimizer_and_schedule_grids_stack_and_equal_sequential_runs(make_cfg, overrides, points):
+    seq, vec = _pairs(make_cfg, [*MLP, *overrides], points)
+    got = run_grid(vec)
+    assert all(s["grid"]["vectorized"] for s in got)
+    for a, b in zip(got, [run(c) for c in seq]):
+        _same_final(a, b, rel=1e-4)
+        assert (a.get("lr_final"), a["lr"]) == (b.get("lr_final"), b["lr"])
+
+
+def test_a_width_by_seed_grid_trains_one_stack_per_width(tmp_path, capsys):
+    """The connect study's endpoints (widths × seeds, SGD with momentum): one stack of seeds per width."""
+    sweep = tmp_path / "sweep"
+    _train_py(["-m", *MLP, "optimizer=momentum", "lr=0.05", "logger=none", "trainer.enable_progress_bar=false",
+               "model.hidden=[8],[16]", "seed=0,10", "grid=vectorized", f"hydra.sweep.dir={sweep}"])
+    assert "2 stacks of 2, 2 jobs" in capsys.readouterr().out
+    summaries = [json.loads((sweep / str(i) / "summary.json").read_text()) for i in range(4)]
+    assert [s["grid"]["members"] for s in summaries] == [2, 2, 2, 2]
+    assert all(s["status"] == "ok" for s in summaries)
+
+
+EXP_SPEED = ["data=digits", "data.classes=[1,7]", "data.val_size=40", "data.test_size=80",
+             "data.batch_size=32", "data.normalize=standard", "model=mlp", "model.hidden=[16,8]",
+             "model.activation=sigmoid", "loss=hinge3", "optimizer=adam", "augment=exp_neuron",
+             "metrics.enabled=false", "metrics.convergence.enabled=true", "metrics.convergence.stop_at_zero_error=true",
+             "trainer.max_steps=-1", "trainer.max_epochs=8"]
+
+
+def test_the_exp_neuron_speed_grid_stacks_per_data_size_and_equals_sequential_runs(make_cfg):
+    """Study E's speed protocol (Adam, the exponential neuron and its penalty, runs that stop at zero training
+    errors): one stack of rates × λ per training-set size; every member as its sequential run."""
+    points = [[f"lr={lr}", f"augment.lam={lam}", f"data.train_size={n}"]
+              for n in (128, 224) for lr in (1e-3, 3e-2) for lam in (1e-3, 1e-1)]
+    seq, vec = _pairs(make_cfg, EXP_SPEED, points)
+    got = run_grid(vec)
+    assert [s["grid"]["members"] for s in got] == [4] * 8
+    want = [run(c) for c in seq]
+    assert any(s["stopped_early"] for s in want) and not all(s["stopped_early"] for s in want)
+    for a, b in zip(got, want):
+        _same_final(a, b, rel=1e-4)
+        assert (a["stopped_early"], a.get("converged_step")) == (b["stopped_early"], b.get("converged_step"))

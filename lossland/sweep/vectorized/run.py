@@ -19,11 +19,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from lossland.build import build_data, build_loss, build_model
 from lossland.errors import LosslandError
 from lossland.job import Job
-from lossland.loop import Interrupted, Loop
+from lossland.loop import Interrupted, Loop, start_fabric
 from lossland.records import atomic_write
 from lossland.schema import validate
 from lossland.sweep.vectorized.fast import stacked_mlp
-from lossland.sweep.vectorized.stack import check_model, check_stackable
+from lossland.sweep.vectorized.groups import stack_groups
+from lossland.sweep.vectorized.stack import check_model
 from lossland.sweep.vectorized.step import StackStep
 from lossland.train import prepare
 from lossland.train import run as run_one
@@ -48,6 +49,8 @@ def launch_batch(launcher, job_overrides, initial_job_idx: int) -> list:
         print(f"lossland: hydra/launcher=vectorized: {len(cfgs)} jobs in {sweep}/", flush=True)
         summaries = run_grid(cfgs, overrides, vmap=launcher.vmap)
     except LosslandError as e:
+        if initial_job_idx == 0:
+            _remove_if_only_hydras(sweep)
         print(f"lossland: error: {e}", file=sys.stderr)
         sys.exit(2)
     except Interrupted as e:  # every member saved last.ckpt and is recorded interrupted
@@ -61,6 +64,14 @@ def launch_batch(launcher, job_overrides, initial_job_idx: int) -> list:
         ret.return_value = summary
         returns.append(ret)
     return returns
+
+
+def _remove_if_only_hydras(sweep: Path) -> None:
+    """A refused first batch leaves no sweep directory behind (Hydra's sweeper made it and wrote only
+    ``multirun.yaml``), so the corrected command is not taken for another sweep."""
+    if sweep.is_dir() and {p.name for p in sweep.iterdir()} <= {"multirun.yaml"}:
+        (sweep / "multirun.yaml").unlink(missing_ok=True)
+        sweep.rmdir()
 
 
 def member_config(launcher, overrides: list[str], num: int) -> tuple[DictConfig, DictConfig]:
@@ -116,13 +127,26 @@ def tracker_group(cfg: DictConfig, sweep: Path) -> None:
 
 
 def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None, vmap: bool | None = None) -> list[dict]:
-    """Train the jobs ``cfgs`` (each with its own ``out_dir``) as one stacked model; returns each job's
-    summary. Raises :class:`LosslandError` (one line) when they do not stack. ``vmap``: stack any stackable
-    model (default: the config's ``grid=vmap``, kept for one release)."""
+    """Train the jobs ``cfgs`` (each with its own ``out_dir``) as stacked models, one per group of jobs that
+    stack (:func:`~lossland.sweep.vectorized.groups.stack_groups`); returns each job's summary. Raises
+    :class:`LosslandError` (one line) for options that do not stack, before any job starts. ``vmap``: stack any
+    stackable model (default: the config's ``grid=vmap``, kept for one release)."""
     overrides = overrides or [[] for _ in cfgs]
     for cfg in cfgs:
         validate(cfg)
-    check_stackable(cfgs)
+    groups = stack_groups(cfgs)  # and each checked
+    if len(groups) > 1:
+        print(f"lossland: hydra/launcher=vectorized: {len(groups)} stacks of {', '.join(str(len(g)) for g in groups)} "
+              "jobs (jobs that differ in more than seeds, rates and optimizer values train in separate stacks)",
+              flush=True)
+    results: list[dict | None] = [None] * len(cfgs)
+    for group in groups:
+        for i, summary in zip(group, _run_stack([cfgs[i] for i in group], [overrides[i] for i in group], vmap)):
+            results[i] = summary
+    return results
+
+
+def _run_stack(cfgs: list[DictConfig], overrides: list[list[str]], vmap: bool | None) -> list[dict]:
     results: list[dict | None] = [None] * len(cfgs)
     jobs = [Job(cfg, Path(cfg.out_dir), overrides=o) for cfg, o in zip(cfgs, overrides)]
     fresh = []
@@ -173,8 +197,9 @@ def train_together(jobs: list[Job]) -> list[dict]:
     try:
         for job in jobs:
             job.start()
+        fabric = start_fabric(**OmegaConf.to_container(jobs[0].cfg.trainer, resolve=True))  # one for all members
         for job in jobs:
-            trainer, module, dm = prepare(job.cfg, job.out, job.run_id, None)
+            trainer, module, dm = prepare(job.cfg, job.out, job.run_id, None, fabric)
             trainer.setup(module, dm)
             job.attach(trainer)
             trainers.append(trainer)

@@ -1,9 +1,11 @@
-"""Which grids stack, and the stacked SGD / sphere-SGD step of all members at once.
+"""Which grids stack, and the stacked optimizer step of all members at once.
 
 Members are stacked along a new leading dimension (``torch.func.stack_module_state``); one step is a
 ``vmap`` of the members' forward passes (``functional_call``; MLPs: batched matrix products,
 :mod:`lossland.sweep.vectorized.fast`) and one backward pass (the batch is shared when the members share the data order,
-i.e. the seed), then ``θ_i ← θ_i − lr_i·g_i`` and, for sphere SGD, ``θ_i ← ρ0_i·θ_i/‖θ_i‖`` per member and sphere.
+i.e. the seed), then each member's update: SGD (momentum, Nesterov, weight decay) and Adam / AdamW by
+:mod:`lossland.optim.stacked`; sphere SGD as ``θ_i ← θ_i − lr_i·g_i``, then ``θ_i ← ρ0_i·θ_i/‖θ_i‖`` per member and
+sphere.
 A member that has stopped (diverged, or stopped by a callback) keeps its weights bit for bit.
 """
 
@@ -18,11 +20,19 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from lossland.errors import LosslandError
 from lossland.optim import SphereSGD
-from lossland.regularizers import NoRegularizer, WeightDecay
+from lossland.optim.stacked import stacked_rule
+from lossland.regularizers import ExpNeuronPenalty, NoRegularizer, Sum, WeightDecay
 from lossland.sweep.vectorized.fast import stacked_mlp
 
 # Keys members may differ in; everything else must be equal.
-FREE = ("seed", "elr", "lr", "out_dir", "regularizer.coef", "optimizer.lr", "optimizer.elr")
+FREE = ("seed", "elr", "lr", "out_dir", "regularizer.coef", "optimizer.lr", "optimizer.elr", "optimizer.momentum",
+        "optimizer.dampening", "optimizer.weight_decay", "optimizer.betas", "optimizer.eps", "schedule.*",
+        "augment.lam", "augment.penalty.lam")
+STACKED_OPTIMIZERS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW", "lossland.optim.SphereSGD")
+
+
+def free(key: str) -> bool:
+    return key in FREE or any(f.endswith("*") and key.startswith(f[:-1]) for f in FREE)
 
 
 def _flat(node, prefix: str = "") -> dict:
@@ -34,40 +44,42 @@ def _flat(node, prefix: str = "") -> dict:
     return {prefix[:-1]: node}
 
 
-def check_stackable(cfgs: list[DictConfig]) -> None:
-    """Refuse (one line naming the first differing key) members that differ in anything but :data:`FREE`;
-    values that follow from them (e.g. a schedule's ``${elr}``) may differ too."""
-    def flat(cfg, resolve):
-        return _flat(OmegaConf.to_container(cfg, resolve=resolve))
+def flats(cfg: DictConfig) -> tuple[dict, dict]:
+    """The config as flat dicts of dotted keys: (resolved, as written)."""
+    return _flat(OmegaConf.to_container(cfg, resolve=True)), _flat(OmegaConf.to_container(cfg))
 
-    first, first_raw = flat(cfgs[0], True), flat(cfgs[0], False)
-    for cfg in cfgs[1:]:
-        other, raw = flat(cfg, True), flat(cfg, False)
+
+def check_stackable(cfgs: list[DictConfig], flat: list[tuple[dict, dict]] | None = None) -> None:
+    """Refuse (one line naming the first differing key) members that differ in anything but :data:`FREE`;
+    values that follow from them (e.g. a schedule's ``${elr}``) may differ too. ``flat``: each config's
+    :func:`flats`, if already made."""
+    flat = flat or [flats(c) for c in cfgs]
+    first, first_raw = flat[0]
+    for other, raw in flat[1:]:
         for key in sorted(set(first) | set(other)):
-            if key in FREE or first.get(key) == other.get(key):
+            if free(key) or first.get(key) == other.get(key):
                 continue
             derived = raw.get(key) == first_raw.get(key) and "${" in str(raw.get(key))  # e.g. ${elr}
             if not derived:
                 raise LosslandError(
                     f"grid=vectorized: the jobs differ in {key} ({first.get(key)} vs {other.get(key)}); only "
-                    f"{', '.join(k for k in FREE if k != 'out_dir')} may differ (run without grid=vectorized)")
+                    "seed, rates, regularizer.coef, optimizer and schedule values may differ within a stack")
     opt = cfgs[0].optimizer
     target = str(opt._target_)
-    if target == "torch.optim.SGD":
-        for key in ("momentum", "weight_decay", "dampening"):
-            if float(opt.get(key, 0) or 0) != 0:
-                raise LosslandError(f"grid=vectorized: optimizer.{key}={opt[key]} does not stack (plain SGD and "
-                                    "sphere SGD only; use regularizer=weight_decay or run without grid=vectorized)")
-        if opt.get("nesterov"):
-            raise LosslandError("grid=vectorized: nesterov momentum does not stack (plain SGD and sphere SGD only)")
-    elif target == "lossland.optim.SphereSGD":
-        if opt.get("direction", "gradient") == "random":
-            raise LosslandError("grid=vectorized: optimizer.direction=random does not stack (gradient or ascent)")
-    else:
-        raise LosslandError(f"grid=vectorized: optimizer {target} does not stack (optimizer=sgd or sphere_sgd)")
+    if target not in STACKED_OPTIMIZERS:
+        raise LosslandError(f"grid=vectorized: optimizer {target} does not stack (optimizer=sgd, momentum, nesterov, "
+                            "adam or sphere_sgd; run without grid=vectorized)")
+    for key in ("amsgrad", "maximize"):
+        if opt.get(key):
+            raise LosslandError(f"grid=vectorized: optimizer.{key}=true does not stack (run without grid=vectorized)")
+    if target == "lossland.optim.SphereSGD" and opt.get("direction", "gradient") == "random":
+        raise LosslandError("grid=vectorized: optimizer.direction=random does not stack (gradient or ascent)")
     augment = cfgs[0].get("augment") or {}
-    if augment.get("model") is not None or augment.get("penalty") is not None:
-        raise LosslandError("grid=vectorized: augment options do not stack (augment=none)")
+    for key, ok in (("model", "lossland.models.ExpNeuron"), ("penalty", "lossland.regularizers.ExpNeuronPenalty")):
+        node = augment.get(key)
+        if node is not None and str(node.get("_target_")) != ok:
+            raise LosslandError(f"grid=vectorized: augment.{key}={node.get('_target_')} does not stack "
+                                "(augment=none or exp_neuron)")
     reg = str(cfgs[0].regularizer.get("_target_", ""))
     if reg not in ("lossland.regularizers.NoRegularizer", "lossland.regularizers.WeightDecay"):
         raise LosslandError(f"grid=vectorized: regularizer {reg} does not stack (regularizer=none or weight_decay)")
@@ -76,6 +88,32 @@ def check_stackable(cfgs: list[DictConfig]) -> None:
         raise LosslandError("grid=vectorized: trainer.gradient_clip_val does not stack (run without grid=vectorized)")
     if str(trainer.get("devices", 1)) != "1" or str(trainer.get("precision", "32-true")) not in ("32-true", "32"):
         raise LosslandError("grid=vectorized: one device in fp32 only (trainer.devices=1, trainer.precision=32-true)")
+
+
+def penalty_terms(regs: list, model: nn.Module, names: list[str], ndim: dict[str, int]):
+    """The members' regularizers as quadratic terms ``½·cᵢ·Σ_{n ∈ names} ‖θᵢ,ₙ‖²``: (the parameter names of each
+    term, the coefficients (members, terms)). Weight decay (``regularizer=weight_decay``) and the exponential
+    neuron's λa²/2 stack; any other regularizer is refused."""
+    exp = [f"{m}.a" if m else "a" for m, mod in model.named_modules() if getattr(mod, "is_exp_neuron", False)]
+    kinds = {"wd": None, "exp": exp}
+    rows = []
+    for r in regs:
+        parts = {"wd": 0.0, "exp": 0.0}
+        for term in (list(r.terms) if isinstance(r, Sum) else [r]):
+            if term is None or isinstance(term, NoRegularizer):
+                continue
+            if isinstance(term, WeightDecay):
+                parts["wd"] = float(term.coef)
+                kinds["wd"] = [n for n in names if term.include_bias or ndim[n] > 1]
+            elif isinstance(term, ExpNeuronPenalty):
+                parts["exp"] = float(term.lam)
+            else:
+                raise LosslandError(f"grid=vectorized: the regularizer {type(term).__name__} does not stack "
+                                    "(regularizer=none or weight_decay; the exponential neuron's penalty)")
+        rows.append(parts)
+    used = [k for k in kinds if kinds[k] and any(row[k] for row in rows)]
+    coef = torch.tensor([[row[k] for k in used] for row in rows]).reshape(len(rows), len(used))
+    return [kinds[k] for k in used], coef
 
 
 def check_model(model: nn.Module) -> None:
@@ -105,12 +143,8 @@ class Stack:
         self.sphere = isinstance(optimizers[0], SphereSGD)
         self.loss = modules[0].loss
         self.max_loss = modules[0].max_loss
-        regs = [m.regularizer for m in modules]
-        if any(r is not None and not isinstance(r, (NoRegularizer, WeightDecay)) for r in regs):
-            raise LosslandError("grid=vectorized: only regularizer=none or weight_decay stacks")
-        self.coef = torch.tensor([float(r.coef) if isinstance(r, WeightDecay) else 0.0 for r in regs])
-        w = next((r for r in regs if isinstance(r, WeightDecay)), None)
-        self.decayed = [] if w is None else [n for n in names if w.include_bias or self.params[n].ndim > 2]
+        self.terms, self.coef = penalty_terms([m.regularizer for m in modules], models[0], names,
+                                              {n: self.params[n].ndim - 1 for n in names})
         self.alive = torch.ones(len(models), dtype=torch.bool)  # per stacked row
         self.rows = list(range(len(models)))  # the member in each stacked row (stopped members are dropped)
         member_params = [dict(m.named_parameters()) for m in models]
@@ -122,6 +156,7 @@ class Stack:
             # ρ0 of each member and parameter, broadcastable against the stacked tensor
             self.rho = {n: torch.stack([opt.state[mp[n]]["rho0"].detach() for opt, mp in
                                         zip(optimizers, member_params)]) for n in names}
+        self.rule = None if self.sphere else stacked_rule(optimizers, self.params)
         self.fast = stacked_mlp(models[0]) if not self.buffers else None
         self._forward = vmap(self._objective, in_dims=(0, 0, 0, None, None, 0))
         self._forward_own = vmap(self._objective, in_dims=(0, 0, 0, 0, 0, 0))
@@ -130,8 +165,8 @@ class Stack:
         out = functional_call(self.model0, ({**params, **frozen}, buffers), (x,))
         loss = self.loss(out, y)
         total = loss
-        if self.decayed:
-            total = total + 0.5 * coef * sum(params[n].pow(2).sum() for n in self.decayed)
+        for t, names in enumerate(self.terms):  # coef: this member's (T,)
+            total = total + 0.5 * coef[t] * sum(params[n].pow(2).sum() for n in names)
         return total, loss, out
 
     def forward_backward(self, x: torch.Tensor, y: torch.Tensor, shared: bool):
@@ -145,8 +180,9 @@ class Stack:
             per = self.loss.per_sample(out.flatten(0, 1), y.repeat(m) if shared else y.flatten())
             loss = per.reshape(m, -1).mean(1)
             total = loss
-            if self.decayed:
-                total = total + 0.5 * self.coef * sum(self.params[n].flatten(1).square().sum(1) for n in self.decayed)
+            for t, names in enumerate(self.terms):
+                sq = sum(self.params[n].reshape(m, -1).square().sum(1) for n in names)
+                total = total + 0.5 * self.coef[:, t] * sq
         else:
             f = self._forward if shared else self._forward_own
             total, loss, out = f(self.params, self.frozen, self.buffers, x, y, self.coef)
@@ -173,6 +209,8 @@ class Stack:
                 d[n] = d[n][keep]
         self.coef = self.coef[keep]
         self.rows = [self.rows[k] for k in keep.tolist()]
+        if self.rule is not None:
+            self.rule.keep(keep, self.rows)
         self.alive = torch.ones(len(self.rows), dtype=torch.bool)
 
     def bad(self, loss: torch.Tensor) -> torch.Tensor:
@@ -184,21 +222,27 @@ class Stack:
 
     @torch.no_grad()
     def update(self, grads: dict, r: torch.Tensor) -> None:
-        """One SGD (or sphere-SGD) step of every member still alive; ``r``: each member's lr (elr), (M,) over
-        all members."""
+        """One optimizer step of every member still alive; ``r``: each member's lr (sphere SGD: elr), (M,) over
+        all members. Members that left keep their weights (and optimizer state) bit for bit."""
         if len(self.rows) != r.shape[0]:
             r = r[self.rows]
-        every = bool(self.alive.all())
-        for n in self.names:
+        dead = None if bool(self.alive.all()) else (~self.alive).nonzero().flatten()
+        if self.rule is not None:
+            saved = None
+            if dead is not None:
+                saved = ({n: self.params[n][dead].clone() for n in self.names}, self.rule.snapshot(dead))
+            self.rule.step(self.params, grads, r.tolist())
+            if saved is not None:
+                for n, v in saved[0].items():
+                    self.params[n][dead] = v
+                self.rule.restore(dead, saved[1])
+            return
+        for n in self.names:  # sphere SGD: lr = elr·ρ0² per member and sphere
             p, g = self.params[n], grads[n]
-            if not every:
+            if dead is not None:
                 g = torch.where(_b(self.alive, g), g, torch.zeros_like(g))
-            if self.sphere:  # lr = elr·ρ0² per member and sphere
-                p.add_(g * _b(r, g) * _b(self.rho[n], g).square(), alpha=self.sign)
-            else:
-                p.sub_(g * _b(r, g))
-        if self.sphere:
-            self._retract()
+            p.add_(g * _b(r, g) * _b(self.rho[n], g).square(), alpha=self.sign)
+        self._retract()
 
     def _retract(self) -> None:
         factors = {}
@@ -238,6 +282,8 @@ class Stack:
         k = self.row(i)
         for n, p in zip(self.names, self.member_params[i]):
             p.copy_(self.params[n][k])
+        if self.rule is not None:
+            self.rule.export(k, self.optimizers[i], self.member_params[i], self.names)
         for n, b in self.member_buffers[i].items():
             b.copy_(self.buffers[n][k])
 

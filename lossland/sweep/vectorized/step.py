@@ -41,18 +41,43 @@ class StackStep(Step):
 
     def begin_epoch(self, replay: bool) -> None:  # the grid never resumes: its unfinished members run alone
         self.orders = {i: self.members[i].datamodule.epoch_order() for i in self.stack.rows}
-        first = next(iter(self.orders.values()))
-        self.shared = all(torch.equal(first, o) for o in self.orders.values())
+        self._group()
+
+    def _group(self) -> None:
+        """Members with the same data order (the same seed) take the same batch: each step gathers one batch per
+        distinct order and hands each stacked row its group's (one indexing for all rows)."""
+        rows = self.stack.rows
+        self.grouped_rows = list(rows)
+        x0 = self.members[rows[0]].datamodule.splits["train"][0]
+        same_data = all(self.members[i].datamodule.splits["train"][0] is x0 for i in rows)
+        uniq: list[torch.Tensor] = []
+        group = []
+        for i in rows:
+            o = self.orders[i]
+            k = next((k for k, u in enumerate(uniq) if u is o or torch.equal(u, o)), None) if same_data else None
+            if k is None:
+                uniq.append(o)
+                k = len(uniq) - 1
+            group.append(k)
+        self.uniq = uniq
+        self.shared = len(uniq) == 1
+        self.group = torch.tensor(group)
+        self.identity = group == list(range(len(rows)))
 
     def _batch(self, pos: int):
+        if self.stack.rows != self.grouped_rows:  # members left the stack
+            self._group()
         sl = slice(pos * self.b, (pos + 1) * self.b)
         if self.shared:
-            i = self.stack.rows[0]
-            x, y = self.members[i].datamodule.splits["train"]
-            idx = self.orders[i][sl]
+            x, y = self.members[self.stack.rows[0]].datamodule.splits["train"]
+            idx = self.uniq[0][sl]
             return x[idx], y[idx]
-        splits = [(self.members[i].datamodule.splits["train"], self.orders[i][sl]) for i in self.stack.rows]
-        return torch.stack([x[idx] for (x, _), idx in splits]), torch.stack([y[idx] for (_, y), idx in splits])
+        if self.identity:  # one order per member (its own data)
+            splits = [(self.members[i].datamodule.splits["train"], self.orders[i][sl]) for i in self.stack.rows]
+            return torch.stack([x[idx] for (x, _), idx in splits]), torch.stack([y[idx] for (_, y), idx in splits])
+        x, y = self.members[self.stack.rows[0]].datamodule.splits["train"]
+        idx = torch.stack([u[sl] for u in self.uniq])[self.group]  # (rows, B)
+        return x[idx], y[idx]
 
     def forward(self, pos: int, step: int):
         st = self.stack
@@ -82,18 +107,46 @@ class StackStep(Step):
         self.stack.update(self.grads, self.rates)
         self.updates += 1
 
+    def _stacked_block(self):
+        if self._block is None:  # (S, M), (S, M, B, ...), targets (S, B) shared or (S, M, B): once per block
+            self._block = torch.stack(self.losses), torch.stack(self.outputs), torch.stack(self.targets)
+        return self._block
+
     def block(self, i: int):
-        if self._block is None:  # (S, M), (S, M, B, ...), targets: once per block for all members
-            self._block = torch.stack(self.losses), torch.stack(self.outputs), \
-                torch.cat(self.targets) if self.shared else None
-        loss, out, y_shared = self._block
-        st, k = self.stack, self.stack.row(i)
-        y = y_shared if y_shared is not None else torch.cat([t[k] for t in self.targets])
-        if st.sphere:  # what its own step() would record
+        loss, out, y = self._stacked_block()
+        k = self.stack.row(i)
+        self._record_sphere(i)
+        return loss[:, k], out[:, k].flatten(0, 1), (y if self.shared else y[:, k]).flatten()
+
+    def _record_sphere(self, i: int) -> None:
+        if self.stack.sphere:  # what its own step() would record
             self.sync(i)
             opt = self.members[i].optimizer
-            opt.record_step(opt.elr, **st.grad_stats(self.grads, i))
-        return loss[:, k], out[:, k].flatten(0, 1), y
+            opt.record_step(opt.elr, **self.stack.grad_stats(self.grads, i))
+
+    @torch.no_grad()
+    def block_means(self, members) -> dict[int, tuple[float, float]]:
+        """(Not yet called by the loop.) Every member's block at once: the per-member sums go straight into each
+        module's training means (the states ``MeanMetric.update`` adds to; the members still training have
+        finite losses)."""
+        loss, out, y = self._stacked_block()
+        rows = [self.stack.row(i) for i in members]
+        sel = torch.tensor(rows)
+        loss = loss[:, sel].t().contiguous()  # (members, S)
+        out = out[:, sel]  # (S, members, B, ...)
+        pred = self.members[members[0]].module.loss.predict(out.flatten(0, 2)).reshape(out.shape[:3])
+        target = y.unsqueeze(1) if self.shared else y[:, sel]
+        wrong = (pred != target).to(loss.dtype).transpose(0, 1).reshape(len(rows), -1)  # (members, S·B)
+        sums = torch.stack([loss.sum(1), wrong.sum(1), loss.mean(1), wrong.mean(1)], 1).tolist()
+        n_loss, n_wrong = loss.shape[1], wrong.shape[1]
+        means = {}
+        for i, (ls, ws, lm, wm) in zip(members, sums):
+            metrics = self.members[i].module.stage_metrics["train_"]
+            _add(metrics["loss"], ls, n_loss)
+            _add(metrics["error"], ws, n_wrong)
+            self._record_sphere(i)
+            means[i] = (lm, wm)
+        return means
 
     def end_block(self) -> None:
         self.stack.compact()  # members that left leave the stack: the next steps compute only the others
@@ -108,3 +161,11 @@ class StackStep(Step):
     def drop(self, i: int) -> None:
         self.stack.alive[self.stack.row(i)] = False
         self.sync(i)
+
+
+def _add(metric, total: float, count: int) -> None:
+    """What ``MeanMetric.update`` of ``count`` values summing to ``total`` adds to its states."""
+    metric.mean_value += total
+    metric.weight += count
+    metric._update_count += 1
+    metric._computed = None
