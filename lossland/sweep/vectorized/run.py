@@ -113,8 +113,8 @@ def check_grid(cfgs: list[DictConfig]) -> None:
     """Refuse (one line) a grid whose jobs are invalid or do not stack, before anything is written."""
     for cfg in cfgs:
         validate(cfg)
-    check_stackable(cfgs)
-    worth_stacking(cfgs[0])
+    for group in stack_groups(cfgs):
+        worth_stacking(cfgs[group[0]])
 
 
 def tracker_group(cfg: DictConfig, sweep: Path) -> None:
