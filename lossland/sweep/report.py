@@ -153,17 +153,11 @@ def _html(sweep_dir: Path, sweep: Sweep, rows: list[dict], settings: list[dict],
     if problems:
         parts.append("<p>Unreadable runs:</p><ul>" + "".join(f"<li>{e(p)}</li>" for p in problems) + "</ul>")
     if boundaries:
-        parts.append(f"<h2>Phase boundaries ({e(sweep.x)} ranges, majority phase per setting)</h2><table><tr>"
-                     f"<th>phase</th><th>smallest {e(sweep.x)}</th><th>largest {e(sweep.x)}</th></tr>")
-        for p, (lo, hi) in boundaries.items():
-            parts.append(f"<tr><td>{e(p)}</td><td>{lo:.3g}</td><td>{hi:.3g}</td></tr>")
-        parts.append("</table>")
+        parts.append(_bounds_table(f"Phase boundaries ({e(sweep.x)} ranges, majority phase per setting)",
+                                   ["phase", f"smallest {sweep.x}", f"largest {sweep.x}"], boundaries, ".3g"))
     if located:
-        parts.append(f"<h2>Located boundaries (hydra/sweeper=phase_boundary: boundaries.json)</h2><table><tr>"
-                     f"<th>boundary</th><th>last {e(sweep.x)} below</th><th>first {e(sweep.x)} above</th></tr>")
-        for name, (lo, hi) in located.items():
-            parts.append(f"<tr><td>{e(name)}</td><td>{lo:.4g}</td><td>{hi:.4g}</td></tr>")
-        parts.append("</table>")
+        parts.append(_bounds_table("Located boundaries (hydra/sweeper=phase_boundary: boundaries.json)",
+                                   ["boundary", f"last {sweep.x} below", f"first {sweep.x} above"], located, ".4g"))
     keys = [sweep.x, *sweep.series]
     cols = [*keys, "runs", "phases", *FINAL_METRICS]
     parts.append("<h2>Settings (mean ± std over seeds)</h2><table><tr>"
@@ -252,3 +246,12 @@ def write_report(sweep_dir: str | Path, out_dir: str | Path | None = None,
     files.append(atomic_write(out / "index.html", _html(root, sweep, rows, settings, boundaries, problems, located)))
     lines = tuple(f"{st.label()}: {row['phases'] or 'no phase'}" for st, row in zip(sweep.settings, settings))
     return ReportResult(files, boundaries, sweep.x, lines, tuple(problems))
+
+
+def _bounds_table(title: str, headers: list[str], ranges: dict, fmt: str) -> str:
+    """An HTML table of named (low, high) rate ranges under a heading (``title`` already escaped)."""
+    e = html.escape
+    head = "".join(f"<th>{e(h)}</th>" for h in headers)
+    body = "".join(f"<tr><td>{e(str(k))}</td><td>{lo:{fmt}}</td><td>{hi:{fmt}}</td></tr>"
+                   for k, (lo, hi) in ranges.items())
+    return f"<h2>{title}</h2><table><tr>{head}</tr>{body}</table>"
