@@ -47,7 +47,7 @@ def job_overrides() -> list[str]:
 def _group(*, _root_) -> str:
     """Resolver ``${lossland.group:}``: the sweep directory of a multirun job, else the run directory."""
     hc = _hydra()
-    if hc is not None:
+    if hc is not None and hc.mode is not None:  # a config left set by an earlier compose has no mode: not a job
         return Path(hc.sweep.dir if hc.mode.name == "MULTIRUN" else hc.run.dir).as_posix()
     return str(_root_.get("out_dir") or Path.cwd())
 

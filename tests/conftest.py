@@ -73,3 +73,15 @@ def slurm(slurm_cluster):
     """The session's SLURM cluster, its queue emptied after the test (a failed test leaves no job behind)."""
     yield slurm_cluster
     slurm_cluster.cancel_all()
+
+
+@pytest.fixture(autouse=True)
+def _no_hydra_config_left_behind():
+    """A test that runs a Hydra app in this process (``--cfg job``, a multirun) leaves Hydra's global config set;
+    the next test's jobs would take it for their own app's (output directories, tracker groups)."""
+    yield
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().cfg = None
+    GlobalHydra.instance().clear()
