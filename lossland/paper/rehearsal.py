@@ -31,7 +31,7 @@ NAS = ["hydra.sweeper.params=null", "device=cpu", "data.train_size=16", "data.va
        "data.batch_size=8", "search.batch_size=8", "discrete.batch_size=8",
        "search.epochs=1", "search.log_every=1", "discrete.epochs=1", "robustness.draws=1",
        "robustness.weights_sigmas=[0.0,0.1]", "robustness.inputs_sigmas=[0.0,1.0]", "logger=csv"]
-LAB = ["device=cpu", "task.maxiter=1", "task.sharpness_examples=256", "task.alphas=[-1,2,3]", "progress=false"]
+KESKAR = ["device=cpu", "maxiter=1", "sharpness_examples=256", "alphas=[-1,2,3]", "progress=false"]
 
 
 def arguments(recipe: str) -> tuple[list[str], dict[str, str]]:
@@ -41,5 +41,5 @@ def arguments(recipe: str) -> tuple[list[str], dict[str, str]]:
     if recipe == "connect_width":  # a pair needs its two nets: seeds 0 and 10 (width: the config's single run)
         return [], {"EXTRA_TRAIN": " ".join([*TRAIN, "seed=0,10"]), "EXTRA_CONNECT": " ".join(CONNECT)}
     if recipe == "keskar_sb_lb":  # the analysis needs both batch sizes
-        return [], {"EXTRA_TRAIN": " ".join([*TRAIN, "data.batch_size=256,6000"]), "EXTRA_LAB": " ".join(LAB)}
+        return [], {"EXTRA_TRAIN": " ".join([*TRAIN, "data.batch_size=256,6000"]), "EXTRA_KESKAR": " ".join(KESKAR)}
     return list(TRAIN), {"EXTRA_CONNECT": " ".join(CONNECT)}
