@@ -22,7 +22,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from lossland.config import CONFIG_DIR, check_overrides, compose, output_dir
+from lossland.config import CONFIG_DIR, check_overrides, compose, config_sweep, expand_jobs, output_dir
 from lossland.errors import LosslandError
 from lossland.sweep.launchers import LAUNCHED, set_job_threads
 
@@ -136,11 +136,13 @@ def _check(config_name: str, argv: list[str], validate: Callable | None, multiru
     if any(a in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info") for a in argv):
         return
     check_overrides(argv, config_name)
-    if validate is None or multirun:
+    if validate is None or (multirun and config_name == "train"):  # a train sweep: lossland's sweeper checks
         return
     overrides = [a for a in argv if "=" in a and not a.startswith("-")]
-    recipe = next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), None)
-    validate(compose(overrides, config_name), recipe)
+    jobs = expand_jobs(argv, config_sweep(argv, config_name)[0]) if multirun else [overrides]
+    for job in jobs:  # another app's sweep (Hydra's basic sweeper): every job checked before the first runs
+        recipe = next((o.split("=", 1)[1] for o in job if o.startswith("experiment=")), None)
+        validate(compose(job, config_name), recipe)
 
 
 def grid_alias(argv: list[str]) -> list[str]:
