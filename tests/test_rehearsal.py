@@ -58,7 +58,7 @@ def test_every_study_rehearses_its_full_scale_recipes_at_full_size(tmp_path):
     for study, (rc, _, tail) in results.items():
         assert rc == 0, f"{study}:\n{tail}"
     for study in (s for w in WORKERS for s in w):
-        doc = json.loads((out / study / "paper" / "paper.json").read_text())
+        doc = json.loads((out / study / "paper" / study / "paper.json").read_text())
         assert [v["trend"] for v in doc["verdicts"]] == [t.id for t in seeds.load(study).trends]
     # the runs were the paper's experiments at full size, one step each, on the real file formats
     run = out / "sphere" / "sphere_elr_ce" / "0"
