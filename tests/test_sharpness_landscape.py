@@ -63,6 +63,34 @@ def test_sharpness_searches_the_box_of_a_well_fitted_net():
     np.testing.assert_allclose(got, keskar_percent(vertex, base), rtol=1e-6)
 
 
+@pytest.mark.parametrize("c", [1.0, 1e-6])
+def test_sharpness_reaches_the_vertex_in_keskars_ten_iterations_whatever_the_loss_scale(c):
+    # Keskar et al.'s 10 L-BFGS-B iterations: on the raw loss × 1e-6 (a well-fitted net's size) its steps, about
+    # the gradient's size, would not leave the random start; the search must not depend on the scale
+    model, data, w, d = quad_case()
+    eps = 1e-3
+    model = Quadratic(w, c * d)
+    base = 0.5 * (c * d * w**2).sum().item()
+    vertex = 0.5 * (c * d * (w.abs() + eps * (w.abs() + 1)) ** 2).sum().item()
+    np.testing.assert_allclose(keskar_sharpness(model, half_sq, data, eps=eps, maxiter=10),
+                               keskar_percent(vertex, base), rtol=1e-6)
+
+
+def test_a_scaled_loss_is_searched_the_same_way_on_a_net(mlp_case):
+    # φ = 100 (max L − L0) / (1 + L0): with L → c·L the rise found must scale by c exactly when the search is
+    # scale-free (the same point found), on a nonconvex loss where the maximizer is a local search
+    model, data = mlp_case
+    model = model.double()
+    data = (data[0].double(), data[1])
+    ce = CrossEntropy()
+    base = ce(model(data[0]), data[1]).item()
+    rise = keskar_sharpness(model, ce, data, eps=1e-3, maxiter=10) * (1 + base) / 100
+    c = 1e-6
+    small = keskar_sharpness(model, lambda o, y: c * ce(o, y), data, eps=1e-3, maxiter=10) * (1 + c * base) / 100
+    assert rise > 0
+    np.testing.assert_allclose(small / c, rise, rtol=1e-6)
+
+
 def test_subspace_sharpness_uses_the_pseudo_inverse_box():
     # A = 2·[e_0, e_2, e_4]: A⁺w = w_S / 2, box |z| ≤ ε(|w_S|/2 + 1), so y = Az moves w_S by ≤ ε(|w_S| + 2)
     model, data, w, d = quad_case()

@@ -40,7 +40,9 @@ LABELS = {"elr": "elr", "phase": "phase", "train_error": "final train error", "t
           "train_misclassified": "misclassified (train)", "train_loss": "final train loss", "gm": "final GM",
           "tail_cos": "tail cos_prev", "fisher_trace": "tr F (last)", "hessian_top_eig": "λmax (last)",
           "retraction_max": "max 1 − r", "direction": "direction", "lr": "lr", "wd": "wd", "seed": "seed",
-          "status": "status", "steps": "steps"}
+          "status": "status", "steps": "steps", "run": "run", "regime": "regime", "batch_size": "batch",
+          "train_acc": "train acc (%)", "test_acc": "test acc (%)",
+          "sharpness_eps=0.001": "ε-sharpness, ε = 1e-3 (%)", "sharpness_eps=0.0005": "ε-sharpness, ε = 5e-4 (%)"}
 
 
 def _md(rows: list[dict], cols: list[str] | None = None, head: list[str] | None = None) -> str:
