@@ -428,10 +428,15 @@ class Loop:
 
     def _log_block(self, n: int) -> None:
         """Every member's batch loss and error means over the block (and its optimizer's statistics)."""
+        batched = getattr(self.step, "block_means", None)  # a step of many members: all blocks at once
+        means = batched(self.alive) if batched is not None and self.alive else None
         for i in self.alive:
             m = self.members[i]
             m.global_step = self.global_step
-            batch_loss, batch_error = m.module.update_stage("train", *self.step.block(i))
+            if means is not None:
+                batch_loss, batch_error = means[i]
+            else:
+                batch_loss, batch_error = m.module.update_stage("train", *self.step.block(i))
             row = {"train/batch_loss": batch_loss, "train/batch_error": batch_error}
             stats = getattr(getattr(m.optimizer, "optimizer", m.optimizer), "last_stats", None)
             if stats is not None:

@@ -126,9 +126,9 @@ class StackStep(Step):
 
     @torch.no_grad()
     def block_means(self, members) -> dict[int, tuple[float, float]]:
-        """(Not yet called by the loop.) Every member's block at once: the per-member sums go straight into each
-        module's training means (the states ``MeanMetric.update`` adds to; the members still training have
-        finite losses)."""
+        """Every member's block at once (the loop calls this instead of :meth:`block` per member): the
+        per-member sums go straight into each module's training means (the states ``MeanMetric.update`` adds to;
+        the members still training have finite losses)."""
         loss, out, y = self._stacked_block()
         rows = [self.stack.row(i) for i in members]
         sel = torch.tensor(rows)
