@@ -445,7 +445,8 @@ def final_metrics(trainer, scheduled: bool = True) -> dict[str, float]:
         if scheduled and isinstance(cb, PhaseMetrics) and cb.last_step == trainer.global_step:
             final.update({k: v for k, v in cb.last.items() if not k.startswith(("train_", "test_"))})
     for split in dm.splits:
-        m = evaluate(module.model, module.loss, dm.eval_loader(split), mode="eval")
+        m = trainer.full_pass(split) if hasattr(trainer, "full_pass") else \
+            evaluate(module.model, module.loss, dm.eval_loader(split), mode="eval")
         final[f"{split}_loss"], final[f"{split}_error"] = m["loss"], m["error"]
         n = len(dm.splits[split][1])
         final[f"{split}_loss_sum"], final[f"{split}_misclassified"] = m["loss"] * n, int(round(m["error"] * n))

@@ -24,6 +24,7 @@ from lossland.records import atomic_write
 from lossland.schema import validate
 from lossland.sweep.vectorized.fast import stacked_mlp
 from lossland.sweep.vectorized.groups import stack_groups
+from lossland.sweep.vectorized.measure import final_evaluations
 from lossland.sweep.vectorized.stack import check_model
 from lossland.sweep.vectorized.step import StackStep
 from lossland.train import prepare
@@ -203,7 +204,9 @@ def train_together(jobs: list[Job]) -> list[dict]:
             trainer.setup(module, dm)
             job.attach(trainer)
             trainers.append(trainer)
-        Loop(StackStep(trainers)).run()
+        step = StackStep(trainers)
+        Loop(step).run()
+        final_evaluations(step.stack, [j.trainer for j in jobs if j.summary["status"] == "running"])
     except Exception as e:  # noqa: BLE001 - recorded; the sweep lists these members as failed
         for job in jobs:
             if job.trainer is None or (job.trainer.diverged is None and not job.trainer.should_stop):
@@ -222,5 +225,7 @@ def _end(job: Job, index: int, size: int) -> dict:
             job.complete(job.trainer)
         except Exception as e:  # noqa: BLE001 - recorded in this member; the others go on
             job.fail(e)
+        if job.trainer is not None:
+            job.trainer.given_passes.clear()
     job.summary["grid"] = {"vectorized": True, "members": size, "index": index}
     return job.finish()
