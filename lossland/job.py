@@ -194,8 +194,9 @@ class Job:
         if s["status"] == "running":
             s["status"] = "interrupted"
         self._write(final=True)
-        s.update(close_loggers(self.loggers, s, Run(self.out)))
-        self._write(final=True)
+        if closed := close_loggers(self.loggers, s, Run(self.out)):  # what the trackers add (else: written)
+            s.update(closed)
+            self._write(final=True)
         finish_wandb()
         torch.set_num_threads(self.threads)
         return s
