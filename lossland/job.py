@@ -30,6 +30,7 @@ unfinished one resumes on the thread count it was checkpointed with.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -73,13 +74,15 @@ class Job:
     """One job directory from :meth:`open` to :meth:`finish`; ``summary`` is its ``summary.json``.
 
     ``fabric``: the run's started Fabric (several devices: global rank 0 decides and writes; the other ranks
-    follow). ``overrides``: the job's command-line overrides (default: Hydra's)."""
+    follow). ``overrides``: the job's command-line overrides (default: Hydra's). ``resolved``: ``cfg`` already
+    resolved to a container, if the caller has it (a grid resolves each member's config once)."""
 
-    def __init__(self, cfg: DictConfig, out: str | Path, fabric=None, overrides: list[str] | None = None):
+    def __init__(self, cfg: DictConfig, out: str | Path, fabric=None, overrides: list[str] | None = None,
+                 resolved: dict | None = None):
         self.cfg, self.out, self.fabric = cfg, Path(out), fabric
         self.writer = fabric is None or fabric.is_global_zero
         self.overrides = job_overrides() if overrides is None else list(overrides)
-        self.digest = config_digest(cfg)
+        self.digest = config_digest(cfg, resolved)
         self.summary: dict = {}
         self.checkpoint: dict | None = None  # what a resumed run starts from
         self.previous: dict = {}  # the summary of the unfinished run it resumes
@@ -239,10 +242,10 @@ def unwritable(out: Path):
 
 
 # ---------------------------------------------------------------------------------------------- deciding
-def config_digest(cfg: DictConfig) -> str:
+def config_digest(cfg: DictConfig, resolved: dict | None = None) -> str:
     """A hash of the resolved config without :data:`NOT_IN_DIGEST` (see :data:`OLD_NAMES`, :data:`ADDED`,
-    :data:`SWITCHED`)."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
+    :data:`SWITCHED`). ``resolved``: the config already resolved to a container (not changed here)."""
+    plain = copy.deepcopy(resolved) if resolved is not None else OmegaConf.to_container(cfg, resolve=True)
 
     missing = object()
 

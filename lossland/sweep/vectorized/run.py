@@ -44,11 +44,11 @@ def launch_batch(launcher, job_overrides, initial_job_idx: int) -> list:
     cfgs = [cfg for cfg, _ in members]
     overrides = [[o for o in job if not o.startswith(("hydra.", "hydra/"))] for job in job_overrides]  # task's
     try:
-        check_grid(cfgs)  # refused: nothing written, no directory that blocks the corrected command
+        checked = check_grid(cfgs)  # refused: nothing written, no directory that blocks the corrected command
         for cfg, hydra_cfg in members:
             write_member_meta(config, cfg, hydra_cfg)
         print(f"lossland: hydra/launcher=vectorized: {len(cfgs)} jobs in {sweep}/", flush=True)
-        summaries = run_grid(cfgs, overrides, vmap=launcher.vmap)
+        summaries = run_grid(cfgs, overrides, vmap=launcher.vmap, checked=checked)
     except LosslandError as e:
         if initial_job_idx == 0:
             _remove_if_only_hydras(sweep)
@@ -110,12 +110,18 @@ def write_member_meta(config: DictConfig, cfg: DictConfig, hydra_cfg: DictConfig
         atomic_write(meta / "overrides.yaml", OmegaConf.to_yaml(list(hydra_cfg.hydra.overrides.task)))
 
 
-def check_grid(cfgs: list[DictConfig]) -> None:
-    """Refuse (one line) a grid whose jobs are invalid or do not stack, before anything is written."""
+def check_grid(cfgs: list[DictConfig], models: bool = True) -> tuple[list[list[int]], list[dict]]:
+    """Refuse (one line) a grid whose jobs are invalid or do not stack (``models``: nor models that do not),
+    before anything is written. Returns the stacks (:func:`~lossland.sweep.vectorized.groups.stack_groups`) and
+    each config resolved to a container."""
     for cfg in cfgs:
         validate(cfg)
-    for group in stack_groups(cfgs):
-        worth_stacking(cfgs[group[0]])
+    resolved = [OmegaConf.to_container(cfg, resolve=True) for cfg in cfgs]
+    groups = stack_groups(cfgs, resolved)
+    if models:
+        for group in groups:
+            worth_stacking(cfgs[group[0]])
+    return groups, resolved
 
 
 def tracker_group(cfg: DictConfig, sweep: Path) -> None:
@@ -127,29 +133,31 @@ def tracker_group(cfg: DictConfig, sweep: Path) -> None:
             node.group = sweep.as_posix()
 
 
-def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None, vmap: bool | None = None) -> list[dict]:
+def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None, vmap: bool | None = None,
+             checked: tuple[list[list[int]], list[dict]] | None = None) -> list[dict]:
     """Train the jobs ``cfgs`` (each with its own ``out_dir``) as stacked models, one per group of jobs that
     stack (:func:`~lossland.sweep.vectorized.groups.stack_groups`); returns each job's summary. Raises
     :class:`LosslandError` (one line) for options that do not stack, before any job starts. ``vmap``: stack any
-    stackable model (default: the config's ``grid=vmap``, kept for one release)."""
+    stackable model (default: the config's ``grid=vmap``, kept for one release). ``checked``: what
+    :func:`check_grid` returned for these configs (their groups and resolved configs; not checked again)."""
     overrides = overrides or [[] for _ in cfgs]
-    for cfg in cfgs:
-        validate(cfg)
-    groups = stack_groups(cfgs)  # and each checked
+    groups, resolved = checked or check_grid(cfgs, models=False)
     if len(groups) > 1:
         print(f"lossland: hydra/launcher=vectorized: {len(groups)} stacks of {', '.join(str(len(g)) for g in groups)} "
               "jobs (jobs that differ in more than seeds, rates and optimizer values train in separate stacks)",
               flush=True)
     results: list[dict | None] = [None] * len(cfgs)
     for group in groups:
-        for i, summary in zip(group, _run_stack([cfgs[i] for i in group], [overrides[i] for i in group], vmap)):
+        for i, summary in zip(group, _run_stack([cfgs[i] for i in group], [overrides[i] for i in group], vmap,
+                                                [resolved[i] for i in group])):
             results[i] = summary
     return results
 
 
-def _run_stack(cfgs: list[DictConfig], overrides: list[list[str]], vmap: bool | None) -> list[dict]:
+def _run_stack(cfgs: list[DictConfig], overrides: list[list[str]], vmap: bool | None,
+               resolved: list[dict]) -> list[dict]:
     results: list[dict | None] = [None] * len(cfgs)
-    jobs = [Job(cfg, Path(cfg.out_dir), overrides=o) for cfg, o in zip(cfgs, overrides)]
+    jobs = [Job(cfg, Path(cfg.out_dir), overrides=o, resolved=r) for cfg, o, r in zip(cfgs, overrides, resolved)]
     fresh = []
     for i, job in enumerate(jobs):
         action = job.open()
