@@ -47,7 +47,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lossland.callbacks import PhaseMetrics
-from lossland.config import job_overrides, under_hydra
+from lossland.config import config_yaml, job_overrides, under_hydra
 from lossland.errors import LosslandError
 from lossland.loggers import bind_loggers, close_loggers, finish_wandb
 from lossland.loop import Interrupted
@@ -134,7 +134,7 @@ class Job:
         with unwritable(self.out):  # a full disk, a read-only directory: one line, nothing half-written
             self._write()
             if self.writer and not under_hydra():  # a job outside a Hydra app (grid members, tests): still complete
-                atomic_write(self.out / CONFIG_YAML, OmegaConf.to_yaml(cfg))
+                atomic_write(self.out / CONFIG_YAML, config_yaml(cfg))
 
     def attach(self, trainer=None, loggers: list | None = None) -> None:
         """The job's trainer (its counters go into the record) and loggers (default: the trainer's), which

@@ -17,6 +17,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lossland.build import build_data, build_loss, build_model
+from lossland.config import config_yaml
 from lossland.errors import LosslandError
 from lossland.job import Job
 from lossland.loop import Interrupted, Loop, start_fabric
@@ -105,9 +106,9 @@ def write_member_meta(config: DictConfig, cfg: DictConfig, hydra_cfg: DictConfig
     """A member's ``.hydra/`` files (config, hydra, overrides), as Hydra's launchers write them."""
     if config.hydra.output_subdir is not None:
         meta = Path(cfg.out_dir) / str(config.hydra.output_subdir)
-        atomic_write(meta / "config.yaml", OmegaConf.to_yaml(cfg))
-        atomic_write(meta / "hydra.yaml", OmegaConf.to_yaml(hydra_cfg))
-        atomic_write(meta / "overrides.yaml", OmegaConf.to_yaml(list(hydra_cfg.hydra.overrides.task)))
+        atomic_write(meta / "config.yaml", config_yaml(cfg))
+        atomic_write(meta / "hydra.yaml", config_yaml(hydra_cfg))
+        atomic_write(meta / "overrides.yaml", config_yaml(hydra_cfg.hydra.overrides.task))
 
 
 def check_grid(cfgs: list[DictConfig], models: bool = True) -> tuple[list[list[int]], list[dict]]:
