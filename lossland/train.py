@@ -68,9 +68,8 @@ def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None, fabric
     share one such dict: the data module, loss, model and trainer factory are then built once per distinct
     (resolved) config node and seed, and each member gets a copy (:func:`_once`)."""
     writer = fabric is None or fabric.is_global_zero
-    keep = {}  # the prepared splits stay shared between the copies of a data module
-    dm = _once(shared, ("data", cfg.data, cfg.model.get("_target_"), cfg.seed), lambda: build_data(cfg), keep)
-    keep.update({id(t): t for pair in dm.splits.values() for t in pair})
+    dm = _once(shared, ("data", cfg.data, cfg.model.get("_target_"), cfg.seed), lambda: build_data(cfg),
+               keep=lambda d: [t for pair in d.splits.values() for t in pair])  # one copy of the data for all
     loss = _once(shared, ("loss", cfg.loss), lambda: build_loss(cfg))
     model = _once(shared, ("model", cfg.model, (cfg.get("augment") or {}).get("model"), cfg.data, cfg.loss,
                            cfg.seed), lambda: build_model(cfg, dm, loss))
@@ -94,9 +93,10 @@ def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None, fabric
     return trainer, module, dm
 
 
-def _once(shared: dict | None, key: tuple, build, keep: dict | None = None, copy: bool = True):
+def _once(shared: dict | None, key: tuple, build, keep=None, copy: bool = True):
     """``build()``, or (``shared``) a copy of the object built for the first job with the same ``key`` (config
-    nodes compared resolved; ``keep``: objects the copies share rather than copy); ``copy=False``: that object
+    nodes compared resolved; ``keep(obj)``: what the copies share rather than copy, e.g. the data module's
+    prepared splits, which the stacked step then gathers once for all members); ``copy=False``: that object
     itself (a factory)."""
     if shared is None:
         return build()
@@ -104,7 +104,9 @@ def _once(shared: dict | None, key: tuple, build, keep: dict | None = None, copy
                    sort_keys=True, default=str)
     if k not in shared:
         shared[k] = build()
-    return deepcopy(shared[k], dict(keep or {})) if copy else shared[k]
+    if not copy:
+        return shared[k]
+    return deepcopy(shared[k], {id(o): o for o in keep(shared[k])} if keep is not None else {})
 
 
 def init_from(model: torch.nn.Module, dm, run_dir) -> None:
