@@ -196,9 +196,10 @@ def build_loggers(cfg: DictConfig, out: Path, rows: list[dict] | None = None) ->
     """``metrics.csv`` (always; continuing ``rows`` when resuming) plus every ``_target_`` logger of
     ``cfg.logger`` (e.g. W&B), given the run directory and the resolved run config."""
     loggers = [RecordLogger(out, rows=rows)]
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config = None
     for name, node in (cfg.get("logger") or {}).items():
         if isinstance(node, DictConfig) and node.get("_target_"):
+            config = OmegaConf.to_container(cfg, resolve=True) if config is None else config
             if node.get("quiet", False):  # W&B reads this once per process, like its WANDB_MODE
                 os.environ.setdefault("WANDB_SILENT", "true")
                 _quiet_wandb(offline=bool(node.get("offline", True)))

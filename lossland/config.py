@@ -7,6 +7,7 @@ import itertools
 import re
 from pathlib import Path
 
+import yaml
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -19,6 +20,35 @@ from lossland.errors import LosslandError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 POSITIVE = ("elr", "lr")
+
+
+def config_yaml(cfg) -> str:
+    """``OmegaConf.to_yaml(cfg)``, the same text, through libyaml's emitter when PyYAML has it (a few times
+    faster: every job writes its ``.hydra/config.yaml``). libyaml escapes characters beyond the BMP (``\\U``),
+    which OmegaConf's dumper writes as they are: such a config takes OmegaConf's own path."""
+    dumper = _c_dumper()
+    if dumper is None:
+        return OmegaConf.to_yaml(cfg)
+    container = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True) if OmegaConf.is_config(cfg) else cfg
+    text = yaml.dump(container, default_flow_style=False, allow_unicode=True, sort_keys=False, Dumper=dumper)
+    return OmegaConf.to_yaml(cfg) if "\\U" in text else text
+
+
+_DUMPER: list = []
+
+
+def _c_dumper():
+    """OmegaConf's YAML dumper (its quoting of strings) on libyaml's emitter; None without libyaml."""
+    if not _DUMPER:
+        from omegaconf._utils import get_omega_conf_dumper
+
+        base = get_omega_conf_dumper()
+        dumper = None
+        if getattr(yaml, "__with_libyaml__", False):
+            dumper = type("OmegaConfCDumper", (yaml.CDumper,), {})
+            dumper.add_representer(str, base.str_representer)
+        _DUMPER.append(dumper)
+    return _DUMPER[0]
 
 
 def _hydra():

@@ -30,6 +30,7 @@ unfinished one resumes on the thread count it was checkpointed with.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -46,7 +47,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lossland.callbacks import PhaseMetrics
-from lossland.config import job_overrides, under_hydra
+from lossland.config import config_yaml, job_overrides, under_hydra
 from lossland.errors import LosslandError
 from lossland.loggers import bind_loggers, close_loggers, finish_wandb
 from lossland.loop import Interrupted
@@ -73,13 +74,15 @@ class Job:
     """One job directory from :meth:`open` to :meth:`finish`; ``summary`` is its ``summary.json``.
 
     ``fabric``: the run's started Fabric (several devices: global rank 0 decides and writes; the other ranks
-    follow). ``overrides``: the job's command-line overrides (default: Hydra's)."""
+    follow). ``overrides``: the job's command-line overrides (default: Hydra's). ``resolved``: ``cfg`` already
+    resolved to a container, if the caller has it (a grid resolves each member's config once)."""
 
-    def __init__(self, cfg: DictConfig, out: str | Path, fabric=None, overrides: list[str] | None = None):
+    def __init__(self, cfg: DictConfig, out: str | Path, fabric=None, overrides: list[str] | None = None,
+                 resolved: dict | None = None):
         self.cfg, self.out, self.fabric = cfg, Path(out), fabric
         self.writer = fabric is None or fabric.is_global_zero
         self.overrides = job_overrides() if overrides is None else list(overrides)
-        self.digest = config_digest(cfg)
+        self.digest = config_digest(cfg, resolved)
         self.summary: dict = {}
         self.checkpoint: dict | None = None  # what a resumed run starts from
         self.previous: dict = {}  # the summary of the unfinished run it resumes
@@ -131,7 +134,7 @@ class Job:
         with unwritable(self.out):  # a full disk, a read-only directory: one line, nothing half-written
             self._write()
             if self.writer and not under_hydra():  # a job outside a Hydra app (grid members, tests): still complete
-                atomic_write(self.out / CONFIG_YAML, OmegaConf.to_yaml(cfg))
+                atomic_write(self.out / CONFIG_YAML, config_yaml(cfg))
 
     def attach(self, trainer=None, loggers: list | None = None) -> None:
         """The job's trainer (its counters go into the record) and loggers (default: the trainer's), which
@@ -194,8 +197,9 @@ class Job:
         if s["status"] == "running":
             s["status"] = "interrupted"
         self._write(final=True)
-        s.update(close_loggers(self.loggers, s, Run(self.out)))
-        self._write(final=True)
+        if closed := close_loggers(self.loggers, s, Run(self.out)):  # what the trackers add (else: written)
+            s.update(closed)
+            self._write(final=True)
         finish_wandb()
         torch.set_num_threads(self.threads)
         return s
@@ -238,10 +242,10 @@ def unwritable(out: Path):
 
 
 # ---------------------------------------------------------------------------------------------- deciding
-def config_digest(cfg: DictConfig) -> str:
+def config_digest(cfg: DictConfig, resolved: dict | None = None) -> str:
     """A hash of the resolved config without :data:`NOT_IN_DIGEST` (see :data:`OLD_NAMES`, :data:`ADDED`,
-    :data:`SWITCHED`)."""
-    plain = OmegaConf.to_container(cfg, resolve=True)
+    :data:`SWITCHED`). ``resolved``: the config already resolved to a container (not changed here)."""
+    plain = copy.deepcopy(resolved) if resolved is not None else OmegaConf.to_container(cfg, resolve=True)
 
     missing = object()
 
@@ -445,7 +449,8 @@ def final_metrics(trainer, scheduled: bool = True) -> dict[str, float]:
         if scheduled and isinstance(cb, PhaseMetrics) and cb.last_step == trainer.global_step:
             final.update({k: v for k, v in cb.last.items() if not k.startswith(("train_", "test_"))})
     for split in dm.splits:
-        m = evaluate(module.model, module.loss, dm.eval_loader(split), mode="eval")
+        m = trainer.full_pass(split) if hasattr(trainer, "full_pass") else \
+            evaluate(module.model, module.loss, dm.eval_loader(split), mode="eval")
         final[f"{split}_loss"], final[f"{split}_error"] = m["loss"], m["error"]
         n = len(dm.splits[split][1])
         final[f"{split}_loss_sum"], final[f"{split}_misclassified"] = m["loss"] * n, int(round(m["error"] * n))

@@ -35,6 +35,7 @@ class RecordLogger(Logger):
         self._dir = Path(save_dir) if save_dir is not None else None
         self.rows: list[dict[str, float]] = list(rows or [])
         self.epoch = self.rows[-1]["epoch"] if self.rows else 0
+        self._dirty = True  # rows logged since metrics.csv was last written
 
     @property
     def name(self):
@@ -60,6 +61,7 @@ class RecordLogger(Logger):
         row = {"step": step if step is not None else -1, "epoch": metrics.get("epoch", self.epoch)}
         row.update({k: float(v) for k, v in metrics.items() if k != "epoch"})
         self.epoch = row["epoch"]
+        self._dirty = True
         last = self.rows[-1] if self.rows else None
         if last is not None and last["step"] == row["step"] and last["epoch"] == row["epoch"] \
                 and all(k in last and last[k] == v for k, v in row.items()):
@@ -71,7 +73,7 @@ class RecordLogger(Logger):
             self.rows.append(row)
 
     def save(self):
-        if self._dir is None:
+        if self._dir is None or not self._dirty:  # nothing new: the file on disk is up to date
             return
         cols: dict[str, None] = {"step": None, "epoch": None}
         for r in self.rows:
@@ -82,6 +84,7 @@ class RecordLogger(Logger):
         for r in self.rows:
             w.writerow({k: (int(v) if k in ("step", "epoch") else repr(v)) for k, v in r.items()})
         atomic_write(self._dir / METRICS_CSV, out.getvalue())
+        self._dirty = False
 
     def finalize(self, status: str = "success"):
         self.save()

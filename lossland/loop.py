@@ -112,6 +112,7 @@ class Trainer:
         self.should_stop = False  # a callback may end the run early (e.g. at zero training errors)
         self.diverged: Diverged | None = None  # where and why the run diverged
         self.extra_summary: dict = {}  # recorded in the run's summary.json (e.g. a perturbation applied at start)
+        self.given_passes: dict[str, dict[str, float]] = {}  # full passes at the final weights a grid computed
 
     @property
     def total_steps(self) -> int:
@@ -170,8 +171,14 @@ class Trainer:
     def evaluate(self, split: str) -> dict[str, float]:
         """Full-pass mean loss and error (fractions) of ``split`` with BN in eval mode, as ``<split>/loss``,
         ``<split>/error``."""
-        m = evaluate(self.module.model, self.module.loss, self.datamodule.eval_loader(split), mode="eval")
-        return {f"{split}/{k}": v for k, v in m.items()}
+        return {f"{split}/{k}": v for k, v in self.full_pass(split).items()}
+
+    def full_pass(self, split: str) -> dict[str, float]:
+        """``{"loss", "error"}`` of the whole ``split`` at the current weights (BN in eval mode), or the values a
+        vectorized grid computed for all its members at once at their final weights (``given_passes``)."""
+        if split in self.given_passes:
+            return self.given_passes[split]
+        return evaluate(self.module.model, self.module.loss, self.datamodule.eval_loader(split), mode="eval")
 
     # ------------------------------------------------------------------------------ checkpoints
     def checkpoint(self, finite: bool = True) -> dict:
@@ -251,6 +258,10 @@ class Step:
     def block(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Member ``i``'s per-step losses, outputs and targets since the last block (for its batch means)."""
         raise NotImplementedError
+
+    def before_due(self, members: Sequence[int]) -> None:
+        """Scheduled work is due now for ``members`` (before their callbacks run): a step of many members may
+        measure for all of them at once what their callbacks would measure one by one."""
 
     def end_block(self) -> None:
         """The block's values have been read."""
@@ -354,6 +365,8 @@ class Loop:
         try:
             for m in self.members:
                 m.call("on_train_start", trainer=m, module=m.module)
+            self.step.before_due(self.alive)
+            for m in self.members:
                 m.call("on_step", trainer=m, module=m.module)
                 m.module.model.train()
             while self.alive and self.global_step < self.total and self.signal is None:
@@ -428,10 +441,15 @@ class Loop:
 
     def _log_block(self, n: int) -> None:
         """Every member's batch loss and error means over the block (and its optimizer's statistics)."""
+        batched = getattr(self.step, "block_means", None)  # a step of many members: all blocks at once
+        means = batched(self.alive) if batched is not None and self.alive else None
         for i in self.alive:
             m = self.members[i]
             m.global_step = self.global_step
-            batch_loss, batch_error = m.module.update_stage("train", *self.step.block(i))
+            if means is not None:
+                batch_loss, batch_error = means[i]
+            else:
+                batch_loss, batch_error = m.module.update_stage("train", *self.step.block(i))
             row = {"train/batch_loss": batch_loss, "train/batch_error": batch_error}
             stats = getattr(getattr(m.optimizer, "optimizer", m.optimizer), "last_stats", None)
             if stats is not None:
@@ -445,6 +463,7 @@ class Loop:
 
     def _due(self) -> None:
         """The scheduled callbacks of every member, then its ``last.ckpt``."""
+        self.step.before_due(self.alive)
         for i in self.alive:
             m = self.members[i]
             self.step.sync(i)

@@ -9,6 +9,8 @@ another run in progress.
 
 from __future__ import annotations
 
+import json
+from copy import deepcopy
 from pathlib import Path
 
 import torch
@@ -59,14 +61,18 @@ def run(cfg: DictConfig) -> dict:
     return job.summary
 
 
-def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None, fabric=None):
+def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None, fabric=None, shared: dict | None = None):
     """The trainer, module and data of a job: data, model (+ ``init_from`` weights), optimizer, callbacks and
     loggers. Saves the initial weights to ``checkpoints/init.pt``. ``fabric``: the run's started Fabric (DDP:
-    only global rank 0 writes, so the other ranks get no loggers)."""
+    only global rank 0 writes, so the other ranks get no loggers). ``shared``: the members of a vectorized grid
+    share one such dict: the data module, loss, model and trainer factory are then built once per distinct
+    (resolved) config node and seed, and each member gets a copy (:func:`_once`)."""
     writer = fabric is None or fabric.is_global_zero
-    dm = build_data(cfg)
-    loss = build_loss(cfg)
-    model = build_model(cfg, dm, loss)
+    dm = _once(shared, ("data", cfg.data, cfg.model.get("_target_"), cfg.seed), lambda: build_data(cfg),
+               keep=lambda d: [t for pair in d.splits.values() for t in pair])  # one copy of the data for all
+    loss = _once(shared, ("loss", cfg.loss), lambda: build_loss(cfg))
+    model = _once(shared, ("model", cfg.model, (cfg.get("augment") or {}).get("model"), cfg.data, cfg.loss,
+                           cfg.seed), lambda: build_model(cfg, dm, loss))
     if cfg.get("init_from"):
         init_from(model, dm, cfg.init_from)
     perturbation = apply_perturbation(cfg, model) if resume is None else None  # a resumed run restores weights
@@ -78,13 +84,29 @@ def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None, fabric
                              max_loss=cfg.get("max_loss"))
     rows = None if resume is None or not writer else [r for r in Run(out).rows() if r["step"] <= resume["global_step"]]
     loggers = build_loggers(cfg, out, rows=rows) if writer else []
-    trainer = instantiate_node(cfg.trainer, "trainer")(
+    trainer = _once(shared, ("trainer", cfg.trainer), lambda: instantiate_node(cfg.trainer, "trainer"), copy=False)(
         callbacks=build_callbacks(cfg, steps, out), loggers=loggers, checkpoint_dir=out / "checkpoints",
         run_info={"run_id": run_id}, fabric=fabric)
     trainer.datamodule = dm
     if perturbation is not None:
         trainer.extra_summary["perturbation"] = perturbation
     return trainer, module, dm
+
+
+def _once(shared: dict | None, key: tuple, build, keep=None, copy: bool = True):
+    """``build()``, or (``shared``) a copy of the object built for the first job with the same ``key`` (config
+    nodes compared resolved; ``keep(obj)``: what the copies share rather than copy, e.g. the data module's
+    prepared splits, which the stacked step then gathers once for all members); ``copy=False``: that object
+    itself (a factory)."""
+    if shared is None:
+        return build()
+    k = json.dumps([OmegaConf.to_container(n, resolve=True) if OmegaConf.is_config(n) else n for n in key],
+                   sort_keys=True, default=str)
+    if k not in shared:
+        shared[k] = build()
+    if not copy:
+        return shared[k]
+    return deepcopy(shared[k], {id(o): o for o in keep(shared[k])} if keep is not None else {})
 
 
 def init_from(model: torch.nn.Module, dm, run_dir) -> None:

@@ -16,7 +16,7 @@ from lossland.build import (
     build_schedule,
     instantiate_node,
 )
-from lossland.config import CONFIG_DIR, compose, groups
+from lossland.config import CONFIG_DIR, compose, config_yaml, groups
 from lossland.schema import validate
 
 TRAIN_GROUPS = groups("train")
@@ -152,3 +152,14 @@ def test_every_connect_option_instantiates(group, option):
 
     cfg = compose(["a=x", "b=y", f"{group}={option}"], "connect")
     assert callable(instantiate_method(cfg[group]))
+
+
+def test_config_yaml_is_omegaconfs_text():
+    """``.hydra/config.yaml`` of a job lossland writes (grid members, jobs outside Hydra) is the text
+    ``OmegaConf.to_yaml`` gives, through libyaml (characters beyond the BMP included: OmegaConf's path)."""
+    odd = {"colon": "x: y", "accents": "é ü 中文", "lines": "a\nb", "quotes": "'q'", "number": "1e-3", "bool": "true",
+           "empty": "", "lead": " x", "long": "a" * 200 + " " + "b" * 200, "interp": "${now:%Y-%m-%d}",
+           "list": ["a=b", "c,d", "[x]"], "null": "null", "hash": "#c", "tab": "a\tb", "emoji": "run 😀",
+           "float": 1e-3, "none": None, "mixed": [1, 2.5, True], "nested": {"u": {}}, "nothing": []}
+    for cfg in (compose(["data=digits", "model=mlp"]), OmegaConf.create(odd), OmegaConf.create(["a=1", "b=x y"])):
+        assert config_yaml(cfg) == OmegaConf.to_yaml(cfg)

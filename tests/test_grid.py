@@ -276,3 +276,22 @@ def test_the_exp_neuron_speed_grid_stacks_per_data_size_and_equals_sequential_ru
     for a, b in zip(got, want):
         _same_final(a, b, rel=1e-4)
         assert (a["stopped_early"], a.get("converged_step")) == (b["stopped_early"], b.get("converged_step"))
+
+
+def test_members_built_from_one_template_share_the_data_and_start_as_their_own_runs(tmp_path):
+    """prepare(..., shared): the members' data modules hold the one cached copy of the data (so the stacked step
+    gathers one batch per data order), and each member's initial weights and data order are its own run's."""
+    from lossland.train import prepare
+
+    cfgs = [compose([*MLP, f"seed={s}", f"lr={lr}"]) for s in (0, 1) for lr in (0.1, 0.2)]
+    shared: dict = {}
+    built = [prepare(c, tmp_path / f"m{i}", "x", None, None, shared) for i, c in enumerate(cfgs)]
+    alone = [prepare(c, tmp_path / f"a{i}", "x", None, None) for i, c in enumerate(cfgs)]
+    x0 = built[0][2].splits["train"][0]
+    assert all(dm.splits["train"][0] is x0 for _, _, dm in built)
+    for (_, m, dm), (_, m_alone, dm_alone) in zip(built, alone):
+        own, theirs = m.model.state_dict().values(), m_alone.model.state_dict().values()
+        assert all(torch.equal(p, q) for p, q in zip(own, theirs))
+        assert torch.equal(dm.epoch_order(), dm_alone.epoch_order())
+    assert not torch.equal(next(built[0][1].model.parameters()), next(built[2][1].model.parameters()))  # seeds
+    assert built[0][1].model is not built[1][1].model

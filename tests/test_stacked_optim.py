@@ -12,6 +12,7 @@ from lossland.sweep.vectorized.stack import Stack
 
 MLP = ["data=digits", "model=mlp", "model.hidden=[16]", "data.batch_size=32", "logger=none"]
 RULES = {  # name: (overrides, per-member optimizer overrides)
+    "sgd": (["optimizer=sgd"], [{}, {}]),
     "sgd_weight_decay": (["optimizer=sgd", "+optimizer.weight_decay=0"],
                          [{"weight_decay": 1e-3}, {"weight_decay": 0.1}]),
     "momentum": (["optimizer=momentum"], [{"momentum": 0.9}, {"momentum": 0.5}]),
@@ -91,3 +92,14 @@ def test_a_member_that_left_keeps_its_weights_and_state():
         assert torch.equal(stack.rule.state[n]["exp_avg"][1], moments[n])
     stack.compact()
     assert stack.rows == [0] and stack.rule.state[stack.names[0]]["exp_avg"].shape[0] == 1
+
+
+def test_members_leaving_at_two_different_steps_keep_the_others_hyperparameters():
+    dm, loss, modules, opts = _members(["optimizer=momentum"], [{"momentum": m} for m in (0.9, 0.5, 0.1)],
+                                       [1e-2] * 3, torch.float64)
+    stack = Stack(modules, opts)
+    stack.alive[0] = False
+    stack.compact()  # rows: members 1, 2
+    stack.alive[0] = False
+    stack.compact()  # rows: member 2 (stacked row 1 of the previous stack)
+    assert stack.rows == [2] and stack.rule.hyper["momentum"] == [0.1]

@@ -36,6 +36,7 @@ class PhaseMetrics(PeriodicCallback):
         self.gm, self.test, self.cosines, self.extra = gm, test, cosines, extra
         self.last: dict[str, float] = {}
         self._prev = self._init = None
+        self._given: dict[str, float] | None = None
 
     def on_train_start(self, trainer, module):
         dm = trainer.datamodule
@@ -63,8 +64,14 @@ class PhaseMetrics(PeriodicCallback):
             out.update(self.extra(module, self.train_batches))
         return out
 
+    def give(self, values: dict[str, float]) -> None:
+        """What :meth:`measure` would return at the coming due step, already measured (a vectorized grid
+        measures all its members at once: :mod:`lossland.sweep.vectorized.measure`)."""
+        self._given = values
+
     def run_at(self, trainer, module, step):
-        self.last = self.measure(module)
+        self.last = self._given if self._given is not None else self.measure(module)
+        self._given = None
         trainer.log(self.last, step)
 
     def state_dict(self) -> dict:

@@ -48,7 +48,8 @@ class StackedRule:
 
     def keep(self, rows: Tensor, members: list[int]) -> None:
         """Only the stacked ``rows`` remain (members ``members``, in that order)."""
-        self.hyper = {k: [v[m] for m in members] for k, v in self.hyper.items()}
+        kept = rows.tolist()  # rows of the stack as it was (after an earlier compaction: not member indices)
+        self.hyper = {k: [v[r] for r in kept] for k, v in self.hyper.items()}
         for st in self.state.values():
             for k in st:
                 st[k] = st[k][rows]
@@ -77,12 +78,21 @@ class StackedSGD(StackedRule):
     def __init__(self, optimizers, params):
         super().__init__(optimizers, params)
         self.nesterov = bool(_group(optimizers[0]).get("nesterov"))
+        self._rates: tuple[list[float], list[Tensor]] | None = None
         if any(bool(_group(o).get("nesterov")) != self.nesterov for o in optimizers):
             raise LosslandError("grid=vectorized: the members differ in nesterov")
 
     @torch.no_grad()
     def step(self, params, grads, lr):
         h = self.hyper
+        if not any(h["weight_decay"]) and not any(h["momentum"]):  # plain SGD: θ ← θ − lr·g, one call per step
+            if self._rates is None or self._rates[0] != lr:  # the members' rates, shaped per parameter
+                rate = self.coef(lr)
+                self._rates = (list(lr), [_b(rate, p) for p in params.values()])
+            ps = list(params.values())
+            torch._foreach_sub_(ps, torch._foreach_mul([grads[n] for n in params], self._rates[1]))
+            self.steps += 1
+            return
         wd = self.coef(h["weight_decay"]) if any(h["weight_decay"]) else None
         mom = self.coef(h["momentum"]) if any(h["momentum"]) else None
         damp = self.coef([1 - d for d in h["dampening"]])

@@ -15,6 +15,7 @@ step, exactly as its sequential run would be.
 - :mod:`lossland.sweep.vectorized.stack`: which grids stack (one-line refusals naming the differing key) and the
   stacked step's arithmetic;
 - :mod:`lossland.sweep.vectorized.step`: that step as the :class:`lossland.loop.Step` of the one training loop;
+- :mod:`lossland.sweep.vectorized.measure`: the members' phase metrics and final full passes, all at once;
 - :mod:`lossland.sweep.vectorized.run`: the launcher's batch as a grid, its members' jobs.
 """
 

@@ -21,10 +21,11 @@ def stack_key(flat: dict, raw: dict) -> str:
                       default=str)
 
 
-def stack_groups(cfgs: list[DictConfig]) -> list[list[int]]:
+def stack_groups(cfgs: list[DictConfig], resolved: list[dict] | None = None) -> list[list[int]]:
     """The jobs' indices, one list per stack, in the order of their first job; each stack checked
-    (:func:`~lossland.sweep.vectorized.stack.check_stackable`: options that do not stack are refused in one line)."""
-    flat = [flats(c) for c in cfgs]
+    (:func:`~lossland.sweep.vectorized.stack.check_stackable`: options that do not stack are refused in one line).
+    ``resolved``: the configs already resolved to containers."""
+    flat = [flats(c, r) for c, r in zip(cfgs, resolved or [None] * len(cfgs))]
     groups: dict[str, list[int]] = {}
     for i, f in enumerate(flat):
         groups.setdefault(stack_key(*f), []).append(i)

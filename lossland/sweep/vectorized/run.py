@@ -17,6 +17,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from lossland.build import build_data, build_loss, build_model
+from lossland.config import config_yaml
 from lossland.errors import LosslandError
 from lossland.job import Job
 from lossland.loop import Interrupted, Loop, start_fabric
@@ -24,6 +25,7 @@ from lossland.records import atomic_write
 from lossland.schema import validate
 from lossland.sweep.vectorized.fast import stacked_mlp
 from lossland.sweep.vectorized.groups import stack_groups
+from lossland.sweep.vectorized.measure import final_evaluations
 from lossland.sweep.vectorized.stack import check_model
 from lossland.sweep.vectorized.step import StackStep
 from lossland.train import prepare
@@ -43,11 +45,11 @@ def launch_batch(launcher, job_overrides, initial_job_idx: int) -> list:
     cfgs = [cfg for cfg, _ in members]
     overrides = [[o for o in job if not o.startswith(("hydra.", "hydra/"))] for job in job_overrides]  # task's
     try:
-        check_grid(cfgs)  # refused: nothing written, no directory that blocks the corrected command
+        checked = check_grid(cfgs)  # refused: nothing written, no directory that blocks the corrected command
         for cfg, hydra_cfg in members:
             write_member_meta(config, cfg, hydra_cfg)
         print(f"lossland: hydra/launcher=vectorized: {len(cfgs)} jobs in {sweep}/", flush=True)
-        summaries = run_grid(cfgs, overrides, vmap=launcher.vmap)
+        summaries = run_grid(cfgs, overrides, vmap=launcher.vmap, checked=checked)
     except LosslandError as e:
         if initial_job_idx == 0:
             _remove_if_only_hydras(sweep)
@@ -104,17 +106,23 @@ def write_member_meta(config: DictConfig, cfg: DictConfig, hydra_cfg: DictConfig
     """A member's ``.hydra/`` files (config, hydra, overrides), as Hydra's launchers write them."""
     if config.hydra.output_subdir is not None:
         meta = Path(cfg.out_dir) / str(config.hydra.output_subdir)
-        atomic_write(meta / "config.yaml", OmegaConf.to_yaml(cfg))
-        atomic_write(meta / "hydra.yaml", OmegaConf.to_yaml(hydra_cfg))
-        atomic_write(meta / "overrides.yaml", OmegaConf.to_yaml(list(hydra_cfg.hydra.overrides.task)))
+        atomic_write(meta / "config.yaml", config_yaml(cfg))
+        atomic_write(meta / "hydra.yaml", config_yaml(hydra_cfg))
+        atomic_write(meta / "overrides.yaml", config_yaml(hydra_cfg.hydra.overrides.task))
 
 
-def check_grid(cfgs: list[DictConfig]) -> None:
-    """Refuse (one line) a grid whose jobs are invalid or do not stack, before anything is written."""
+def check_grid(cfgs: list[DictConfig], models: bool = True) -> tuple[list[list[int]], list[dict]]:
+    """Refuse (one line) a grid whose jobs are invalid or do not stack (``models``: nor models that do not),
+    before anything is written. Returns the stacks (:func:`~lossland.sweep.vectorized.groups.stack_groups`) and
+    each config resolved to a container."""
     for cfg in cfgs:
         validate(cfg)
-    for group in stack_groups(cfgs):
-        worth_stacking(cfgs[group[0]])
+    resolved = [OmegaConf.to_container(cfg, resolve=True) for cfg in cfgs]
+    groups = stack_groups(cfgs, resolved)
+    if models:
+        for group in groups:
+            worth_stacking(cfgs[group[0]])
+    return groups, resolved
 
 
 def tracker_group(cfg: DictConfig, sweep: Path) -> None:
@@ -126,29 +134,31 @@ def tracker_group(cfg: DictConfig, sweep: Path) -> None:
             node.group = sweep.as_posix()
 
 
-def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None, vmap: bool | None = None) -> list[dict]:
+def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None, vmap: bool | None = None,
+             checked: tuple[list[list[int]], list[dict]] | None = None) -> list[dict]:
     """Train the jobs ``cfgs`` (each with its own ``out_dir``) as stacked models, one per group of jobs that
     stack (:func:`~lossland.sweep.vectorized.groups.stack_groups`); returns each job's summary. Raises
     :class:`LosslandError` (one line) for options that do not stack, before any job starts. ``vmap``: stack any
-    stackable model (default: the config's ``grid=vmap``, kept for one release)."""
+    stackable model (default: the config's ``grid=vmap``, kept for one release). ``checked``: what
+    :func:`check_grid` returned for these configs (their groups and resolved configs; not checked again)."""
     overrides = overrides or [[] for _ in cfgs]
-    for cfg in cfgs:
-        validate(cfg)
-    groups = stack_groups(cfgs)  # and each checked
+    groups, resolved = checked or check_grid(cfgs, models=False)
     if len(groups) > 1:
         print(f"lossland: hydra/launcher=vectorized: {len(groups)} stacks of {', '.join(str(len(g)) for g in groups)} "
               "jobs (jobs that differ in more than seeds, rates and optimizer values train in separate stacks)",
               flush=True)
     results: list[dict | None] = [None] * len(cfgs)
     for group in groups:
-        for i, summary in zip(group, _run_stack([cfgs[i] for i in group], [overrides[i] for i in group], vmap)):
+        for i, summary in zip(group, _run_stack([cfgs[i] for i in group], [overrides[i] for i in group], vmap,
+                                                [resolved[i] for i in group])):
             results[i] = summary
     return results
 
 
-def _run_stack(cfgs: list[DictConfig], overrides: list[list[str]], vmap: bool | None) -> list[dict]:
+def _run_stack(cfgs: list[DictConfig], overrides: list[list[str]], vmap: bool | None,
+               resolved: list[dict]) -> list[dict]:
     results: list[dict | None] = [None] * len(cfgs)
-    jobs = [Job(cfg, Path(cfg.out_dir), overrides=o) for cfg, o in zip(cfgs, overrides)]
+    jobs = [Job(cfg, Path(cfg.out_dir), overrides=o, resolved=r) for cfg, o, r in zip(cfgs, overrides, resolved)]
     fresh = []
     for i, job in enumerate(jobs):
         action = job.open()
@@ -198,12 +208,15 @@ def train_together(jobs: list[Job]) -> list[dict]:
         for job in jobs:
             job.start()
         fabric = start_fabric(**OmegaConf.to_container(jobs[0].cfg.trainer, resolve=True))  # one for all members
+        shared: dict = {}  # the members' common objects, built once (lossland.train.prepare)
         for job in jobs:
-            trainer, module, dm = prepare(job.cfg, job.out, job.run_id, None, fabric)
+            trainer, module, dm = prepare(job.cfg, job.out, job.run_id, None, fabric, shared)
             trainer.setup(module, dm)
             job.attach(trainer)
             trainers.append(trainer)
-        Loop(StackStep(trainers)).run()
+        step = StackStep(trainers)
+        Loop(step).run()
+        final_evaluations(step.stack, [j.trainer for j in jobs if j.summary["status"] == "running"])
     except Exception as e:  # noqa: BLE001 - recorded; the sweep lists these members as failed
         for job in jobs:
             if job.trainer is None or (job.trainer.diverged is None and not job.trainer.should_stop):
@@ -222,5 +235,7 @@ def _end(job: Job, index: int, size: int) -> dict:
             job.complete(job.trainer)
         except Exception as e:  # noqa: BLE001 - recorded in this member; the others go on
             job.fail(e)
+        if job.trainer is not None:
+            job.trainer.given_passes.clear()
     job.summary["grid"] = {"vectorized": True, "members": size, "index": index}
     return job.finish()

@@ -16,6 +16,7 @@ import torch
 
 from lossland.loop import Step, Trainer
 from lossland.optim.schedules import Constant
+from lossland.sweep.vectorized.measure import due_phase_metrics
 from lossland.sweep.vectorized.stack import Stack
 
 
@@ -126,9 +127,9 @@ class StackStep(Step):
 
     @torch.no_grad()
     def block_means(self, members) -> dict[int, tuple[float, float]]:
-        """(Not yet called by the loop.) Every member's block at once: the per-member sums go straight into each
-        module's training means (the states ``MeanMetric.update`` adds to; the members still training have
-        finite losses)."""
+        """Every member's block at once (the loop calls this instead of :meth:`block` per member): the
+        per-member sums go straight into each module's training means (the states ``MeanMetric.update`` adds to;
+        the members still training have finite losses)."""
         loss, out, y = self._stacked_block()
         rows = [self.stack.row(i) for i in members]
         sel = torch.tensor(rows)
@@ -147,6 +148,11 @@ class StackStep(Step):
             self._record_sphere(i)
             means[i] = (lm, wm)
         return means
+
+    def before_due(self, members) -> None:
+        """The members' phase metrics due now, measured all at once (:mod:`~lossland.sweep.vectorized.measure`)."""
+        due_phase_metrics(self.stack, [(i, self.members[i]) for i in members], self.members[members[0]].global_step
+                          if members else 0)
 
     def end_block(self) -> None:
         self.stack.compact()  # members that left leave the stack: the next steps compute only the others
