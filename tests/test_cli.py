@@ -107,7 +107,8 @@ def test_every_command_is_listed_and_has_help(capsys):
     listing = capsys.readouterr().out
     assert exit_.value.code == 0
     expected = {"train", "connect", "nas", "lab", "curvature", "slice", "keskar", "collect", "report", "paper",
-                "finetune", "interpolate", "sphere-figures", "exp-neuron", "connect-table", "nas-report", "sync", "paper-docs"}
+                "finetune", "interpolate", "sphere-figures", "exp-neuron", "connect-table", "nas-report", "sync",
+                "paper-docs"}
     assert set(COMMANDS) == expected and all(re.search(rf"^    {re.escape(n)}\b", listing, re.M) for n in expected)
     for name, command in COMMANDS.items():
         with pytest.raises(SystemExit) as exit_:

@@ -5,7 +5,8 @@ and real sizes (:mod:`lossland.data.synthetic_files`), drive every study's full-
 code path — ``lossland paper <study> --scale full --rehearse``: every paper config, the readers at full size, the
 models at full width, one optimizer step per experiment on the CPU, then collect, report, figures, paths, tables
 and the ``paper`` comparison. Two workers share the two cores: the sphere study (ConvNet-SI and VGG16-BN at width
-1) then nas on one, exp_neuron, connect and optim one after another on the other (balanced by CI's times). It prints how long each took.
+1) then nas on one, exp_neuron, connect and optim one after another on the other (balanced by CI's times). It
+prints how long each took.
 """
 
 import json
