@@ -23,7 +23,7 @@ from lossland.data.synthetic_files import write_all
 from lossland.paper import data as seeds
 from tests.conftest import ROOT
 
-WORKERS = [["sphere", "nas"], ["exp_neuron", "connect", "optim"]]  # CI: 414 + 103 s and 336 + 140 + 71 s
+WORKERS = [["sphere", "nas"], ["exp_neuron", "connect", "optim"]]  # CI: 257 + 80 s and 207 + 80 + 40 s
 
 
 def rehearse(study, data, out, results):
@@ -60,7 +60,7 @@ def test_every_study_rehearses_its_full_scale_recipes_at_full_size(tmp_path):
         assert rc == 0, f"{study}:\n{tail}"
     for study in (s for w in WORKERS for s in w):
         doc = json.loads((out / study / "paper" / study / "paper.json").read_text())
-        assert [v["trend"] for v in doc["verdicts"]] == [t.id for t in seeds.load(study).trends]
+        assert [v["trend"] for v in doc["verdicts"]] == [t.id for t in seeds.load(f"lossland.studies.{study}").trends]
     # the runs were the paper's experiments at full size, one step each, on the real file formats
     run = out / "sphere" / "sphere_elr_ce" / "0"
     cfg = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
