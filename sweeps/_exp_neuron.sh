@@ -3,15 +3,18 @@
 # (means 0 vs 0.1, std 1), mnist5k::600 and digits::200 (embedded stand-ins, 1 vs 7), mnist::11000 and
 # cifar10::2000 (the real data sets, from DATA_ROOT=<folder with the MNIST IDX files and cifar-10-batches-py/>).
 # SETS="..." overrides a recipe's list; extra arguments go to every train.py call (e.g. data.dim=10). LOGGER=wandb
-# logs to W&B (offline).
+# logs to W&B (offline). LAUNCHER (default vectorized: the jobs of one call that differ only in rates, lambda or seed
+# train as one stack, docs/scale.md; basic: one after another) is Hydra's launcher of every call, unless an
+# argument names one (e.g. hydra/launcher=submitit_slurm).
 # SCALE=full runs the protocol's experiments conf/experiment/paper/exp_neuron_<protocol>_<set>[_none|_exp].yaml for
 # the sets spheres, gaussians, mnist, cifar10 (every value from the configs; DATA_ROOT as above; the knobs SETS,
 # EPOCHS, LR(S), LAM(S), LOGGER are refused there — pass overrides as arguments, e.g. logger=wandb).
 source "$(dirname "$0")/_common.sh"
 set -f  # the overrides hold [ ] (no globbing)
-full_scale_refuses SETS EPOCHS LR LRS LAM LAMS LOGGER
+full_scale_refuses SETS EPOCHS LR LRS LAM LAMS LOGGER LAUNCHER
 PAPER_SETS="spheres gaussians mnist cifar10"
 LOGGER=${LOGGER:-csv}
+LAUNCHER=${LAUNCHER:-vectorized}
 MLP4=(model=mlp "model.hidden=[50,25]" model.activation=sigmoid)      # the seed's net 4: 100-50-25-1, sigmoid
 COMMON=(loss=hinge3 optimizer=adam data.normalize=standard data.batch_size=64 metrics.enabled=false
         metrics.convergence.enabled=true trainer.max_steps=-1 trainer.enable_progress_bar=false "logger=$LOGGER")
@@ -44,7 +47,9 @@ run_set() {  # run_set SWEEP_DIR KIND:PARAM:SIZES OVERRIDES...: one train.py mul
   local dir=$1 set=$2
   shift 2
   set_args "$set"
-  $PY train.py -m "${COMMON[@]}" "${ARGS[@]}" "hydra.sweep.dir=$dir" "$@"
+  local launcher=("hydra/launcher=$LAUNCHER") a
+  for a in "$@"; do case $a in hydra/launcher=*) launcher=();; esac; done  # the caller's launcher wins
+  $PY train.py -m "${COMMON[@]}" "${ARGS[@]}" ${launcher[@]+"${launcher[@]}"} "hydra.sweep.dir=$dir" "$@"
 }
 
 run_paper() {  # run_paper SWEEP_DIR CONFIG OVERRIDES...: one full-scale experiment, conf/experiment/paper/CONFIG.yaml

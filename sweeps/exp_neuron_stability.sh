@@ -28,8 +28,9 @@ for aug in none exp_neuron; do
 done
 EN=$(from "$OUT/base_exp_neuron"); PLAIN=$(from "$OUT/base_none")
 CONT=("lr=$LR" "seed=$NOISE" "trainer.max_epochs=$MORE" "max_loss=$MAX_LOSS")
-run_set "$OUT/perturbed_exp_neuron" "$SET" augment=exp_neuron "init_from=$EN" \
+# the continued runs differ in the perturbed neuron, which does not stack: one after another
+LAUNCHER=basic run_set "$OUT/perturbed_exp_neuron" "$SET" augment=exp_neuron "init_from=$EN" \
   augment.perturb.target=exp_neuron,hidden_neuron "${CONT[@]}" "$@"
-run_set "$OUT/perturbed_none" "$SET" augment=none "init_from=$PLAIN" augment.perturb.target=hidden_neuron \
+LAUNCHER=basic run_set "$OUT/perturbed_none" "$SET" augment=none "init_from=$PLAIN" augment.perturb.target=hidden_neuron \
   "${CONT[@]}" "$@"
 $LOSSLAND exp-neuron "$OUT" --protocol stability

@@ -66,6 +66,8 @@ def test_speed_recipe_reports_the_best_setting_and_counts_divergences(tmp_path):
     runs = [Run(d) for d in find_runs(tmp_path)]
     assert all("converged_step" in r.summary for r in runs)
     assert any(r.status == "diverged" and r.summary["diverged_cause"] for r in runs)
+    # the recipe's default launcher trained each call's rates (× λ) as one stack; the diverged member left it
+    assert all(r.summary["grid"]["vectorized"] and r.summary["grid"]["members"] == 2 for r in runs)
 
 
 def test_generalization_recipe_picks_among_converged_settings(tmp_path):
@@ -92,6 +94,7 @@ def test_stability_recipe_perturbs_and_reports_divergence_fraction(tmp_path):
     assert float(got[("exp_neuron", "exp_neuron")]["seed"]) == 1.0 and got[("none", "hidden_neuron")]["seed"] == "—"
     cont = [Run(d) for d in find_runs(tmp_path / "perturbed_exp_neuron")]
     assert {r.summary["perturbation"]["target"] for r in cont} == {"exp_neuron", "hidden_neuron"}
+    assert not any(r.summary.get("grid", {}).get("vectorized") for r in cont)  # they do not stack: one by one
 
 
 def test_bad_protocol_and_empty_dir_are_one_line(tmp_path):
