@@ -87,11 +87,18 @@ def test_stability_recipe_perturbs_and_reports_divergence_fraction(tmp_path):
     recipe("stability", tmp_path, {"SET": "spheres:5:64", "EPOCHS": "5", "MORE": "3", "BASES": "0",
                                    "NOISE": "1,2"})
     rows = table(tmp_path, "stability")
-    got = {(r["model"], r["perturbed"]): r for r in rows}
-    assert set(got) == {("exp_neuron", "exp_neuron"), ("exp_neuron", "hidden_neuron"), ("none", "hidden_neuron")}
+    got = {(r["model"], r["perturbed"], r["σ / mean|w|"]): r for r in rows}
+    pairs = {("exp_neuron", "exp_neuron"), ("exp_neuron", "hidden_neuron"), ("none", "hidden_neuron")}
+    assert set(got) == {(*p, s) for p in pairs for s in ("0.1", "10")}  # the default SCALES: the seed's and 100×
     for r in rows:
         assert r["runs"] == "2" and 0 <= float(r["fraction"]) <= 1 and float(r["σ (median)"]) > 0
-    assert float(got[("exp_neuron", "exp_neuron")]["seed"]) == 1.0 and got[("none", "hidden_neuron")]["seed"] == "—"
+    for m, p, s in got:  # σ is the scale times the same neuron's mean |w|
+        if s == "10":
+            assert float(got[m, p, "10"]["σ (median)"]) == pytest.approx(100 * float(got[m, p, "0.1"]["σ (median)"]),
+                                                                      rel=1e-2)
+    # the seed's statement (every run with a perturbed exponential neuron diverges) stands beside its own σ only
+    assert float(got["exp_neuron", "exp_neuron", "0.1"]["seed"]) == 1.0
+    assert got["exp_neuron", "exp_neuron", "10"]["seed"] == got["none", "hidden_neuron", "0.1"]["seed"] == "—"
     cont = [Run(d) for d in find_runs(tmp_path / "perturbed_exp_neuron")]
     assert {r.summary["perturbation"]["target"] for r in cont} == {"exp_neuron", "hidden_neuron"}
     assert not any(r.summary.get("grid", {}).get("vectorized") for r in cont)  # they do not stack: one by one

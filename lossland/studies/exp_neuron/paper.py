@@ -76,12 +76,13 @@ def generalization(ctx):
 
 
 def stability(ctx):
-    from lossland.studies.exp_neuron.tables import stability_rows
+    from lossland.studies.exp_neuron.tables import SEED_SCALE, stability_rows
 
     out = []
     for r in stability_rows(ctx["stability"]) if ctx["stability"] else []:
-        out.append(Ours(key=(f"{r['perturbed']} ({r['dataset']}, {r['augment']})",),
-                        seed_key=(r["perturbed"],) if r["augment"] == "exp_neuron" else None,
+        at_seed = r["augment"] == "exp_neuron" and r["scale"] == SEED_SCALE  # the seed's statement is at its σ
+        out.append(Ours(key=(f"{r['perturbed']} ({r['dataset']}, {r['augment']}, σ = {r['scale']:g}·mean|w|)",),
+                        seed_key=(r["perturbed"],) if at_seed else None,
                         values={"fraction": r["fraction"]}, note=f"{r['diverged']}/{r['runs']} runs diverged"))
     return out
 
@@ -136,3 +137,28 @@ def exp_neuron_unstable(ctx, tables):
 
 
 TRENDS = {f.__name__: f for f in (quality_mixed, not_faster, worse_generalization, exp_neuron_unstable)}
+
+
+def _protocol_table(protocol: str):
+    def table(ctx) -> list[dict]:
+        """The protocol's whole table, as ``lossland exp-neuron --protocol`` prints it (settings, divergences)."""
+        from lossland.studies.exp_neuron.tables import display_rows, protocol_rows
+
+        return display_rows(protocol, protocol_rows(protocol, ctx[protocol])) if ctx.get(protocol) else []
+    return table
+
+
+EXTRA = {f"protocol_{p}": _protocol_table(p) for p in PROTOCOLS}
+
+
+def figures(ctx, out: Path) -> list[Path]:
+    """Each protocol's bars (ours without / with the neuron beside the seed's) into the paper folder."""
+    from lossland.figures import save_figure
+    from lossland.studies.exp_neuron.tables import protocol_figure, protocol_rows
+
+    files = []
+    for p in PROTOCOLS:
+        rows = protocol_rows(p, ctx[p]) if ctx.get(p) else []
+        if rows:
+            files.append(save_figure(protocol_figure(p, rows), Path(out) / f"exp_neuron_{p}.png"))
+    return files

@@ -12,7 +12,8 @@ Protocols (one row per data set and training-set size; "none" / "exp" = without 
   ``trainer.max_epochs``; ``--budget`` lowers it), the one with the fewest misclassified test examples (then the
   lowest test loss sum); its validation loss sum \\ misclassified validation examples.
 - ``stability``: runs started from finished runs (``init_from``) with noise on one neuron (``augment.perturb``):
-  the fraction that diverged, and when (median step after the perturbation), per perturbed neuron.
+  the fraction that diverged, and when (median step after the perturbation), per perturbed neuron and noise scale
+  (``augment.perturb.scale``; the seed's value beside the seed's σ = mean|w| / 10 only).
 
 Every row counts its diverged runs (``div``: diverged / runs); a diverged run never counts as converged.
 """
@@ -34,6 +35,7 @@ from lossland.studies.exp_neuron import seed
 
 PROTOCOLS = ("quality", "speed", "generalization", "stability")
 AUGMENTS = ("none", "exp_neuron")
+SEED_SCALE = 0.1  # the seed's noise: σ = mean|weights of the neuron| / 10
 
 
 @dataclass
@@ -46,6 +48,7 @@ class RunInfo:
     target: str | None
     status: str
     summary: dict = field(repr=False)
+    scale: float | None = None  # a perturbed run's σ / mean|weights of the neuron| (the seed's: 0.1)
 
     @property
     def final(self) -> dict:
@@ -78,7 +81,8 @@ def run_info(run: Run) -> RunInfo:
     return RunInfo(dataset=dataset_label(cfg.data), size=None if size is None else int(size),
                    augment="exp_neuron" if has else "none", lr=None if lr is None else float(lr),
                    lam=float(aug.lam) if has and aug.get("lam") is not None else None,
-                   target=perturb.get("target"), status=run.status, summary=run.summary)
+                   target=perturb.get("target"), status=run.status, summary=run.summary,
+                   scale=float(perturb.get("scale", SEED_SCALE)) if perturb.get("target") else None)
 
 
 def load_infos(root: str | Path) -> list[RunInfo]:
@@ -189,21 +193,30 @@ def generalization_rows(infos: list[RunInfo], budget: float | None = None) -> li
 def stability_rows(infos: list[RunInfo]) -> list[dict]:
     rows = []
     perturbed = [r for r in infos if r.target is not None]
-    by = _groups(perturbed, lambda r: (r.dataset, r.size, r.augment, r.target))
+    by = _groups(perturbed, lambda r: (r.dataset, r.size, r.augment, r.target, r.scale))
     seed_frac = dict(seed.STABILITY)
-    for (ds, size, aug, target), g in sorted(by.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+    for (ds, size, aug, target, scale), g in sorted(by.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
         div = [r for r in g if r.status == "diverged"]
         steps = [r.summary.get("diverged_at_step") for r in div if r.summary.get("diverged_at_step") is not None]
         causes = sorted({str(r.summary.get("diverged_cause", "")) for r in div} - {""})
         sigmas = [r.summary.get("perturbation", {}).get("sigma") for r in g]
         sigmas = [s for s in sigmas if s is not None]
-        rows.append({"dataset": ds, "train_size": size, "augment": aug, "perturbed": target, "runs": len(g),
+        rows.append({"dataset": ds, "train_size": size, "augment": aug, "perturbed": target, "scale": scale,
+                     "runs": len(g),
                      "diverged": len(div), "fraction": len(div) / len(g),
                      "median_step": statistics.median(steps) if steps else None,
                      "first_step": min(steps) if steps else None, "causes": "; ".join(causes),
                      "sigma": statistics.median(sigmas) if sigmas else None,
-                     "seed_fraction": seed_frac.get(target) if aug == "exp_neuron" else None})
+                     "seed_fraction": seed_frac.get(target) if aug == "exp_neuron" and scale == SEED_SCALE
+                     else None})
     return rows
+
+
+def protocol_rows(protocol: str, infos: list[RunInfo], budget: float | None = None) -> list[dict]:
+    """The rows of ``protocol``'s table from its runs (``budget``: generalization's, see the module docstring)."""
+    if protocol == "generalization":
+        return generalization_rows(infos, budget)
+    return {"quality": quality_rows, "speed": speed_rows, "stability": stability_rows}[protocol](infos)
 
 
 # ------------------------------------------------------------------------------------------------ output
@@ -220,7 +233,8 @@ COLUMNS = {
                        ("none_setting", "chosen none"), ("exp_setting", "chosen exp"), ("none_eligible", "elig. none"),
                        ("exp_eligible", "elig. exp"), ("none_div", "div none"), ("exp_div", "div exp")],
     "stability": [("dataset", "data set"), ("train_size", "train"), ("augment", "model"), ("perturbed", "perturbed"),
-                  ("runs", "runs"), ("diverged", "diverged"), ("fraction", "fraction"), ("seed_fraction", "seed"),
+                  ("scale", "σ / mean|w|"), ("runs", "runs"), ("diverged", "diverged"), ("fraction", "fraction"),
+                  ("seed_fraction", "seed"),
                   ("median_step", "median step"), ("first_step", "first step"), ("sigma", "σ (median)"),
                   ("causes", "causes")],
 }
@@ -244,7 +258,7 @@ def protocol_figure(protocol: str, rows: list[dict]):
     fig = figure(max(5.0, 1.3 * len(rows) + 2), 3.6, layout=None)
     ax = fig.add_subplot(1, 1, 1)
     if protocol == "stability":
-        labels = [f"{r['dataset']}\n{r['augment']}: {r['perturbed']}" for r in rows]
+        labels = [f"{r['dataset']}\n{r['augment']}: {r['perturbed']}\nσ = {r['scale']:g}·mean|w|" for r in rows]
         series = [("ours", [r["fraction"] for r in rows]), ("seed", [_num(r["seed_fraction"]) for r in rows])]
         ax.set_ylabel("fraction diverged")
     else:
@@ -272,9 +286,7 @@ def write_table(root: str | Path, protocol: str, out: str | Path | None = None, 
     ``<out>/<protocol>.csv``, ``.md`` and ``.png`` (default ``out``: ``<root>/exp_neuron``)."""
     if protocol not in PROTOCOLS:
         raise LosslandError(f"--protocol {protocol} is not valid; valid: {', '.join(PROTOCOLS)}")
-    infos = load_infos(root)
-    rows = {"quality": quality_rows, "speed": speed_rows, "stability": stability_rows,
-            "generalization": lambda i: generalization_rows(i, budget)}[protocol](infos)
+    rows = protocol_rows(protocol, load_infos(root), budget)
     if not rows:
         raise LosslandError(f"no {protocol} runs under {root}"
                             + (" (no run has augment.perturb.target set)" if protocol == "stability" else ""))
