@@ -366,6 +366,28 @@ def test_recipes_run_from_the_repository_with_out_set_and_a_failure_is_one_line(
     assert (tmp_path / "logs" / "second.log").read_text() == "broken\n"
 
 
+def test_jobs_run_recipes_at_once_with_one_thread_each_and_a_failure_starts_no_more(tmp_path, monkeypatch):
+    from lossland.commands import paper as command
+    from lossland.studies.connect import paper as connect
+
+    # each of a and b waits (up to 20 s) for the other's mark: they finish only when both ran at the same time
+    meet = f'mkdir -p "$OUT" && echo "$OMP_NUM_THREADS" > "$OUT/threads" && touch "{tmp_path}/$1" && ' \
+           f'for i in $(seq 200); do [ -e "{tmp_path}/$2" ] && exit 0; sleep 0.1; done; exit 9'
+    monkeypatch.setattr(connect, "RECIPES", [Recipe("a", ("bash", "-c", meet, "-", "a", "b")),
+                                             Recipe("b", ("bash", "-c", meet, "-", "b", "a"))])
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert command.run_recipes("connect", tmp_path, echo=lambda s: None, jobs=2) == ["a", "b"]
+    assert (tmp_path / "a" / "threads").read_text() == (tmp_path / "b" / "threads").read_text() == "1\n"
+    ran = 'mkdir -p "$OUT"; sleep $0; exit $1'  # bad fails at once; next holds the other worker for a second
+    monkeypatch.setattr(connect, "RECIPES", [Recipe(n, ("bash", "-c", ran, *a)) for n, a in
+                                             (("bad", ("0", "4")), ("next", ("1", "0")), ("later", ("0", "0")))])
+    with pytest.raises(LosslandError, match=r"recipe bad failed \(exit 4\)"):
+        command.run_recipes("connect", tmp_path, echo=lambda s: None, jobs=2)
+    assert not (tmp_path / "later").exists()  # started after the failure was known: not at all
+    with pytest.raises(LosslandError, match="--jobs 0: at least 1"):
+        command.run_recipes("connect", tmp_path, echo=lambda s: None, jobs=0)
+
+
 @pytest.mark.slow  # about a minute on a loaded 2-core machine
 def test_paper_runs_a_recipe_at_tiny_size(tmp_path):
     """The recipe-running path for real: exp_neuron's quality recipe on 64 sphere points, then its table beside

@@ -1,14 +1,15 @@
 """``lossland paper <study> [--from DIR] [--out DIR] [--recipes a,b] [--scale S] [--data-root DIR] [--plan]
-[--rehearse] [overrides ...]``: run the study's recipes (or read a sweep that exists), then print and write each
-seed table beside ours, the figures, and the trend verdicts.
+[--rehearse] [--jobs N] [overrides ...]``: run the study's recipes (or read a sweep that exists), then print and
+write each seed table beside ours, the figures, and the trend verdicts.
 
-Without ``--from`` the recipes run one after another from the repository root, each into ``<out>/<recipe>``
-(``OUT`` set for it; ``SCALE`` (``--scale``), ``DATA_ROOT`` (``--data-root``), ``STEPS``, ... pass through from
-the environment; ``overrides`` go to each recipe's ``train.py`` calls), with their output in
-``<out>/logs/<recipe>.log``; the comparison is then read from ``<out>``. Everything is written into
-``<out>/paper/<study>`` (``--from DIR``: ``DIR/paper/<study>`` unless ``--out``; one folder per study, so that
-two studies compared from one directory never overwrite each other): ``<table>.{csv,md,png}``, ``trends.{csv,md}``,
-the study's own tables (``EXTRA``) and figures, ``index.md`` and ``paper.json``.
+Without ``--from`` the recipes run one after another (``--jobs N``: N at once, one thread each) from the
+repository root, each into ``<out>/<recipe>`` (``OUT`` set for it; ``SCALE`` (``--scale``), ``DATA_ROOT``
+(``--data-root``), ``STEPS``, ... pass through from the environment; ``overrides`` go to each recipe's
+``train.py`` calls), with their output in ``<out>/logs/<recipe>.log``; the comparison is then read from ``<out>``.
+Everything is written into ``<out>/paper/<study>`` (``--from DIR``: ``DIR/paper/<study>`` unless ``--out``; one
+folder per study, so that two studies compared from one directory never overwrite each other):
+``<table>.{csv,md,png}``, ``trends.{csv,md}``, the study's own tables (``EXTRA``) and figures, ``index.md`` and
+``paper.json``.
 
 ``--scale full --plan`` runs nothing: it lists every full-scale job with its cost (:mod:`lossland.paper.plan`) and
 writes ``plan.json``; ``--scale full --rehearse`` runs every full-scale recipe for one step per experiment on the
@@ -21,6 +22,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from lossland.errors import LosslandError
@@ -62,12 +64,17 @@ def repo_root() -> Path:
 
 
 def run_recipes(study: str, out: Path, only: list[str] | None = None, echo=print, extra: list[str] | tuple = (),
-                env: dict | None = None, rehearse: bool = False) -> list[str]:
+                env: dict | None = None, rehearse: bool = False, jobs: int = 1) -> list[str]:
     """Run the study's recipes into ``<out>/<recipe>``; returns their names. ``extra``: arguments every recipe
     passes to its ``train.py`` calls; ``env``: more environment; ``rehearse``: each recipe's rehearsal arguments
-    (:func:`lossland.paper.rehearsal.arguments`) too. A failing recipe stops here with one line naming its log."""
+    (:func:`lossland.paper.rehearsal.arguments`) too; ``jobs``: recipes run at once (each trains its own runs, so
+    they are independent; with more than one, each process gets one thread unless ``OMP_NUM_THREADS`` is set,
+    since processes with torch's default threads slow each other several-fold). A failing recipe stops the rest
+    from starting, and the command with one line naming its log."""
     recipes = adapter(study).RECIPES
     names = [r.name for r in recipes]
+    if jobs < 1:
+        raise LosslandError(f"--jobs {jobs}: at least 1")
     if only:
         bad = [n for n in only if n not in names]
         if bad:
@@ -76,17 +83,20 @@ def run_recipes(study: str, out: Path, only: list[str] | None = None, echo=print
     else:
         recipes = [r for r in recipes if not r.optional]
     embedded = (env or {}).get("SCALE", os.environ.get("SCALE", "embedded")) == "embedded" and not rehearse
-    root = repo_root()
-    py = sys.executable
-    for r in recipes:
+    threads = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if jobs > 1 else {}
+    root, py, failed = repo_root(), sys.executable, []
+
+    def one(r) -> None:
+        if failed:  # a recipe failed: start no more
+            return
         dest = (out / r.name).resolve()
         log = (out / "logs" / f"{r.name}.log").resolve()
         log.parent.mkdir(parents=True, exist_ok=True)
         more, more_env = rehearsal.arguments(r.name) if rehearse else ([], {})
         argv = [a.replace("{py}", py).replace("{out}", str(dest)) for a in r.argv] + more + list(extra)
         knobs = dict(r.embedded) if embedded else {}
-        renv = {**knobs, **os.environ, **(env or {}), **more_env, "OUT": str(dest), "PY": py, "PYTHON": py,
-                "LOSSLAND": f"{py} -m lossland.cli"}
+        renv = {**threads, **knobs, **os.environ, **(env or {}), **more_env, "OUT": str(dest), "PY": py,
+                "PYTHON": py, "LOSSLAND": f"{py} -m lossland.cli"}
         shown = " ".join(f"{k}='{renv[k]}'" for k in [*knobs, *more_env])
         echo(f"paper {study}: {shown + ' ' if shown else ''}{' '.join(argv)} (OUT={dest}, "
              f"SCALE={renv.get('SCALE', 'embedded')}) → {log}")
@@ -94,8 +104,14 @@ def run_recipes(study: str, out: Path, only: list[str] | None = None, echo=print
         with open(log, "w") as f:
             rc = subprocess.call(argv, cwd=root, env=renv, stdout=f, stderr=subprocess.STDOUT)
         if rc != 0:
-            raise LosslandError(f"recipe {r.name} failed (exit {rc}); see {log}")
-        echo(f"paper {study}: {r.name} done in {time.time() - t0:.0f} s")
+            failed.append(f"recipe {r.name} failed (exit {rc}); see {log}")
+        else:
+            echo(f"paper {study}: {r.name} done in {time.time() - t0:.0f} s")
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(one, recipes))
+    if failed:
+        raise LosslandError(failed[0])
     return [r.name for r in recipes]
 
 
@@ -249,7 +265,8 @@ def paper_command(args) -> None:
         stamp = time.strftime("%Y-%m-%d/%H-%M-%S")
         root = Path(args.out or f"multirun/paper/{args.study}/{stamp}")
         t0 = time.time()
-        run_recipes(args.study, root, only, extra=overrides, env=env, rehearse=rehearse)
+        run_recipes(args.study, root, only, extra=overrides, env=env, rehearse=rehearse,
+                    jobs=getattr(args, "jobs", 1) or 1)
         if rehearse:
             print(f"paper {args.study}: rehearsal of the full-scale recipes took {time.time() - t0:.0f} s")
     result = write_paper(args.study, root, args.out if args.from_dir else None)

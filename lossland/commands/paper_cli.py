@@ -31,6 +31,8 @@ COMMANDS = (
               "<date>/<time>; the comparison goes to <out>/paper/<study>); with --from: the comparison folder "
               "(default <from>/paper/<study>)"),
           arg("--recipes", default=None, help="comma-separated subset of the study's recipes to run"),
+          arg("--jobs", type=int, default=1, help="recipes run at once (default 1; each process then gets one "
+              "thread: on a 2-core machine --jobs 2)"),
           arg("--scale", default=None, choices=["embedded", "full", "tiny"], help="the recipes' SCALE (default: "
               "the environment's, else embedded); full: the paper's experiments, conf/experiment/paper/"),
           arg("--data-root", dest="data_root", default=None, help="DATA_ROOT of the recipes: the folder with "
