@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -85,6 +86,11 @@ def run_recipes(study: str, out: Path, only: list[str] | None = None, echo=print
     embedded = (env or {}).get("SCALE", os.environ.get("SCALE", "embedded")) == "embedded" and not rehearse
     threads = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"} if jobs > 1 else {}
     root, py, failed = repo_root(), sys.executable, []
+    lock = threading.Lock()
+
+    def say(line: str) -> None:  # one whole line at a time from concurrent recipes
+        with lock:
+            echo(line)
 
     def one(r) -> None:
         if failed:  # a recipe failed: start no more
@@ -98,7 +104,7 @@ def run_recipes(study: str, out: Path, only: list[str] | None = None, echo=print
         renv = {**threads, **knobs, **os.environ, **(env or {}), **more_env, "OUT": str(dest), "PY": py,
                 "PYTHON": py, "LOSSLAND": f"{py} -m lossland.cli"}
         shown = " ".join(f"{k}='{renv[k]}'" for k in [*knobs, *more_env])
-        echo(f"paper {study}: {shown + ' ' if shown else ''}{' '.join(argv)} (OUT={dest}, "
+        say(f"paper {study}: {shown + ' ' if shown else ''}{' '.join(argv)} (OUT={dest}, "
              f"SCALE={renv.get('SCALE', 'embedded')}) → {log}")
         t0 = time.time()
         with open(log, "w") as f:
@@ -106,7 +112,7 @@ def run_recipes(study: str, out: Path, only: list[str] | None = None, echo=print
         if rc != 0:
             failed.append(f"recipe {r.name} failed (exit {rc}); see {log}")
         else:
-            echo(f"paper {study}: {r.name} done in {time.time() - t0:.0f} s")
+            say(f"paper {study}: {r.name} done in {time.time() - t0:.0f} s")
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         list(pool.map(one, recipes))
