@@ -1,6 +1,6 @@
 """The docs' result blocks and verdicts are the committed paper.json files (lossland/paper/docs.py): a number edited by
-hand in a block, or a paper.json regenerated without `lossland paper-docs`, fails here. Study E's and C's pages
-predate paper.json: their verdict words are checked against their rules on their own tables."""
+hand in a block, or a paper.json regenerated without `lossland paper-docs`, fails here. Study C's page
+predates paper.json: its verdict words are checked against its rules on its own tables."""
 
 import json
 import re
@@ -134,7 +134,7 @@ def test_the_nas_doc_takes_its_results_and_verdicts_from_paper_json():
             "verdict stuck_in_stationary_points"} <= found
 
 
-# ------------------------------------------------- study E: its tables predate paper.json; its words are the rules'
+# ---------------------------------------------- study C: its tables predate paper.json; its words are the rules'
 def _md_table(text: str, heading: str) -> list[dict]:
     """The first markdown table after ``heading`` as rows {column: cell}."""
     lines = text[text.index(heading):].splitlines()
@@ -153,27 +153,16 @@ def _pair(c: str):
     return [float(loss), int(wrong)]
 
 
-def test_the_exp_neuron_doc_says_the_verdicts_its_rules_give_on_its_own_tables():
-    """docs/exp_neuron.md's words for quality, speed and generalization are what `paper exp_neuron`'s rules
-    (lossland/studies/exp_neuron/paper.py) give on the tables the page shows."""
-    import re
-
-    from lossland.commands.paper import adapter
-    from lossland.paper.compare import Ours
-
-    text = (ROOT / "docs" / "exp_neuron.md").read_text()
-    cells = {"quality": _pair, "speed": lambda c: int(c.split()[0]), "generalization": _pair}
-    heads = {"quality": "### Quality (Table 1)", "speed": "### Speed (Table 2)",
-             "generalization": "### Generalization (Table 3)"}
-    tables = {t: [Ours(key=(r["data set"], int(r["train"])), values={m: cells[t](r[f"ours: {m}"]) for m in
-                                                                    ("none", "exp")})
-                  for r in _md_table(text, heads[t])] for t in heads}
-    trends = adapter("exp_neuron").TRENDS
-    words = {"quality_mixed": "Quality", "not_faster": "Speed", "worse_generalization": "Generalization"}
-    for trend, word in words.items():
-        said = re.search(rf"- \*\*{word} — \"[^\"]*\": ([a-z ]+)\*\*", text)
-        assert said, word
-        assert said.group(1) == trends[trend](None, tables)[0], (word, trends[trend](None, tables))
+def test_the_exp_neuron_doc_takes_its_tables_and_verdicts_from_paper_json():
+    """Study E's four protocol tables, the verdicts and each verdict word of docs/exp_neuron.md are blocks of
+    docs/results/exp_neuron/paper.json, and no hand-made table is left in its results."""
+    text = (DOCS / "exp_neuron.md").read_text()
+    found = {m["what"] for m in BLOCK.finditer(text) if m["study"] == "exp_neuron"}
+    protocols = {f"extra protocol_{p}" for p in ("quality", "speed", "generalization", "stability")}
+    words = {f"verdict {t}" for t in ("quality_mixed", "not_faster", "worse_generalization", "exp_neuron_unstable")}
+    assert protocols | words | {"verdicts"} <= found
+    results = BLOCK.sub("", text[text.index("## Results"):text.index("## Time")])
+    assert not [line for line in results.splitlines() if line.startswith("|")], "a table outside the blocks"
 
 
 def test_the_connect_doc_says_the_verdicts_its_rules_give_on_its_own_tables():

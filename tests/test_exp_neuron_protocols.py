@@ -87,7 +87,7 @@ def test_stability_recipe_perturbs_and_reports_divergence_fraction(tmp_path):
     recipe("stability", tmp_path, {"SET": "spheres:5:64", "EPOCHS": "5", "MORE": "3", "BASES": "0",
                                    "NOISE": "1,2"})
     rows = table(tmp_path, "stability")
-    got = {(r["model"], r["perturbed"], r["σ / mean|w|"]): r for r in rows}
+    got = {(r["model"], r["perturbed"], r["noise scale"]): r for r in rows}
     pairs = {("exp_neuron", "exp_neuron"), ("exp_neuron", "hidden_neuron"), ("none", "hidden_neuron")}
     assert set(got) == {(*p, s) for p in pairs for s in ("0.1", "10")}  # the default SCALES: the seed's and 100×
     for r in rows:

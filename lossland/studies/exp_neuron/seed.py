@@ -29,7 +29,8 @@ UNITS = {
     "quality": "training split: loss summed over the split \\ number of misclassified examples",
     "speed": "epochs until zero training errors (best over the grid); steps beside it",
     "generalization": "validation split: loss summed over the split \\ number of misclassified examples",
-    "stability": "fraction of perturbed runs that diverged",
+    "stability": "fraction of perturbed runs that diverged; noise scale: σ / mean abs weight of the perturbed neuron "
+                 "(the seed's: 0.1)",
 }
 
 # Embedded stand-ins, compared with the seed's row of the real data set of the same role (the seed's size is shown)

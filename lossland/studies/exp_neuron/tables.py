@@ -233,7 +233,7 @@ COLUMNS = {
                        ("none_setting", "chosen none"), ("exp_setting", "chosen exp"), ("none_eligible", "elig. none"),
                        ("exp_eligible", "elig. exp"), ("none_div", "div none"), ("exp_div", "div exp")],
     "stability": [("dataset", "data set"), ("train_size", "train"), ("augment", "model"), ("perturbed", "perturbed"),
-                  ("scale", "σ / mean|w|"), ("runs", "runs"), ("diverged", "diverged"), ("fraction", "fraction"),
+                  ("scale", "noise scale"), ("runs", "runs"), ("diverged", "diverged"), ("fraction", "fraction"),
                   ("seed_fraction", "seed"),
                   ("median_step", "median step"), ("first_step", "first step"), ("sigma", "σ (median)"),
                   ("causes", "causes")],
