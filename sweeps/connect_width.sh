@@ -9,7 +9,7 @@
 # 8 paths per pair. Then write the methods x widths tables (mean +- std over pairs), the table beside the
 # seed's numbers, the plot against width and the priors figure (the seed's panels c-h, normalized errors).
 #
-#   sweeps/connect_width.sh                                   # embedded: mnist5k on CPU (23 min measured on an idle 2-core machine)
+#   sweeps/connect_width.sh                                   # embedded: mnist5k on CPU (10 min on a quiet 2-core machine)
 #   SCALE=tiny sweeps/connect_width.sh                        # seconds-scale check: digits, widths 8 16, 1 pair, 1 epoch
 #   SCALE=full DATA_ROOT=/data/mnist sweeps/connect_width.sh  # the paper's scale: full MNIST (IDX files), GPU
 #

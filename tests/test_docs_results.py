@@ -1,6 +1,5 @@
 """The docs' result blocks and verdicts are the committed paper.json files (lossland/paper/docs.py): a number edited by
-hand in a block, or a paper.json regenerated without `lossland paper-docs`, fails here. Study C's page
-predates paper.json: its verdict words are checked against its rules on its own tables."""
+hand in a block, or a paper.json regenerated without `lossland paper-docs`, fails here."""
 
 import json
 import re
@@ -134,61 +133,14 @@ def test_the_nas_doc_takes_its_results_and_verdicts_from_paper_json():
             "verdict stuck_in_stationary_points"} <= found
 
 
-# ---------------------------------------------- study C: its tables predate paper.json; its words are the rules'
-def _md_table(text: str, heading: str) -> list[dict]:
-    """The first markdown table after ``heading`` as rows {column: cell}."""
-    lines = text[text.index(heading):].splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
-    head = [c.strip() for c in lines[start].strip("|").split("|")]
-    rows = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        rows.append(dict(zip(head, (c.strip() for c in line.strip("|").split("|")))))
-    return rows
-
-
-def _pair(c: str):
-    loss, wrong = c.split("\\")
-    return [float(loss), int(wrong)]
-
-
-def test_the_exp_neuron_doc_takes_its_tables_and_verdicts_from_paper_json():
-    """Study E's four protocol tables, the verdicts and each verdict word of docs/exp_neuron.md are blocks of
-    docs/results/exp_neuron/paper.json, and no hand-made table is left in its results."""
-    text = (DOCS / "exp_neuron.md").read_text()
-    found = {m["what"] for m in BLOCK.finditer(text) if m["study"] == "exp_neuron"}
-    protocols = {f"extra protocol_{p}" for p in ("quality", "speed", "generalization", "stability")}
-    words = {f"verdict {t}" for t in ("quality_mixed", "not_faster", "worse_generalization", "exp_neuron_unstable")}
-    assert protocols | words | {"verdicts"} <= found
-    results = BLOCK.sub("", text[text.index("## Results"):text.index("## Time")])
-    assert not [line for line in results.splitlines() if line.startswith("|")], "a table outside the blocks"
-
-
-def test_the_connect_doc_says_the_verdicts_its_rules_give_on_its_own_tables():
-    """docs/connect.md's words for the four claimed trends are what `paper connect`'s rules
-    (lossland/studies/connect/paper.py) give on the measured tables the page shows (ours: the mean before ±)."""
-    import re
-
-    from lossland.commands.paper import adapter
-    from lossland.paper.compare import Ours
-
-    text = (ROOT / "docs" / "connect.md").read_text()
-    measured = text[text.index("### Measured (embedded scale"):]
-    tables = {}
-    for tid, heading in (("no_prior", "#### prior: none"), ("dropout", "#### prior: dropout")):
-        rows = []
-        for r in _md_table(measured, heading):
-            vals = {int(w): float(c.split()[0]) for w, c in r.items() if w.isdigit() and c.split()[0] != "—"}
-            rows.append(Ours(key=(r["method"].replace(" + ", "+"),), values=vals))
-        tables[tid] = rows
-    trends = adapter("connect").TRENDS
-    words_part = re.sub(r"\n +", " ", text[text.index("**Which of the seed's trends"):])  # bullets on one line
-    said = dict(re.findall(r"^- \*(.+?)\*: \*\*([a-z ]+)\*\*", words_part, re.M))
-    words = {"advanced_beat_naive": "WA and OT paths have a lower maximum test error than the naive Linear path "
-                                    "(every width, every prior)",
-             "ot_beats_linear_small_width": "At the smallest width Linear + OT is below naive Linear",
-             "wider_more_connected": "Minima become more connected as the width grows (naive Linear and Arc)",
-             "prior_more_connected": "The prior (dropout 0.5) makes the naive paths' minima more connected"}
-    for trend, claim in words.items():
-        assert said.get(claim) == trends[trend](None, tables)[0], (claim, trends[trend](None, tables))
+def test_the_connect_doc_takes_its_tables_checks_and_verdicts_from_paper_json():
+    """Study C's three prior tables, connect-table's checks, the verdicts and each verdict word of docs/connect.md
+    are blocks of docs/results/connect/paper.json, and no hand-made table is left in its measured section."""
+    text = (DOCS / "connect.md").read_text()
+    found = {m["what"] for m in BLOCK.finditer(text) if m["study"] == "connect"}
+    tables = {f"extra max_err_{p}" for p in ("none", "weight_decay", "dropout")} | {"extra checks", "verdicts"}
+    words = {f"verdict {t}" for t in ("advanced_beat_naive", "ot_beats_linear_small_width", "wider_more_connected",
+                                      "prior_more_connected")}
+    assert tables | words <= found
+    measured = BLOCK.sub("", text[text.index("### Measured (embedded scale)"):])
+    assert not [line for line in measured.splitlines() if line.startswith("|")], "a table outside the blocks"

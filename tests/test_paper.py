@@ -290,6 +290,15 @@ def test_paper_connect_from_controlled_records(tmp_path, capsys):
         "wider_more_connected": compare.REPRODUCES, "prior_more_connected": compare.FAILS}
     assert (tmp_path / "p" / "no_prior.png").stat().st_size and (tmp_path / "p" / "width_plot.png").stat().st_size
     assert "## Claimed trends" in (tmp_path / "p" / "index.md").read_text()
+    # the study's own tables in paper.json: `ours mean ± std [seed]` per prior, and connect-table's checks
+    extra = json.loads((tmp_path / "p" / "paper.json").read_text())["extra"]
+    lin = {r["method"]: r for r in extra["max_err_none"]}["Linear"]
+    assert lin["10"] == "40.00 ± 1.41 [45.74]" and lin["100"] == "10.00 ± 1.41 [10.83]"
+    assert {r["method"]: r for r in extra["max_err_dropout"]}["Linear + OT"]["10"] == "50.00 ± 1.41 [15.03]"
+    assert "max_err_weight_decay" not in extra  # no records of that prior: no table
+    assert {"none: WA/OT below Linear and Arc in 8/8 comparisons [seed: 8/8] (reproduces)",
+            "dropout below no prior (max error) in 0/6 method x width cells [seed: 4/6] (does not reproduce)"} <= {
+        c["check"] for c in extra["checks"]}
 
 
 def _sphere_run(d, elr, kind, test_error, gm, retraction):

@@ -36,14 +36,14 @@ def seed_method(label: str) -> tuple[str, str]:
 
 
 def context(root: Path) -> dict:
-    from lossland.studies.connect.study import width_table
+    from lossland.studies.connect.study import read_connect_records, width_table
 
     d = sweep_dir(root, "connect_width", primary=True, siblings=recipe_names(RECIPES))
     try:
-        rows = width_table(d, metric=METRIC)
+        records = read_connect_records(d)
     except LosslandError:  # no folder: every table is "not measured"
-        rows = []
-    return {"rows": rows}
+        records = []
+    return {"rows": width_table(records, metric=METRIC) if records else [], "records": records}
 
 
 def _table(prior: str):
@@ -125,7 +125,33 @@ TRENDS = {f.__name__: f for f in (advanced_beat_naive, ot_beats_linear_small_wid
                                   prior_more_connected)}
 
 
+def _max_err_table(prior: str):
+    def table(ctx) -> list[dict]:
+        """Methods × widths of one prior, ``ours mean ± std [seed]`` (``lossland connect-table``'s seed_table.md)."""
+        from lossland.studies.connect.study import seed_table_rows
+
+        return seed_table_rows(ctx["rows"]).get(prior, ("", []))[1] if ctx["rows"] else []
+    return table
+
+
+def checks(ctx) -> list[dict]:
+    """``lossland connect-table``'s check lines (descriptive counts; the verdicts are :data:`TRENDS`)."""
+    from lossland.studies.connect.study import all_checks
+
+    return [{"check": line} for line in all_checks(ctx["records"])] if ctx["records"] else []
+
+
+EXTRA = {**{f"max_err_{p}": _max_err_table(p) for p in ("none", "weight_decay", "dropout")}, "checks": checks}
+
+
 def figures(ctx, out: Path) -> list[Path]:
+    """The max test error against width, and the priors on normalized errors (the seed's panels c–h)."""
+    from lossland.studies.connect.priors import peak_rows, plot_priors
     from lossland.studies.connect.study import plot_width
 
-    return [plot_width(ctx["rows"], out / "width_plot.png", METRIC)] if ctx["rows"] else []
+    if not ctx["rows"]:
+        return []
+    files = [plot_width(ctx["rows"], out / "width_plot.png", METRIC)]
+    if peak_rows(ctx["records"]):
+        files.append(plot_priors(ctx["records"], out / "priors.png"))
+    return files

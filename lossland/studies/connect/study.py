@@ -139,29 +139,39 @@ def width_table_markdown(rows: list[dict], metric: str = "test.max_acc_loss") ->
     return "\n".join(parts)
 
 
-def seed_table_markdown(rows: list[dict]) -> str:
-    """Our ``test.max_err`` rows beside the seed's table (:mod:`lossland.studies.connect.seed`): one methods × widths
-    table per prior, cells ``ours mean ± std [seed]`` (``[—]``: the seed has no value there). The seed's
-    methods first, in its order, then lossland's extras."""
-    parts = [f"Unit: {seed.UNIT}. Seed setting: {seed.SETTING}.\n"]
+def seed_table_rows(rows: list[dict]) -> dict[str, tuple[str, list[dict]]]:
+    """Our ``test.max_err`` rows beside the seed's table (:mod:`lossland.studies.connect.seed`), per prior:
+    (title, methods × widths rows with cells ``ours mean ± std [seed]``; ``[—]``: the seed has no value there).
+    The seed's methods first, in its order, then lossland's extras."""
     names = {**seed.METHOD_LABELS, **seed.EXTRA_LABELS}
+    out = {}
     for prior, (methods, widths, cells) in _grid(rows).items():
         ns = sorted({r["n"] for r in cells.values()})
         has_seed = prior in seed.TABLES
-        parts.append(f"### prior: {prior} — max test error along the path (%), ours mean ± std over "
-                     f"{'/'.join(map(str, ns))} pairs" + (" [seed]" if has_seed else " (the seed has no table "
-                                                          "for this prior)") + "\n")
-        parts.append("| method | " + " | ".join(str(w) for w in widths) + " |")
-        parts.append("|---|" + "---|" * len(widths))
+        title = (f"prior: {prior} — max test error along the path (%), ours mean ± std over "
+                 f"{'/'.join(map(str, ns))} pairs" + (" [seed]" if has_seed else " (the seed has no table for "
+                                                      "this prior)"))
         ordered = [lab for lab in names.values() if lab in methods] + [m for m in methods
                                                                        if m not in names.values()]
+        table = []
         for m in ordered:
-            row = []
+            row = {"method": display_name(m)}
             for w in widths:
-                r = cells.get((m, w))
                 sv = seed.seed_value(prior, m, w)
-                row.append(_fmt(r, MISSING) + ("" if not has_seed else f" [{cell(sv, '.2f')}]"))
-            parts.append(f"| {display_name(m)} | " + " | ".join(row) + " |")
+                row[str(w)] = _fmt(cells.get((m, w)), MISSING) + ("" if not has_seed else f" [{cell(sv, '.2f')}]")
+            table.append(row)
+        out[prior] = (title, table)
+    return out
+
+
+def seed_table_markdown(rows: list[dict]) -> str:
+    """:func:`seed_table_rows` as markdown, one table per prior under its title."""
+    parts = [f"Unit: {seed.UNIT}. Seed setting: {seed.SETTING}.\n"]
+    for title, table in seed_table_rows(rows).values():
+        parts.append(f"### {title}\n")
+        parts.append("| " + " | ".join(table[0]) + " |")
+        parts.append("|---|" + "---|" * (len(table[0]) - 1))
+        parts += ["| " + " | ".join(r.values()) + " |" for r in table]
         parts.append("")
     return "\n".join(parts)
 
@@ -290,6 +300,14 @@ def check_width_trends(rows: list[dict], min_width: int = 50) -> list[str]:
     return lines
 
 
+def all_checks(records: list[dict], rows: list[dict] | None = None) -> list[str]:
+    """Every check line of the width study: :func:`check_width_trends` (on ``rows``, default the
+    ``test.max_acc_loss`` table), :func:`check_seed_trends` and the priors' normalized-error comparison."""
+    rows = width_table(records) if rows is None else rows
+    return (check_width_trends(rows) + check_seed_trends(width_table(records, "test.max_err"))
+            + check_prior_trends(peak_rows(records)))
+
+
 def write_width_table(root: str | Path, out: str | Path | None = None,
                       metric: str = "test.max_acc_loss") -> dict:
     """Write into ``out`` (default ``root``): ``width_table.csv`` / ``.md`` and ``width_plot.png`` (``metric``),
@@ -305,7 +323,7 @@ def write_width_table(root: str | Path, out: str | Path | None = None,
     err_rows = width_table(records, "test.max_err")
     seed_md = seed_table_markdown(err_rows)
     peaks = peak_rows(records)
-    checks = check_width_trends(rows) + check_seed_trends(err_rows) + check_prior_trends(peaks)
+    checks = all_checks(records, rows)
     files = [atomic_write(out / "width_table.csv", width_table_csv(rows)),
              atomic_write(out / "width_table.md", md + ("\n" + "\n".join(f"- {c}" for c in checks) + "\n"
                                                         if checks else "")),
