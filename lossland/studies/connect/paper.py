@@ -136,9 +136,12 @@ def _max_err_table(prior: str):
 
 def checks(ctx) -> list[dict]:
     """``lossland connect-table``'s check lines (descriptive counts; the verdicts are :data:`TRENDS`)."""
-    from lossland.studies.connect.study import all_checks
+    from lossland.studies.connect.priors import peak_rows
+    from lossland.studies.connect.study import all_checks, width_table
 
-    return [{"check": line} for line in all_checks(ctx["records"])] if ctx["records"] else []
+    if not ctx["records"]:
+        return []
+    return [{"check": line} for line in all_checks(width_table(ctx["records"]), ctx["rows"], peak_rows(ctx["records"]))]
 
 
 EXTRA = {**{f"max_err_{p}": _max_err_table(p) for p in ("none", "weight_decay", "dropout")}, "checks": checks}

@@ -300,12 +300,11 @@ def check_width_trends(rows: list[dict], min_width: int = 50) -> list[str]:
     return lines
 
 
-def all_checks(records: list[dict], rows: list[dict] | None = None) -> list[str]:
-    """Every check line of the width study: :func:`check_width_trends` (on ``rows``, default the
-    ``test.max_acc_loss`` table), :func:`check_seed_trends` and the priors' normalized-error comparison."""
-    rows = width_table(records) if rows is None else rows
-    return (check_width_trends(rows) + check_seed_trends(width_table(records, "test.max_err"))
-            + check_prior_trends(peak_rows(records)))
+def all_checks(rows: list[dict], err_rows: list[dict], peaks: list[dict]) -> list[str]:
+    """Every check line of the width study: :func:`check_width_trends` on ``rows`` (a ``test.max_acc_loss``
+    table), :func:`check_seed_trends` on ``err_rows`` (``test.max_err``) and the priors' normalized-error
+    comparison on ``peaks`` (:func:`~lossland.studies.connect.priors.peak_rows`)."""
+    return check_width_trends(rows) + check_seed_trends(err_rows) + check_prior_trends(peaks)
 
 
 def write_width_table(root: str | Path, out: str | Path | None = None,
@@ -323,7 +322,7 @@ def write_width_table(root: str | Path, out: str | Path | None = None,
     err_rows = width_table(records, "test.max_err")
     seed_md = seed_table_markdown(err_rows)
     peaks = peak_rows(records)
-    checks = all_checks(records, rows)
+    checks = all_checks(rows, err_rows, peaks)
     files = [atomic_write(out / "width_table.csv", width_table_csv(rows)),
              atomic_write(out / "width_table.md", md + ("\n" + "\n".join(f"- {c}" for c in checks) + "\n"
                                                         if checks else "")),
