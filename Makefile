@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 CURVLINOPS ?= curvlinops-for-pytorch==3.0.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-ray test-slurm rehearsal smoke lint bench clean
+.PHONY: install demo test test-ray test-slurm rehearsal papers smoke lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PY) -m venv $(VENV)
@@ -62,6 +62,13 @@ test-slurm: $(STAMP)  ## the SLURM tests (pytest -m slurm) against a single-node
 
 rehearsal: $(STAMP)  ## every study at the paper's scale on synthetic full-size data, one step per experiment, on the CPU
 	$(BIN)/python -m pytest -m rehearsal -s tests/test_rehearsal.py
+
+# Every study's embedded results, one `lossland paper <study>` each (sweeps/papers.sh; about an hour on 2 cores, each
+# study ≤ 20 min); PAPERS_DOCS=1 also rewrites docs/results/ and the docs' result blocks from them.
+PAPERS ?= multirun/papers/run
+PAPERS_DOCS ?= 0
+papers: $(STAMP)  ## all five studies' embedded results (docs/paper.md#all-five-studies), wall time of each
+	PY=$(BIN)/python LOSSLAND=$(BIN)/lossland OUT=$(PAPERS) DOCS=$(PAPERS_DOCS) bash sweeps/papers.sh
 
 smoke: $(STAMP)  ## the CI smoke sweep alone, into multirun/smoke
 	$(BIN)/lossland train -m experiment=smoke elr=1e-4,1e-3,1e-2 logger=csv hydra.sweep.dir=multirun/smoke

@@ -81,9 +81,17 @@ def check_exp_neuron_spheres(out):
         assert (out / protocol / "exp_neuron" / f"{protocol}.csv").exists()
 
 
-CHECKS = {"sphere_elr_ce.sh": check_sphere_elr_ce, "vgg_offsphere.sh": check_vgg_offsphere,
+def check_papers(out):
+    """The all-studies runner, here with one study: its comparison and its wall-time line."""
+    assert (out / "optim" / "paper" / "optim" / "paper.json").exists()
+    lines = (out / "times.tsv").read_text().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("optim\t") and "lossland paper optim logger=csv" in lines[0]
+
+
+CHECKS = {"papers.sh": check_papers, "sphere_elr_ce.sh": check_sphere_elr_ce, "vgg_offsphere.sh": check_vgg_offsphere,
           "sphere_schedule.sh": check_sphere_schedule, "optim_lab.sh": check_optim_lab,
           "keskar_sb_lb.sh": check_keskar_sb_lb, "exp_neuron_spheres.sh": check_exp_neuron_spheres}
+ENV = {"papers.sh": {"STUDIES": "optim"}}  # the runner of every study's paper command: one study is enough here
 
 
 def check_runs(out):
@@ -113,7 +121,7 @@ def test_every_recipe_is_run_somewhere():
 @pytest.mark.parametrize("name", [r for r in RECIPES if r not in ELSEWHERE])
 def test_recipe_tiny(name, tmp_path):
     out = tmp_path / "out"
-    run_recipe(name, out)
+    run_recipe(name, out, **ENV.get(name, {}))
     runs = check_runs(out)
     if name in CHECKS:
         CHECKS[name](out)
