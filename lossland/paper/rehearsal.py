@@ -38,7 +38,7 @@ def arguments(recipe: str) -> tuple[list[str], dict[str, str]]:
     """The extra command-line arguments and environment of ``sweeps/<recipe>.sh`` in a rehearsal."""
     if recipe == "nas":
         return list(NAS), {}
-    if recipe in ("connect_width", "connect_prior"):  # a pair needs its two nets: seeds 0 and 10 (width: the config's single run)
+    if recipe in ("connect_width", "connect_prior"):  # a pair: seeds 0 and 10 (width: the config's single run)
         return [], {"EXTRA_TRAIN": " ".join([*TRAIN, "seed=0,10"]), "EXTRA_CONNECT": " ".join(CONNECT)}
     if recipe == "keskar_sb_lb":  # the analysis needs both batch sizes
         return [], {"EXTRA_TRAIN": " ".join([*TRAIN, "data.batch_size=256,6000"]), "EXTRA_KESKAR": " ".join(KESKAR)}

@@ -151,7 +151,7 @@ def prior_more_connected(ctx, tables):
 
 
 def stronger_prior_smoother(ctx, tables):
-    """The prior-strength sweep (sweeps/connect_prior.sh): :func:`lossland.studies.connect.strength.smoother_verdict`."""
+    """sweeps/connect_prior.sh: :func:`~lossland.studies.connect.strength.smoother_verdict`."""
     from lossland.studies.connect.strength import series_facts, smoother_verdict
 
     return judge(*smoother_verdict(series_facts(_strength_rows(ctx))))
@@ -213,9 +213,8 @@ def figures(ctx, out: Path) -> list[Path]:
     """The max test error against width, the priors on normalized errors (the seed's panels c–h), the mean error
     along the path (panels a/b) and the max accuracy loss against the prior's strength."""
     from lossland.studies.connect.priors import peak_rows, plot_priors
-    from lossland.studies.connect.study import plot_width
-
     from lossland.studies.connect.strength import plot_mean_error, plot_strength
+    from lossland.studies.connect.study import plot_width
 
     files = []
     if ctx["rows"]:
