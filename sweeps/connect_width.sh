@@ -17,13 +17,15 @@
 # 10-12, 20 epochs), the paths connect.py +experiment=paper/connect_paths and +experiment=paper/connect_wa; the
 # embedded knobs below are refused there (EXTRA_TRAIN / EXTRA_CONNECT still add overrides, PRIORS and JOBS apply).
 # Environment: OUT (output folder; default multirun/connect_width/<timestamp>), WIDTHS ("10 50 100 500 1000
-# 2000"), PRIORS ("none weight_decay dropout"), PAIRS (3, at most 10), EPOCHS, LR, NUM_POINTS (21), ALIGNED
+# 2000"), PRIORS ("none weight_decay dropout"; weight_decay is coef 1e-4 and dropout rate 0.5, weight_decay_<coef> and
+# dropout_<rate> other strengths, e.g. weight_decay_1e-3 dropout_0.1 -- sweeps/connect_prior.sh), PAIRS (3, at most 10), EPOCHS, LR, NUM_POINTS (21), ALIGNED
 # (alignments connected by linear and arc paths: "ot_exact weight"), WA_PATHS (the Weight Adjustment paths:
 # "weight_adjustment,weight_adjustment_arc"; empty: none -- their least-squares refits dominate the cost at the
 # widest widths), JOBS (priors run in parallel, one process
 # each; default 3 on CPU, 1 on cuda), PYTHON, EXTRA_TRAIN / EXTRA_CONNECT (more overrides; the arguments, too, go to
 # train.py), SKIP_TRAIN=1 (reuse
-# the nets already in $OUT/train and only connect; remove $OUT/connect first).
+# the nets already in $OUT/train and only connect; remove $OUT/connect first), TABLE=0 (skip the closing
+# connect-table, whose tables group by prior kind: sweeps/connect_prior.sh's strengths are tabled by lossland paper).
 # Layout: $OUT/train/<prior>/w<width>-s<seed>/ (train.py jobs), $OUT/connect/<prior>/{paths,wa}/<job>/
 # connect.json, $OUT/connect/{width_table.{csv,md},width_plot.png,seed_table.md,priors.png,
 # peak_normalized_error.csv}, $OUT/logs/, $OUT/timing.txt.
@@ -86,15 +88,22 @@ prior_args() {
     none)         echo "regularizer=none model.dropout=0.0" ;;
     weight_decay) echo "regularizer=weight_decay regularizer.coef=1e-4 model.dropout=0.0" ;;
     dropout)      echo "regularizer=none model.dropout=0.5" ;;
-    *) echo "unknown prior $1 (none | weight_decay | dropout)" >&2; exit 2 ;;
+    weight_decay_*) echo "regularizer=weight_decay regularizer.coef=${1#weight_decay_} model.dropout=0.0" ;;
+    dropout_*)    echo "regularizer=none model.dropout=${1#dropout_}" ;;
+    *) echo "unknown prior $1 (none | weight_decay | dropout | weight_decay_<coef> | dropout_<rate>)" >&2; exit 2 ;;
   esac
 }
 
 one_prior_full() {  # the paper's scale: the configs hold every value; widths and pairs are the nets trained
-  local prior=$1 root=$OUT/train/$1
+  local prior=$1 root=$OUT/train/$1 exp strength=""
+  case "$prior" in  # another strength: the kind's config with its coefficient / rate overridden
+    weight_decay_*) exp=weight_decay; strength="regularizer.coef=${prior#weight_decay_}" ;;
+    dropout_*)      exp=dropout; strength="model.dropout=${prior#dropout_}" ;;
+    *)              exp=$prior ;;
+  esac
   if [ "${SKIP_TRAIN:-0}" != 1 ]; then
     # shellcheck disable=SC2086
-    "$PY" train.py -m "experiment=paper/connect_endpoints_$prior" "data.root=$DATA_ROOT" \
+    "$PY" train.py -m "experiment=paper/connect_endpoints_$exp" $strength "data.root=$DATA_ROOT" \
       trainer.enable_progress_bar=false ${EXTRA_TRAIN:-} ${TRAIN_ARGS[@]+"${TRAIN_ARGS[@]}"} "hydra.sweep.dir=$root"
   fi
   local widths pairs
@@ -157,4 +166,4 @@ for p in "${pids[@]}"; do wait "$p" || status=1; done
 end=$(date +%s)
 echo "wall: $((end - start)) s (SCALE=$SCALE, JOBS=$JOBS, OMP_NUM_THREADS=$OMP_NUM_THREADS)" | tee "$OUT/timing.txt"
 [ "$status" = 0 ] || exit 1
-"$PY" -m lossland.cli connect-table "$OUT/connect"
+[ "${TABLE:-1}" = 0 ] || "$PY" -m lossland.cli connect-table "$OUT/connect"

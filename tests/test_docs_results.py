@@ -138,9 +138,10 @@ def test_the_connect_doc_takes_its_tables_checks_and_verdicts_from_paper_json():
     are blocks of docs/results/connect/paper.json, and no hand-made table is left in its measured section."""
     text = (DOCS / "connect.md").read_text()
     found = {m["what"] for m in BLOCK.finditer(text) if m["study"] == "connect"}
-    tables = {f"extra max_err_{p}" for p in ("none", "weight_decay", "dropout")} | {"extra checks", "verdicts"}
+    tables = {f"extra max_err_{p}" for p in ("none", "weight_decay", "dropout")} | {"extra checks", "verdicts"} | {
+        "extra mean_err_none", "extra mean_err_weight_decay", "extra prior_strength"}
     words = {f"verdict {t}" for t in ("advanced_beat_naive", "ot_beats_linear_small_width", "wider_more_connected",
-                                      "prior_more_connected")}
+                                      "prior_more_connected", "advanced_lower_mean_error", "stronger_prior_smoother")}
     assert tables | words <= found
     measured = BLOCK.sub("", text[text.index("### Measured (embedded scale)"):])
     assert not [line for line in measured.splitlines() if line.startswith("|")], "a table outside the blocks"

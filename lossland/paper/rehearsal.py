@@ -38,8 +38,11 @@ def arguments(recipe: str) -> tuple[list[str], dict[str, str]]:
     """The extra command-line arguments and environment of ``sweeps/<recipe>.sh`` in a rehearsal."""
     if recipe == "nas":
         return list(NAS), {}
-    if recipe == "connect_width":  # a pair needs its two nets: seeds 0 and 10 (width: the config's single run)
-        return [], {"EXTRA_TRAIN": " ".join([*TRAIN, "seed=0,10"]), "EXTRA_CONNECT": " ".join(CONNECT)}
+    if recipe in ("connect_width", "connect_prior"):  # a pair: seeds 0 and 10 (width: the config's single run)
+        env = {"EXTRA_TRAIN": " ".join([*TRAIN, "seed=0,10"]), "EXTRA_CONNECT": " ".join(CONNECT)}
+        if recipe == "connect_prior":  # one strength besides 0 checks the strength's override
+            env.update(WD_COEFS="1e-3", DROPOUT_RATES="")
+        return [], env
     if recipe == "keskar_sb_lb":  # the analysis needs both batch sizes
         return [], {"EXTRA_TRAIN": " ".join([*TRAIN, "data.batch_size=256,6000"]), "EXTRA_KESKAR": " ".join(KESKAR)}
     return list(TRAIN), {"EXTRA_CONNECT": " ".join(CONNECT)}

@@ -6,6 +6,11 @@ Our method labels map onto the seed's names: ``linear`` → Linear, ``arc`` → 
 ``arc+WA`` → Arc+WA, ``<path>, ot_<variant>`` → <Path>+OT (the variant in the note); weight matching
 (``<path>, weight``) is lossland's extra (rows <Path>+WM, beside no seed row). Our cell: the mean over pairs
 (the note: std and number of pairs).
+
+Beyond the seed's tables (:mod:`lossland.studies.connect.strength`): the seed's panels a/b (mean test error along
+the path against width, no prior and weight decay; tables ``mean_err_none`` / ``mean_err_weight_decay``, trend
+``advanced_lower_mean_error``) from the same records, and the prior-strength sweep of ``sweeps/connect_prior.sh``
+(table ``prior_strength``, trend ``stronger_prior_smoother``). Both trends read the records (``RECORD_TRENDS``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from lossland.errors import LosslandError
 from lossland.paper.adapters import Recipe, by_key, recipe_names, sweep_dir
 from lossland.paper.compare import Ours, judge
 
-RECIPES = [Recipe.script("connect_width")]
+RECIPES = [Recipe.script("connect_width"), Recipe.script("connect_prior")]  # connect_prior: the prior's strength
 METRIC = "test.max_err"  # the seed's "Max accuracy loss": the maximum test error along the path, %
 PRIORS = {"no_prior": "none", "dropout": "dropout"}  # seed table -> lossland's prior
 PATHS = {"linear": "Linear", "arc": "Arc", "linear+WA": "Linear+WA", "arc+WA": "Arc+WA"}
@@ -43,7 +48,31 @@ def context(root: Path) -> dict:
         records = read_connect_records(d)
     except LosslandError:  # no folder: every table is "not measured"
         records = []
-    return {"rows": width_table(records, metric=METRIC) if records else [], "records": records}
+    strength_records = []
+    sd = sweep_dir(root, "connect_prior")
+    if sd is not None:
+        try:
+            strength_records = read_connect_records(sd)
+        except LosslandError:
+            pass
+    return {"rows": width_table(records, metric=METRIC) if records else [], "records": records,
+            "strength_records": strength_records}
+
+
+def _strength_rows(ctx) -> list[dict]:
+    from lossland.studies.connect.strength import strength_rows
+
+    if ctx is None or "strength_records" not in ctx:
+        return []
+    return ctx.setdefault("_strength_rows", strength_rows(ctx["strength_records"]))
+
+
+def _mean_error_rows(ctx) -> list[dict]:
+    from lossland.studies.connect.strength import mean_error_rows
+
+    if ctx is None or "records" not in ctx:
+        return []
+    return ctx.setdefault("_mean_error_rows", mean_error_rows(ctx["records"]))
 
 
 def _table(prior: str):
@@ -121,8 +150,23 @@ def prior_more_connected(ctx, tables):
                  "needs both priors at a common width")
 
 
+def stronger_prior_smoother(ctx, tables):
+    """sweeps/connect_prior.sh: :func:`~lossland.studies.connect.strength.smoother_verdict`."""
+    from lossland.studies.connect.strength import series_facts, smoother_verdict
+
+    return judge(*smoother_verdict(series_facts(_strength_rows(ctx))))
+
+
+def advanced_lower_mean_error(ctx, tables):
+    """The seed's panels a/b: :func:`lossland.studies.connect.strength.advanced_lower_verdict`."""
+    from lossland.studies.connect.strength import advanced_lower_facts, advanced_lower_verdict
+
+    return judge(*advanced_lower_verdict(advanced_lower_facts(_mean_error_rows(ctx))))
+
+
 TRENDS = {f.__name__: f for f in (advanced_beat_naive, ot_beats_linear_small_width, wider_more_connected,
-                                  prior_more_connected)}
+                                  prior_more_connected, advanced_lower_mean_error, stronger_prior_smoother)}
+RECORD_TRENDS = ("advanced_lower_mean_error", "stronger_prior_smoother")  # read the records, not the seed tables
 
 
 def _max_err_table(prior: str):
@@ -144,17 +188,41 @@ def checks(ctx) -> list[dict]:
     return [{"check": line} for line in all_checks(width_table(ctx["records"]), ctx["rows"], peak_rows(ctx["records"]))]
 
 
-EXTRA = {**{f"max_err_{p}": _max_err_table(p) for p in ("none", "weight_decay", "dropout")}, "checks": checks}
+def _mean_err_table(prior: str):
+    def table(ctx) -> list[dict]:
+        """The seed's panel a / b as numbers: mean test error along the path (%), methods × widths."""
+        from lossland.studies.connect.strength import mean_error_table
+
+        return mean_error_table(_mean_error_rows(ctx), prior)
+    return table
+
+
+def prior_strength(ctx) -> list[dict]:
+    """Max test accuracy loss (points) against the prior's strength, per seed path (sweeps/connect_prior.sh)."""
+    from lossland.studies.connect.strength import strength_table
+
+    return strength_table(_strength_rows(ctx))
+
+
+EXTRA = {**{f"max_err_{p}": _max_err_table(p) for p in ("none", "weight_decay", "dropout")}, "checks": checks,
+         "mean_err_none": _mean_err_table("none"), "mean_err_weight_decay": _mean_err_table("weight_decay"),
+         "prior_strength": prior_strength}
 
 
 def figures(ctx, out: Path) -> list[Path]:
-    """The max test error against width, and the priors on normalized errors (the seed's panels c–h)."""
+    """The max test error against width, the priors on normalized errors (the seed's panels c–h), the mean error
+    along the path (panels a/b) and the max accuracy loss against the prior's strength."""
     from lossland.studies.connect.priors import peak_rows, plot_priors
+    from lossland.studies.connect.strength import plot_mean_error, plot_strength
     from lossland.studies.connect.study import plot_width
 
-    if not ctx["rows"]:
-        return []
-    files = [plot_width(ctx["rows"], out / "width_plot.png", METRIC)]
-    if peak_rows(ctx["records"]):
-        files.append(plot_priors(ctx["records"], out / "priors.png"))
+    files = []
+    if ctx["rows"]:
+        files.append(plot_width(ctx["rows"], out / "width_plot.png", METRIC))
+        if peak_rows(ctx["records"]):
+            files.append(plot_priors(ctx["records"], out / "priors.png"))
+    if _mean_error_rows(ctx):
+        files.append(plot_mean_error(_mean_error_rows(ctx), out / "mean_error.png"))
+    if _strength_rows(ctx):
+        files.append(plot_strength(_strength_rows(ctx), out / "prior_strength.png"))
     return files
