@@ -65,7 +65,7 @@ NOT_IN_DIGEST = ("out_dir", "resume", "overwrite", "logger", "trainer.enable_pro
 # Keys renamed or added since runs were first recorded: a renamed key is hashed under its old name, an added
 # key only when it differs from its default, so that runs recorded before keep their digest (skip, resume).
 OLD_NAMES = {"trainer.log_every_n_steps": "steps_per_call"}
-ADDED = {"trainer.gradient_clip_val": None}
+ADDED = {"trainer.gradient_clip_val": None, "init_state": "weights", "augment.model.w_init": "normal"}
 # Nodes added since, hashed only when their switch is on (off, nothing in them changes what a run computes).
 SWITCHED = {"metrics.early_stop": "phase"}
 
@@ -250,8 +250,10 @@ def config_digest(cfg: DictConfig, resolved: dict | None = None) -> str:
     missing = object()
 
     def pop(key, default=None):
-        parent, _, leaf = key.rpartition(".")
-        node = plain.get(parent, {}) if parent else plain
+        *parents, leaf = key.split(".")
+        node = plain
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
         return node.pop(leaf, default) if isinstance(node, dict) else default
 
     for new, old in OLD_NAMES.items():

@@ -112,6 +112,7 @@ class Trainer:
         self.should_stop = False  # a callback may end the run early (e.g. at zero training errors)
         self.diverged: Diverged | None = None  # where and why the run diverged
         self.extra_summary: dict = {}  # recorded in the run's summary.json (e.g. a perturbation applied at start)
+        self.initial_optimizer_state: dict | None = None  # init_state=continue: the source run's, loaded at setup
         self.given_passes: dict[str, dict[str, float]] = {}  # full passes at the final weights a grid computed
 
     @property
@@ -147,6 +148,8 @@ class Trainer:
             self.wrapped, self.optimizer = fabric.setup(module, optimizer, move_to_device=False)
         if resume is not None:
             self._restore(resume)
+        elif self.initial_optimizer_state is not None:  # init_state=continue: the optimizer goes on as it was
+            self.optimizer.load_state_dict(self.initial_optimizer_state)
 
     # ------------------------------------------------------------------------------ records
     def log(self, metrics: dict[str, float], step: int | None = None) -> None:

@@ -35,6 +35,7 @@ from lossland.errors import LosslandError
 from lossland.job import Job
 from lossland.loop import start_fabric
 from lossland.module import LandscapeModule
+from lossland.optim.schedules import Shifted
 from lossland.records import atomic_torch_save
 from lossland.runs import Run, load_checkpoint, load_weights
 from lossland.schema import validate
@@ -73,14 +74,24 @@ def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None, fabric
     loss = _once(shared, ("loss", cfg.loss), lambda: build_loss(cfg))
     model = _once(shared, ("model", cfg.model, (cfg.get("augment") or {}).get("model"), cfg.data, cfg.loss,
                            cfg.seed), lambda: build_model(cfg, dm, loss))
-    if cfg.get("init_from"):
-        init_from(model, dm, cfg.init_from)
-    perturbation = apply_perturbation(cfg, model) if resume is None else None  # a resumed run restores weights
+    source = init_from(model, dm, cfg.init_from) if cfg.get("init_from") else None
+    continued = source is not None and str(cfg.get("init_state", "weights")) == "continue"
+    perturbation = None
+    if resume is None:  # a resumed run restores its weights
+        before = perturbation_pass(model, loss, dm) if _perturbs(cfg) else None
+        perturbation = apply_perturbation(cfg, model)
+        if perturbation is not None:  # the training split's loss before and at the perturbed weights
+            after = perturbation_pass(model, loss, dm)
+            perturbation.update(loss_before=before["loss"], error_before=before["error"], loss_after=after["loss"],
+                                error_after=after["error"])
     if resume is None and writer:
         atomic_torch_save(model.state_dict(), out / "checkpoints" / "init.pt")
     steps = total_steps(cfg, dm)
+    schedule = build_schedule(cfg, steps)
+    if continued:  # the rates the source run would have taken next
+        schedule = Shifted(schedule, int(source["global_step"]))
     module = LandscapeModule(model, loss, optimizer=build_optimizer(cfg, model, dm),
-                             regularizer=build_regularizer(cfg), schedule=build_schedule(cfg, steps),
+                             regularizer=build_regularizer(cfg), schedule=schedule,
                              max_loss=cfg.get("max_loss"))
     rows = None if resume is None or not writer else [r for r in Run(out).rows() if r["step"] <= resume["global_step"]]
     loggers = build_loggers(cfg, out, rows=rows) if writer else []
@@ -88,6 +99,9 @@ def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None, fabric
         callbacks=build_callbacks(cfg, steps, out), loggers=loggers, checkpoint_dir=out / "checkpoints",
         run_info={"run_id": run_id}, fabric=fabric)
     trainer.datamodule = dm
+    if continued:
+        trainer.initial_optimizer_state = source["optimizer_states"][0]
+        trainer.extra_summary["continued_from_step"] = int(source["global_step"])
     if perturbation is not None:
         trainer.extra_summary["perturbation"] = perturbation
     return trainer, module, dm
@@ -109,8 +123,24 @@ def _once(shared: dict | None, key: tuple, build, keep=None, copy: bool = True):
     return deepcopy(shared[k], {id(o): o for o in keep(shared[k])} if keep is not None else {})
 
 
-def init_from(model: torch.nn.Module, dm, run_dir) -> None:
-    """Start from another finished run's final weights and continue its data-order stream."""
+def _perturbs(cfg: DictConfig) -> bool:
+    p = (cfg.get("augment") or {}).get("perturb")
+    return p is not None and p.get("target") is not None
+
+
+def perturbation_pass(model: torch.nn.Module, loss, dm) -> dict:
+    """Mean loss and error of the whole training split (a perturbation's record: before and after the noise;
+    ``loss`` inf when the model's output overflows)."""
+    from lossland.metrics.gradients import evaluate
+
+    with torch.random.fork_rng(devices=[]):  # draws nothing, touches no stream of the run
+        out = evaluate(model, loss, dm.eval_loader("train"), mode="eval")
+    return {k: float(v) for k, v in out.items()}
+
+
+def init_from(model: torch.nn.Module, dm, run_dir) -> dict:
+    """Start from another finished run's final weights and continue its data-order stream; returns that run's
+    ``last.ckpt`` (its optimizer state and step, for ``init_state=continue``)."""
     src = Run(run_dir)
     if not (src.path / "checkpoints" / "last.ckpt").exists():
         raise LosslandError(f"init_from={run_dir}: no checkpoints/last.ckpt there")
@@ -120,6 +150,7 @@ def init_from(model: torch.nn.Module, dm, run_dir) -> None:
     load_weights(model, ckpt, f"init_from={run_dir}")
     if type(dm).__qualname__ in ckpt:
         dm.load_state_dict(ckpt[type(dm).__qualname__])
+    return ckpt
 
 
 def print_summary(summary: dict, cfg: DictConfig) -> None:

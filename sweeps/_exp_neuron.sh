@@ -1,6 +1,7 @@
 # Shared by the study E recipes (sweeps/exp_neuron_*.sh; docs/exp_neuron.md).
 # A data set is named KIND:PARAM:SIZES — spheres:1.01:10000,15000 (R1 = 1 vs R2 = 1.01), gaussians:0.1:15000
-# (means 0 vs 0.1, std 1), mnist5k::600 and digits::200 (embedded stand-ins, 1 vs 7), mnist::11000 and
+# (means 0 vs 0.1, std 1), mnist5k::600 and digits::200 (embedded stand-ins, 1 vs 7; mnist5k's CNN has channels
+# 16-32-64, mnist5k-net6::600 the seed's net 6 at its own 64-128-256), mnist::11000 and
 # cifar10::2000 (the real data sets, from DATA_ROOT=<folder with the MNIST IDX files and cifar-10-batches-py/>).
 # SETS="..." overrides a recipe's list; extra arguments go to every train.py call (e.g. data.dim=10). LOGGER=wandb
 # logs to W&B (offline). LAUNCHER (default vectorized: the jobs of one call that differ only in rates, lambda or seed
@@ -29,6 +30,8 @@ set_args() {  # set_args KIND:PARAM:SIZES -> ARGS (data and model overrides)
                      data.val_size=2000 data.test_size=2000 "${MLP4[@]}");;
     mnist5k) ARGS=(data=mnist5k "data.classes=[1,7]" "data.train_size=${sizes:-600}" data.val_size=200
                    data.test_size=200 model=cnn_prelu "model.channels=[16,32,64]");;
+    mnist5k-net6) ARGS=(data=mnist5k "data.classes=[1,7]" "data.train_size=${sizes:-600}" data.val_size=200
+                        data.test_size=200 model=cnn_prelu "model.channels=[64,128,256]");;  # net 6 at its channels
     digits) ARGS=(data=digits "data.classes=[1,7]" "data.train_size=${sizes:-200}" data.val_size=80
                   data.test_size=80 model=mlp "model.hidden=[32,16]" model.activation=sigmoid);;
     mnist) : "${DATA_ROOT:?mnist needs DATA_ROOT=<directory with the MNIST IDX files>}"
@@ -37,7 +40,7 @@ set_args() {  # set_args KIND:PARAM:SIZES -> ARGS (data and model overrides)
     cifar10) : "${DATA_ROOT:?cifar10 needs DATA_ROOT=<directory with cifar-10-batches-py>}"
              ARGS=(data=cifar10 "data.root=$DATA_ROOT" "data.classes=[0,1]" "data.train_size=${sizes:-2000}"
                    data.val_size=2000 data.test_size=2000 model=mlp "model.hidden=[1536,768]" model.activation=sigmoid);;
-    *) echo "unknown data set $1 (spheres, gaussians, mnist5k, digits, mnist, cifar10)" >&2; exit 2;;
+    *) echo "unknown data set $1 (spheres, gaussians, mnist5k, mnist5k-net6, digits, mnist, cifar10)" >&2; exit 2;;
   esac
 }
 

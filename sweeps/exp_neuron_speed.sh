@@ -16,7 +16,7 @@ fi
 EPOCHS=${EPOCHS:-150}
 LRS=${LRS:-1e-3,3e-3,1e-2}
 LAMS=${LAMS:-1e-3,1e-2}
-DEFAULT="spheres:1.01:1000,5000,10000 gaussians:0.1:10000,15000 mnist5k::600 digits::200"
+DEFAULT="spheres:1.01:1000,5000,10000 gaussians:0.1:10000,15000 mnist5k::600 mnist5k-net6::600 digits::200"
 for s in ${SETS:-$DEFAULT}; do
   STOP=(metrics.convergence.stop_at_zero_error=true "trainer.max_epochs=$EPOCHS")
   run_set "$OUT/$(tag "$s")_none" "$s" augment=none "lr=$LRS" "${STOP[@]}" "$@"

@@ -132,3 +132,130 @@ def test_neuron_on_a_multiclass_model_or_hinge_on_ten_classes_is_one_line(make_c
         run(make_cfg("model=mlp", "model.hidden=[8]", "augment=exp_neuron", "trainer.max_steps=2",
                      "metrics.enabled=false", "optimizer=sgd", *overrides))
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+# ------------------------------------------------------------------------- the seed's conditions (stability)
+def test_linear_w_init_draws_as_nn_linear_does():
+    torch.manual_seed(0)
+    m = ExpNeuron(MLP((100,), 1, hidden=[4]), (100,), 1, w_init="linear")
+    assert float(m.w.abs().max()) <= 0.1 and float(m.w.std()) == pytest.approx(0.1 / 3 ** 0.5, rel=0.25)
+    assert abs(float(m.b)) <= 0.1 and float(m.a) == 0.0
+    with pytest.raises(LosslandError, match="w_init=uniform is not valid"):
+        ExpNeuron(MLP((3,), 1, hidden=[2]), (3,), 1, w_init="uniform")
+
+
+def test_shifted_schedule_takes_the_rates_the_source_run_would_take_next():
+    from lossland.optim import PiecewiseLinear, Shifted
+
+    inner = PiecewiseLinear(start=1e-2, end=1e-4, transition_start=0, transition_length=100, log=True)
+    s = Shifted(inner, 60)
+    assert [s(k) for k in (0, 10, 40, 99)] == [inner(60), inner(70), inner(100), inner(159)]
+    with pytest.raises(ValueError):
+        Shifted(inner, -1)
+
+
+def test_config_digest_keeps_runs_recorded_before_the_new_keys(make_cfg):
+    from lossland.job import config_digest
+
+    from omegaconf import OmegaConf
+
+    cfg = make_cfg(*SPHERES, "augment=exp_neuron")
+    old = OmegaConf.to_container(cfg, resolve=True)  # as recorded before init_state and w_init existed
+    del old["init_state"]
+    del old["augment"]["model"]["w_init"]
+    assert config_digest(cfg) == config_digest(cfg, resolved=old)
+    assert config_digest(make_cfg(*SPHERES, "augment=exp_neuron", "augment.model.w_init=linear")) != config_digest(cfg)
+
+
+def test_init_state_continue_keeps_the_optimizer_state_and_the_schedule(make_cfg, tmp_path):
+    sched = ["schedule=linear", "schedule.start=0.01", "schedule.end=0.0001", "schedule.transition_start=0",
+             "schedule.transition_length=20", "schedule.log=true", "trainer.max_steps=-1", "trainer.max_epochs=2",
+             "augment=exp_neuron", "logger=csv"]
+    base = run(make_cfg(*SPHERES, *sched, out="base"))
+    assert base["status"] == "ok" and base["steps"] == 8
+    src = torch.load(tmp_path / "base" / "checkpoints" / "last.ckpt", weights_only=False)["optimizer_states"][0]
+    runs = {}
+    for state in ("weights", "continue"):
+        runs[state] = run(make_cfg(*SPHERES, *sched, f"init_from={tmp_path / 'base'}", f"init_state={state}",
+                                   "augment.perturb.target=exp_neuron", "trainer.max_epochs=1", out=state))
+    assert runs["continue"]["continued_from_step"] == 8 and "continued_from_step" not in runs["weights"]
+    assert runs["continue"]["lr"] == pytest.approx(0.01 * 0.01 ** (8 / 20))  # the rate at the source's step 8
+    assert runs["weights"]["lr"] == pytest.approx(0.01)
+    ends = {s: torch.load(tmp_path / s / "checkpoints" / "last.ckpt", weights_only=False)["optimizer_states"][0]
+            for s in runs}
+    first = next(iter(src["state"]))
+    assert float(ends["continue"]["state"][first]["step"]) == float(src["state"][first]["step"]) + 4  # Adam goes on
+    assert float(ends["weights"]["state"][first]["step"]) == 4                                         # a fresh one
+    p = runs["continue"]["perturbation"]  # the training loss before and at the noised weights
+    assert p["loss_before"] == pytest.approx(base["final"]["train_loss"], rel=1e-4) and p["loss_after"] >= 0
+
+
+def test_init_state_continue_does_not_stack():
+    from lossland.sweep.vectorized.stack import check_stackable
+
+    cfgs = [compose([*SPHERES, "augment=exp_neuron", "init_from=/x", "init_state=continue", f"seed={s}"])
+            for s in (0, 1)]
+    with pytest.raises(LosslandError, match="init_state=continue does not stack"):
+        check_stackable(cfgs)
+
+
+def _info(protocol, target, scale, status="ok", step=None, augment="exp_neuron", loss_after=0.1):
+    from lossland.studies.exp_neuron.tables import RunInfo
+
+    summary = {"status": status, "perturbation": {"sigma": 0.1, "loss_before": 0.01, "loss_after": loss_after}}
+    if step is not None:
+        summary.update(diverged_at_step=step, diverged_cause="non-finite training loss")
+    return RunInfo(dataset="digits 1v7", size=200, augment=augment, lr=None, lam=None, target=target, status=status,
+                   summary=summary, scale=scale, protocol=protocol)
+
+
+def test_a_divergence_at_step_1_is_an_overflow_not_a_blow_up():
+    from lossland.studies.exp_neuron.tables import divergence_kind, stability_rows
+
+    assert divergence_kind({"status": "diverged", "diverged_at_step": 1}) == "overflow"
+    assert divergence_kind({"status": "diverged", "diverged_at_step": 7}) == "blowup"
+    assert divergence_kind({"status": "ok"}) is None
+    infos = [_info("seed", "exp_neuron", 0.1, "diverged", 1, loss_after=None),
+             _info("seed", "exp_neuron", 0.1, "diverged", 12), _info("seed", "exp_neuron", 0.1, "diverged", 30),
+             _info("seed", "exp_neuron", 0.1), _info("controlled", "exp_neuron", 0.1, "diverged", 1, loss_after=None)]
+    rows = {r["protocol"]: r for r in stability_rows(infos)}
+    s, c = rows["seed"], rows["controlled"]
+    assert (s["runs"], s["diverged"], s["overflow"], s["blowups"], s["fraction"], s["blowup_fraction"]) == \
+        (4, 3, 1, 2, 0.75, 0.5)
+    assert s["how"] == "1 overflow at step 1; 2 blow-up in training (steps 12, 30)" and s["seed_fraction"] == 1.0
+    assert (c["overflow"], c["blowups"], c["blowup_fraction"], c["loss_after"]) == (1, 0, 0.0, float("inf"))
+
+
+def test_stability_verdicts_count_blow_ups_per_protocol():
+    from lossland.paper.compare import FAILS, NOT_MEASURED, REPRODUCES
+    from lossland.studies.exp_neuron import paper
+
+    def tables(exp_seed, hidden_seed, exp_ctrl=0.0):
+        infos = [_info("seed", "exp_neuron", 0.1, *a) for a in exp_seed] + \
+            [_info("seed", "hidden_neuron", 0.1, *a) for a in hidden_seed] + \
+            [_info("controlled", "exp_neuron", 0.1, *a) for a in exp_ctrl] + \
+            [_info("controlled", "hidden_neuron", 0.1)]
+        return {"stability": paper.stability({"stability": infos})}
+
+    blow, over, ok = ("diverged", 5), ("diverged", 1), ("ok",)
+    t = tables([blow, blow, ok], [ok, ok], [over, over])
+    assert paper.exp_neuron_unstable_seed_conditions(None, t)[0] == REPRODUCES  # 2/3 blow up, no hidden one
+    v, detail = paper.exp_neuron_unstable(None, t)                              # overflows at step 1 are no blow-up
+    assert v == FAILS and "exp neuron 0.00" in detail
+    t = tables([over, over, ok], [ok, ok], [blow, blow])
+    assert paper.exp_neuron_unstable_seed_conditions(None, t)[0] == FAILS
+    assert paper.exp_neuron_unstable(None, t)[0] == REPRODUCES
+    t = tables([blow, blow], [blow, ok], [])
+    assert paper.exp_neuron_unstable_seed_conditions(None, t)[0] == FAILS           # the hidden neuron blows up too
+    t = tables([blow], [], [blow])
+    assert paper.exp_neuron_unstable_seed_conditions(None, t)[0] == NOT_MEASURED     # no hidden-neuron runs
+
+
+def test_net_6_at_its_channels_is_its_own_row(make_cfg):
+    from lossland.studies.exp_neuron.seed import STANDINS
+    from lossland.studies.exp_neuron.tables import row_label
+
+    mnist = ["data=mnist5k", "data.classes=[1,7]", "loss=hinge3", "model=cnn_prelu"]
+    assert row_label(make_cfg(*mnist, "model.channels=[16,32,64]")) == "mnist5k 1v7"
+    net6 = row_label(make_cfg(*mnist, "model.channels=[64,128,256]"))
+    assert net6 == "mnist5k 1v7 (net 6 at 64-128-256)" and STANDINS[net6] == "mnist 1v7"

@@ -16,10 +16,11 @@ from tests.conftest import ROOT
 TINY = ["data.dim=10", "data.val_size=32", "data.test_size=32", "model.hidden=[8]"]
 
 
-def recipe(name, out, env=None, extra=()):
+def recipe(name, out, env=None, extra=(), tiny=True):
     env = dict(os.environ, OUT=str(out), PY=sys.executable, LOSSLAND=f"{sys.executable} -m lossland.cli",
                PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HYDRA_FULL_ERROR="0", **(env or {}))
-    res = subprocess.run(["bash", f"sweeps/exp_neuron_{name}.sh", *TINY, *extra], cwd=ROOT, capture_output=True,
+    res = subprocess.run(["bash", f"sweeps/exp_neuron_{name}.sh", *(TINY if tiny else ()), *extra], cwd=ROOT,
+                         capture_output=True,
                          text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     return res.stdout
@@ -85,13 +86,15 @@ def test_generalization_recipe_picks_among_converged_settings(tmp_path):
 
 def test_stability_recipe_perturbs_and_reports_divergence_fraction(tmp_path):
     recipe("stability", tmp_path, {"SET": "spheres:5:64", "EPOCHS": "5", "MORE": "3", "BASES": "0",
-                                   "NOISE": "1,2"})
+                                   "NOISE": "1,2", "SEED_SET": "none"})
     rows = table(tmp_path, "stability")
+    assert {r["protocol"] for r in rows} == {"controlled"}
     got = {(r["model"], r["perturbed"], r["noise scale"]): r for r in rows}
     pairs = {("exp_neuron", "exp_neuron"), ("exp_neuron", "hidden_neuron"), ("none", "hidden_neuron")}
     assert set(got) == {(*p, s) for p in pairs for s in ("0.1", "10")}  # the default SCALES: the seed's and 100×
     for r in rows:
-        assert r["runs"] == "2" and 0 <= float(r["fraction"]) <= 1 and float(r["σ (median)"]) > 0
+        assert r["runs"] == "2" and float(r["σ (median)"]) > 0
+        assert int(r["diverged"]) == int(r["overflow at step 1"]) + int(r["blow-ups"]) <= 2
     for m, p, s in got:  # σ is the scale times the same neuron's mean |w|
         if s == "10":
             assert float(got[m, p, "10"]["σ (median)"]) == pytest.approx(100 * float(got[m, p, "0.1"]["σ (median)"]),
@@ -102,6 +105,24 @@ def test_stability_recipe_perturbs_and_reports_divergence_fraction(tmp_path):
     cont = [Run(d) for d in find_runs(tmp_path / "perturbed_exp_neuron")]
     assert {r.summary["perturbation"]["target"] for r in cont} == {"exp_neuron", "hidden_neuron"}
     assert not any(r.summary.get("grid", {}).get("vectorized") for r in cont)  # they do not stack: one by one
+
+
+def test_stability_at_the_seeds_conditions_continues_the_base_runs(tmp_path):
+    recipe("stability", tmp_path, {"SET": "spheres:5:64", "EPOCHS": "2", "MORE": "1", "BASES": "0", "NOISE": "1",
+                                   "SCALES": "0.1", "SEED_SET": "digits::64", "SEED_EPOCHS": "3", "SEED_MORE": "2"},
+           tiny=False)
+    rows = table(tmp_path, "stability")
+    seed = [r for r in rows if r["protocol"] == "seed's conditions"]
+    assert {(r["data set"], r["model"], r["perturbed"]) for r in seed} == {
+        ("digits 1v7", "exp_neuron", "exp_neuron"), ("digits 1v7", "exp_neuron", "hidden_neuron"),
+        ("digits 1v7", "none", "hidden_neuron")}
+    assert {r["data set"] for r in rows if r["protocol"] == "controlled"} == {"spheres R2=5"}
+    base = Run(find_runs(tmp_path / "seed_base_exp_neuron")[0])
+    assert base.config.data.normalize == "none" and base.config.augment.model.w_init == "linear"
+    cont = [Run(d) for d in find_runs(tmp_path / "seed_perturbed_exp_neuron")]
+    for r in cont:  # the base run's optimizer state and schedule go on: the rate at its last step, not the start
+        assert r.config.init_state == "continue" and r.summary["continued_from_step"] == base.summary["steps"] == 3
+        assert r.summary["lr"] == pytest.approx(1e-2 * 1e-2 ** (3 / 5)) and "loss_after" in r.summary["perturbation"]
 
 
 def test_bad_protocol_and_empty_dir_are_one_line(tmp_path):

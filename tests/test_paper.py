@@ -77,7 +77,8 @@ def test_exp_neuron_seed_module_reads_the_data_file():
     assert s.QUALITY[1] == ("spheres R2=1.01", 15000, (44.3, 7), (3693.2, 1096), 4)
     assert s.SPEED[-1] == ("cifar10 0v1", 2000, 20, 23, 5)
     assert s.STABILITY == [("exp_neuron", 1.0), ("hidden_neuron", 0.0)]
-    assert s.STANDINS == {"mnist5k 1v7": "mnist 1v7", "digits 1v7": "cifar10 0v1"}
+    assert s.STANDINS == {"mnist5k 1v7": "mnist 1v7", "digits 1v7": "cifar10 0v1",
+                          "mnist5k 1v7 (net 6 at 64-128-256)": "mnist 1v7"}
     assert s.ARCHITECTURES[6].startswith("CNN")
 
 

@@ -10,7 +10,9 @@ Initialization (a stated choice; the paper's theory holds at any point and its e
 ``a = a_init`` (default 0, so f̃ = f at the start and training begins from the base model's function),
 ``w ~ N(0, w_std²)`` per component (default 0.01: wᵀx stays O(0.1) on normalized 100-d inputs) and ``b = b_init``
 (default 0). With a = 0 the gradients of w and b vanish at the first step; ``a`` moves first (its gradient is
-Σ exp(wᵀx + b)·∂ℓ/∂f̃, non-zero), then w and b follow.
+Σ exp(wᵀx + b)·∂ℓ/∂f̃, non-zero), then w and b follow. ``w_init="linear"`` draws w and b as PyTorch's
+``nn.Linear(d, 1)`` does, U(−1/√d, 1/√d) each (``w_std`` and ``b_init`` unused): what an implementation that
+builds wᵀx + b from a Linear layer starts from (the stability protocol "at the seed's conditions").
 
 :func:`perturb` adds N(0, σ²) noise with σ = ``scale`` · mean|weights of the neuron| to either the exponential
 neuron (a, w, b) or one ordinary neuron of the net (the incoming weights and bias of unit ``index`` of the first
@@ -38,18 +40,25 @@ class ExpNeuron(nn.Module):
     is_exp_neuron = True  # ExpNeuronPenalty finds the neuron by this mark (regularizers do not import models)
 
     def __init__(self, base: nn.Module, input_shape: Sequence[int], num_outputs: int, a_init: float = 0.0,
-                 w_std: float = 0.01, b_init: float = 0.0):
+                 w_std: float = 0.01, b_init: float = 0.0, w_init: str = "normal"):
         super().__init__()
         if num_outputs != 1:
             raise LosslandError(f"augment=exp_neuron needs a binary model with one output (loss=hinge3 on "
                                 f"2 classes); this model has {num_outputs} outputs")
         if w_std < 0:
             raise LosslandError(f"augment.model.w_std={w_std} is not valid: w_std must be a number ≥ 0")
+        if w_init not in ("normal", "linear"):
+            raise LosslandError(f"augment.model.w_init={w_init} is not valid; valid: normal, linear")
         self.base = base
         dim = math.prod(input_shape)
         self.a = nn.Parameter(torch.tensor(float(a_init)))
-        self.w = nn.Parameter(torch.randn(dim) * float(w_std))
-        self.b = nn.Parameter(torch.tensor(float(b_init)))
+        if w_init == "linear":  # nn.Linear(dim, 1)'s default: w, b ~ U(-1/sqrt(dim), 1/sqrt(dim))
+            bound = 1.0 / math.sqrt(dim)
+            self.w = nn.Parameter(torch.empty(dim).uniform_(-bound, bound))
+            self.b = nn.Parameter(torch.empty(()).uniform_(-bound, bound))
+        else:
+            self.w = nn.Parameter(torch.randn(dim) * float(w_std))
+            self.b = nn.Parameter(torch.tensor(float(b_init)))
 
     def neuron(self, x: torch.Tensor) -> torch.Tensor:
         """a·exp(wᵀx + b), shape (N, 1)."""

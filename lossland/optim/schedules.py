@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Schedule", "Constant", "StepChange", "PiecewiseLinear", "Cosine"]
+__all__ = ["Schedule", "Constant", "StepChange", "PiecewiseLinear", "Cosine", "Shifted"]
 
 
 class Schedule:
@@ -108,3 +108,19 @@ class Cosine(Schedule):
     def __call__(self, step: int) -> float:
         u = 0.0 if self.steps is None else min(step, self.steps) / self.steps
         return float(self.end + 0.5 * (self.start - self.end) * (1 + math.cos(math.pi * u)))
+
+
+@dataclass(frozen=True)
+class Shifted(Schedule):
+    """``inner`` counted from step ``offset``: a run that continues another (``init_state=continue``) takes the
+    rates that run would have taken next, ``inner(step + offset)``."""
+
+    inner: Schedule
+    offset: int
+
+    def __post_init__(self):
+        if self.offset < 0:
+            raise ValueError(f"Shifted.offset must be ≥ 0, got {self.offset}")
+
+    def __call__(self, step: int) -> float:
+        return self.inner(step + self.offset)

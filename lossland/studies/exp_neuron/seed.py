@@ -29,8 +29,9 @@ UNITS = {
     "quality": "training split: loss summed over the split \\ number of misclassified examples",
     "speed": "epochs until zero training errors (best over the grid); steps beside it",
     "generalization": "validation split: loss summed over the split \\ number of misclassified examples",
-    "stability": "fraction of perturbed runs that diverged; noise scale: σ / mean abs weight of the perturbed neuron "
-                 "(the seed's: 0.1)",
+    "stability": "perturbed runs; diverged = overflow at step 1 (the noised weights' loss is non-finite before any "
+                 "update) + blow-ups in training (after ≥ 1 update); noise scale: σ / mean abs weight of the "
+                 "perturbed neuron (the seed's: 0.1); protocol: controlled, or at the seed's conditions",
 }
 
 # Embedded stand-ins, compared with the seed's row of the real data set of the same role (the seed's size is shown)

@@ -12,8 +12,12 @@ Protocols (one row per data set and training-set size; "none" / "exp" = without 
   ``trainer.max_epochs``; ``--budget`` lowers it), the one with the fewest misclassified test examples (then the
   lowest test loss sum); its validation loss sum \\ misclassified validation examples.
 - ``stability``: runs started from finished runs (``init_from``) with noise on one neuron (``augment.perturb``):
-  the fraction that diverged, and when (median step after the perturbation), per perturbed neuron and noise scale
-  (``augment.perturb.scale``; the seed's value beside the seed's σ = mean|w| / 10 only).
+  the fraction that diverged, and when (median step after the perturbation), per protocol, perturbed neuron and
+  noise scale (``augment.perturb.scale``; the seed's value beside the seed's σ = mean|w| / 10 only). A divergence
+  at step 1 is the noised weights' own loss overflowing before any update (``overflow``); one after ≥ 1 update is
+  a blow-up in training (``blowups``, ``blowup_fraction``: what the verdicts count). ``protocol``: ``seed`` for
+  runs that continue their base run's optimizer state and schedule (``init_state=continue``, the protocol at the
+  seed's conditions), else ``controlled``.
 
 Every row counts its diverged runs (``div``: diverged / runs); a diverged run never counts as converged.
 """
@@ -49,6 +53,7 @@ class RunInfo:
     status: str
     summary: dict = field(repr=False)
     scale: float | None = None  # a perturbed run's σ / mean|weights of the neuron| (the seed's: 0.1)
+    protocol: str = "controlled"  # "seed": continued with the base run's optimizer state (init_state=continue)
 
     @property
     def final(self) -> dict:
@@ -71,6 +76,19 @@ def dataset_label(data) -> str:
     return f"{name} {'v'.join(str(c) for c in classes)}" if classes else name
 
 
+NET6_CHANNELS = [64, 128, 256]  # the seed's Table 6; the embedded recipes' mnist5k CNN has 16-32-64
+
+
+def row_label(cfg) -> str:
+    """:func:`dataset_label`, plus ``(net 6 at 64-128-256)`` for the seed's CNN at its own channels (the embedded
+    rows' CNN is narrower, so the two are separate rows)."""
+    label = dataset_label(cfg.data)
+    model = cfg.get("model") or {}
+    if str(model.get("_target_", "")).endswith("CNNPReLU") and list(model.get("channels") or []) == NET6_CHANNELS:
+        label += " (net 6 at 64-128-256)"
+    return label
+
+
 def run_info(run: Run) -> RunInfo:
     cfg = run.config
     aug = cfg.get("augment") or {}
@@ -78,11 +96,13 @@ def run_info(run: Run) -> RunInfo:
     perturb = aug.get("perturb") or {}
     lr = cfg.get("lr")
     size = cfg.data.get("train_size")
-    return RunInfo(dataset=dataset_label(cfg.data), size=None if size is None else int(size),
+    return RunInfo(dataset=row_label(cfg), size=None if size is None else int(size),
                    augment="exp_neuron" if has else "none", lr=None if lr is None else float(lr),
                    lam=float(aug.lam) if has and aug.get("lam") is not None else None,
                    target=perturb.get("target"), status=run.status, summary=run.summary,
-                   scale=float(perturb.get("scale", SEED_SCALE)) if perturb.get("target") else None)
+                   scale=float(perturb.get("scale", SEED_SCALE)) if perturb.get("target") else None,
+                   protocol="seed" if cfg.get("init_from") and str(cfg.get("init_state", "weights")) == "continue"
+                   else "controlled")
 
 
 def load_infos(root: str | Path) -> list[RunInfo]:
@@ -190,23 +210,52 @@ def generalization_rows(infos: list[RunInfo], budget: float | None = None) -> li
     return _protocol_rows(infos, seed.GENERALIZATION, lambda v: loss_count(*v), cells)
 
 
+PROTOCOL_NAMES = {"controlled": "controlled", "seed": "seed's conditions"}
+
+
+def divergence_kind(summary: dict) -> str | None:
+    """How a perturbed run diverged: ``overflow`` (at step 1: the noised weights' loss is already non-finite or
+    above max_loss, before any update: no training took part), ``blowup`` (after ≥ 1 update: training itself blew
+    up), None (it did not diverge)."""
+    step = summary.get("diverged_at_step")
+    if summary.get("status") != "diverged" or step is None:
+        return None
+    return "overflow" if int(step) <= 1 else "blowup"
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
 def stability_rows(infos: list[RunInfo]) -> list[dict]:
     rows = []
     perturbed = [r for r in infos if r.target is not None]
-    by = _groups(perturbed, lambda r: (r.dataset, r.size, r.augment, r.target, r.scale))
+    by = _groups(perturbed, lambda r: (r.protocol, r.dataset, r.size, r.augment, r.target, r.scale))
     seed_frac = dict(seed.STABILITY)
-    for (ds, size, aug, target, scale), g in sorted(by.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+    for (protocol, ds, size, aug, target, scale), g in sorted(by.items(),
+                                                              key=lambda kv: tuple(str(x) for x in kv[0])):
         div = [r for r in g if r.status == "diverged"]
+        kinds = [divergence_kind({**r.summary, "status": r.status}) for r in div]
+        blow = [r for r, k in zip(div, kinds) if k == "blowup"]
         steps = [r.summary.get("diverged_at_step") for r in div if r.summary.get("diverged_at_step") is not None]
+        blow_steps = sorted(int(r.summary["diverged_at_step"]) for r in blow)
         causes = sorted({str(r.summary.get("diverged_cause", "")) for r in div} - {""})
-        sigmas = [r.summary.get("perturbation", {}).get("sigma") for r in g]
-        sigmas = [s for s in sigmas if s is not None]
-        rows.append({"dataset": ds, "train_size": size, "augment": aug, "perturbed": target, "scale": scale,
-                     "runs": len(g),
+        pert = [r.summary.get("perturbation") or {} for r in g]
+        how = ([f"{kinds.count('overflow')} overflow at step 1"] if "overflow" in kinds else []) + \
+            ([f"{len(blow)} blow-up in training (steps {', '.join(map(str, blow_steps))})"] if blow else [])
+        rows.append({"protocol": protocol, "dataset": ds, "train_size": size, "augment": aug, "perturbed": target,
+                     "scale": scale, "runs": len(g),
                      "diverged": len(div), "fraction": len(div) / len(g),
+                     "overflow": kinds.count("overflow"), "blowups": len(blow), "blowup_fraction": len(blow) / len(g),
+                     "how": "; ".join(how),
                      "median_step": statistics.median(steps) if steps else None,
                      "first_step": min(steps) if steps else None, "causes": "; ".join(causes),
-                     "sigma": statistics.median(sigmas) if sigmas else None,
+                     "sigma": _median([p.get("sigma") for p in pert]),
+                     "loss_before": _median([p.get("loss_before") for p in pert]),
+                     "loss_after": _median([p.get("loss_after") if p.get("loss_after") is not None
+                                            and "loss_before" in p else (math.inf if "loss_before" in p else None)
+                                            for p in pert]),
                      "seed_fraction": seed_frac.get(target) if aug == "exp_neuron" and scale == SEED_SCALE
                      else None})
     return rows
@@ -232,17 +281,19 @@ COLUMNS = {
                        ("seed_none", "seed: none"), ("seed_exp", "seed: exp"), ("seed_size", "seed train"),
                        ("none_setting", "chosen none"), ("exp_setting", "chosen exp"), ("none_eligible", "elig. none"),
                        ("exp_eligible", "elig. exp"), ("none_div", "div none"), ("exp_div", "div exp")],
-    "stability": [("dataset", "data set"), ("train_size", "train"), ("augment", "model"), ("perturbed", "perturbed"),
-                  ("scale", "noise scale"), ("runs", "runs"), ("diverged", "diverged"), ("fraction", "fraction"),
-                  ("seed_fraction", "seed"),
-                  ("median_step", "median step"), ("first_step", "first step"), ("sigma", "σ (median)"),
+    "stability": [("protocol_name", "protocol"), ("dataset", "data set"), ("train_size", "train"),
+                  ("augment", "model"), ("perturbed", "perturbed"), ("scale", "noise scale"), ("runs", "runs"),
+                  ("diverged", "diverged"), ("overflow", "overflow at step 1"), ("blowups", "blow-ups"),
+                  ("blowup_fraction", "blow-up fraction"), ("seed_fraction", "seed"), ("how", "how"),
+                  ("sigma", "σ (median)"), ("loss_before", "loss before noise"), ("loss_after", "loss after noise"),
                   ("causes", "causes")],
 }
 
 
 def display_rows(protocol: str, rows: list[dict]) -> list[dict]:
     """The table as printed: the protocol's columns under their headers, values as text."""
-    return [{h: cell(r.get(k), ".3g") for k, h in COLUMNS[protocol]} for r in rows]
+    return [{h: cell(r.get(k) if k != "protocol_name" else PROTOCOL_NAMES.get(r.get("protocol"), r.get("protocol")),
+                     ".3g") for k, h in COLUMNS[protocol]} for r in rows]
 
 
 def _num(v):
@@ -258,9 +309,12 @@ def protocol_figure(protocol: str, rows: list[dict]):
     fig = figure(max(5.0, 1.3 * len(rows) + 2), 3.6, layout=None)
     ax = fig.add_subplot(1, 1, 1)
     if protocol == "stability":
-        labels = [f"{r['dataset']}\n{r['augment']}: {r['perturbed']}\nσ = {r['scale']:g}·mean|w|" for r in rows]
-        series = [("ours", [r["fraction"] for r in rows]), ("seed", [_num(r["seed_fraction"]) for r in rows])]
-        ax.set_ylabel("fraction diverged")
+        labels = [f"{PROTOCOL_NAMES.get(r['protocol'], r['protocol'])}\n{r['dataset']}\n{r['augment']}: "
+                  f"{r['perturbed']}\nσ = {r['scale']:g}·mean|w|" for r in rows]
+        series = [("ours: blow-ups in training", [r["blowup_fraction"] for r in rows]),
+                  ("ours: overflow at step 1", [r["overflow"] / r["runs"] for r in rows]),
+                  ("seed", [_num(r["seed_fraction"]) for r in rows])]
+        ax.set_ylabel("fraction of perturbed runs")
     else:
         labels = [f"{r['dataset']}\n{r['train_size']}" for r in rows]
         key = {"quality": ("none_misclassified", "exp_misclassified"), "speed": ("none_epochs", "exp_epochs"),

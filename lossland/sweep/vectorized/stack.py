@@ -66,6 +66,9 @@ def check_stackable(cfgs: list[DictConfig], flat: list[tuple[dict, dict]] | None
                 raise LosslandError(
                     f"grid=vectorized: the jobs differ in {key} ({first.get(key)} vs {other.get(key)}); only "
                     "seed, rates, regularizer.coef, optimizer and schedule values may differ within a stack")
+    if cfgs[0].get("init_from") and str(cfgs[0].get("init_state", "weights")) == "continue":
+        raise LosslandError("grid=vectorized: init_state=continue does not stack (the stacked optimizer starts from "
+                            "an empty state; run with hydra/launcher=basic)")
     opt = cfgs[0].optimizer
     target = str(opt._target_)
     if target not in STACKED_OPTIMIZERS:
