@@ -181,8 +181,10 @@ def _interp(group, elr_a, elr_b, connected):
 
 def test_sphere_trends_on_controlled_facts():
     m = adapter("sphere")
-    ce = [_fact(1e-4, "1-not-converged", 0.2, 0.30, 5.0), _fact(3e-4, "1-converged", 0.0, 0.25, 4.0),
-          _fact(1e-3, "1-converged", 0.0, 0.20, 3.0), _fact(3e-3, "2", 0.1, 0.28, 6.0, retraction=0.01),
+    peak = {"train_loss": 0.05, "bottleneck_ratio": 2.0, "bottleneck_loss": 0.5}  # a GM peak ×2 at L = 0.5
+    ce = [_fact(1e-4, "1-not-converged", 0.2, 0.30, 5.0, **peak), _fact(3e-4, "1-converged", 0.0, 0.25, 4.0, **peak),
+          _fact(1e-3, "1-converged", 0.0, 0.20, 3.0, train_loss=0.01, bottleneck_ratio=1.0, bottleneck_loss=None),
+          _fact(3e-3, "2", 0.1, 0.28, 6.0, retraction=0.01),
           _fact(1e-2, "2", 0.2, 0.33, 4.5), _fact(2e-2, "2", 0.3, 0.35, 4.0),
           _fact(3e-2, "3", 0.89, 0.9, 30.0, retraction=0.4)]
     vgg = [_fact(None, None, 0.1, 0.2, 1.0, lr=lr, wd=wd, status=st, seed=seed, steps=3000) for lr, wd, st in
@@ -199,7 +201,8 @@ def test_sphere_trends_on_controlled_facts():
     got = {k: f(ctx, {})[0] for k, f in m.TRENDS.items()}
     assert got == {"three_phases": compare.REPRODUCES, "phase3_chance": compare.REPRODUCES,
                    "phase1_test_improves": compare.REPRODUCES, "best_at_largest_phase1": compare.REPRODUCES,
-                   "phase2_curvature_falls": compare.REPRODUCES, "retraction_small": compare.REPRODUCES,
+                   "phase2_curvature_falls": compare.REPRODUCES, "phase1_bottleneck": compare.REPRODUCES,
+                   "retraction_small": compare.REPRODUCES,
                    "mse_no_zero_error": compare.REPRODUCES, "random_walk_bounds": compare.REPRODUCES,
                    "finetune_lower_stays": compare.REPRODUCES, "vgg_wd_widens": compare.REPRODUCES}
     tables = {k: f(ctx) for k, f in m.TABLES.items()}
@@ -221,10 +224,11 @@ def test_sphere_trends_on_controlled_facts():
     for r in bad["vgg"][3:6]:
         r["status"] = "ok"                                                 # wd = 0 trains at lr 0.1 too
     bad["finetune_rows"][1]["connected"] = "no"                            # a lowered fine-tune leaves its region
+    bad["ce"][1]["bottleneck_loss"] = 5.0                                  # the peak above the seed's loss range
     got = {k: f(bad, {})[0] for k, f in m.TRENDS.items()}
     assert got["three_phases"] == got["phase3_chance"] == got["best_at_largest_phase1"] == compare.FAILS
     assert got["retraction_small"] == got["mse_no_zero_error"] == got["random_walk_bounds"] == compare.FAILS
-    assert got["vgg_wd_widens"] == got["finetune_lower_stays"] == compare.FAILS
+    assert got["vgg_wd_widens"] == got["finetune_lower_stays"] == got["phase1_bottleneck"] == compare.FAILS
     empty = {k: [] for k in ctx}
     assert {f(empty, {})[0] for f in m.TRENDS.values()} == {compare.NOT_MEASURED}
     # too few runs to decide: two phase-1 runs (a rank correlation of 2 is ±1), VGG on one seed or short runs
@@ -233,10 +237,30 @@ def test_sphere_trends_on_controlled_facts():
     few["vgg"] = [r for r in few["vgg"] if r["seed"] == 0]
     assert m.TRENDS["phase1_test_improves"](few, {})[0] == compare.NOT_MEASURED
     assert m.TRENDS["vgg_wd_widens"](few, {})[0] == compare.NOT_MEASURED
+    # the phase-2 level is the tail mean of GM where the runs have one (one final point of a chaos is noise)
+    tail = copy.deepcopy(ctx)
+    for r, g in zip(tail["ce"][3:6], (1.0, 2.0, 3.0)):
+        r["gm_tail"] = g
+    assert m.TRENDS["phase2_curvature_falls"](tail, {})[0] == compare.FAILS
+    # the bottleneck needs two phase-1 runs that entered the loss range, with enough GM points
+    one = copy.deepcopy(ctx)
+    one["ce"][0]["train_loss"], one["ce"][1]["bottleneck_ratio"] = 3.0, None
+    assert m.TRENDS["phase1_bottleneck"](one, {})[0] == compare.NOT_MEASURED
     short = copy.deepcopy(ctx)
     for r in short["vgg"]:
         r["steps"] = 300
     assert m.TRENDS["vgg_wd_widens"](short, {})[0] == compare.NOT_MEASURED
+
+
+def test_sphere_gm_bump_finds_a_local_peak_after_the_initial_point():
+    m = adapter("sphere")
+    loss = [10.0, 1.2, 0.6, 0.58, 0.24, 0.17, 0.15]
+    # the initial point (fixed last layer: large GM) is skipped; 2.7 -> 4.9 at L = 0.58, then GM falls again
+    ratio, at, n = m.gm_bump([37.0, 2.7, 3.2, 4.9, 2.1, 1.7, 1.8], loss)
+    assert (round(ratio, 2), at, n) == (1.81, 0.58, 6)
+    assert m.gm_bump([37.0, 5.2, 3.5, 3.2, 3.1, 2.8, 2.2], loss)[:2] == (1.0, None)   # falls all along
+    assert m.gm_bump([37.0, 2.0, 1.9, 1.8, 1.7, 1.6, 4.0], loss)[:2] == (1.0, None)   # a rise at the end: no peak
+    assert m.gm_bump([37.0, 2.0, 3.0], loss[:3]) == (None, None, 2)                   # too few points
 
 
 def test_sphere_mse_table_both_normalizations_and_no_subphase_from_the_count_rule():

@@ -24,7 +24,7 @@ from lossland.paper.compare import Ours, judge
 
 # The embedded knobs are the sizes docs/results/sphere/ was measured at, chosen for ≤ 20 minutes on 2 cores
 # (docs/sphere.md#one-command). Interpolation, schedule and VGG run only when --recipes names them.
-RECIPES = [Recipe.script("sphere_elr_ce", STEPS="400", ELRS="3e-4,1e-3,3e-3,1e-2,3e-2,1e-1"),
+RECIPES = [Recipe.script("sphere_elr_ce", STEPS="400", ELRS="3e-4,1e-3,3e-3,5e-3,7e-3,1e-2,1.5e-2,3e-2,1e-1"),
            Recipe.script("sphere_elr_mse", STEPS="400", FRACTIONS="1.0", CURVATURE="0", ELRS="0.1,0.3,0.5,1",
                          SUM_ELRS="1e-2,3e-2,0.1"),
            Recipe.script("sphere_baselines", STEPS="400", ELR="1e-1"),
@@ -38,6 +38,10 @@ MIN_RANK_RUNS = 3          # a rank correlation over fewer runs is ±1 by constr
 VGG_MIN_SEEDS = 3          # VGG: runs per (lr, wd) before "trains" / "diverges" counts as a measurement ...
 VGG_MIN_STEPS = 3000       # ... and steps per run (~100 epochs of 2,000 digits at batch 64; the seed: 1000 epochs)
 RETRACTION_BOUND = 0.02    # the seed's "not more than 2%"
+BOTTLENECK_LOSS = (0.1, 2.0)  # the seed's §3.2: the bend of phase-1 trajectories at L_T ~ 1e-1 – 2e0 ...
+BOTTLENECK_RISE = 1.5      # ... a local GM peak ≥ 1.5x the lowest GM before it (phase-1 point-to-point noise at
+#                            50 steps between phase metrics stays within ~1.25x in the committed runs)
+BOTTLENECK_MIN_POINTS = 5  # phase-metric points after the initial one, for a peak to be located
 
 
 def _last(run, key):
@@ -46,9 +50,45 @@ def _last(run, key):
     return v[-1] if v else None
 
 
+def _tail_mean(run, key):
+    from lossland.studies.sphere.phases import MIN_TAIL_POINTS, TAIL_FRACTION, _tail
+
+    s, v = run.series(key)
+    keep = [i for i, x in enumerate(v) if math.isfinite(x)]
+    if not keep:
+        return None
+    s, v = s[keep], v[keep]
+    return float(_tail(s, v, float(s[-1]), TAIL_FRACTION, MIN_TAIL_POINTS)[1].mean())
+
+
+def gm_bump(gm, loss) -> tuple[float | None, float | None, int]:
+    """The curvature "bottleneck" of one run (seed §3.2, Appendix 2): over the phase-metric points after the
+    initial one (the fixed last layer makes the initial loss and GM large), the largest rise of GM above its lowest
+    value so far at a point that GM then falls below again (a local peak, not the last point), as (ratio, train
+    loss at that point, points). ``(None, None, n)`` when fewer than :data:`BOTTLENECK_MIN_POINTS` points."""
+    pts = [(g, x) for g, x in zip(gm[1:], loss[1:]) if g is not None and x is not None
+           and math.isfinite(g) and math.isfinite(x)]
+    if len(pts) < BOTTLENECK_MIN_POINTS:
+        return None, None, len(pts)
+    best, at = 1.0, None
+    for i in range(1, len(pts) - 1):
+        low = min(g for g, _ in pts[:i])
+        if pts[i][0] > min(g for g, _ in pts[i + 1:]) and low > 0 and pts[i][0] / low > best:
+            best, at = pts[i][0] / low, pts[i][1]
+    return best, at, len(pts)
+
+
+def _bump(run):
+    s, g = run.series("gm")
+    sl, lo = run.series("train_loss")
+    loss = dict(zip(sl.tolist(), lo.tolist()))
+    return gm_bump([float(x) for x in g], [loss.get(float(t)) for t in s])
+
+
 def run_facts(run) -> dict:
     """One run as plain facts: elr, lr, phase, steps, status, final metrics, classes, max retraction error,
-    tail consecutive cosine, last curvature, direction, weight decay, init_from, data fraction, seed, MSE
+    tail consecutive cosine, last curvature, GM's tail mean (the rule's tail) and its early peak
+    (:func:`gm_bump`), direction, weight decay, init_from, data fraction, seed, MSE
     normalization (``per_class_mean``)."""
     from lossland.studies.sphere.phases import run_classification
 
@@ -62,11 +102,13 @@ def run_facts(run) -> dict:
     classes = cfg.data.get("classes")
     reg = cfg.get("regularizer") or {}
     loss = cfg.get("loss") or {}
+    ratio, at, _ = _bump(run)
     return {"elr": run.elr, "lr": s.get("lr"), "phase": None if ph is None else ph.phase, "status": run.status,
             "steps": s.get("steps"),
             "seed": s.get("seed"), "train_error": f.get("train_error"), "test_error": f.get("test_error"),
             "train_misclassified": f.get("train_misclassified"), "train_loss": f.get("train_loss"),
-            "gm": f.get("gm"), "classes": len(classes) if classes else int(s.get("num_classes") or 10),
+            "gm": f.get("gm"), "gm_tail": _tail_mean(run, "gm"), "bottleneck_ratio": ratio, "bottleneck_loss": at,
+            "classes": len(classes) if classes else int(s.get("num_classes") or 10),
             "retraction_max": max(retr) if retr else None,
             "retraction_median": statistics.median(retr) if retr else None,
             "tail_cos": None if ph is None or not math.isfinite(ph.tail_cos_prev) else ph.tail_cos_prev,
@@ -298,12 +340,41 @@ def best_at_largest_phase1(ctx, tables):
                  f"(phase {best['phase']}); largest phase-1 elr {top:g}")
 
 
+def _gm_level(r):
+    return r["gm"] if r.get("gm_tail") is None else r["gm_tail"]
+
+
 def phase2_curvature_falls(ctx, tables):
-    runs = sorted((r for r in ctx["ce"] if major(r["phase"]) == "2" and r["gm"] is not None), key=lambda r: r["elr"])
+    """The level of GM a phase-2 run settles at — its tail mean (the phase rule's tail; the final value where
+    there is none: one point of a chaotic equilibrium is noise) — falls as elr grows (Spearman < 0)."""
+    runs = sorted((r for r in ctx["ce"] if major(r["phase"]) == "2" and _gm_level(r) is not None),
+                  key=lambda r: r["elr"])
     if len(runs) < MIN_RANK_RUNS:
         return judge(None, f"{len(runs)} phase-2 run(s) with GM; a rank correlation needs {MIN_RANK_RUNS}")
-    rho = _spearman([r["elr"] for r in runs], [r["gm"] for r in runs])
-    return judge(rho < 0, f"Spearman(elr, GM) = {rho:.2f}: " + ", ".join(f"{r['elr']:g}→{r['gm']:.3g}" for r in runs))
+    rho = _spearman([r["elr"] for r in runs], [_gm_level(r) for r in runs])
+    return judge(rho < 0, f"Spearman(elr, tail-mean GM) = {rho:.2f} over {len(runs)} phase-2 runs: "
+                 + ", ".join(f"{r['elr']:g}→{_gm_level(r):.3g}" for r in runs))
+
+
+def phase1_bottleneck(ctx, tables):
+    """The seed's curvature "bottleneck" (§3.2, Appendix 2): phase-1 trajectories pass a local peak of curvature
+    at a train loss of 0.1–2 before descending. Read on the phase-1 CE runs that entered that loss range (final
+    train loss ≤ its upper end): a run shows it when GM rises ≥ BOTTLENECK_RISE above its lowest value so far at
+    a loss inside the range and falls again (:func:`gm_bump`); reproduces when most of them do. Needs two such
+    runs with ≥ BOTTLENECK_MIN_POINTS phase-metric points each."""
+    lo, hi = BOTTLENECK_LOSS
+    runs = sorted((r for r in ctx["ce"] if major(r["phase"]) == "1" and r.get("train_loss") is not None
+                   and r["train_loss"] <= hi and r.get("bottleneck_ratio") is not None), key=lambda r: r["elr"])
+    if len(runs) < 2:
+        return judge(None, f"{len(runs)} phase-1 run(s) with final train loss ≤ {hi:g} and ≥ "
+                     f"{BOTTLENECK_MIN_POINTS} GM points; needs 2")
+    shows = [r for r in runs if r["bottleneck_ratio"] >= BOTTLENECK_RISE and r["bottleneck_loss"] is not None
+             and lo <= r["bottleneck_loss"] <= hi]
+    return judge(len(shows) * 2 > len(runs), f"{len(shows)}/{len(runs)} phase-1 runs with a GM peak ≥ "
+                 f"{BOTTLENECK_RISE:g}x at train loss {lo:g}–{hi:g}: " + ", ".join(
+                     f"{r['elr']:g}: ×{r['bottleneck_ratio']:.2f}" + (f" at L={r['bottleneck_loss']:.2g}"
+                                                                     if r["bottleneck_loss"] is not None else "")
+                     for r in runs))
 
 
 def retraction_small(ctx, tables):
@@ -368,8 +439,8 @@ def vgg_wd_widens(ctx, tables):
 
 
 TRENDS = {f.__name__: f for f in (three_phases, phase3_chance, phase1_test_improves, best_at_largest_phase1,
-                                  phase2_curvature_falls, retraction_small, mse_no_zero_error, random_walk_bounds,
-                                  finetune_lower_stays, vgg_wd_widens)}
+                                  phase2_curvature_falls, phase1_bottleneck, retraction_small, mse_no_zero_error,
+                                  random_walk_bounds, finetune_lower_stays, vgg_wd_widens)}
 
 
 def facts(ctx) -> dict:
