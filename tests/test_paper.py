@@ -197,14 +197,19 @@ def test_sphere_trends_on_controlled_facts():
                              ((0.5, "yes", 7.5), (0.1, "yes", 7.9), (10, "no", 20.0))]
            + [_ft(1e-2, "2", f, "no", 18.0, t) for f, t in ((0.1, 9.0), (0.01, 8.0), (2, 30.0))],
            "interpolation": [_interp("not converged", 1e-4, 3e-4, "yes"), _interp("converged", 2e-3, 3e-3, "no")],
-           "vgg": vgg}
+           "vgg": vgg,
+           "schedule": {"pretrain": [_fact(1e-2, "2", 0.1, 0.2, 2.0, steps=400)],
+                        "tuned": [_fact(1e-2, "2", e, t, 1.0, transition_length=n, elr_final=1e-4, init_from="p")
+                                  for n, e, t in ((1, 0.03, 0.07), (20, 0.01, 0.05), (100, 0.0, 0.04))],
+                        "scratch": [_fact(1e-4, "1-not-converged", 0.2, 0.25, 5.0, steps=400)]}}
     got = {k: f(ctx, {})[0] for k, f in m.TRENDS.items()}
     assert got == {"three_phases": compare.REPRODUCES, "phase3_chance": compare.REPRODUCES,
                    "phase1_test_improves": compare.REPRODUCES, "best_at_largest_phase1": compare.REPRODUCES,
                    "phase2_curvature_falls": compare.REPRODUCES, "phase1_bottleneck": compare.REPRODUCES,
                    "retraction_small": compare.REPRODUCES,
                    "mse_no_zero_error": compare.REPRODUCES, "random_walk_bounds": compare.REPRODUCES,
-                   "finetune_lower_stays": compare.REPRODUCES, "vgg_wd_widens": compare.REPRODUCES}
+                   "finetune_lower_stays": compare.REPRODUCES, "schedule_slower_better": compare.REPRODUCES,
+                   "vgg_wd_widens": compare.REPRODUCES}
     tables = {k: f(ctx) for k, f in m.TABLES.items()}
     # Fig 12: 1e-2 lowered to 1e-3 beats from-scratch 1e-3 (9 % vs 20 %); 1e-4 has a from-scratch run too
     assert tables["finetune"][1].values["value"] == pytest.approx(1e-3)
@@ -225,10 +230,24 @@ def test_sphere_trends_on_controlled_facts():
         r["status"] = "ok"                                                 # wd = 0 trains at lr 0.1 too
     bad["finetune_rows"][1]["connected"] = "no"                            # a lowered fine-tune leaves its region
     bad["ce"][1]["bottleneck_loss"] = 5.0                                  # the peak above the seed's loss range
+    bad["schedule"]["tuned"][2]["test_error"] = 0.09                       # the slowest decrease is the worst
     got = {k: f(bad, {})[0] for k, f in m.TRENDS.items()}
     assert got["three_phases"] == got["phase3_chance"] == got["best_at_largest_phase1"] == compare.FAILS
     assert got["retraction_small"] == got["mse_no_zero_error"] == got["random_walk_bounds"] == compare.FAILS
     assert got["vgg_wd_widens"] == got["finetune_lower_stays"] == got["phase1_bottleneck"] == compare.FAILS
+    assert got["schedule_slower_better"] == compare.FAILS
+    # the schedule table: pretrain, the fine-tunes by transition length, the from-scratch run; errors in %
+    rows = m.EXTRA["schedule"](ctx)
+    assert [(r["run"][:9], r["transition length"], r["final elr"], r["test error %"]) for r in rows] == [
+        ("pretrain ", "", 1e-2, 20.0), ("scheduled", 1, 1e-4, 7.0), ("scheduled", 20, 1e-4, 5.0),
+        ("scheduled", 100, 1e-4, 4.0), ("from scra", "", 1e-4, 25.0)]
+    # a pretrain that is not phase 2, or two fine-tunes, decide nothing
+    sch = copy.deepcopy(ctx)
+    sch["schedule"]["pretrain"][0]["phase"] = "1-not-converged"
+    assert m.TRENDS["schedule_slower_better"](sch, {})[0] == compare.NOT_MEASURED
+    sch = copy.deepcopy(ctx)
+    sch["schedule"]["tuned"] = sch["schedule"]["tuned"][:2]
+    assert m.TRENDS["schedule_slower_better"](sch, {})[0] == compare.NOT_MEASURED
     empty = {k: [] for k in ctx}
     assert {f(empty, {})[0] for f in m.TRENDS.values()} == {compare.NOT_MEASURED}
     # too few runs to decide: two phase-1 runs (a rank correlation of 2 is ±1), VGG on one seed or short runs

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,11 +59,14 @@ def check_vgg_offsphere(out):
 
 
 def check_sphere_schedule(out):
-    table = report_of(out)
+    table = report_of(out / "from_0")
     assert table["x"] == "schedule.transition_length"
-    for d in find_runs(out):
-        s = Run(d).summary
-        assert s["elr"] == pytest.approx(1e-2) and s["elr_final"] == pytest.approx(1e-5)
+    for d in find_runs(out / "from_0"):  # the scheduled fine-tunes of the phase-2 pretrain
+        r = Run(d)
+        assert r.summary["elr"] == pytest.approx(1e-2) and r.summary["elr_final"] == pytest.approx(1e-4)
+        assert Path(r.config.init_from) == out / "pretrain" / "0"
+    assert Run(out / "pretrain" / "0").summary["elr"] == pytest.approx(1e-2)
+    assert Run(out / "scratch" / "0").summary["elr"] == pytest.approx(1e-4)  # the from-scratch baseline
 
 
 def check_optim_lab(out):

@@ -23,15 +23,16 @@ from lossland.paper.adapters import Recipe, recipe_names, sweep_dir
 from lossland.paper.compare import Ours, judge
 
 # The embedded knobs are the sizes docs/results/sphere/ was measured at, chosen for ≤ 20 minutes on 2 cores
-# (docs/sphere.md#one-command). Interpolation, schedule and VGG run only when --recipes names them.
+# (docs/sphere.md#one-command). Interpolation and VGG run only when --recipes names them.
 RECIPES = [Recipe.script("sphere_elr_ce", STEPS="400", ELRS="3e-4,1e-3,3e-3,5e-3,7e-3,1e-2,1.5e-2,3e-2,1e-1"),
            Recipe.script("sphere_elr_mse", STEPS="400", FRACTIONS="1.0", CURVATURE="0", ELRS="0.1,0.3,0.5,1",
                          SUM_ELRS="1e-2,3e-2,0.1"),
            Recipe.script("sphere_baselines", STEPS="400", ELR="1e-1"),
            Recipe.script("sphere_finetune", STEPS="400", FT_STEPS="200", PHASE1_ELR="1e-3", PHASE1_FACTORS="0.5 0.1",
                          PHASE2_ELRS="1e-2", PHASE2_FACTORS="0.1 0.01", NUM_POINTS="5"),
+           Recipe.script("sphere_schedule", STEPS="400", FT_STEPS="200", START_ELR="1e-2", END_ELR="1e-4", START="0",
+                         LENGTHS="1,20,50,100"),
            Recipe.script("sphere_interpolate", optional=True),
-           Recipe.script("sphere_schedule", optional=True),
            Recipe.script("vgg_offsphere", optional=True)]
 CHANCE_FRACTION = 0.9      # phase-3 train error counts as chance when ≥ 0.9·(1 − 1/K)
 MIN_RANK_RUNS = 3          # a rank correlation over fewer runs is ±1 by construction: not measured
@@ -101,6 +102,8 @@ def run_facts(run) -> dict:
     retr = [x for x in (retr if retr is not None else []) if math.isfinite(x)]
     classes = cfg.data.get("classes")
     reg = cfg.get("regularizer") or {}
+    sched = cfg.get("schedule") or {}
+    ramp = "PiecewiseLinear" in str(sched.get("_target_", ""))
     loss = cfg.get("loss") or {}
     ratio, at, _ = _bump(run)
     return {"elr": run.elr, "lr": s.get("lr"), "phase": None if ph is None else ph.phase, "status": run.status,
@@ -116,6 +119,8 @@ def run_facts(run) -> dict:
             "direction": (cfg.get("optimizer") or {}).get("direction"),
             "wd": float(reg.get("coef") or 0.0) if reg.get("coef") is not None else 0.0,
             "init_from": cfg.get("init_from"), "fraction": cfg.data.get("fraction"),
+            "transition_length": sched.get("transition_length") if ramp else None,
+            "elr_final": s.get("elr_final") if ramp else None,
             "per_class_mean": bool(loss.get("per_class_mean")) if "per_class_mean" in loss else None}
 
 
@@ -141,6 +146,15 @@ def _finetune_rows(d: Path | None) -> list[dict]:
     return [{**r, "pretrain_phase": phases.get(r["pretrain_elr"])} for r in finetune_rows(groups, load_paths(d))]
 
 
+def _schedule_facts(d: Path | None) -> dict:
+    """The schedule recipe's runs: ``pretrain`` (the phase-2 model), ``tuned`` (its scheduled fine-tunes, with
+    ``transition_length``) and ``scratch`` (the from-scratch run at the final elr)."""
+    if d is None or not Path(d).is_dir():
+        return {}
+    return {"pretrain": _facts(d / "pretrain"), "tuned": [r for r in _facts(d / "from_0") if r["init_from"]],
+            "scratch": _facts(d / "scratch")}
+
+
 def _interpolation_rows(d: Path | None) -> list[dict]:
     from lossland.studies.sphere.along_path import load_paths
     from lossland.studies.sphere.interpolation import interpolation_rows
@@ -160,6 +174,7 @@ def context(root: Path) -> dict:
             "finetune": [r for r in _facts(sweep_dir(root, "sphere_finetune")) if r["init_from"]],
             "finetune_rows": _finetune_rows(sweep_dir(root, "sphere_finetune")),
             "interpolation": _interpolation_rows(sweep_dir(root, "sphere_interpolate")),
+            "schedule": _schedule_facts(sweep_dir(root, "sphere_schedule")),
             "vgg": _facts(sweep_dir(root, "vgg_offsphere"))}
 
 
@@ -290,6 +305,30 @@ def retraction(ctx) -> list[Ours]:
 TABLES = {f.__name__: f for f in (ce_phases, ce_subphases, finetune, mse_phases, retraction)}
 
 
+def schedule_rows(ctx) -> list[dict]:
+    """Figs 13–14 as a table: the phase-2 pretrain, each scheduled fine-tune (elr from the pretrain's down to the
+    final one over ``transition length`` steps), and the from-scratch run at the final elr; final errors in %."""
+    sch = ctx.get("schedule") or {}
+    out = []
+
+    def row(kind, r, length=""):
+        pct = (lambda v: None if v is None else round(100 * v, 2))
+        return {"run": kind, "transition length": length, "elr": r["elr"],
+                "final elr": r.get("elr_final") if r.get("elr_final") is not None else r["elr"],
+                "steps": r["steps"], "phase": r["phase"], "train error %": pct(r["train_error"]),
+                "test error %": pct(r["test_error"]), "final GM": None if r["gm"] is None else round(r["gm"], 3)}
+    for r in sch.get("pretrain", []):
+        out.append(row("pretrain (phase-2 elr)", r))
+    for r in sorted(sch.get("tuned", []), key=lambda r: r["transition_length"] or 0):
+        out.append(row("scheduled fine-tune", r, r["transition_length"]))
+    for r in sch.get("scratch", []):
+        out.append(row("from scratch at the final elr", r))
+    return out
+
+
+EXTRA = {"schedule": schedule_rows}
+
+
 # ------------------------------------------------------------------------------------------------ trends
 def _spearman(x, y) -> float:
     from scipy.stats import spearmanr
@@ -414,6 +453,28 @@ def finetune_lower_stays(ctx, tables):
                  "original: " + ", ".join(f"×{r['factor']:.2g}: {r['connected']}" for r in rows))
 
 
+def schedule_slower_better(ctx, tables):
+    """Figs 13–14: fine-tuning the phase-2 model with a slower decrease of elr (a longer transition) ends with a
+    lower test error: Spearman(transition length, final test error) < 0 over ≥ MIN_RANK_RUNS scheduled fine-tunes
+    of a pretrain the phase rule files phase 2."""
+    sch = ctx.get("schedule") or {}
+    pre = sch.get("pretrain", [])
+    if not pre:
+        return judge(None, "needs the sphere_schedule recipe (a pretrain and its scheduled fine-tunes)")
+    if major(pre[0]["phase"]) != "2":
+        return judge(None, f"the pretrain at elr {pre[0]['elr']:g} is phase {pre[0]['phase']}, not 2")
+    runs = sorted((r for r in sch.get("tuned", []) if r["transition_length"] is not None
+                   and r["test_error"] is not None), key=lambda r: r["transition_length"])
+    if len(runs) < MIN_RANK_RUNS:
+        return judge(None, f"{len(runs)} scheduled fine-tune(s); a rank correlation needs {MIN_RANK_RUNS}")
+    rho = _spearman([r["transition_length"] for r in runs], [r["test_error"] for r in runs])
+    base = [r["test_error"] for r in sch.get("scratch", []) if r["test_error"] is not None]
+    return judge(rho < 0, f"Spearman(transition length, test error) = {rho:.2f} over {len(runs)} fine-tunes of the "
+                 f"elr {pre[0]['elr']:g} model: " + ", ".join(f"{r['transition_length']}→{r['test_error']:.3f}"
+                                                             for r in runs)
+                 + (f"; from scratch at the final elr {base[0]:.3f}" if base else ""))
+
+
 def vgg_wd_widens(ctx, tables):
     """Decided only on ≥ VGG_MIN_SEEDS seeds per (lr, wd) of ≥ VGG_MIN_STEPS steps: a setting "trains" when most
     of its seeds end ok. Shorter runs are not a measurement: weight decay 1e-4 moves the weights by ~0.1 % in a
@@ -440,7 +501,7 @@ def vgg_wd_widens(ctx, tables):
 
 TRENDS = {f.__name__: f for f in (three_phases, phase3_chance, phase1_test_improves, best_at_largest_phase1,
                                   phase2_curvature_falls, phase1_bottleneck, retraction_small, mse_no_zero_error,
-                                  random_walk_bounds, finetune_lower_stays, vgg_wd_widens)}
+                                  random_walk_bounds, finetune_lower_stays, schedule_slower_better, vgg_wd_widens)}
 
 
 def facts(ctx) -> dict:
@@ -462,7 +523,8 @@ RECIPE_FIGURES = {
     "baselines.png": "sphere_baselines/sphere_figures/sphere_baselines.png",
     "interp_not_converged.png": "sphere_interpolate/interpolation/interp_not_converged.png",
     "interp_converged.png": "sphere_interpolate/interpolation/interp_converged.png",
-    "schedule_final_metrics.png": "sphere_schedule/report/final_metrics.png",
+    "schedule_final_metrics.png": "sphere_schedule/from_0/report/final_metrics.png",
+    "schedule_phase_diagram.png": "sphere_schedule/from_0/report/phase_diagram.png",
     "vgg_final_metrics.png": "vgg_offsphere/report/final_metrics.png",
 }
 
