@@ -198,6 +198,11 @@ def test_sphere_trends_on_controlled_facts():
            + [_ft(1e-2, "2", f, "no", 18.0, t) for f, t in ((0.1, 9.0), (0.01, 8.0), (2, 30.0))],
            "interpolation": [_interp("not converged", 1e-4, 3e-4, "yes"), _interp("converged", 2e-3, 3e-3, "no")],
            "vgg": vgg,
+           # MSE fine-tunes (Fig 21): loss down, GM held or up; the test error dips and rises 3 points in one
+           "finetune_mse_rows": [dict(_ft(e, "1-not-converged", 0.1, "yes", 20.0, t), pre_gm=0.1, ft_gm=g,
+                                      pre_train_loss=0.06, ft_train_loss=0.05, ft_test_err_start=20.0,
+                                      ft_test_err_min=m, ft_test_err_end=t)
+                                 for e, g, t, m in ((3e-2, 0.1, 19.0, 19.0), (0.1, 0.12, 21.0, 18.0))],
            "schedule": {"pretrain": [_fact(1e-2, "2", 0.1, 0.2, 2.0, steps=400)],
                         "tuned": [_fact(1e-2, "2", e, t, 1.0, transition_length=n, elr_final=1e-4, init_from="p")
                                   for n, e, t in ((1, 0.03, 0.07), (20, 0.01, 0.05), (100, 0.0, 0.04))],
@@ -209,6 +214,7 @@ def test_sphere_trends_on_controlled_facts():
                    "retraction_small": compare.REPRODUCES,
                    "mse_no_zero_error": compare.REPRODUCES, "random_walk_bounds": compare.REPRODUCES,
                    "finetune_lower_stays": compare.REPRODUCES, "schedule_slower_better": compare.REPRODUCES,
+                   "mse_finetune_gm_holds": compare.REPRODUCES, "mse_finetune_overfits": compare.REPRODUCES,
                    "vgg_wd_widens": compare.REPRODUCES}
     tables = {k: f(ctx) for k, f in m.TABLES.items()}
     # Fig 12: 1e-2 lowered to 1e-3 beats from-scratch 1e-3 (9 % vs 20 %); 1e-4 has a from-scratch run too
@@ -231,11 +237,14 @@ def test_sphere_trends_on_controlled_facts():
     bad["finetune_rows"][1]["connected"] = "no"                            # a lowered fine-tune leaves its region
     bad["ce"][1]["bottleneck_loss"] = 5.0                                  # the peak above the seed's loss range
     bad["schedule"]["tuned"][2]["test_error"] = 0.09                       # the slowest decrease is the worst
+    bad["finetune_mse_rows"][0]["ft_gm"] = 0.05                            # GM falls, as with CE
+    bad["finetune_mse_rows"][1]["ft_test_err_end"] = 19.0                  # no rise after the dip
     got = {k: f(bad, {})[0] for k, f in m.TRENDS.items()}
     assert got["three_phases"] == got["phase3_chance"] == got["best_at_largest_phase1"] == compare.FAILS
     assert got["retraction_small"] == got["mse_no_zero_error"] == got["random_walk_bounds"] == compare.FAILS
     assert got["vgg_wd_widens"] == got["finetune_lower_stays"] == got["phase1_bottleneck"] == compare.FAILS
-    assert got["schedule_slower_better"] == compare.FAILS
+    assert got["schedule_slower_better"] == got["mse_finetune_gm_holds"] == got["mse_finetune_overfits"] \
+        == compare.FAILS
     # the schedule table: pretrain, the fine-tunes by transition length, the from-scratch run; errors in %
     rows = m.EXTRA["schedule"](ctx)
     assert [(r["run"][:9], r["transition length"], r["final elr"], r["test error %"]) for r in rows] == [
@@ -254,6 +263,9 @@ def test_sphere_trends_on_controlled_facts():
     few = copy.deepcopy(ctx)
     few["ce"] = [r for r in few["ce"] if r["elr"] != 1e-4]
     few["vgg"] = [r for r in few["vgg"] if r["seed"] == 0]
+    few["finetune_mse_rows"] = few["finetune_mse_rows"][:1]                # one MSE fine-tune decides nothing
+    assert m.TRENDS["mse_finetune_gm_holds"](few, {})[0] == m.TRENDS["mse_finetune_overfits"](few, {})[0] \
+        == compare.NOT_MEASURED
     assert m.TRENDS["phase1_test_improves"](few, {})[0] == compare.NOT_MEASURED
     assert m.TRENDS["vgg_wd_widens"](few, {})[0] == compare.NOT_MEASURED
     # the phase-2 level is the tail mean of GM where the runs have one (one final point of a chaos is noise)

@@ -30,6 +30,10 @@ RECIPES = [Recipe.script("sphere_elr_ce", STEPS="400", ELRS="3e-4,1e-3,3e-3,5e-3
            Recipe.script("sphere_baselines", STEPS="400", ELR="1e-1"),
            Recipe.script("sphere_finetune", STEPS="400", FT_STEPS="200", PHASE1_ELR="1e-3", PHASE1_FACTORS="0.5 0.1",
                          PHASE2_ELRS="1e-2", PHASE2_FACTORS="0.1 0.01", NUM_POINTS="5"),
+           Recipe("sphere_finetune_mse", ("bash", "sweeps/sphere_finetune.sh"),
+                  (("LOSS", "mse"), ("STEPS", "400"), ("FT_STEPS", "200"), ("PHASE1_ELR", "3e-2"),
+                   ("PHASE1_FACTORS", "0.1"), ("PHASE2_ELRS", "0.1"), ("PHASE2_FACTORS", "0.1"),
+                   ("NUM_POINTS", "5"))),
            Recipe.script("sphere_schedule", STEPS="400", FT_STEPS="200", START_ELR="1e-2", END_ELR="1e-4", START="0",
                          LENGTHS="1,20,50,100"),
            Recipe.script("sphere_interpolate", optional=True),
@@ -39,6 +43,8 @@ MIN_RANK_RUNS = 3          # a rank correlation over fewer runs is ±1 by constr
 VGG_MIN_SEEDS = 3          # VGG: runs per (lr, wd) before "trains" / "diverges" counts as a measurement ...
 VGG_MIN_STEPS = 3000       # ... and steps per run (~100 epochs of 2,000 digits at batch 64; the seed: 1000 epochs)
 RETRACTION_BOUND = 0.02    # the seed's "not more than 2%"
+MSE_GM_HOLD = 0.9          # Fig 21: a lowered MSE fine-tune's GM "stabilizes or rises" when it ends ≥ 0.9x its start
+OVERFIT_RISE = 2.0         # Fig 21 right: test error ends ≥ 2 points (%) above its minimum inside the fine-tune
 BOTTLENECK_LOSS = (0.1, 2.0)  # the seed's §3.2: the bend of phase-1 trajectories at L_T ~ 1e-1 – 2e0 ...
 BOTTLENECK_RISE = 1.5      # ... a local GM peak ≥ 1.5x the lowest GM before it (phase-1 point-to-point noise at
 #                            50 steps between phase metrics stays within ~1.25x in the committed runs)
@@ -155,6 +161,27 @@ def _schedule_facts(d: Path | None) -> dict:
             "scratch": _facts(d / "scratch")}
 
 
+def _mse_finetune_rows(d: Path | None) -> list[dict]:
+    """The MSE fine-tunes (Fig 21), one row per fine-tune: the fine-tune table's columns (errors in %) plus the
+    train loss at both ends and, from the fine-tune's test-error series (the phase metrics' test subset, so
+    comparable with each other, not with the final whole-split errors), its first, lowest and last values (%)."""
+    from lossland.studies.sphere.finetune import group_runs
+
+    rows = _finetune_rows(d)
+    if not rows:
+        return []
+    groups, _ = group_runs(d)
+    tuned = [t for _, ts in groups for t in ts]
+    pres = [p for p, ts in groups for _ in ts]
+    for r, t, p in zip(rows, tuned, pres):
+        _, te = t.series("test_error")
+        te = [x for x in te.tolist() if math.isfinite(x)]
+        r.update({"pre_train_loss": p.final_value("train_loss"), "ft_train_loss": t.final_value("train_loss"),
+                  "ft_test_err_start": 100 * te[0] if te else None, "ft_test_err_min": 100 * min(te) if te else None,
+                  "ft_test_err_end": 100 * te[-1] if te else None})
+    return rows
+
+
 def _interpolation_rows(d: Path | None) -> list[dict]:
     from lossland.studies.sphere.along_path import load_paths
     from lossland.studies.sphere.interpolation import interpolation_rows
@@ -173,6 +200,7 @@ def context(root: Path) -> dict:
             "baselines": _facts(sweep_dir(root, "sphere_baselines")),
             "finetune": [r for r in _facts(sweep_dir(root, "sphere_finetune")) if r["init_from"]],
             "finetune_rows": _finetune_rows(sweep_dir(root, "sphere_finetune")),
+            "finetune_mse_rows": _mse_finetune_rows(sweep_dir(root, "sphere_finetune_mse")),
             "interpolation": _interpolation_rows(sweep_dir(root, "sphere_interpolate")),
             "schedule": _schedule_facts(sweep_dir(root, "sphere_schedule")),
             "vgg": _facts(sweep_dir(root, "vgg_offsphere"))}
@@ -475,6 +503,46 @@ def schedule_slower_better(ctx, tables):
                  + (f"; from scratch at the final elr {base[0]:.3f}" if base else ""))
 
 
+def _mse_lowered(ctx):
+    return [r for r in ctx.get("finetune_mse_rows", []) if major(r["pretrain_phase"]) == "1" and r["factor"] < 1
+            and r.get("pre_gm") is not None and r.get("ft_gm") is not None]
+
+
+def mse_finetune_gm_holds(ctx, tables):
+    """Fig 21: lowering the elr of a phase-1 MSE model, the train loss falls but GM — unlike CE, where it falls
+    with the loss — stabilizes or rises: every lowered fine-tune ends with a lower train loss and a GM ≥
+    MSE_GM_HOLD × its start. Needs two such fine-tunes (``sphere_finetune_mse``)."""
+    rows = _mse_lowered(ctx)
+    if len(rows) < 2:
+        return judge(None, f"{len(rows)} lowered fine-tune(s) of a phase-1 MSE model; needs 2 "
+                     "(sweeps/sphere_finetune.sh with LOSS=mse)")
+    ok = [r for r in rows if r["ft_train_loss"] < r["pre_train_loss"] and r["ft_gm"] >= MSE_GM_HOLD * r["pre_gm"]]
+    ce = [r for r in ctx.get("finetune_rows", []) if major(r["pretrain_phase"]) == "1" and r["factor"] < 1
+          and r.get("pre_gm") is not None and r.get("ft_gm") is not None]
+    return judge(len(ok) == len(rows), f"{len(ok)}/{len(rows)} with train loss down and GM ≥ {MSE_GM_HOLD:g}x its "
+                 "start: " + ", ".join(f"{r['pretrain_elr']:g}→{r['finetune_elr']:g}: loss {r['pre_train_loss']:.3g}"
+                                      f"→{r['ft_train_loss']:.3g}, GM {r['pre_gm']:.3g}→{r['ft_gm']:.3g}"
+                                      for r in rows)
+                 + ("; CE for contrast: " + ", ".join(f"GM {r['pre_gm']:.3g}→{r['ft_gm']:.3g}" for r in ce)
+                    if ce else ""))
+
+
+def mse_finetune_overfits(ctx, tables):
+    """Fig 21 right: in a lowered MSE fine-tune the test error first falls, then rises: in some lowered fine-tune
+    series (on the phase metrics' test subset) dips below its first value and ends ≥ OVERFIT_RISE points above
+    its lowest one."""
+    rows = [r for r in _mse_lowered(ctx) if r.get("ft_test_err_min") is not None]  # then start and end are too
+    if len(rows) < 2:
+        return judge(None, f"{len(rows)} lowered fine-tune(s) of a phase-1 MSE model with a test-error series; "
+                     "needs 2")
+    hit = [r for r in rows if r["ft_test_err_min"] < r["ft_test_err_start"]
+           and r["ft_test_err_end"] >= r["ft_test_err_min"] + OVERFIT_RISE]
+    return judge(bool(hit), f"{len(hit)}/{len(rows)} fine-tunes whose test error falls and then rises ≥ "
+                 f"{OVERFIT_RISE:g} points: " + ", ".join(
+                     f"{r['pretrain_elr']:g}→{r['finetune_elr']:g}: {r['ft_test_err_start']:.1f} → min "
+                     f"{r['ft_test_err_min']:.1f} → {r['ft_test_err_end']:.1f} %" for r in rows))
+
+
 def vgg_wd_widens(ctx, tables):
     """Decided only on ≥ VGG_MIN_SEEDS seeds per (lr, wd) of ≥ VGG_MIN_STEPS steps: a setting "trains" when most
     of its seeds end ok. Shorter runs are not a measurement: weight decay 1e-4 moves the weights by ~0.1 % in a
@@ -501,12 +569,13 @@ def vgg_wd_widens(ctx, tables):
 
 TRENDS = {f.__name__: f for f in (three_phases, phase3_chance, phase1_test_improves, best_at_largest_phase1,
                                   phase2_curvature_falls, phase1_bottleneck, retraction_small, mse_no_zero_error,
-                                  random_walk_bounds, finetune_lower_stays, schedule_slower_better, vgg_wd_widens)}
+                                  random_walk_bounds, finetune_lower_stays, schedule_slower_better,
+                                  mse_finetune_gm_holds, mse_finetune_overfits, vgg_wd_widens)}
 
 
 def facts(ctx) -> dict:
     """The per-run facts the docs' run tables are generated from (``paper.json`` ``facts``)."""
-    keys = ("ce", "mse_full", "mse_sum", "baselines", "finetune_rows", "interpolation", "vgg")
+    keys = ("ce", "mse_full", "mse_sum", "baselines", "finetune_rows", "finetune_mse_rows", "interpolation", "vgg")
     return {k: ctx.get(k, []) for k in keys}
 
 
@@ -537,8 +606,10 @@ def _copy_recipe_figures(root: Path, out: Path) -> list[Path]:
         if (root / rel).is_file():
             out.mkdir(parents=True, exist_ok=True)
             done.append(Path(shutil.copyfile(root / rel, out / name)))
-    for src in sorted((root / "sphere_finetune" / "finetune").glob("*.png")):  # elr_<e>_<kind>.png
-        done.append(Path(shutil.copyfile(src, out / f"finetune_{src.name}")))
+    for rec, prefix in (("sphere_finetune", "finetune"), ("sphere_finetune_mse", "finetune_mse")):
+        for src in sorted((root / rec / "finetune").glob("*.png")):  # elr_<e>_<kind>.png
+            out.mkdir(parents=True, exist_ok=True)
+            done.append(Path(shutil.copyfile(src, out / f"{prefix}_{src.name}")))
     return done
 
 
