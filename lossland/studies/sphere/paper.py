@@ -346,7 +346,7 @@ def schedule_rows(ctx) -> list[dict]:
                 "steps": r["steps"], "phase": r["phase"], "train error %": pct(r["train_error"]),
                 "test error %": pct(r["test_error"]), "final GM": None if r["gm"] is None else round(r["gm"], 3)}
     for r in sch.get("pretrain", []):
-        out.append(row("pretrain (phase-2 elr)", r))
+        out.append(row("pretrain at the start elr", r))
     for r in sorted(sch.get("tuned", []), key=lambda r: r["transition_length"] or 0):
         out.append(row("scheduled fine-tune", r, r["transition_length"]))
     for r in sch.get("scratch", []):
