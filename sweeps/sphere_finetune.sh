@@ -19,8 +19,8 @@
 # connect.py +experiment=paper/sphere_linear_path (docs/sphere.md#the-papers-scale).
 # Environment (embedded): STEPS (pretrain steps), FT_STEPS (fine-tune steps; the seed: 5000 iterations),
 # PHASE1_ELR, PHASE1_FACTORS (multipliers; "0.5 0.1 2 3 10"), PHASE2_ELRS, PHASE2_FACTORS ("0.1 0.01"), NUM_POINTS
-# (path), LOSS (mse: the same with MSE, last layer norm 1.5, the mean over classes — the seed's Fig 21; the
-# `sphere_finetune_mse` recipe of `lossland paper sphere`); any scale: EXTRA_CONNECT (more connect.py overrides,
+# (path), LOSS (mse: the same with MSE, last layer norm 1.5, the mean over classes — the seed's Fig 21;
+# sweeps/sphere_finetune_mse.sh); any scale: EXTRA_CONNECT (more connect.py overrides,
 # e.g. device=cpu).
 # Layout: $OUT/pretrain/<i>/, $OUT/from_<i>/<j>/ (fine-tunes of pretrain i), $OUT/connect/from_<i>/<j>/connect.json.
 source "$(dirname "$0")/_common.sh"

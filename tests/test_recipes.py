@@ -69,6 +69,12 @@ def check_sphere_schedule(out):
     assert Run(out / "scratch" / "0").summary["elr"] == pytest.approx(1e-4)  # the from-scratch baseline
 
 
+def check_sphere_finetune_mse(out):
+    runs = [Run(d) for d in find_runs(out)]
+    assert any(r.config.get("init_from") for r in runs)  # fine-tunes of the pretrains
+    assert {r.config.loss._target_ for r in runs} == {"lossland.losses.MSE"} and list(out.rglob("connect.json"))
+
+
 def check_optim_lab(out):
     assert (out / "vanishing" / "vanishing.csv").exists() and (out / "timing.txt").exists()
     assert len(list(out.glob("trajectories/*/trajectories.png"))) == 6
@@ -86,7 +92,8 @@ def check_exp_neuron_spheres(out):
 
 
 CHECKS = {"sphere_elr_ce.sh": check_sphere_elr_ce, "vgg_offsphere.sh": check_vgg_offsphere,
-          "sphere_schedule.sh": check_sphere_schedule, "optim_lab.sh": check_optim_lab,
+          "sphere_schedule.sh": check_sphere_schedule, "sphere_finetune_mse.sh": check_sphere_finetune_mse,
+          "optim_lab.sh": check_optim_lab,
           "keskar_sb_lb.sh": check_keskar_sb_lb, "exp_neuron_spheres.sh": check_exp_neuron_spheres}
 
 
