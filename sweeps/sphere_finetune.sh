@@ -19,11 +19,13 @@
 # connect.py +experiment=paper/sphere_linear_path (docs/sphere.md#the-papers-scale).
 # Environment (embedded): STEPS (pretrain steps), FT_STEPS (fine-tune steps; the seed: 5000 iterations),
 # PHASE1_ELR, PHASE1_FACTORS (multipliers; "0.5 0.1 2 3 10"), PHASE2_ELRS, PHASE2_FACTORS ("0.1 0.01"), NUM_POINTS
-# (path); any scale: EXTRA_CONNECT (more connect.py overrides, e.g. device=cpu).
+# (path), LOSS (mse: the same with MSE, last layer norm 1.5, the mean over classes — the seed's Fig 21;
+# sweeps/sphere_finetune_mse.sh); any scale: EXTRA_CONNECT (more connect.py overrides,
+# e.g. device=cpu).
 # Layout: $OUT/pretrain/<i>/, $OUT/from_<i>/<j>/ (fine-tunes of pretrain i), $OUT/connect/from_<i>/<j>/connect.json.
 source "$(dirname "$0")/_common.sh"
 OUT=${OUT:-multirun/sphere_finetune/$STAMP}
-full_scale_refuses STEPS FT_STEPS PHASE1_ELR PHASE1_FACTORS PHASE2_ELRS PHASE2_FACTORS NUM_POINTS
+full_scale_refuses STEPS FT_STEPS PHASE1_ELR PHASE1_FACTORS PHASE2_ELRS PHASE2_FACTORS NUM_POINTS LOSS
 read -r -a CONNECT_EXTRA <<< "${EXTRA_CONNECT:-}"
 if [ "$SCALE" = full ]; then
   # pretrain i = 0, 1, 2 at the fine-tune configs' starting elrs (settings.yaml: sphere_finetune_pretrain)
@@ -46,9 +48,9 @@ FT_STEPS=${FT_STEPS:-$((STEPS / 2))}
 NUM_POINTS=${NUM_POINTS:-11}
 PHASE1_ELR=${PHASE1_ELR:-1e-3}
 PHASE1_FACTORS=${PHASE1_FACTORS:-0.5 0.1 2 3 10}
-PHASE2_ELRS=${PHASE2_ELRS:-5e-3 1e-2}
+PHASE2_ELRS=${PHASE2_ELRS-5e-3 1e-2}  # may be empty: one pretrain
 PHASE2_FACTORS=${PHASE2_FACTORS:-0.1 0.01}
-COMMON=(experiment=sphere_ce ${TINY[@]+"${TINY[@]}"} trainer.enable_progress_bar=false)
+COMMON=(experiment=sphere_ce ${LOSS:+"loss=$LOSS"} ${TINY[@]+"${TINY[@]}"} trainer.enable_progress_bar=false)
 read -r -a BASES <<< "$PHASE1_ELR $PHASE2_ELRS"
 $PY train.py -m "${COMMON[@]}" "elr=$(IFS=,; echo "${BASES[*]}")" trainer.max_steps=$STEPS \
   "hydra.sweep.dir=$OUT/pretrain" "$@"

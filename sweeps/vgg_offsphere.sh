@@ -10,7 +10,7 @@
 source "$(dirname "$0")/_common.sh"
 OUT=${OUT:-multirun/vgg_offsphere/$STAMP}
 if [ "$SCALE" = full ]; then
-  full_scale_refuses STEPS LRS WDS SEEDS
+  full_scale_refuses STEPS LRS WDS SEEDS WIDTH
   $PY train.py -m experiment=paper/vgg_offsphere "data.root=$DATA_ROOT" trainer.enable_progress_bar=false \
     "hydra.sweep.dir=$OUT" "$@"
 else
@@ -18,7 +18,8 @@ else
   LRS=${LRS:-0.01,0.1}
   WDS=${WDS:-0,1e-4}
   SEEDS=${SEEDS:-0}
-  $PY train.py -m model=vgg16_bn model.width=0.25 optimizer=sgd "lr=$LRS" regularizer=weight_decay \
+  WIDTH=${WIDTH:-0.25}
+  $PY train.py -m model=vgg16_bn "model.width=$WIDTH" optimizer=sgd "lr=$LRS" regularizer=weight_decay \
     "regularizer.coef=$WDS" "seed=$SEEDS" data.train_size=2000 trainer.max_steps=$STEPS trainer.max_epochs=1000 \
     ${TINY[@]+"${TINY[@]}"} trainer.enable_progress_bar=false "hydra.sweep.dir=$OUT" "$@"
 fi

@@ -183,8 +183,10 @@ def _interp(group, elr_a, elr_b, connected):
 
 def test_sphere_trends_on_controlled_facts():
     m = adapter("sphere")
-    ce = [_fact(1e-4, "1-not-converged", 0.2, 0.30, 5.0), _fact(3e-4, "1-converged", 0.0, 0.25, 4.0),
-          _fact(1e-3, "1-converged", 0.0, 0.20, 3.0), _fact(3e-3, "2", 0.1, 0.28, 6.0, retraction=0.01),
+    peak = {"train_loss": 0.05, "bottleneck_ratio": 2.0, "bottleneck_loss": 0.5}  # a GM peak ×2 at L = 0.5
+    ce = [_fact(1e-4, "1-not-converged", 0.2, 0.30, 5.0, **peak), _fact(3e-4, "1-converged", 0.0, 0.25, 4.0, **peak),
+          _fact(1e-3, "1-converged", 0.0, 0.20, 3.0, train_loss=0.01, bottleneck_ratio=1.0, bottleneck_loss=None),
+          _fact(3e-3, "2", 0.1, 0.28, 6.0, retraction=0.01),
           _fact(1e-2, "2", 0.2, 0.33, 4.5), _fact(2e-2, "2", 0.3, 0.35, 4.0),
           _fact(3e-2, "3", 0.89, 0.9, 30.0, retraction=0.4)]
     vgg = [_fact(None, None, 0.1, 0.2, 1.0, lr=lr, wd=wd, status=st, seed=seed, steps=3000) for lr, wd, st in
@@ -197,13 +199,25 @@ def test_sphere_trends_on_controlled_facts():
                              ((0.5, "yes", 7.5), (0.1, "yes", 7.9), (10, "no", 20.0))]
            + [_ft(1e-2, "2", f, "no", 18.0, t) for f, t in ((0.1, 9.0), (0.01, 8.0), (2, 30.0))],
            "interpolation": [_interp("not converged", 1e-4, 3e-4, "yes"), _interp("converged", 2e-3, 3e-3, "no")],
-           "vgg": vgg}
+           "vgg": vgg,
+           # MSE fine-tunes (Fig 21): loss down, GM held or up; the test error dips and rises 3 points in one
+           "finetune_mse_rows": [dict(_ft(e, "1-not-converged", 0.1, "yes", 20.0, t), pre_gm=0.1, ft_gm=g,
+                                      pre_train_loss=0.06, ft_train_loss=0.05, ft_test_err_start=20.0,
+                                      ft_test_err_min=m, ft_test_err_end=t)
+                                 for e, g, t, m in ((3e-2, 0.1, 19.0, 19.0), (0.1, 0.12, 21.0, 18.0))],
+           "schedule": {"pretrain": [_fact(1e-2, "2", 0.1, 0.2, 2.0, steps=400)],
+                        "tuned": [_fact(1e-2, "2", e, t, 1.0, transition_length=n, elr_final=1e-4, init_from="p")
+                                  for n, e, t in ((1, 0.03, 0.07), (20, 0.01, 0.05), (100, 0.0, 0.04))],
+                        "scratch": [_fact(1e-4, "1-not-converged", 0.2, 0.25, 5.0, steps=400)]}}
     got = {k: f(ctx, {})[0] for k, f in m.TRENDS.items()}
     assert got == {"three_phases": compare.REPRODUCES, "phase3_chance": compare.REPRODUCES,
                    "phase1_test_improves": compare.REPRODUCES, "best_at_largest_phase1": compare.REPRODUCES,
-                   "phase2_curvature_falls": compare.REPRODUCES, "retraction_small": compare.REPRODUCES,
+                   "phase2_curvature_falls": compare.REPRODUCES, "phase1_bottleneck": compare.REPRODUCES,
+                   "retraction_small": compare.REPRODUCES,
                    "mse_no_zero_error": compare.REPRODUCES, "random_walk_bounds": compare.REPRODUCES,
-                   "finetune_lower_stays": compare.REPRODUCES, "vgg_wd_widens": compare.REPRODUCES}
+                   "finetune_lower_stays": compare.REPRODUCES, "schedule_slower_better": compare.REPRODUCES,
+                   "mse_finetune_gm_holds": compare.REPRODUCES, "mse_finetune_overfits": compare.REPRODUCES,
+                   "vgg_wd_widens": compare.REPRODUCES}
     tables = {k: f(ctx) for k, f in m.TABLES.items()}
     # Fig 12: 1e-2 lowered to 1e-3 beats from-scratch 1e-3 (9 % vs 20 %); 1e-4 has a from-scratch run too
     assert tables["finetune"][1].values["value"] == pytest.approx(1e-3)
@@ -223,22 +237,63 @@ def test_sphere_trends_on_controlled_facts():
     for r in bad["vgg"][3:6]:
         r["status"] = "ok"                                                 # wd = 0 trains at lr 0.1 too
     bad["finetune_rows"][1]["connected"] = "no"                            # a lowered fine-tune leaves its region
+    bad["ce"][1]["bottleneck_loss"] = 5.0                                  # the peak above the seed's loss range
+    bad["schedule"]["tuned"][2]["test_error"] = 0.09                       # the slowest decrease is the worst
+    bad["finetune_mse_rows"][0]["ft_gm"] = 0.05                            # GM falls, as with CE
+    bad["finetune_mse_rows"][1]["ft_test_err_end"] = 19.0                  # no rise after the dip
     got = {k: f(bad, {})[0] for k, f in m.TRENDS.items()}
     assert got["three_phases"] == got["phase3_chance"] == got["best_at_largest_phase1"] == compare.FAILS
     assert got["retraction_small"] == got["mse_no_zero_error"] == got["random_walk_bounds"] == compare.FAILS
-    assert got["vgg_wd_widens"] == got["finetune_lower_stays"] == compare.FAILS
+    assert got["vgg_wd_widens"] == got["finetune_lower_stays"] == got["phase1_bottleneck"] == compare.FAILS
+    assert got["schedule_slower_better"] == got["mse_finetune_gm_holds"] == got["mse_finetune_overfits"] \
+        == compare.FAILS
+    # the schedule table: pretrain, the fine-tunes by transition length, the from-scratch run; errors in %
+    rows = m.EXTRA["schedule"](ctx)
+    assert [(r["run"][:9], r["transition length"], r["final elr"], r["test error %"]) for r in rows] == [
+        ("pretrain ", "", 1e-2, 20.0), ("scheduled", 1, 1e-4, 7.0), ("scheduled", 20, 1e-4, 5.0),
+        ("scheduled", 100, 1e-4, 4.0), ("from scra", "", 1e-4, 25.0)]
+    # a pretrain that is not phase 2, or two fine-tunes, decide nothing
+    sch = copy.deepcopy(ctx)
+    sch["schedule"]["pretrain"][0]["phase"] = "1-not-converged"
+    assert m.TRENDS["schedule_slower_better"](sch, {})[0] == compare.NOT_MEASURED
+    sch = copy.deepcopy(ctx)
+    sch["schedule"]["tuned"] = sch["schedule"]["tuned"][:2]
+    assert m.TRENDS["schedule_slower_better"](sch, {})[0] == compare.NOT_MEASURED
     empty = {k: [] for k in ctx}
     assert {f(empty, {})[0] for f in m.TRENDS.values()} == {compare.NOT_MEASURED}
     # too few runs to decide: two phase-1 runs (a rank correlation of 2 is ±1), VGG on one seed or short runs
     few = copy.deepcopy(ctx)
     few["ce"] = [r for r in few["ce"] if r["elr"] != 1e-4]
     few["vgg"] = [r for r in few["vgg"] if r["seed"] == 0]
+    few["finetune_mse_rows"] = few["finetune_mse_rows"][:1]                # one MSE fine-tune decides nothing
+    assert m.TRENDS["mse_finetune_gm_holds"](few, {})[0] == m.TRENDS["mse_finetune_overfits"](few, {})[0] \
+        == compare.NOT_MEASURED
     assert m.TRENDS["phase1_test_improves"](few, {})[0] == compare.NOT_MEASURED
     assert m.TRENDS["vgg_wd_widens"](few, {})[0] == compare.NOT_MEASURED
+    # the phase-2 level is the tail mean of GM where the runs have one (one final point of a chaos is noise)
+    tail = copy.deepcopy(ctx)
+    for r, g in zip(tail["ce"][3:6], (1.0, 2.0, 3.0)):
+        r["gm_tail"] = g
+    assert m.TRENDS["phase2_curvature_falls"](tail, {})[0] == compare.FAILS
+    # the bottleneck needs two phase-1 runs that entered the loss range, with enough GM points
+    one = copy.deepcopy(ctx)
+    one["ce"][0]["train_loss"], one["ce"][1]["bottleneck_ratio"] = 3.0, None
+    assert m.TRENDS["phase1_bottleneck"](one, {})[0] == compare.NOT_MEASURED
     short = copy.deepcopy(ctx)
     for r in short["vgg"]:
         r["steps"] = 300
     assert m.TRENDS["vgg_wd_widens"](short, {})[0] == compare.NOT_MEASURED
+
+
+def test_sphere_gm_bump_finds_a_local_peak_after_the_initial_point():
+    m = adapter("sphere")
+    loss = [10.0, 1.2, 0.6, 0.58, 0.24, 0.17, 0.15]
+    # the initial point (fixed last layer: large GM) is skipped; 2.7 -> 4.9 at L = 0.58, then GM falls again
+    ratio, at, n = m.gm_bump([37.0, 2.7, 3.2, 4.9, 2.1, 1.7, 1.8], loss)
+    assert (round(ratio, 2), at, n) == (1.81, 0.58, 6)
+    assert m.gm_bump([37.0, 5.2, 3.5, 3.2, 3.1, 2.8, 2.2], loss)[:2] == (1.0, None)   # falls all along
+    assert m.gm_bump([37.0, 2.0, 1.9, 1.8, 1.7, 1.6, 4.0], loss)[:2] == (1.0, None)   # a rise at the end: no peak
+    assert m.gm_bump([37.0, 2.0, 3.0], loss[:3]) == (None, None, 2)                   # too few points
 
 
 def test_sphere_mse_table_both_normalizations_and_no_subphase_from_the_count_rule():

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,11 +59,20 @@ def check_vgg_offsphere(out):
 
 
 def check_sphere_schedule(out):
-    table = report_of(out)
+    table = report_of(out / "from_0")
     assert table["x"] == "schedule.transition_length"
-    for d in find_runs(out):
-        s = Run(d).summary
-        assert s["elr"] == pytest.approx(1e-2) and s["elr_final"] == pytest.approx(1e-5)
+    for d in find_runs(out / "from_0"):  # the scheduled fine-tunes of the phase-2 pretrain
+        r = Run(d)
+        assert r.summary["elr"] == pytest.approx(1e-2) and r.summary["elr_final"] == pytest.approx(1e-4)
+        assert Path(r.config.init_from) == out / "pretrain" / "0"
+    assert Run(out / "pretrain" / "0").summary["elr"] == pytest.approx(1e-2)
+    assert Run(out / "scratch" / "0").summary["elr"] == pytest.approx(1e-4)  # the from-scratch baseline
+
+
+def check_sphere_finetune_mse(out):
+    runs = [Run(d) for d in find_runs(out)]
+    assert any(r.config.get("init_from") for r in runs)  # fine-tunes of the pretrains
+    assert {r.config.loss._target_ for r in runs} == {"lossland.losses.MSE"} and list(out.rglob("connect.json"))
 
 
 def check_optim_lab(out):
@@ -89,7 +99,8 @@ def check_papers(out):
 
 
 CHECKS = {"papers.sh": check_papers, "sphere_elr_ce.sh": check_sphere_elr_ce, "vgg_offsphere.sh": check_vgg_offsphere,
-          "sphere_schedule.sh": check_sphere_schedule, "optim_lab.sh": check_optim_lab,
+          "sphere_schedule.sh": check_sphere_schedule, "sphere_finetune_mse.sh": check_sphere_finetune_mse,
+          "optim_lab.sh": check_optim_lab,
           "keskar_sb_lb.sh": check_keskar_sb_lb, "exp_neuron_spheres.sh": check_exp_neuron_spheres}
 ENV = {"papers.sh": {"STUDIES": "optim"}}  # the runner of every study's paper command: one study is enough here
 

@@ -23,21 +23,30 @@ from lossland.paper.adapters import Recipe, recipe_names, sweep_dir
 from lossland.paper.compare import Ours, judge
 
 # The embedded knobs are the sizes docs/results/sphere/ was measured at, chosen for ≤ 20 minutes on 2 cores
-# (docs/sphere.md#one-command). Interpolation, schedule and VGG run only when --recipes names them.
-RECIPES = [Recipe.script("sphere_elr_ce", STEPS="400", ELRS="3e-4,1e-3,3e-3,1e-2,3e-2,1e-1"),
+# (docs/sphere.md#one-command). Interpolation and VGG run only when --recipes names them.
+RECIPES = [Recipe.script("sphere_elr_ce", STEPS="400", ELRS="3e-4,1e-3,3e-3,5e-3,7e-3,1e-2,1.5e-2,3e-2,1e-1"),
            Recipe.script("sphere_elr_mse", STEPS="400", FRACTIONS="1.0", CURVATURE="0", ELRS="0.1,0.3,0.5,1",
                          SUM_ELRS="1e-2,3e-2,0.1"),
            Recipe.script("sphere_baselines", STEPS="400", ELR="1e-1"),
            Recipe.script("sphere_finetune", STEPS="400", FT_STEPS="200", PHASE1_ELR="1e-3", PHASE1_FACTORS="0.5 0.1",
                          PHASE2_ELRS="1e-2", PHASE2_FACTORS="0.1 0.01", NUM_POINTS="5"),
+           Recipe.script("sphere_finetune_mse", STEPS="400", FT_STEPS="200", PHASE1_ELR="3e-2", PHASE1_FACTORS="0.1",
+                         PHASE2_ELRS="0.1", PHASE2_FACTORS="0.1", NUM_POINTS="5"),
+           Recipe.script("sphere_schedule", STEPS="400", FT_STEPS="200", START_ELR="1e-2", END_ELR="1e-4", START="0",
+                         LENGTHS="1,20,50,100"),
            Recipe.script("sphere_interpolate", optional=True),
-           Recipe.script("sphere_schedule", optional=True),
            Recipe.script("vgg_offsphere", optional=True)]
 CHANCE_FRACTION = 0.9      # phase-3 train error counts as chance when ≥ 0.9·(1 − 1/K)
 MIN_RANK_RUNS = 3          # a rank correlation over fewer runs is ±1 by construction: not measured
 VGG_MIN_SEEDS = 3          # VGG: runs per (lr, wd) before "trains" / "diverges" counts as a measurement ...
 VGG_MIN_STEPS = 3000       # ... and steps per run (~100 epochs of 2,000 digits at batch 64; the seed: 1000 epochs)
 RETRACTION_BOUND = 0.02    # the seed's "not more than 2%"
+MSE_GM_HOLD = 0.9          # Fig 21: a lowered MSE fine-tune's GM "stabilizes or rises" when it ends ≥ 0.9x its start
+OVERFIT_RISE = 2.0         # Fig 21 right: test error ends ≥ 2 points (%) above its minimum inside the fine-tune
+BOTTLENECK_LOSS = (0.1, 2.0)  # the seed's §3.2: the bend of phase-1 trajectories at L_T ~ 1e-1 – 2e0 ...
+BOTTLENECK_RISE = 1.5      # ... a local GM peak ≥ 1.5x the lowest GM before it (phase-1 point-to-point noise at
+#                            50 steps between phase metrics stays within ~1.25x in the committed runs)
+BOTTLENECK_MIN_POINTS = 5  # phase-metric points after the initial one, for a peak to be located
 
 
 def _last(run, key):
@@ -46,9 +55,45 @@ def _last(run, key):
     return v[-1] if v else None
 
 
+def _tail_mean(run, key):
+    from lossland.studies.sphere.phases import MIN_TAIL_POINTS, TAIL_FRACTION, _tail
+
+    s, v = run.series(key)
+    keep = [i for i, x in enumerate(v) if math.isfinite(x)]
+    if not keep:
+        return None
+    s, v = s[keep], v[keep]
+    return float(_tail(s, v, float(s[-1]), TAIL_FRACTION, MIN_TAIL_POINTS)[1].mean())
+
+
+def gm_bump(gm, loss) -> tuple[float | None, float | None, int]:
+    """The curvature "bottleneck" of one run (seed §3.2, Appendix 2): over the phase-metric points after the
+    initial one (the fixed last layer makes the initial loss and GM large), the largest rise of GM above its lowest
+    value so far at a point that GM then falls below again (a local peak, not the last point), as (ratio, train
+    loss at that point, points). ``(None, None, n)`` when fewer than :data:`BOTTLENECK_MIN_POINTS` points."""
+    pts = [(g, x) for g, x in zip(gm[1:], loss[1:]) if g is not None and x is not None
+           and math.isfinite(g) and math.isfinite(x)]
+    if len(pts) < BOTTLENECK_MIN_POINTS:
+        return None, None, len(pts)
+    best, at = 1.0, None
+    for i in range(1, len(pts) - 1):
+        low = min(g for g, _ in pts[:i])
+        if pts[i][0] > min(g for g, _ in pts[i + 1:]) and low > 0 and pts[i][0] / low > best:
+            best, at = pts[i][0] / low, pts[i][1]
+    return best, at, len(pts)
+
+
+def _bump(run):
+    s, g = run.series("gm")
+    sl, lo = run.series("train_loss")
+    loss = dict(zip(sl.tolist(), lo.tolist()))
+    return gm_bump([float(x) for x in g], [loss.get(float(t)) for t in s])
+
+
 def run_facts(run) -> dict:
     """One run as plain facts: elr, lr, phase, steps, status, final metrics, classes, max retraction error,
-    tail consecutive cosine, last curvature, direction, weight decay, init_from, data fraction, seed, MSE
+    tail consecutive cosine, last curvature, GM's tail mean (the rule's tail) and its early peak
+    (:func:`gm_bump`), direction, weight decay, init_from, data fraction, seed, MSE
     normalization (``per_class_mean``)."""
     from lossland.studies.sphere.phases import run_classification
 
@@ -61,12 +106,16 @@ def run_facts(run) -> dict:
     retr = [x for x in (retr if retr is not None else []) if math.isfinite(x)]
     classes = cfg.data.get("classes")
     reg = cfg.get("regularizer") or {}
+    sched = cfg.get("schedule") or {}
+    ramp = "PiecewiseLinear" in str(sched.get("_target_", ""))
     loss = cfg.get("loss") or {}
+    ratio, at, _ = _bump(run)
     return {"elr": run.elr, "lr": s.get("lr"), "phase": None if ph is None else ph.phase, "status": run.status,
             "steps": s.get("steps"),
             "seed": s.get("seed"), "train_error": f.get("train_error"), "test_error": f.get("test_error"),
             "train_misclassified": f.get("train_misclassified"), "train_loss": f.get("train_loss"),
-            "gm": f.get("gm"), "classes": len(classes) if classes else int(s.get("num_classes") or 10),
+            "gm": f.get("gm"), "gm_tail": _tail_mean(run, "gm"), "bottleneck_ratio": ratio, "bottleneck_loss": at,
+            "classes": len(classes) if classes else int(s.get("num_classes") or 10),
             "retraction_max": max(retr) if retr else None,
             "retraction_median": statistics.median(retr) if retr else None,
             "tail_cos": None if ph is None or not math.isfinite(ph.tail_cos_prev) else ph.tail_cos_prev,
@@ -74,6 +123,8 @@ def run_facts(run) -> dict:
             "direction": (cfg.get("optimizer") or {}).get("direction"),
             "wd": float(reg.get("coef") or 0.0) if reg.get("coef") is not None else 0.0,
             "init_from": cfg.get("init_from"), "fraction": cfg.data.get("fraction"),
+            "transition_length": sched.get("transition_length") if ramp else None,
+            "elr_final": s.get("elr_final") if ramp else None,
             "per_class_mean": bool(loss.get("per_class_mean")) if "per_class_mean" in loss else None}
 
 
@@ -99,6 +150,36 @@ def _finetune_rows(d: Path | None) -> list[dict]:
     return [{**r, "pretrain_phase": phases.get(r["pretrain_elr"])} for r in finetune_rows(groups, load_paths(d))]
 
 
+def _schedule_facts(d: Path | None) -> dict:
+    """The schedule recipe's runs: ``pretrain`` (the phase-2 model), ``tuned`` (its scheduled fine-tunes, with
+    ``transition_length``) and ``scratch`` (the from-scratch run at the final elr)."""
+    if d is None or not Path(d).is_dir():
+        return {}
+    return {"pretrain": _facts(d / "pretrain"), "tuned": [r for r in _facts(d / "from_0") if r["init_from"]],
+            "scratch": _facts(d / "scratch")}
+
+
+def _mse_finetune_rows(d: Path | None) -> list[dict]:
+    """The MSE fine-tunes (Fig 21), one row per fine-tune: the fine-tune table's columns (errors in %) plus the
+    train loss at both ends and, from the fine-tune's test-error series (the phase metrics' test subset, so
+    comparable with each other, not with the final whole-split errors), its first, lowest and last values (%)."""
+    from lossland.studies.sphere.finetune import group_runs
+
+    rows = _finetune_rows(d)
+    if not rows:
+        return []
+    groups, _ = group_runs(d)
+    tuned = [t for _, ts in groups for t in ts]
+    pres = [p for p, ts in groups for _ in ts]
+    for r, t, p in zip(rows, tuned, pres):
+        _, te = t.series("test_error")
+        te = [x for x in te.tolist() if math.isfinite(x)]
+        r.update({"pre_train_loss": p.final_value("train_loss"), "ft_train_loss": t.final_value("train_loss"),
+                  "ft_test_err_start": 100 * te[0] if te else None, "ft_test_err_min": 100 * min(te) if te else None,
+                  "ft_test_err_end": 100 * te[-1] if te else None})
+    return rows
+
+
 def _interpolation_rows(d: Path | None) -> list[dict]:
     from lossland.studies.sphere.along_path import load_paths
     from lossland.studies.sphere.interpolation import interpolation_rows
@@ -117,7 +198,9 @@ def context(root: Path) -> dict:
             "baselines": _facts(sweep_dir(root, "sphere_baselines")),
             "finetune": [r for r in _facts(sweep_dir(root, "sphere_finetune")) if r["init_from"]],
             "finetune_rows": _finetune_rows(sweep_dir(root, "sphere_finetune")),
+            "finetune_mse_rows": _mse_finetune_rows(sweep_dir(root, "sphere_finetune_mse")),
             "interpolation": _interpolation_rows(sweep_dir(root, "sphere_interpolate")),
+            "schedule": _schedule_facts(sweep_dir(root, "sphere_schedule")),
             "vgg": _facts(sweep_dir(root, "vgg_offsphere"))}
 
 
@@ -248,6 +331,30 @@ def retraction(ctx) -> list[Ours]:
 TABLES = {f.__name__: f for f in (ce_phases, ce_subphases, finetune, mse_phases, retraction)}
 
 
+def schedule_rows(ctx) -> list[dict]:
+    """Figs 13–14 as a table: the phase-2 pretrain, each scheduled fine-tune (elr from the pretrain's down to the
+    final one over ``transition length`` steps), and the from-scratch run at the final elr; final errors in %."""
+    sch = ctx.get("schedule") or {}
+    out = []
+
+    def row(kind, r, length=""):
+        pct = (lambda v: None if v is None else round(100 * v, 2))
+        return {"run": kind, "transition length": length, "elr": r["elr"],
+                "final elr": r.get("elr_final") if r.get("elr_final") is not None else r["elr"],
+                "steps": r["steps"], "phase": r["phase"], "train error %": pct(r["train_error"]),
+                "test error %": pct(r["test_error"]), "final GM": None if r["gm"] is None else round(r["gm"], 3)}
+    for r in sch.get("pretrain", []):
+        out.append(row("pretrain at the start elr", r))
+    for r in sorted(sch.get("tuned", []), key=lambda r: r["transition_length"] or 0):
+        out.append(row("scheduled fine-tune", r, r["transition_length"]))
+    for r in sch.get("scratch", []):
+        out.append(row("from scratch at the final elr", r))
+    return out
+
+
+EXTRA = {"schedule": schedule_rows}
+
+
 # ------------------------------------------------------------------------------------------------ trends
 def _spearman(x, y) -> float:
     from scipy.stats import spearmanr
@@ -298,12 +405,41 @@ def best_at_largest_phase1(ctx, tables):
                  f"(phase {best['phase']}); largest phase-1 elr {top:g}")
 
 
+def _gm_level(r):
+    return r["gm"] if r.get("gm_tail") is None else r["gm_tail"]
+
+
 def phase2_curvature_falls(ctx, tables):
-    runs = sorted((r for r in ctx["ce"] if major(r["phase"]) == "2" and r["gm"] is not None), key=lambda r: r["elr"])
+    """The level of GM a phase-2 run settles at — its tail mean (the phase rule's tail; the final value where
+    there is none: one point of a chaotic equilibrium is noise) — falls as elr grows (Spearman < 0)."""
+    runs = sorted((r for r in ctx["ce"] if major(r["phase"]) == "2" and _gm_level(r) is not None),
+                  key=lambda r: r["elr"])
     if len(runs) < MIN_RANK_RUNS:
         return judge(None, f"{len(runs)} phase-2 run(s) with GM; a rank correlation needs {MIN_RANK_RUNS}")
-    rho = _spearman([r["elr"] for r in runs], [r["gm"] for r in runs])
-    return judge(rho < 0, f"Spearman(elr, GM) = {rho:.2f}: " + ", ".join(f"{r['elr']:g}→{r['gm']:.3g}" for r in runs))
+    rho = _spearman([r["elr"] for r in runs], [_gm_level(r) for r in runs])
+    return judge(rho < 0, f"Spearman(elr, tail-mean GM) = {rho:.2f} over {len(runs)} phase-2 runs: "
+                 + ", ".join(f"{r['elr']:g}→{_gm_level(r):.3g}" for r in runs))
+
+
+def phase1_bottleneck(ctx, tables):
+    """The seed's curvature "bottleneck" (§3.2, Appendix 2): phase-1 trajectories pass a local peak of curvature
+    at a train loss of 0.1–2 before descending. Read on the phase-1 CE runs that entered that loss range (final
+    train loss ≤ its upper end): a run shows it when GM rises ≥ BOTTLENECK_RISE above its lowest value so far at
+    a loss inside the range and falls again (:func:`gm_bump`); reproduces when most of them do. Needs two such
+    runs with ≥ BOTTLENECK_MIN_POINTS phase-metric points each."""
+    lo, hi = BOTTLENECK_LOSS
+    runs = sorted((r for r in ctx["ce"] if major(r["phase"]) == "1" and r.get("train_loss") is not None
+                   and r["train_loss"] <= hi and r.get("bottleneck_ratio") is not None), key=lambda r: r["elr"])
+    if len(runs) < 2:
+        return judge(None, f"{len(runs)} phase-1 run(s) with final train loss ≤ {hi:g} and ≥ "
+                     f"{BOTTLENECK_MIN_POINTS} GM points; needs 2")
+    shows = [r for r in runs if r["bottleneck_ratio"] >= BOTTLENECK_RISE and r["bottleneck_loss"] is not None
+             and lo <= r["bottleneck_loss"] <= hi]
+    return judge(len(shows) * 2 > len(runs), f"{len(shows)}/{len(runs)} phase-1 runs with a GM peak ≥ "
+                 f"{BOTTLENECK_RISE:g}x at train loss {lo:g}–{hi:g}: " + ", ".join(
+                     f"{r['elr']:g}: ×{r['bottleneck_ratio']:.2f}" + (f" at L={r['bottleneck_loss']:.2g}"
+                                                                     if r["bottleneck_loss"] is not None else "")
+                     for r in runs))
 
 
 def retraction_small(ctx, tables):
@@ -343,6 +479,68 @@ def finetune_lower_stays(ctx, tables):
                  "original: " + ", ".join(f"×{r['factor']:.2g}: {r['connected']}" for r in rows))
 
 
+def schedule_slower_better(ctx, tables):
+    """Figs 13–14: fine-tuning the phase-2 model with a slower decrease of elr (a longer transition) ends with a
+    lower test error: Spearman(transition length, final test error) < 0 over ≥ MIN_RANK_RUNS scheduled fine-tunes
+    of a pretrain the phase rule files phase 2."""
+    sch = ctx.get("schedule") or {}
+    pre = sch.get("pretrain", [])
+    if not pre:
+        return judge(None, "needs the sphere_schedule recipe (a pretrain and its scheduled fine-tunes)")
+    if major(pre[0]["phase"]) != "2":
+        return judge(None, f"the pretrain at elr {pre[0]['elr']:g} is phase {pre[0]['phase']}, not 2")
+    runs = sorted((r for r in sch.get("tuned", []) if r["transition_length"] is not None
+                   and r["test_error"] is not None), key=lambda r: r["transition_length"])
+    if len(runs) < MIN_RANK_RUNS:
+        return judge(None, f"{len(runs)} scheduled fine-tune(s); a rank correlation needs {MIN_RANK_RUNS}")
+    rho = _spearman([r["transition_length"] for r in runs], [r["test_error"] for r in runs])
+    base = [r["test_error"] for r in sch.get("scratch", []) if r["test_error"] is not None]
+    return judge(rho < 0, f"Spearman(transition length, test error) = {rho:.2f} over {len(runs)} fine-tunes of the "
+                 f"elr {pre[0]['elr']:g} model: " + ", ".join(f"{r['transition_length']}→{r['test_error']:.3f}"
+                                                             for r in runs)
+                 + (f"; from scratch at the final elr {base[0]:.3f}" if base else ""))
+
+
+def _mse_lowered(ctx):
+    return [r for r in ctx.get("finetune_mse_rows", []) if major(r["pretrain_phase"]) == "1" and r["factor"] < 1
+            and r.get("pre_gm") is not None and r.get("ft_gm") is not None]
+
+
+def mse_finetune_gm_holds(ctx, tables):
+    """Fig 21: lowering the elr of a phase-1 MSE model, the train loss falls but GM — unlike CE, where it falls
+    with the loss — stabilizes or rises: every lowered fine-tune ends with a lower train loss and a GM ≥
+    MSE_GM_HOLD × its start. Needs two such fine-tunes (``sphere_finetune_mse``)."""
+    rows = _mse_lowered(ctx)
+    if len(rows) < 2:
+        return judge(None, f"{len(rows)} lowered fine-tune(s) of a phase-1 MSE model; needs 2 "
+                     "(sweeps/sphere_finetune.sh with LOSS=mse)")
+    ok = [r for r in rows if r["ft_train_loss"] < r["pre_train_loss"] and r["ft_gm"] >= MSE_GM_HOLD * r["pre_gm"]]
+    ce = [r for r in ctx.get("finetune_rows", []) if major(r["pretrain_phase"]) == "1" and r["factor"] < 1
+          and r.get("pre_gm") is not None and r.get("ft_gm") is not None]
+    return judge(len(ok) == len(rows), f"{len(ok)}/{len(rows)} with train loss down and GM ≥ {MSE_GM_HOLD:g}x its "
+                 "start: " + ", ".join(f"{r['pretrain_elr']:g}→{r['finetune_elr']:g}: loss {r['pre_train_loss']:.3g}"
+                                      f"→{r['ft_train_loss']:.3g}, GM {r['pre_gm']:.3g}→{r['ft_gm']:.3g}"
+                                      for r in rows)
+                 + ("; CE for contrast: " + ", ".join(f"GM {r['pre_gm']:.3g}→{r['ft_gm']:.3g}" for r in ce)
+                    if ce else ""))
+
+
+def mse_finetune_overfits(ctx, tables):
+    """Fig 21 right: in a lowered MSE fine-tune the test error first falls, then rises: in some lowered fine-tune
+    series (on the phase metrics' test subset) dips below its first value and ends ≥ OVERFIT_RISE points above
+    its lowest one."""
+    rows = [r for r in _mse_lowered(ctx) if r.get("ft_test_err_min") is not None]  # then start and end are too
+    if len(rows) < 2:
+        return judge(None, f"{len(rows)} lowered fine-tune(s) of a phase-1 MSE model with a test-error series; "
+                     "needs 2")
+    hit = [r for r in rows if r["ft_test_err_min"] < r["ft_test_err_start"]
+           and r["ft_test_err_end"] >= r["ft_test_err_min"] + OVERFIT_RISE]
+    return judge(bool(hit), f"{len(hit)}/{len(rows)} fine-tunes whose test error falls and then rises ≥ "
+                 f"{OVERFIT_RISE:g} points: " + ", ".join(
+                     f"{r['pretrain_elr']:g}→{r['finetune_elr']:g}: {r['ft_test_err_start']:.1f} → min "
+                     f"{r['ft_test_err_min']:.1f} → {r['ft_test_err_end']:.1f} %" for r in rows))
+
+
 def vgg_wd_widens(ctx, tables):
     """Decided only on ≥ VGG_MIN_SEEDS seeds per (lr, wd) of ≥ VGG_MIN_STEPS steps: a setting "trains" when most
     of its seeds end ok. Shorter runs are not a measurement: weight decay 1e-4 moves the weights by ~0.1 % in a
@@ -368,13 +566,14 @@ def vgg_wd_widens(ctx, tables):
 
 
 TRENDS = {f.__name__: f for f in (three_phases, phase3_chance, phase1_test_improves, best_at_largest_phase1,
-                                  phase2_curvature_falls, retraction_small, mse_no_zero_error, random_walk_bounds,
-                                  finetune_lower_stays, vgg_wd_widens)}
+                                  phase2_curvature_falls, phase1_bottleneck, retraction_small, mse_no_zero_error,
+                                  random_walk_bounds, finetune_lower_stays, schedule_slower_better,
+                                  mse_finetune_gm_holds, mse_finetune_overfits, vgg_wd_widens)}
 
 
 def facts(ctx) -> dict:
     """The per-run facts the docs' run tables are generated from (``paper.json`` ``facts``)."""
-    keys = ("ce", "mse_full", "mse_sum", "baselines", "finetune_rows", "interpolation", "vgg")
+    keys = ("ce", "mse_full", "mse_sum", "baselines", "finetune_rows", "finetune_mse_rows", "interpolation", "vgg")
     return {k: ctx.get(k, []) for k in keys}
 
 
@@ -391,7 +590,8 @@ RECIPE_FIGURES = {
     "baselines.png": "sphere_baselines/sphere_figures/sphere_baselines.png",
     "interp_not_converged.png": "sphere_interpolate/interpolation/interp_not_converged.png",
     "interp_converged.png": "sphere_interpolate/interpolation/interp_converged.png",
-    "schedule_final_metrics.png": "sphere_schedule/report/final_metrics.png",
+    "schedule_final_metrics.png": "sphere_schedule/from_0/report/final_metrics.png",
+    "schedule_phase_diagram.png": "sphere_schedule/from_0/report/phase_diagram.png",
     "vgg_final_metrics.png": "vgg_offsphere/report/final_metrics.png",
 }
 
@@ -404,8 +604,10 @@ def _copy_recipe_figures(root: Path, out: Path) -> list[Path]:
         if (root / rel).is_file():
             out.mkdir(parents=True, exist_ok=True)
             done.append(Path(shutil.copyfile(root / rel, out / name)))
-    for src in sorted((root / "sphere_finetune" / "finetune").glob("*.png")):  # elr_<e>_<kind>.png
-        done.append(Path(shutil.copyfile(src, out / f"finetune_{src.name}")))
+    for rec, prefix in (("sphere_finetune", "finetune"), ("sphere_finetune_mse", "finetune_mse")):
+        for src in sorted((root / rec / "finetune").glob("*.png")):  # elr_<e>_<kind>.png
+            out.mkdir(parents=True, exist_ok=True)
+            done.append(Path(shutil.copyfile(src, out / f"{prefix}_{src.name}")))
     return done
 
 
