@@ -15,7 +15,7 @@
 #
 # NETWORK picks which row of Keskar et al.'s table the sweep stands in for (embedded and tiny scale):
 #   F1 (default)  the MLP 784-512-512-10 on mnist5k (4,000 / 1,000), SB 32, LB 400 = 10 % of the training set;
-#   F2            a deeper MLP 64-[512 x 5 with BatchNorm]-10 on sklearn's digits (1,437 / 360 as 64-d vectors;
+#   F2            a deeper MLP 64-[256 x 5 with BatchNorm]-10 on sklearn's digits (1,437 / 360 as 64-d vectors;
 #                 Keskar's F2 is an MLP on TIMIT speech-frame feature vectors, which lossland does not ship);
 #   C1            their shallow conv net (model=shallow_conv: 2 x [conv 5x5-BN-ReLU-maxpool 3/2], 2 x [FC-BN-ReLU-
 #                 dropout 0.5]) scaled down to channels [32,32], FC [192,96], on the 8x8 digits (1,437 / 360);
@@ -60,7 +60,7 @@ OUT=${OUT:-multirun/keskar_sb_lb/$(date +%Y-%m-%d_%H-%M-%S)}
 SEEDS=${SEEDS:-0,1,2,3,4}
 case "$NETWORK" in
   F1) MODEL=${MODEL:-mlp}; HIDDEN=${HIDDEN:-[512,512]}; NET_ARGS="" ;;
-  F2) MODEL=${MODEL:-mlp}; HIDDEN=${HIDDEN:-[512,512,512,512,512]}; NET_ARGS="model.batch_norm=true" ;;
+  F2) MODEL=${MODEL:-mlp}; HIDDEN=${HIDDEN:-[256,256,256,256,256]}; NET_ARGS="model.batch_norm=true" ;;
   C1) MODEL=${MODEL:-shallow_conv}; HIDDEN=${HIDDEN:-[192,96]}; NET_ARGS="model.channels=${CHANNELS:-[32,32]}" ;;
 esac
 if [ "$MODEL" = mlp ] || [ "$MODEL" = shallow_conv ]; then MODEL_ARGS="model=$MODEL model.hidden=$HIDDEN $NET_ARGS"
