@@ -2,7 +2,7 @@
 three of its rows (``sweeps/keskar_sb_lb.sh``, one sweep per network, ``NETWORK=F1|F2|C1``):
 
 - F1 (an MLP on MNIST): an MLP 784-512-512-10 on mnist5k (or on MNIST at the paper's scale);
-- F2 (an MLP on TIMIT speech frames, which lossland does not ship): a deeper MLP 64-[512 × 5, BatchNorm]-10 on
+- F2 (an MLP on TIMIT speech frames, which lossland does not ship): a deeper MLP 64-[256 × 5, BatchNorm]-10 on
   sklearn's digits read as 64-d feature vectors — the other real embedded data set, flat vectors like TIMIT's;
 - C1 (their shallow conv net on CIFAR-10): the same shape (``model=shallow_conv``: 2 × conv 5×5-BN-ReLU-maxpool,
   2 × FC-BN-ReLU-dropout) at a smaller width on the 8×8 digits.
