@@ -54,7 +54,7 @@ def test_each_job_gets_its_own_wandb_run(smoke_sweep):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["model=resnet"], "valid model options: cnn_prelu, convnet_si, mlp, nas_genotype, vgg16_bn"),
+    (["model=resnet"], "valid model options: cnn_prelu, convnet_si, mlp, nas_genotype, shallow_conv, vgg16_bn"),
     (["elr=0"], "elr=0 is not valid"),
     (["-m", "elr=1e-3,-1e-3"], "must be a positive number"),
     (["model.depth=3"], "unknown config key 'model.depth'"),

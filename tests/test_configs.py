@@ -26,10 +26,10 @@ TINY_DATA = ["data.train_size=64", "data.test_size=32", "data.batch_size=16"]
 NEEDS_ROOT = {"mnist", "cifar10"}
 # Which embedded data each model option trains on at tiny size.
 MODEL_DATA = {"mlp": "digits", "convnet_si": "digits", "vgg16_bn": "digits", "cnn_prelu": "mnist5k",
-              "nas_genotype": "digits"}
+              "nas_genotype": "digits", "shallow_conv": "digits"}
 TINY_MODEL = {"convnet_si": ["model.width=0.125"], "vgg16_bn": ["model.width=0.125"],
               "cnn_prelu": ["model.channels=[4,4,4]"], "mlp": ["model.hidden=[8]"],
-              "nas_genotype": ["model.channels=4"]}
+              "nas_genotype": ["model.channels=4"], "shallow_conv": ["model.channels=[4,4]", "model.hidden=[8]"]}
 
 
 def options(group):
@@ -58,7 +58,7 @@ def test_every_option_composes_validates_and_instantiates(group, option, tmp_pat
         overrides.append("data=digits")
     if group == "model":
         overrides = [f"model={option}", f"data={MODEL_DATA[option]}", *TINY_MODEL[option], f"out_dir={tmp_path}"]
-        if option in ("mlp", "cnn_prelu", "vgg16_bn", "nas_genotype"):
+        if option in ("mlp", "cnn_prelu", "vgg16_bn", "nas_genotype", "shallow_conv"):
             overrides.append("optimizer=sgd")
     elif group != "optimizer" or option != "sphere_sgd":
         overrides += ["model=mlp", "model.hidden=[8]"]

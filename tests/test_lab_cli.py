@@ -66,6 +66,13 @@ def test_keskar_recipe_tiny(tmp_path):
     table = list(csv.DictReader(open(out / "keskar_table.csv")))
     assert table[0]["name"].startswith("F1") and table[0]["test SB"] == "98.03 ± 0.07"
     assert table[1]["name"].startswith("ours (SB 16, LB 160; 2+2 runs)")
+    c1 = tmp_path / "keskar_c1"  # the same runs beside another of Keskar's rows (NETWORK=C1 of the recipe)
+    res = run_cli("-m", "lossland.cli", "keskar", str(sweep), "maxiter=1", "alphas=[-1,2,4]", "progress=false",
+                  "network=C1", f"out={c1}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    table = list(csv.DictReader(open(c1 / "keskar_table.csv")))
+    assert table[0]["name"] == "C1 (Keskar et al. 2017, CIFAR-10)" and table[0]["test LB"] == "77.26 ± 0.42"
+    assert json.loads((c1 / "keskar.json").read_text())["network"] == "C1"
     rec = json.loads((out / "keskar.json").read_text())
     assert len(rec["interpolation"]) == 2 and len(rec["interpolation"][0]["alphas"]) == 7
     runs = {(r["regime"], r["seed"]): r for r in rec["runs"]}
@@ -103,6 +110,7 @@ def test_bad_input_gets_one_clear_line(args, expected, tmp_path):
     (["{tmp}/nope"], "is not a directory"),
     (["{tmp}", "eps=[0]"], "eps=[0.0] is not valid"),
     (["{tmp}", "extra"], "unexpected argument 'extra'"),
+    (["{tmp}", "network=C9"], "network=C9 is not a row of Keskar et al.'s table; valid: F1, F2, C1, C2, C3, C4"),
 ])
 def test_keskar_bad_input_gets_one_clear_line(args, expected, tmp_path):
     res = run_cli("-m", "lossland.cli", "keskar", *(a.format(tmp=tmp_path) for a in args))
@@ -128,3 +136,44 @@ def test_keskar_recipe_script(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert (tmp_path / "keskar" / "keskar_table.md").exists() and (tmp_path / "timing.txt").exists()
     assert {p.name for p in tmp_path.glob("bs*")} == {"bs32-s0", "bs400-s0"}
+
+
+@pytest.mark.parametrize("env, rc, expected", [
+    ({"NETWORK": "C1", "SCALE": "full"}, 0, "NETWORK=C1 has no full-scale config"),
+    ({"NETWORK": "F2", "SCALE": "full"}, 0, "NETWORK=F2 has no full-scale config"),
+    ({"NETWORK": "C9"}, 2, "NETWORK must be F1, F2 or C1, not C9"),
+])
+def test_keskar_recipe_network_without_a_full_scale_config(env, rc, expected, tmp_path):
+    """F2 and C1 have no paper-scale config (TIMIT, CIFAR-10): at SCALE=full the recipe writes why and trains
+    nothing (lossland paper optim then reads them as not measured); an unknown NETWORK is refused."""
+    import os
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    res = subprocess.run(["bash", "sweeps/keskar_sb_lb.sh"], cwd=ROOT, env=dict(os.environ, OUT=str(tmp_path), **env),
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == rc and expected in res.stdout + res.stderr
+    assert [p.name for p in tmp_path.iterdir()] == (["NOT_MEASURED.txt"] if rc == 0 else [])
+
+
+@pytest.mark.slow
+def test_keskar_recipe_script_c1_and_f2_tiny(tmp_path):
+    """NETWORK=C1 and F2 of sweeps/keskar_sb_lb.sh at SCALE=tiny: the shallow conv net and the deeper BN MLP on
+    digits, trained and analysed beside their rows of Keskar's table (≈ 30 s on an idle 2-core machine)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    for net, model in (("C1", "lossland.models.ShallowConv"), ("F2", "lossland.models.MLP")):
+        out = tmp_path / net
+        env = dict(os.environ, OUT=str(out), NETWORK=net, SCALE="tiny", PYTHON=sys.executable)
+        res = subprocess.run(["bash", "sweeps/keskar_sb_lb.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        rec = json.loads((out / "keskar" / "keskar.json").read_text())
+        assert rec["network"] == net and len(rec["runs"]) == 2
+        cfg = (out / "bs16-s0" / ".hydra" / "config.yaml").read_text()
+        assert model in cfg and "lossland.data.Digits" in cfg

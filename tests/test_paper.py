@@ -554,6 +554,88 @@ def test_paper_optim_from_controlled_runs(tmp_path, capsys):
                                             "both_fit_training_set": compare.REPRODUCES}
 
 
+def _keskar_sweep(d, runs, model=None, keskar=None):
+    """A network's sweep of controlled runs (batch size, seed, train error, test error) and its keskar.json."""
+    for i, (bs, seed, tr, te) in enumerate(runs):
+        _keskar_run(d / f"bs{bs}-s{seed}-{i}", bs, seed, tr, te)
+        if model is not None:
+            cfg = d / f"bs{bs}-s{seed}-{i}" / ".hydra" / "config.yaml"
+            cfg.write_text(yaml.safe_dump({**yaml.safe_load(cfg.read_text()), **model}))
+    if keskar is not None:
+        (d / "keskar").mkdir()
+        (d / "keskar" / "keskar.json").write_text(json.dumps(keskar))
+
+
+def test_paper_optim_one_row_per_network_and_verdicts_over_all_networks(tmp_path, capsys):
+    """F1, F2 and C1 sweeps side by side (the paper layout): one of our rows per network beside Keskar's, the
+    keskar_networks table per network, the verdicts over every network; then C1's LB turned better."""
+    two = [(32, 0, 0.0, 0.02), (32, 1, 0.0, 0.04), (400, 0, 0.0, 0.06), (400, 1, 0.0, 0.08)]
+    mlp = {"model": {"_target_": "lossland.models.MLP", "hidden": [512, 512, 512], "batch_norm": True},
+           "data": {"_target_": "lossland.data.Digits", "batch_size": 0}}
+    conv = {"model": {"_target_": "lossland.models.ShallowConv", "channels": [32, 32], "hidden": [192, 96]},
+            "data": {"_target_": "lossland.data.Digits", "batch_size": 0}}
+    sharp = {"eps": [0.001], "runs": [{"run": "x", "regime": g, "batch_size": b, "seed": s, "train_acc": 100.0,
+                                       "test_acc": 90.0, "sharpness_eps=0.001": v}
+                                      for g, b, s, v in (("SB", 32, 0, 1.0), ("SB", 32, 1, 3.0),
+                                                         ("LB", 400, 0, 100.0), ("LB", 400, 1, 300.0))]}
+    _keskar_sweep(tmp_path / "keskar_sb_lb", two)
+    _keskar_sweep(tmp_path / "keskar_f2", [(12, s, tr, te + 0.1) for _, s, tr, te in two[:2]]
+                  + [(144, s, tr, te + 0.1) for _, s, tr, te in two[2:]], mlp, sharp)
+    _keskar_sweep(tmp_path / "keskar_c1", [(12, s, tr, te) for _, s, tr, te in two[:2]]
+                  + [(144, s, 0.03, te) for _, s, tr, te in two[2:]], conv)
+    for d in ("keskar_f2", "keskar_c1"):  # find_runs reads data.batch_size: set it per run
+        for run in (tmp_path / d).glob("bs*"):
+            cfg = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
+            cfg["data"]["batch_size"] = int(run.name[2:].split("-")[0])
+            (run / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    cli(capsys, "paper", "optim", "--from", str(tmp_path))
+    out = tmp_path / "paper" / "optim"
+    with open(out / "keskar.csv") as f:
+        rows = {r["network"]: r for r in csv.DictReader(f)}
+    assert rows["F1"]["test SB (ours)"] == "97.00 ± 1.41" and rows["F1"]["test LB (ours)"] == "93.00 ± 1.41"
+    assert rows["F2"]["test SB (ours)"] == "87.00 ± 1.41" and rows["F2"]["ours row"] == "ours: MLP 512-512-512 BN, digits"
+    assert rows["F2"]["note"] == "SB 12, LB 144; 2+2 runs (sample std)"
+    assert rows["C1"]["train LB (ours)"] == "97.00 ± 0.00" and rows["C1"]["ours row"] == "ours: ShallowConv 32-32 / 192-96, digits"
+    assert rows["C2"]["test SB (ours)"] == "—"
+    paper = json.loads((out / "paper.json").read_text())
+    nets = {r["network"]: r for r in paper["extra"]["keskar_networks"]}
+    assert set(nets) == {"F1", "F2", "C1"} and nets["F2"]["test gap SB − LB (ours)"] == "4.00"
+    assert nets["F2"]["test gap SB − LB (seed)"] == "4.57" and nets["F2"]["LB worse (ours)"] == "yes"
+    assert nets["F2"]["sharpness ε=0.001 SB"] == "2 ± 1.41" and nets["F2"]["sharpness ε=0.001 LB"] == "200 ± 141"
+    assert nets["C1"]["SB"] == 12 and nets["C1"]["runs SB+LB"] == "2+2"
+    assert {r["network"] for r in paper["facts"]["keskar_runs"]} == {"F2"}  # only F2 has a keskar.json here
+    v = {r["trend"]: r for r in paper["verdicts"]}
+    assert v["lb_generalizes_worse"]["verdict"] == compare.REPRODUCES
+    assert "C1 (ours: ShallowConv 32-32 / 192-96, digits): test SB 97.00 vs LB 93.00" in v["lb_generalizes_worse"]["detail"]
+    assert v["both_fit_training_set"]["verdict"] == compare.FAILS  # C1's LB: 97 % < 98 %
+    assert "C1 (ours: ShallowConv 32-32 / 192-96, digits) train LB 97.00" in v["both_fit_training_set"]["detail"]
+    assert {p.name for p in out.glob("keskar*_interp.png")} == set()  # no analysis figures in controlled sweeps
+
+    mod = adapter("optim")  # the same rules on C1's LB turned better than its SB: the gap fails over all networks
+    ctx = mod.context(tmp_path)
+    tables = {"keskar": mod.keskar(ctx)}
+    for o in tables["keskar"]:
+        if o.seed_key == ("C1",):
+            o.values["test LB"] = [98.0, 0.5]
+    verdict, detail = mod.lb_generalizes_worse(ctx, tables)
+    assert verdict == compare.FAILS and "C1 (ours: ShallowConv 32-32 / 192-96, digits): test SB 97.00 vs LB 98.00" in detail
+
+
+def test_paper_optim_leaves_out_networks_with_one_seed_or_no_full_scale_config(tmp_path, capsys):
+    """A network with one run per batch size, or a sweep with NOT_MEASURED.txt (NETWORK=F2 / C1 at SCALE=full),
+    does not count in the verdicts and says why; with none left the verdicts are not measured."""
+    _keskar_sweep(tmp_path / "keskar_sb_lb", [(32, 0, 0.0, 0.02), (400, 0, 0.0, 0.06)])
+    (tmp_path / "keskar_f2").mkdir()
+    (tmp_path / "keskar_f2" / "NOT_MEASURED.txt").write_text("keskar_sb_lb: NETWORK=F2 has no full-scale config\n")
+    cli(capsys, "paper", "optim", "--from", str(tmp_path))
+    v = {r["trend"]: r for r in json.loads((tmp_path / "paper" / "optim" / "paper.json").read_text())["verdicts"]}
+    for trend in ("lb_generalizes_worse", "both_fit_training_set"):
+        assert v[trend]["verdict"] == compare.NOT_MEASURED
+        d = v[trend]["detail"]
+        assert "F1: fewer than 2 runs per batch size" in d and "NETWORK=F2 has no full-scale config" in d
+        assert "C1: no keskar_c1 sweep" in d
+
+
 def test_embedded_knobs_reach_the_recipes_and_optional_recipes_run_only_when_named(tmp_path, monkeypatch):
     from lossland.commands import paper as command
     from lossland.studies.connect import paper as connect

@@ -15,8 +15,9 @@ the smaller is SB, the larger LB) and ``seed``. Everything is read through ``los
   (their Fig. 3): cross-entropy and accuracy on the train and test splits (BN in eval mode, i.e. the SB
   run's running statistics for a net with BN — lossland's MLP has none by default).
 
-Output: ``keskar_runs.csv`` (one row per run), ``keskar_table.{csv,md}`` (Keskar et al.'s F1 row, as quoted in
-the lecture of docs/optim_lab.md, beside ours), ``keskar.json`` (everything, with the interpolation curves), and
+Output: ``keskar_runs.csv`` (one row per run), ``keskar_table.{csv,md}`` (Keskar et al.'s row of ``network``
+— F1 by default, F2 or C1 for the sweeps that stand in for those — as quoted in the lecture of docs/optim_lab.md,
+beside ours), ``keskar.json`` (everything, with the interpolation curves), and
 the figures ``keskar_interp.png`` and ``keskar_sharpness.png``, into ``out`` (default ``<sweep>/keskar``).
 """
 
@@ -38,19 +39,27 @@ from lossland.runs import find_runs as find_run_dirs
 
 log = logging.getLogger("lossland.studies.optim")
 
-__all__ = ["KESKAR_F1", "find_runs", "keskar_command"]
+__all__ = ["KESKAR_F1", "NETWORKS", "find_runs", "keskar_command", "keskar_row"]
+
+# Keskar et al.'s networks (their Table 1) and the data set each was trained on
+NETWORKS = {"F1": "MNIST", "F2": "TIMIT", "C1": "CIFAR-10", "C2": "CIFAR-10", "C3": "CIFAR-100", "C4": "CIFAR-100"}
 
 
-def _keskar_f1() -> dict:
-    """Keskar et al. (2017), Table 2, network F1 (fully connected, MNIST), as quoted in the course lecture that
-    is the source of study O (docs/optim_lab.md): accuracy in percent, mean ± std over their runs — from this
-    study's seed data (shared with ``lossland paper optim``)."""
-    cells = {c: tuple(v) for c, v in load_seed(__package__).tables["keskar"].rows[("F1",)].items()}
-    return {"name": "F1 (Keskar et al. 2017, MNIST)", "train_sb": cells["train SB"], "train_lb": cells["train LB"],
+def keskar_row(network: str = "F1") -> dict:
+    """Keskar et al. (2017), Table 2, row ``network`` (F1, F2, C1-C4), as quoted in the course lecture that is the
+    source of study O (docs/optim_lab.md): accuracy in percent, mean ± std over their runs — from this study's
+    seed data (shared with ``lossland paper optim``)."""
+    rows = load_seed(__package__).tables["keskar"].rows
+    if (network,) not in rows:
+        raise LosslandError(f"network={network} is not a row of Keskar et al.'s table; valid: "
+                            f"{', '.join(k[0] for k in rows)}")
+    cells = {c: tuple(v) for c, v in rows[(network,)].items()}
+    return {"name": f"{network} (Keskar et al. 2017, {NETWORKS.get(network, '?')})", "network": network,
+            "train_sb": cells["train SB"], "train_lb": cells["train LB"],
             "test_sb": cells["test SB"], "test_lb": cells["test LB"]}
 
 
-KESKAR_F1 = _keskar_f1()
+KESKAR_F1 = keskar_row("F1")
 
 
 def find_runs(sweep_dir: str | Path) -> list[dict]:
@@ -89,6 +98,7 @@ def keskar_command(cfg) -> list[Path]:
     sweep = Path(cfg.sweep)
     out = Path(cfg.out) if cfg.get("out") else sweep / "keskar"
     eps, grid = _checked(cfg)
+    seed_row = keskar_row(str(cfg.get("network") or "F1"))
     runs = find_runs(sweep)
     models = _Models(str(cfg.device))
     _sharpness(runs, models, eps, cfg)
@@ -99,8 +109,8 @@ def keskar_command(cfg) -> list[Path]:
                  "seed": r["seed"], "train_acc": r["train_acc"], "test_acc": r["test_acc"],
                  **{f"sharpness_eps={e:g}": r[f"sharpness_{e:g}"] for e in eps}}
                 for r in sorted(runs, key=lambda r: (r["regime"] != "SB", r["seed"]))]
-    table, batch_sizes = _table(runs, eps)
-    files = _write(out, run_rows, table, curves, batch_sizes, eps, cfg)
+    table, batch_sizes = _table(runs, eps, seed_row)
+    files = _write(out, run_rows, table, curves, batch_sizes, eps, cfg, seed_row)
     for f in files:
         print(f)
     return files
@@ -176,8 +186,9 @@ def _interpolation(runs: list[dict], models: _Models, grid: np.ndarray, progress
     return curves
 
 
-def _table(runs: list[dict], eps: list[float]) -> tuple[list[dict], tuple[int, int]]:
-    """Keskar et al.'s F1 row beside ours (mean ± std over seeds), and the two batch sizes."""
+def _table(runs: list[dict], eps: list[float], seed_row: dict = KESKAR_F1) -> tuple[list[dict], tuple[int, int]]:
+    """Keskar et al.'s row ``seed_row`` (:func:`keskar_row`) beside ours (mean ± std over seeds), and the two batch
+    sizes."""
     sb_runs = [r for r in runs if r["regime"] == "SB"]
     lb_runs = [r for r in runs if r["regime"] == "LB"]
     ours = {"train_sb": _mean_std([r["train_acc"] for r in sb_runs]),
@@ -190,7 +201,7 @@ def _table(runs: list[dict], eps: list[float]) -> tuple[list[dict], tuple[int, i
     bs = (sb_runs[0]["batch_size"], lb_runs[0]["batch_size"])
     name = f"ours (SB {bs[0]}, LB {bs[1]}; {len(sb_runs)}+{len(lb_runs)} runs)"
     table = []
-    for label, row in ((KESKAR_F1["name"], KESKAR_F1), (name, ours)):
+    for label, row in ((seed_row["name"], seed_row), (name, ours)):
         t = {"name": label, "train SB": pm(*row["train_sb"]), "train LB": pm(*row["train_lb"]),
              "test SB": pm(*row["test_sb"]), "test LB": pm(*row["test_lb"])}
         for e in eps:
@@ -200,7 +211,7 @@ def _table(runs: list[dict], eps: list[float]) -> tuple[list[dict], tuple[int, i
     return table, bs
 
 
-def _write(out: Path, run_rows, table, curves, batch_sizes, eps, cfg) -> list[Path]:
+def _write(out: Path, run_rows, table, curves, batch_sizes, eps, cfg, seed_row: dict = KESKAR_F1) -> list[Path]:
     """The tables (printed too), ``keskar.json`` and the two figures."""
     from lossland.figures import save_figure
     from lossland.studies.optim.plots import keskar_interp_figure, keskar_sharpness_figure
@@ -208,10 +219,12 @@ def _write(out: Path, run_rows, table, curves, batch_sizes, eps, cfg) -> list[Pa
     write_table(run_rows, out, "keskar_runs")
     md = write_table(table, out, "keskar_table")
     print("accuracy in %, mean ± std over seeds; ε-sharpness in % (Keskar et al.'s metric); "
-          "F1 row: Keskar et al. Table 2 as quoted in the course lecture (docs/optim_lab.md; no sharpness there)")
+          f"{seed_row['network']} row: Keskar et al. Table 2 as quoted in the course lecture (docs/optim_lab.md; "
+          "no sharpness there)")
     print(md)
     record = {"sweep": str(cfg.sweep), "eps": eps, "subspace": cfg.subspace, "maxiter": int(cfg.maxiter),
-              "runs": run_rows, "table": table, "keskar_f1": KESKAR_F1, "interpolation": curves}
+              "runs": run_rows, "table": table, "network": seed_row["network"], "keskar_row": seed_row,
+              "interpolation": curves}
     return [out / "keskar_runs.csv", out / "keskar_runs.md", out / "keskar_table.csv", out / "keskar_table.md",
             write_json(out / "keskar.json", record),
             save_figure(keskar_interp_figure(curves, int(cfg.pairs), batch_sizes), out / "keskar_interp.png"),
