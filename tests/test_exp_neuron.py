@@ -155,9 +155,9 @@ def test_shifted_schedule_takes_the_rates_the_source_run_would_take_next():
 
 
 def test_config_digest_keeps_runs_recorded_before_the_new_keys(make_cfg):
-    from lossland.job import config_digest
-
     from omegaconf import OmegaConf
+
+    from lossland.job import config_digest
 
     cfg = make_cfg(*SPHERES, "augment=exp_neuron")
     old = OmegaConf.to_container(cfg, resolve=True)  # as recorded before init_state and w_init existed

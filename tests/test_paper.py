@@ -593,9 +593,11 @@ def test_paper_optim_one_row_per_network_and_verdicts_over_all_networks(tmp_path
     with open(out / "keskar.csv") as f:
         rows = {r["network"]: r for r in csv.DictReader(f)}
     assert rows["F1"]["test SB (ours)"] == "97.00 ± 1.41" and rows["F1"]["test LB (ours)"] == "93.00 ± 1.41"
-    assert rows["F2"]["test SB (ours)"] == "87.00 ± 1.41" and rows["F2"]["ours row"] == "ours: MLP 512-512-512 BN, digits"
+    assert rows["F2"]["test SB (ours)"] == "87.00 ± 1.41"
+    assert rows["F2"]["ours row"] == "ours: MLP 512-512-512 BN, digits"
     assert rows["F2"]["note"] == "SB 12, LB 144; 2+2 runs (sample std)"
-    assert rows["C1"]["train LB (ours)"] == "97.00 ± 0.00" and rows["C1"]["ours row"] == "ours: ShallowConv 32-32 / 192-96, digits"
+    assert rows["C1"]["train LB (ours)"] == "97.00 ± 0.00"
+    assert rows["C1"]["ours row"] == "ours: ShallowConv 32-32 / 192-96, digits"
     assert rows["C2"]["test SB (ours)"] == "—"
     paper = json.loads((out / "paper.json").read_text())
     nets = {r["network"]: r for r in paper["extra"]["keskar_networks"]}
@@ -606,7 +608,8 @@ def test_paper_optim_one_row_per_network_and_verdicts_over_all_networks(tmp_path
     assert {r["network"] for r in paper["facts"]["keskar_runs"]} == {"F2"}  # only F2 has a keskar.json here
     v = {r["trend"]: r for r in paper["verdicts"]}
     assert v["lb_generalizes_worse"]["verdict"] == compare.REPRODUCES
-    assert "C1 (ours: ShallowConv 32-32 / 192-96, digits): test SB 97.00 vs LB 93.00" in v["lb_generalizes_worse"]["detail"]
+    c1 = "C1 (ours: ShallowConv 32-32 / 192-96, digits)"
+    assert f"{c1}: test SB 97.00 vs LB 93.00" in v["lb_generalizes_worse"]["detail"]
     assert v["both_fit_training_set"]["verdict"] == compare.FAILS  # C1's LB: 97 % < 98 %
     assert "C1 (ours: ShallowConv 32-32 / 192-96, digits) train LB 97.00" in v["both_fit_training_set"]["detail"]
     assert {p.name for p in out.glob("keskar*_interp.png")} == set()  # no analysis figures in controlled sweeps
@@ -618,7 +621,8 @@ def test_paper_optim_one_row_per_network_and_verdicts_over_all_networks(tmp_path
         if o.seed_key == ("C1",):
             o.values["test LB"] = [98.0, 0.5]
     verdict, detail = mod.lb_generalizes_worse(ctx, tables)
-    assert verdict == compare.FAILS and "C1 (ours: ShallowConv 32-32 / 192-96, digits): test SB 97.00 vs LB 98.00" in detail
+    c1 = "C1 (ours: ShallowConv 32-32 / 192-96, digits)"
+    assert verdict == compare.FAILS and f"{c1}: test SB 97.00 vs LB 98.00" in detail
 
 
 def test_paper_optim_leaves_out_networks_with_one_seed_or_no_full_scale_config(tmp_path, capsys):

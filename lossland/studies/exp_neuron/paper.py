@@ -76,9 +76,7 @@ def generalization(ctx):
 
 
 def stability(ctx):
-    from lossland.studies.exp_neuron.tables import SEED_SCALE, stability_rows
-
-    from lossland.studies.exp_neuron.tables import PROTOCOL_NAMES
+    from lossland.studies.exp_neuron.tables import PROTOCOL_NAMES, SEED_SCALE, stability_rows
 
     out = []
     for r in stability_rows(ctx["stability"]) if ctx["stability"] else []:

@@ -31,7 +31,8 @@ RECIPES = [Recipe.script("keskar_sb_lb", **KNOBS)] + [
     for net, name in NETWORK_RECIPES.items() if net != "F1"]
 FIT_AT_LEAST = 98.0   # percent: "both fit the training set"
 MIN_SEEDS = 2         # runs per regime a network needs to count in a verdict (its ± is a std of ≥ 2 values)
-STAND_IN = {"F1": "an MLP on 5,000 of MNIST's digits", "F2": "a deeper MLP on other data (digits as 64-d vectors, not TIMIT)",
+STAND_IN = {"F1": "an MLP on 5,000 of MNIST's digits",
+            "F2": "a deeper MLP on other data (digits as 64-d vectors, not TIMIT)",
             "C1": "Keskar's C1 shape, narrower, on 8×8 digits (not CIFAR-10)"}
 
 
