@@ -63,7 +63,7 @@ test-slurm: $(STAMP)  ## the SLURM tests (pytest -m slurm) against a single-node
 rehearsal: $(STAMP)  ## every study at the paper's scale on synthetic full-size data, one step per experiment, on the CPU
 	$(BIN)/python -m pytest -m rehearsal -s tests/test_rehearsal.py
 
-# Every study's embedded results, one `lossland paper <study>` each (sweeps/papers.sh; about an hour on 2 cores, each
+# Every study's embedded results, one `lossland paper <study>` each (sweeps/papers.sh; 69 min on 2 cores, each
 # study ≤ 20 min); PAPERS_DOCS=1 also rewrites docs/results/ and the docs' result blocks from them.
 PAPERS ?= multirun/papers/run
 PAPERS_DOCS ?= 0
