@@ -13,10 +13,13 @@ job, phase metrics every ``--metrics-every`` steps, ``logger=none``). Cases:
 Time is this process's CPU time with ``--threads 1`` (the default; equal to wall time on an idle machine) and
 wall-clock time with more threads (CPU time would add up the threads).
 Both sides get their configs composed before the clock starts (composition is the launcher's work, not the
-grid's). Last line: ``mlp_ratio=<sequential / vectorized> mlp24_ratio=<...> convnet_ratio=<...>``.
+grid's), each side is warmed up once untimed (one job; a grid of two), and each side's time is the best of
+``--repeats`` runs (machines are noisy; the sides alternate).
+Last line: ``mlp_ratio=<sequential / vectorized> mlp24_ratio=<...> convnet_ratio=<...>``.
 
     python benchmarks/grid.py [--points 16] [--mlp-steps 800] [--mlp24-points 24] [--mlp24-steps 400]
         [--convnet-points 4] [--convnet-steps 40] [--log-every-n-steps 16] [--metrics-every 200] [--threads 1]
+        [--repeats 3]
 """
 
 from __future__ import annotations
@@ -56,23 +59,28 @@ def configs(case: str, points, steps: int, every: int, root: Path, tag: str):
     return out
 
 
-def measure(case: str, points, steps: int, every: int) -> tuple[float, float, float]:
-    """(sequential s, vectorized s, largest |Δ final train_loss| between the two)."""
+def measure(case: str, points, steps: int, every: int, repeats: int) -> tuple[float, float, float]:
+    """(sequential s, vectorized s, largest |Δ final train_loss| between the two); each time the best of
+    ``repeats`` (the two sides alternate), after one untimed warm-up of each side."""
+    clock = time.process_time if torch.get_num_threads() == 1 else time.perf_counter
+    best_seq = best_vec = float("inf")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        seq_cfgs = configs(case, points, steps, every, root, "seq")
-        vec_cfgs = configs(case, points, steps, every, root, "vec")
-        run(configs(case, points[:1], steps, every, root, "warm")[0])  # warm-up (data cache, imports), not timed
-        clock = time.process_time if torch.get_num_threads() == 1 else time.perf_counter
-        t0 = clock()
-        seq = [run(c) for c in seq_cfgs]
-        t_seq = clock() - t0
-        t0 = clock()
-        vec = run_grid(vec_cfgs)
-        t_vec = clock() - t0
+        # warm-up (data cache, imports, first calls of each side's kernels), not timed
+        run(configs(case, points[:1], steps, every, root, "warm-seq")[0])
+        run_grid(configs(case, points[:2], steps, every, root, "warm-vec"))
+        for r in range(repeats):
+            seq_cfgs = configs(case, points, steps, every, root, f"seq{r}")
+            vec_cfgs = configs(case, points, steps, every, root, f"vec{r}")
+            t0 = clock()
+            seq = [run(c) for c in seq_cfgs]
+            best_seq = min(best_seq, clock() - t0)
+            t0 = clock()
+            vec = run_grid(vec_cfgs)
+            best_vec = min(best_vec, clock() - t0)
         diff = max(abs(a["final"].get("train_loss", np.nan) - b["final"].get("train_loss", np.nan))
                    for a, b in zip(seq, vec) if a["status"] == b["status"] == "ok")
-        return t_seq, t_vec, diff
+        return best_seq, best_vec, diff
 
 
 def main() -> None:
@@ -86,6 +94,7 @@ def main() -> None:
     ap.add_argument("--metrics-every", type=int, default=200)
     ap.add_argument("--log-every-n-steps", type=int, default=16, help="steps per logged block (both sides)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3, help="each side's time is the best of this many runs")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     COMMON.append(f"trainer.log_every_n_steps={args.log_every_n_steps}")
@@ -99,7 +108,8 @@ def main() -> None:
              [(r, 0) for r in np.logspace(-4, -2, args.convnet_points)])):
         if points < 2:
             continue
-        t_seq, t_vec, diff = measure(case, [(float(f"{r:.4g}"), s) for r, s in grid], steps, args.metrics_every)
+        t_seq, t_vec, diff = measure(case, [(float(f"{r:.4g}"), s) for r, s in grid], steps, args.metrics_every,
+                                     args.repeats)
         ratios[case] = t_seq / t_vec
         print(f"{case}: {points} jobs x {steps} steps: sequential {t_seq:.2f} s, vectorized {t_vec:.2f} s, "
               f"ratio {ratios[case]:.2f}x (max |final train_loss difference| {diff:.2e})", flush=True)

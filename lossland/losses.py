@@ -33,6 +33,11 @@ class Loss(nn.Module):
     def per_sample(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def per_sample_and_grad(self, output: torch.Tensor, target: torch.Tensor):
+        """``(per_sample(output, target), ∂ per_sample / ∂ output)`` in closed form (the stacked MLP's backward
+        pass, :mod:`lossland.sweep.vectorized.fast`), or None where the loss has none (autograd then)."""
+        return None
+
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.per_sample(output, target).mean()
 
@@ -42,6 +47,10 @@ class CrossEntropy(Loss):
 
     def per_sample(self, output, target):
         return F.cross_entropy(output, target, reduction="none")
+
+    def per_sample_and_grad(self, output, target):
+        onehot = F.one_hot(target, output.shape[1]).to(output.dtype)
+        return self.per_sample(output, target), torch.softmax(output, dim=1) - onehot
 
     def forward(self, output, target):
         return F.cross_entropy(output, target)
@@ -60,6 +69,13 @@ class MSE(Loss):
         sq = (output - onehot).pow(2)
         return sq.mean(dim=1) if self.per_class_mean else sq.sum(dim=1)
 
+    def per_sample_and_grad(self, output, target):
+        diff = output - F.one_hot(target, output.shape[1]).to(output.dtype)
+        sq, grad = diff.pow(2), 2 * diff
+        if self.per_class_mean:
+            return sq.mean(dim=1), grad / output.shape[1]
+        return sq.sum(dim=1), grad
+
 
 class CubicHinge(Loss):
     name = "hinge3"
@@ -76,3 +92,8 @@ class CubicHinge(Loss):
     def per_sample(self, output, target):
         y = target.to(output.dtype) * 2 - 1
         return torch.clamp(1 - y * output.reshape(-1), min=0).pow(3)
+
+    def per_sample_and_grad(self, output, target):
+        y = target.to(output.dtype) * 2 - 1
+        margin = torch.clamp(1 - y * output.reshape(-1), min=0)
+        return margin.pow(3), (-3 * margin.square() * y).reshape(output.shape)

@@ -179,6 +179,8 @@ class Stack:
         for all, else ``x``/``y`` have a leading member dimension). The members are independent, so the
         gradient of the sum of their objectives is each member's own gradient in its slice (one backward
         pass; faster than ``vmap(grad(...))``)."""
+        if getattr(self.fast, "manual", False):
+            return self._chain_rule(x, y, shared)
         if self.fast is not None:
             out = self.fast(self.params, x, shared)
             m = out.shape[0]
@@ -193,6 +195,28 @@ class Stack:
             total, loss, out = f(self.params, self.frozen, self.buffers, x, y, self.coef)
         grads = torch.autograd.grad(total.sum(), [self.params[n] for n in self.names])
         return dict(zip(self.names, grads)), (loss.detach(), out.detach())
+
+    def _chain_rule(self, x: torch.Tensor, y: torch.Tensor, shared: bool):
+        """:meth:`forward_backward` of an MLP whose backward pass the fast path computes itself
+        (:class:`~lossland.sweep.vectorized.fast.StackedMLP`), from the loss's own closed-form gradient (autograd from
+        the loss to the outputs where it has none)."""
+        with torch.no_grad():
+            out = self.fast(self.params, x, shared, save=True)
+        m, b = out.shape[:2]
+        target = y.repeat(m) if shared else y.flatten()
+        closed = self.loss.per_sample_and_grad(out.flatten(0, 1), target)
+        if closed is not None:  # ∂(mean over the batch)/∂output
+            loss, d = closed[0].reshape(m, b).mean(1), closed[1].reshape(out.shape) / b
+        else:
+            out.requires_grad_()
+            loss = self.loss.per_sample(out.flatten(0, 1), target).reshape(m, b).mean(1)
+            (d,) = torch.autograd.grad(loss.sum(), out)
+        grads = self.fast.backward(self.params, d)
+        for t, names in enumerate(self.terms):  # ½·c·‖θ‖² adds c·θ
+            for n in names:
+                p = self.params[n]
+                grads[n] = grads[n] + _b(self.coef[:, t].to(p.dtype), p) * p.detach()
+        return {n: grads[n] for n in self.names}, (loss.detach(), out.detach())
 
     def row(self, i: int) -> int:
         """The stacked row of member ``i``."""
