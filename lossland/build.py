@@ -140,10 +140,11 @@ def build_regularizer(cfg: DictConfig):
     return penalty if isinstance(reg, NoRegularizer) else Sum(reg, penalty)
 
 
-def build_schedule(cfg: DictConfig, steps: int | None = None):
+def build_schedule(cfg: DictConfig, steps: int | None = None, node=None):
     """The rate schedule ``step -> rate`` (``elr`` of sphere optimizers, else ``lr``); a schedule whose length
-    is null (``schedule=cosine``) runs over the whole run, ``steps``."""
-    schedule = instantiate_node(cfg.schedule, "schedule")
+    is null (``schedule=cosine``) runs over the whole run, ``steps``. ``node``: ``cfg.schedule``, resolved
+    (its rate interpolation is then not parsed again)."""
+    schedule = instantiate_node(cfg.schedule if node is None else node, "schedule")
     if getattr(schedule, "steps", 0) is None and steps is not None:
         schedule = dataclasses.replace(schedule, steps=max(1, int(steps)))
     return schedule

@@ -82,7 +82,8 @@ class Job:
         self.cfg, self.out, self.fabric = cfg, Path(out), fabric
         self.writer = fabric is None or fabric.is_global_zero
         self.overrides = job_overrides() if overrides is None else list(overrides)
-        self.digest = config_digest(cfg, resolved)
+        self.resolved = resolved if resolved is not None else OmegaConf.to_container(cfg, resolve=True)
+        self.digest = config_digest(cfg, self.resolved)
         self.summary: dict = {}
         self.checkpoint: dict | None = None  # what a resumed run starts from
         self.previous: dict = {}  # the summary of the unfinished run it resumes

@@ -168,17 +168,30 @@ RULES["augment.perturb.target"].what = "null, exp_neuron or hidden_neuron"
 RULES["metrics.early_stop.min_fraction"].what = "a number in [0, 1]"
 
 
+def _lookup(resolved: dict, key: str):
+    """``key`` (dotted) of a resolved config, ``"__absent__"`` where the config has no such key."""
+    node = resolved
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return "__absent__"
+        node = node[part]
+    return node
+
+
 def _plain(v):
     return OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
 
 
-def validate(cfg: DictConfig, recipe: str | None = None) -> None:
-    """Raise :class:`LosslandError` (one line) for the first invalid value of a training config."""
+def validate(cfg: DictConfig, recipe: str | None = None, resolved: dict | None = None) -> None:
+    """Raise :class:`LosslandError` (one line) for the first invalid value of a training config. ``resolved``:
+    ``cfg`` already resolved to a container (its values are read from there: faster)."""
     for key, check in RULES.items():
-        try:
-            value = OmegaConf.select(cfg, key, throw_on_missing=True, default="__absent__")
-        except Exception as e:  # an interpolation that does not resolve, a missing mandatory value
-            raise LosslandError(f"{key}: {str(e).splitlines()[0]}") from None
+        value = _lookup(resolved, key) if resolved is not None else "???"
+        if value == "???":  # not resolved yet, or a missing mandatory value: OmegaConf says which
+            try:
+                value = OmegaConf.select(cfg, key, throw_on_missing=True, default="__absent__")
+            except Exception as e:  # an interpolation that does not resolve, a missing mandatory value
+                raise LosslandError(f"{key}: {str(e).splitlines()[0]}") from None
         if isinstance(value, str) and value == "__absent__":
             continue
         value = _plain(value)
@@ -201,6 +214,17 @@ def validate(cfg: DictConfig, recipe: str | None = None) -> None:
                             "add augment=exp_neuron")
     if cfg.get("model") is not None:
         check_model_keys(cfg.model, recipe)
+
+
+def resolve_checked(cfg: DictConfig, recipe: str | None = None) -> dict:
+    """``cfg`` validated (:func:`validate`) and resolved to a container, resolving it once."""
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:  # noqa: BLE001 - validate names the key in one line
+        validate(cfg, recipe)
+        raise
+    validate(cfg, recipe, resolved)
+    return resolved
 
 
 def check_lengths(cfg: DictConfig) -> None:

@@ -38,7 +38,7 @@ from lossland.module import LandscapeModule
 from lossland.optim.schedules import Shifted
 from lossland.records import atomic_torch_save
 from lossland.runs import Run, load_checkpoint, load_weights
-from lossland.schema import validate
+from lossland.schema import resolve_checked
 from lossland.seeding import stream_seed
 
 
@@ -46,14 +46,14 @@ def run(cfg: DictConfig) -> dict:
     """Train one job and write ``summary.json``, ``metrics.csv`` and checkpoints into its directory.
     Returns the summary. User errors raise :class:`LosslandError` (after writing a ``failed`` summary);
     a divergence is a status, not an error; SIGTERM / SIGINT raise :class:`lossland.loop.Interrupted`."""
-    validate(cfg)
-    fabric = start_fabric(**OmegaConf.to_container(cfg.trainer, resolve=True))
-    job = Job(cfg, output_dir(cfg), fabric)
+    resolved = resolve_checked(cfg)
+    fabric = start_fabric(**resolved["trainer"])
+    job = Job(cfg, output_dir(cfg), fabric, resolved=resolved)
     if job.open() == "skip":
         return job.summary
     job.start()
     with job.recording():
-        trainer, module, dm = prepare(cfg, job.out, job.run_id, job.checkpoint, fabric)
+        trainer, module, dm = prepare(cfg, job.out, job.run_id, job.checkpoint, fabric, resolved=resolved)
         job.attach(trainer)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(stream_seed(cfg.seed, "noise"))  # dropout, random-walk steps: their own stream
@@ -62,18 +62,22 @@ def run(cfg: DictConfig) -> dict:
     return job.summary
 
 
-def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None, fabric=None, shared: dict | None = None):
+def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None, fabric=None, shared: dict | None = None,
+            resolved: dict | None = None):
     """The trainer, module and data of a job: data, model (+ ``init_from`` weights), optimizer, callbacks and
     loggers. Saves the initial weights to ``checkpoints/init.pt``. ``fabric``: the run's started Fabric (DDP:
     only global rank 0 writes, so the other ranks get no loggers). ``shared``: the members of a vectorized grid
     share one such dict: the data module, loss, model and trainer factory are then built once per distinct
-    (resolved) config node and seed, and each member gets a copy (:func:`_once`)."""
+    (resolved) config node and seed, and each member gets a copy (:func:`_once`). ``resolved``: ``cfg`` resolved
+    to a container, if the caller has it (nodes are then read from there: no interpolation parsed again)."""
     writer = fabric is None or fabric.is_global_zero
-    dm = _once(shared, ("data", cfg.data, cfg.model.get("_target_"), cfg.seed), lambda: build_data(cfg),
+    node = resolved if resolved is not None else cfg
+    augment = node.get("augment") or {}
+    dm = _once(shared, ("data", node["data"], node["model"].get("_target_"), node["seed"]), lambda: build_data(cfg),
                keep=lambda d: [t for pair in d.splits.values() for t in pair])  # one copy of the data for all
-    loss = _once(shared, ("loss", cfg.loss), lambda: build_loss(cfg))
-    model = _once(shared, ("model", cfg.model, (cfg.get("augment") or {}).get("model"), cfg.data, cfg.loss,
-                           cfg.seed), lambda: build_model(cfg, dm, loss))
+    loss = _once(shared, ("loss", node["loss"]), lambda: build_loss(cfg))
+    model = _once(shared, ("model", node["model"], augment.get("model"), node["data"], node["loss"], node["seed"]),
+                  lambda: build_model(cfg, dm, loss))
     source = init_from(model, dm, cfg.init_from) if cfg.get("init_from") else None
     continued = source is not None and str(cfg.get("init_state", "weights")) == "continue"
     perturbation = None
@@ -87,7 +91,7 @@ def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None, fabric
     if resume is None and writer:
         atomic_torch_save(model.state_dict(), out / "checkpoints" / "init.pt")
     steps = total_steps(cfg, dm)
-    schedule = build_schedule(cfg, steps)
+    schedule = build_schedule(cfg, steps, node["schedule"])
     if continued:  # the rates the source run would have taken next
         schedule = Shifted(schedule, int(source["global_step"]))
     module = LandscapeModule(model, loss, optimizer=build_optimizer(cfg, model, dm),
@@ -95,7 +99,7 @@ def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None, fabric
                              max_loss=cfg.get("max_loss"))
     rows = None if resume is None or not writer else [r for r in Run(out).rows() if r["step"] <= resume["global_step"]]
     loggers = build_loggers(cfg, out, rows=rows) if writer else []
-    trainer = _once(shared, ("trainer", cfg.trainer), lambda: instantiate_node(cfg.trainer, "trainer"), copy=False)(
+    trainer = _once(shared, ("trainer", node["trainer"]), lambda: instantiate_node(cfg.trainer, "trainer"), copy=False)(
         callbacks=build_callbacks(cfg, steps, out), loggers=loggers, checkpoint_dir=out / "checkpoints",
         run_info={"run_id": run_id}, fabric=fabric)
     trainer.datamodule = dm

@@ -1,10 +1,11 @@
 """Every refused value, with its one-line message (lossland.schema, checked before any job starts)."""
 
 import pytest
+from omegaconf import OmegaConf
 
 from lossland.config import compose
 from lossland.errors import LosslandError
-from lossland.schema import validate
+from lossland.schema import resolve_checked, validate
 from tests.conftest import run_cli
 
 REFUSED = [
@@ -44,6 +45,9 @@ def test_value_is_refused_with_one_line(overrides, message):
     with pytest.raises(LosslandError) as e:
         validate(compose(overrides), recipe)
     assert message in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(LosslandError) as again:  # read from the resolved container (train.run, grids): the same
+        resolve_checked(compose(overrides), recipe)
+    assert str(again.value) == str(e.value)
 
 
 def test_gpu_without_gpu_is_refused():
@@ -58,6 +62,7 @@ def test_gpu_without_gpu_is_refused():
 def test_the_default_config_and_recipes_pass():
     for overrides in ([], ["experiment=smoke"], ["experiment=sphere_ce"], ["model=mlp", "data=spheres"]):
         validate(compose(overrides))
+        assert resolve_checked(compose(overrides)) == OmegaConf.to_container(compose(overrides), resolve=True)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -83,3 +88,10 @@ def test_a_training_split_smaller_than_one_batch_is_refused():
     with pytest.raises(DataError) as e:
         _ = dm.steps_per_epoch  # what the loop reads before its first step
     assert "holds 6 examples" in str(e.value) and "fewer than one batch" in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("override, key", [("lr=${nonexistent}", "lr"), ("data.batch_size=???", "data.batch_size")])
+def test_an_unresolvable_value_is_refused_in_one_line_naming_its_key(override, key):
+    with pytest.raises(LosslandError) as e:
+        resolve_checked(compose([override]))
+    assert str(e.value).startswith(f"{key}: ") and "\n" not in str(e.value)

@@ -22,7 +22,7 @@ from lossland.errors import LosslandError
 from lossland.job import Job
 from lossland.loop import Interrupted, Loop, start_fabric
 from lossland.records import atomic_write
-from lossland.schema import validate
+from lossland.schema import resolve_checked
 from lossland.sweep.vectorized.fast import stacked_mlp
 from lossland.sweep.vectorized.groups import stack_groups
 from lossland.sweep.vectorized.measure import final_evaluations
@@ -115,9 +115,7 @@ def check_grid(cfgs: list[DictConfig], models: bool = True) -> tuple[list[list[i
     """Refuse (one line) a grid whose jobs are invalid or do not stack (``models``: nor models that do not),
     before anything is written. Returns the stacks (:func:`~lossland.sweep.vectorized.groups.stack_groups`) and
     each config resolved to a container."""
-    for cfg in cfgs:
-        validate(cfg)
-    resolved = [OmegaConf.to_container(cfg, resolve=True) for cfg in cfgs]
+    resolved = [resolve_checked(cfg) for cfg in cfgs]
     groups = stack_groups(cfgs, resolved)
     if models:
         for group in groups:
@@ -210,7 +208,7 @@ def train_together(jobs: list[Job]) -> list[dict]:
         fabric = start_fabric(**OmegaConf.to_container(jobs[0].cfg.trainer, resolve=True))  # one for all members
         shared: dict = {}  # the members' common objects, built once (lossland.train.prepare)
         for job in jobs:
-            trainer, module, dm = prepare(job.cfg, job.out, job.run_id, None, fabric, shared)
+            trainer, module, dm = prepare(job.cfg, job.out, job.run_id, None, fabric, shared, job.resolved)
             trainer.setup(module, dm)
             job.attach(trainer)
             trainers.append(trainer)
