@@ -63,18 +63,21 @@ class MSE(Loss):
         super().__init__()
         self.per_class_mean = per_class_mean
 
-    def per_sample(self, output, target):
+    @staticmethod
+    def _residual(output, target):
         # a comparison rather than F.one_hot, which torch.func.vmap cannot batch (per-sample gradients)
-        onehot = (target.unsqueeze(1) == torch.arange(output.shape[1], device=output.device)).to(output.dtype)
-        sq = (output - onehot).pow(2)
+        return output - (target.unsqueeze(1) == torch.arange(output.shape[1], device=output.device)).to(output.dtype)
+
+    def _squared(self, diff):
+        sq = diff.pow(2)
         return sq.mean(dim=1) if self.per_class_mean else sq.sum(dim=1)
 
+    def per_sample(self, output, target):
+        return self._squared(self._residual(output, target))
+
     def per_sample_and_grad(self, output, target):
-        diff = output - F.one_hot(target, output.shape[1]).to(output.dtype)
-        sq, grad = diff.pow(2), 2 * diff
-        if self.per_class_mean:
-            return sq.mean(dim=1), grad / output.shape[1]
-        return sq.sum(dim=1), grad
+        diff = self._residual(output, target)
+        return self._squared(diff), 2 * diff / (output.shape[1] if self.per_class_mean else 1)
 
 
 class CubicHinge(Loss):
@@ -89,11 +92,15 @@ class CubicHinge(Loss):
     def predict(self, output):
         return (output.reshape(-1) > 0).long()
 
-    def per_sample(self, output, target):
+    @staticmethod
+    def _margin(output, target):
+        """(max(0, 1 − y·ŷ), y) with y ∈ {−1, +1}."""
         y = target.to(output.dtype) * 2 - 1
-        return torch.clamp(1 - y * output.reshape(-1), min=0).pow(3)
+        return torch.clamp(1 - y * output.reshape(-1), min=0), y
+
+    def per_sample(self, output, target):
+        return self._margin(output, target)[0].pow(3)
 
     def per_sample_and_grad(self, output, target):
-        y = target.to(output.dtype) * 2 - 1
-        margin = torch.clamp(1 - y * output.reshape(-1), min=0)
+        margin, y = self._margin(output, target)
         return margin.pow(3), (-3 * margin.square() * y).reshape(output.shape)

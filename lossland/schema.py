@@ -186,8 +186,8 @@ def validate(cfg: DictConfig, recipe: str | None = None, resolved: dict | None =
     """Raise :class:`LosslandError` (one line) for the first invalid value of a training config. ``resolved``:
     ``cfg`` already resolved to a container (its values are read from there: faster)."""
     for key, check in RULES.items():
-        value = _lookup(resolved, key) if resolved is not None else "???"
-        if value == "???":  # not resolved yet, or a missing mandatory value: OmegaConf says which
+        value = _lookup(resolved, key) if resolved is not None else None
+        if resolved is None or value == "???":  # a missing mandatory value: OmegaConf's message names it
             try:
                 value = OmegaConf.select(cfg, key, throw_on_missing=True, default="__absent__")
             except Exception as e:  # an interpolation that does not resolve, a missing mandatory value

@@ -205,7 +205,7 @@ def train_together(jobs: list[Job]) -> list[dict]:
     try:
         for job in jobs:
             job.start()
-        fabric = start_fabric(**OmegaConf.to_container(jobs[0].cfg.trainer, resolve=True))  # one for all members
+        fabric = start_fabric(**jobs[0].resolved["trainer"])  # one for all members
         shared: dict = {}  # the members' common objects, built once (lossland.train.prepare)
         for job in jobs:
             trainer, module, dm = prepare(job.cfg, job.out, job.run_id, None, fabric, shared, job.resolved)
