@@ -114,6 +114,9 @@ class Trainer:
         self.extra_summary: dict = {}  # recorded in the run's summary.json (e.g. a perturbation applied at start)
         self.initial_optimizer_state: dict | None = None  # init_state=continue: the source run's, loaded at setup
         self.given_passes: dict[str, dict[str, float]] = {}  # full passes at the final weights a grid computed
+        # the run's job saves last.ckpt after its final evaluations (lossland.job.Job.complete): the loop's own
+        # save at the last step, which that one replaces at once, is skipped
+        self.job_saves_last = False
 
     @property
     def total_steps(self) -> int:
@@ -465,13 +468,16 @@ class Loop:
                 self.bar.set_postfix(loss=f"{batch_loss:.4g}", refresh=False)
 
     def _due(self) -> None:
-        """The scheduled callbacks of every member, then its ``last.ckpt``."""
+        """The scheduled callbacks of every member, then its ``last.ckpt`` (at the run's last step: unless its
+        job saves one at its end, ``job_saves_last``)."""
         self.step.before_due(self.alive)
+        end = self.global_step >= self.total
         for i in self.alive:
             m = self.members[i]
             self.step.sync(i)
             m.call("on_step", trainer=m, module=m.module)
-            m.save_last()
+            if not (end and m.job_saves_last):
+                m.save_last()
             if m.should_stop:
                 self.stopping.append(i)
 

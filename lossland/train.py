@@ -103,6 +103,7 @@ def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None, fabric
         callbacks=build_callbacks(cfg, steps, out), loggers=loggers, checkpoint_dir=out / "checkpoints",
         run_info={"run_id": run_id}, fabric=fabric)
     trainer.datamodule = dm
+    trainer.job_saves_last = True  # its job ends with Job.complete
     if continued:
         trainer.initial_optimizer_state = source["optimizer_states"][0]
         trainer.extra_summary["continued_from_step"] = int(source["global_step"])

@@ -55,17 +55,18 @@ def _mlp(model: nn.Module, prefix: str) -> StackedMLP | None:
     return StackedMLP(plan)
 
 
-# d(activation)/d(input) from the activation's output, as torch's own backward formulas compute it
-DERIVATIVE: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
-    nn.Sigmoid: lambda s: (1 - s) * s,
-    nn.Tanh: lambda t: 1 - t * t,
-    nn.ReLU: lambda r: (r > 0).to(r.dtype),
+# ∂L/∂(activation's input) from ∂L/∂(its output) and the output: torch's own backward kernels (one call each,
+# the formulas autograd applies)
+BACKWARD: dict[type, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    nn.Sigmoid: torch.ops.aten.sigmoid_backward,
+    nn.Tanh: torch.ops.aten.tanh_backward,
+    nn.ReLU: lambda d, r: torch.ops.aten.threshold_backward(d, r, 0),
 }
 
 
 class StackedMLP:
     """``self(params, x, shared) -> (M, B, outputs)``, and, when every activation is one of
-    :data:`DERIVATIVE` (or the identity) and flattening comes only first, :meth:`backward`: the parameter
+    :data:`BACKWARD` (or the identity) and flattening comes only first, :meth:`backward`: the parameter
     gradients of the last forward pass taken with ``save=True``, by the chain rule through the batched matrix
     products. Without autograd's graph a step of a small MLP costs about a fifth less; the gradients equal
     autograd's to float round-off (``tests/test_stacked_backward.py``)."""
@@ -74,7 +75,7 @@ class StackedMLP:
         self.plan = plan
         first = next(k for k, (kind, _) in enumerate(plan) if kind != "flatten")
         self.manual = all(kind != "flatten" for kind, _ in plan[first:]) and all(
-            type(m) in DERIVATIVE or type(m) is nn.Identity for kind, m in plan if kind == "act")
+            type(m) in BACKWARD or type(m) is nn.Identity for kind, m in plan if kind == "act")
         self._saved: list | None = None
 
     def __call__(self, params: dict, x: torch.Tensor, shared: bool, save: bool = False) -> torch.Tensor:
@@ -85,10 +86,12 @@ class StackedMLP:
                 h = h.flatten(1) if h is x and shared else h.flatten(2)
             elif kind == "linear":
                 w, b = params[f"{what}.weight"], params[f"{what}.bias"]
-                if h.ndim == 2:  # the members' shared batch
-                    h = h.expand(w.shape[0], *h.shape)
                 saved.append((kind, what, h))
-                h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+                if h.ndim == 2:  # the members' shared batch: one matrix product for all (M, B, out)
+                    m, out = w.shape[:2]
+                    h = torch.addmm(b.reshape(-1), h, w.reshape(m * out, -1).t()).view(len(h), m, out).transpose(0, 1)
+                else:
+                    h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
             else:
                 h = what(h)
                 saved.append((kind, what, h))
@@ -105,8 +108,10 @@ class StackedMLP:
             kind, what, h = saved[k]
             if kind == "act":
                 if type(what) is not nn.Identity:
-                    d = d * DERIVATIVE[type(what)](h)
+                    d = BACKWARD[type(what)](d, h)
                 continue
+            if h.ndim == 2:  # the members' shared batch
+                h = h.expand(d.shape[0], *h.shape)
             grads[f"{what}.weight"] = torch.bmm(d.transpose(1, 2), h)
             grads[f"{what}.bias"] = d.sum(1)
             if k > 0:  # the layer's input is not the data: propagate

@@ -12,6 +12,7 @@ A member that has stopped (diverged, or stopped by a callback) keeps its weights
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -203,7 +204,7 @@ class Stack:
         with torch.no_grad():
             out = self.fast(self.params, x, shared, save=True)
         m, b = out.shape[:2]
-        target = y.repeat(m) if shared else y.flatten()
+        target = y.expand(m, b).reshape(-1) if shared else y.flatten()
         closed = self.loss.per_sample_and_grad(out.flatten(0, 1), target)
         if closed is not None:  # ∂(mean over the batch)/∂output
             loss, d = closed[0].reshape(m, b).mean(1), closed[1].reshape(out.shape) / b
@@ -242,8 +243,12 @@ class Stack:
             self.rule.keep(keep, self.rows)
         self.alive = torch.ones(len(self.rows), dtype=torch.bool)
 
-    def bad(self, loss: torch.Tensor) -> torch.Tensor:
-        """Members whose loss is non-finite or above ``max_loss`` (the sequential loop's test)."""
+    def bad(self, loss: torch.Tensor) -> torch.Tensor | None:
+        """Members whose loss is non-finite or above ``max_loss`` (the sequential loop's test); None when there
+        are none (one reduction per step: ``min``/``max`` carry any NaN or ±inf)."""
+        low, high = (float(v) for v in torch.aminmax(loss))
+        if math.isfinite(low) and math.isfinite(high) and (self.max_loss is None or high <= self.max_loss):
+            return None
         bad = ~torch.isfinite(loss)
         if self.max_loss is not None:
             bad |= loss > self.max_loss

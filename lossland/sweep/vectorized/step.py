@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 
 from lossland.loop import Step, Trainer
+from lossland.module import add_to_mean
 from lossland.optim.schedules import Constant
 from lossland.sweep.vectorized.measure import due_phase_metrics
 from lossland.sweep.vectorized.stack import Stack
@@ -72,7 +73,7 @@ class StackStep(Step):
         if self.shared:
             x, y = self.members[self.stack.rows[0]].datamodule.splits["train"]
             idx = self.uniq[0][sl]
-            return x[idx], y[idx]
+            return x.index_select(0, idx), y.index_select(0, idx)
         if self.identity:  # one order per member (its own data)
             splits = [(self.members[i].datamodule.splits["train"], self.orders[i][sl]) for i in self.stack.rows]
             return torch.stack([x[idx] for (x, _), idx in splits]), torch.stack([y[idx] for (_, y), idx in splits])
@@ -98,8 +99,8 @@ class StackStep(Step):
 
     def bad(self, loss) -> Sequence[tuple[int, float]]:
         st = self.stack
-        bad = st.bad(loss) & st.alive
-        if not bool(bad.any()):
+        bad = st.bad(loss)
+        if bad is None or not bool((bad := bad & st.alive).any()):
             return ()
         rows = bad.nonzero().flatten()
         return list(zip(st.members_of(rows), (float(loss[k]) for k in rows.tolist())))
@@ -143,8 +144,8 @@ class StackStep(Step):
         means = {}
         for i, (ls, ws, lm, wm) in zip(members, sums):
             metrics = self.members[i].module.stage_metrics["train_"]
-            _add(metrics["loss"], ls, n_loss)
-            _add(metrics["error"], ws, n_wrong)
+            add_to_mean(metrics["loss"], ls, n_loss)
+            add_to_mean(metrics["error"], ws, n_wrong)
             self._record_sphere(i)
             means[i] = (lm, wm)
         return means
@@ -168,10 +169,3 @@ class StackStep(Step):
         self.stack.alive[self.stack.row(i)] = False
         self.sync(i)
 
-
-def _add(metric, total: float, count: int) -> None:
-    """What ``MeanMetric.update`` of ``count`` values summing to ``total`` adds to its states."""
-    metric.mean_value += total
-    metric.weight += count
-    metric._update_count += 1
-    metric._computed = None
