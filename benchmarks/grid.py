@@ -14,7 +14,8 @@ Time is this process's CPU time with ``--threads 1`` (the default; equal to wall
 wall-clock time with more threads (CPU time would add up the threads).
 Both sides get their configs composed before the clock starts (composition is the launcher's work, not the
 grid's), each side is warmed up once untimed (one job; a grid of two), and each side's time is the best of
-``--repeats`` runs (machines are noisy; the sides alternate).
+``--repeats`` runs (machines are noisy; the sides alternate); ``paired`` is the median over the repeats of the
+ratio of the two sides' runs in the same repeat.
 Last line: ``mlp_ratio=<sequential / vectorized> mlp24_ratio=<...> convnet_ratio=<...>``.
 
     python benchmarks/grid.py [--points 16] [--mlp-steps 800] [--mlp24-points 24] [--mlp24-steps 400]
@@ -59,11 +60,13 @@ def configs(case: str, points, steps: int, every: int, root: Path, tag: str):
     return out
 
 
-def measure(case: str, points, steps: int, every: int, repeats: int) -> tuple[float, float, float]:
-    """(sequential s, vectorized s, largest |Δ final train_loss| between the two); each time the best of
-    ``repeats`` (the two sides alternate), after one untimed warm-up of each side."""
+def measure(case: str, points, steps: int, every: int, repeats: int) -> tuple[float, float, float, float]:
+    """(sequential s, vectorized s, median over the repeats of sequential / vectorized of the same repeat, largest
+    |Δ final train_loss| between the two); each time the best of ``repeats`` (the two sides alternate), after one
+    untimed warm-up of each side. The paired ratio compares runs a few seconds apart, so a machine whose speed
+    drifts over minutes moves it less than the ratio of the two best times."""
     clock = time.process_time if torch.get_num_threads() == 1 else time.perf_counter
-    best_seq = best_vec = float("inf")
+    seq_times, vec_times = [], []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         # warm-up (data cache, imports, first calls of each side's kernels), not timed
@@ -74,13 +77,14 @@ def measure(case: str, points, steps: int, every: int, repeats: int) -> tuple[fl
             vec_cfgs = configs(case, points, steps, every, root, f"vec{r}")
             t0 = clock()
             seq = [run(c) for c in seq_cfgs]
-            best_seq = min(best_seq, clock() - t0)
+            seq_times.append(clock() - t0)
             t0 = clock()
             vec = run_grid(vec_cfgs)
-            best_vec = min(best_vec, clock() - t0)
+            vec_times.append(clock() - t0)
         diff = max(abs(a["final"].get("train_loss", np.nan) - b["final"].get("train_loss", np.nan))
                    for a, b in zip(seq, vec) if a["status"] == b["status"] == "ok")
-        return best_seq, best_vec, diff
+        paired = float(np.median([s / v for s, v in zip(seq_times, vec_times)]))
+        return min(seq_times), min(vec_times), paired, diff
 
 
 def main() -> None:
@@ -108,11 +112,12 @@ def main() -> None:
              [(r, 0) for r in np.logspace(-4, -2, args.convnet_points)])):
         if points < 2:
             continue
-        t_seq, t_vec, diff = measure(case, [(float(f"{r:.4g}"), s) for r, s in grid], steps, args.metrics_every,
-                                     args.repeats)
+        t_seq, t_vec, paired, diff = measure(case, [(float(f"{r:.4g}"), s) for r, s in grid], steps,
+                                             args.metrics_every, args.repeats)
         ratios[case] = t_seq / t_vec
         print(f"{case}: {points} jobs x {steps} steps: sequential {t_seq:.2f} s, vectorized {t_vec:.2f} s, "
-              f"ratio {ratios[case]:.2f}x (max |final train_loss difference| {diff:.2e})", flush=True)
+              f"ratio {ratios[case]:.2f}x, paired {paired:.2f}x (max |final train_loss difference| {diff:.2e})",
+              flush=True)
     print(" ".join(f"{k}_ratio={v:.2f}" for k, v in ratios.items()))
 
 

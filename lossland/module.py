@@ -104,21 +104,25 @@ class LandscapeModule(L.LightningModule):
         return values
 
 
-# A run's stage means are ``MeanMetric`` states (persistent: checkpoints carry them). At every epoch's end of every
-# member of a grid the torchmetrics calls cost more than the arithmetic; these two do to the states what
-# ``update`` and ``reset`` do.
-def add_to_mean(metric: MeanMetric, total: float, count: int) -> None:
-    """What ``MeanMetric.update`` of ``count`` values summing to ``total`` adds to its states."""
-    metric.mean_value += total
-    metric.weight += count
-    metric._update_count += 1
-    metric._computed = None
+# A run's stage means are ``MeanMetric`` states (persistent: checkpoints carry them). At every block and epoch's end
+# of every member of a grid the torchmetrics calls (and ``nn.Module.__setattr__`` for each state) cost more than
+# the arithmetic; these two do to the states, in place, what ``update`` and ``reset`` do.
+def add_to_means(updates: list[tuple[MeanMetric, float, int]]) -> None:
+    """What ``MeanMetric.update`` of ``count`` values summing to ``total`` adds to each metric's states, for every
+    ``(metric, total, count)`` at once (one ``torch._foreach_add_``)."""
+    torch._foreach_add_([t for m, _, _ in updates for t in (m.mean_value, m.weight)],
+                        [v for _, total, count in updates for v in (total, count)])
+    for m, _, _ in updates:
+        m._update_count += 1
+        if m._computed is not None:
+            m._computed = None
 
 
 def clear_mean(metric: MeanMetric) -> None:
     """``MeanMetric.reset``: its states back to zero, in place."""
     metric.mean_value.zero_()
     metric.weight.zero_()
-    metric._update_count = 0
-    metric._computed = None
-    metric._forward_cache = None
+    if metric._update_count:
+        metric._update_count = 0
+    if metric._computed is not None or metric._forward_cache is not None:
+        metric._computed = metric._forward_cache = None

@@ -62,6 +62,9 @@ BACKWARD: dict[type, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     nn.Tanh: torch.ops.aten.tanh_backward,
     nn.ReLU: lambda d, r: torch.ops.aten.threshold_backward(d, r, 0),
 }
+# the same activations in place, on a layer's fresh output (the backward pass needs only the activation's output)
+IN_PLACE: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
+    nn.Sigmoid: torch.sigmoid_, nn.Tanh: torch.tanh_, nn.ReLU: torch.relu_}
 
 
 class StackedMLP:
@@ -81,6 +84,7 @@ class StackedMLP:
     def __call__(self, params: dict, x: torch.Tensor, shared: bool, save: bool = False) -> torch.Tensor:
         h = x
         saved = []
+        fresh = False  # h is a linear layer's own output (an activation may then overwrite it)
         for kind, what in self.plan:
             if kind == "flatten":
                 h = h.flatten(1) if h is x and shared else h.flatten(2)
@@ -93,8 +97,9 @@ class StackedMLP:
                 else:
                     h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
             else:
-                h = what(h)
+                h = IN_PLACE[type(what)](h) if fresh and type(what) in IN_PLACE else what(h)
                 saved.append((kind, what, h))
+            fresh = kind == "linear"
         self._saved = saved if save else None
         return h
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 
 from lossland.loop import Step, Trainer
-from lossland.module import add_to_mean
+from lossland.module import add_to_means
 from lossland.optim.schedules import Constant
 from lossland.sweep.vectorized.measure import due_phase_metrics
 from lossland.sweep.vectorized.stack import Stack
@@ -40,6 +40,9 @@ class StackStep(Step):
         self.synced: dict[int, int] = {}  # member -> update count its own model holds
         self.losses, self.outputs, self.targets = [], [], []
         self._block: tuple | None = None
+        # each member's training means (MeanMetric of its loss and of its error), which every block adds to
+        self.train_means = [(m.module.stage_metrics["train_"]["loss"], m.module.stage_metrics["train_"]["error"])
+                            for m in self.members]
 
     def begin_epoch(self, replay: bool) -> None:  # the grid never resumes: its unfinished members run alone
         self.orders = {i: self.members[i].datamodule.epoch_order() for i in self.stack.rows}
@@ -141,13 +144,13 @@ class StackStep(Step):
         wrong = (pred != target).to(loss.dtype).transpose(0, 1).reshape(len(rows), -1)  # (members, S·B)
         sums = torch.stack([loss.sum(1), wrong.sum(1), loss.mean(1), wrong.mean(1)], 1).tolist()
         n_loss, n_wrong = loss.shape[1], wrong.shape[1]
-        means = {}
+        means, updates = {}, []
         for i, (ls, ws, lm, wm) in zip(members, sums):
-            metrics = self.members[i].module.stage_metrics["train_"]
-            add_to_mean(metrics["loss"], ls, n_loss)
-            add_to_mean(metrics["error"], ws, n_wrong)
+            loss_mean, error_mean = self.train_means[i]
+            updates += [(loss_mean, ls, n_loss), (error_mean, ws, n_wrong)]
             self._record_sphere(i)
             means[i] = (lm, wm)
+        add_to_means(updates)
         return means
 
     def before_due(self, members) -> None:
