@@ -7,11 +7,12 @@ import json
 
 import pytest
 import torch
+from torchmetrics import MeanMetric
 
 from lossland.build import build_data, build_loss, build_model, build_optimizer
 from lossland.config import compose
 from lossland.errors import LosslandError
-from lossland.module import LandscapeModule
+from lossland.module import LandscapeModule, add_to_means, clear_mean
 from lossland.sweep.vectorized import run_grid
 from lossland.sweep.vectorized.stack import Stack, check_model, check_stackable
 from lossland.train import run
@@ -295,3 +296,23 @@ def test_members_built_from_one_template_share_the_data_and_start_as_their_own_r
         assert torch.equal(dm.epoch_order(), dm_alone.epoch_order())
     assert not torch.equal(next(built[0][1].model.parameters()), next(built[2][1].model.parameters()))  # seeds
     assert built[0][1].model is not built[1][1].model
+
+
+def test_means_added_at_once_and_cleared_in_place_equal_meanmetrics_own_update_and_reset():
+    """The grid adds every member's block sums to its MeanMetric states in one call, and every run clears its
+    epoch means in place: the states (and the mean) are bit for bit what torchmetrics' own update / reset give."""
+    torch.manual_seed(0)
+    own, batched = [MeanMetric(), MeanMetric()], [MeanMetric(), MeanMetric()]
+    for _epoch in range(2):
+        for n in (5, 17, 3):
+            values = [torch.rand(n), (torch.rand(n) > 0.5).float()]
+            for metric, v in zip(own, values):
+                metric.update(v)
+            add_to_means([(metric, float(v.sum()), v.numel()) for metric, v in zip(batched, values)])
+        for a, b in zip(own, batched):
+            assert torch.equal(a.mean_value, b.mean_value) and torch.equal(a.weight, b.weight)
+            assert a._update_count == b._update_count == 3 and torch.equal(a.compute(), b.compute())
+            a.reset()
+            clear_mean(b)
+            assert torch.equal(a.mean_value, b.mean_value) and torch.equal(a.weight, b.weight)
+            assert a._update_count == b._update_count == 0 and b._computed is None
