@@ -122,7 +122,5 @@ def clear_mean(metric: MeanMetric) -> None:
     """``MeanMetric.reset``: its states back to zero, in place."""
     metric.mean_value.zero_()
     metric.weight.zero_()
-    if metric._update_count:
-        metric._update_count = 0
-    if metric._computed is not None or metric._forward_cache is not None:
-        metric._computed = metric._forward_cache = None
+    metric._update_count = 0
+    metric._computed = metric._forward_cache = None

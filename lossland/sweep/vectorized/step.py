@@ -102,8 +102,11 @@ class StackStep(Step):
 
     def bad(self, loss) -> Sequence[tuple[int, float]]:
         st = self.stack
-        bad = st.bad(loss)
-        if bad is None or not bool((bad := bad & st.alive).any()):
+        bad = st.bad(loss)  # None: every loss is fine
+        if bad is None:
+            return ()
+        bad &= st.alive
+        if not bool(bad.any()):
             return ()
         rows = bad.nonzero().flatten()
         return list(zip(st.members_of(rows), (float(loss[k]) for k in rows.tolist())))
