@@ -36,6 +36,8 @@ class RecordLogger(Logger):
         self.rows: list[dict[str, float]] = list(rows or [])
         self.epoch = self.rows[-1]["epoch"] if self.rows else 0
         self._dirty = True  # rows logged since metrics.csv was last written
+        self._cols: dict[str, None] = {"step": None, "epoch": None}  # metrics.csv's columns so far
+        self._lines: list[str] = []  # its lines of rows[:len(_lines)], which no longer change
 
     @property
     def name(self):
@@ -75,16 +77,32 @@ class RecordLogger(Logger):
     def save(self):
         if self._dir is None or not self._dirty:  # nothing new: the file on disk is up to date
             return
-        cols: dict[str, None] = {"step": None, "epoch": None}
-        for r in self.rows:
+        atomic_write(self._dir / METRICS_CSV, self.csv_text())
+        self._dirty = False
+
+    def csv_text(self) -> str:
+        """``metrics.csv``: a header of every column, then a line per row (``step`` and ``epoch`` as integers,
+        metrics as ``repr`` of the float, an empty cell for a metric the row lacks). A row before the last no
+        longer changes, so its line is kept from the previous call unless a new column has appeared since."""
+        if len(self._lines) >= len(self.rows):  # (rows are only appended to, or their last one completed)
+            self._lines = []
+        cols = dict(self._cols)
+        for r in self.rows[len(self._lines):]:
             cols.update(dict.fromkeys(r))
+        if list(cols) != list(self._cols):  # a new column: every line gains a cell
+            self._cols, self._lines = cols, []
         out = io.StringIO()
         w = csv.DictWriter(out, fieldnames=list(cols), lineterminator="\n")
         w.writeheader()
-        for r in self.rows:
+        header = out.tell()
+        ends = []
+        for r in self.rows[len(self._lines):]:
             w.writerow({k: (int(v) if k in ("step", "epoch") else repr(v)) for k, v in r.items()})
-        atomic_write(self._dir / METRICS_CSV, out.getvalue())
-        self._dirty = False
+            ends.append(out.tell())
+        text = out.getvalue()
+        new = [text[a:b] for a, b in zip([header, *ends[:-1]], ends)]
+        self._lines += new[:-1]  # the last row's line is made again next time
+        return text[:header] + "".join(self._lines) + "".join(new[-1:])
 
     def finalize(self, status: str = "success"):
         self.save()

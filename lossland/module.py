@@ -19,7 +19,10 @@ from torchmetrics import MeanMetric, MetricCollection
 from lossland.metrics.gradients import trainable
 from lossland.regularizers import NoRegularizer
 
-STAGES = ("train", "val", "test")
+# The stages whose means the loop accumulates batch by batch (validation and test are full passes,
+# :meth:`lossland.loop.Trainer.evaluate`). Checkpoints before this carried empty ``val_`` / ``test_`` means too;
+# loading ignores them.
+STAGES = ("train",)
 
 
 class LandscapeModule(L.LightningModule):
@@ -44,6 +47,14 @@ class LandscapeModule(L.LightningModule):
 
     def forward(self, x):
         return self.model(x)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As ``nn.Module``'s, ignoring the empty validation / test means of checkpoints before ``STAGES``
+        held only ``train``."""
+        unused = tuple(f"stage_metrics.{s}_." for s in ("val", "test") if s not in STAGES)
+        if unused:
+            state_dict = {k: v for k, v in state_dict.items() if not k.startswith(unused)}
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def configure_optimizers(self):
         return self.optimizer_factory(trainable(self.model))

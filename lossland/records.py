@@ -61,10 +61,15 @@ def atomic_write(path: str | Path, data: str | bytes) -> Path:
     return path
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+def torch_bytes(obj: Any) -> bytes:
+    """What ``torch.save(obj, path)`` writes to the file."""
     buf = io.BytesIO()
     torch.save(obj, buf)
-    return atomic_write(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    return atomic_write(path, torch_bytes(obj))
 
 
 def finite_or_none(v):

@@ -36,7 +36,7 @@ from lossland.job import Job
 from lossland.loop import start_fabric
 from lossland.module import LandscapeModule
 from lossland.optim.schedules import Shifted
-from lossland.records import atomic_torch_save
+from lossland.records import atomic_write, torch_bytes
 from lossland.runs import Run, load_checkpoint, load_weights
 from lossland.schema import resolve_checked
 from lossland.seeding import stream_seed
@@ -76,8 +76,8 @@ def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None, fabric
     dm = _once(shared, ("data", node["data"], node["model"].get("_target_"), node["seed"]), lambda: build_data(cfg),
                keep=lambda d: [t for pair in d.splits.values() for t in pair])  # one copy of the data for all
     loss = _once(shared, ("loss", node["loss"]), lambda: build_loss(cfg))
-    model = _once(shared, ("model", node["model"], augment.get("model"), node["data"], node["loss"], node["seed"]),
-                  lambda: build_model(cfg, dm, loss))
+    model_key = ("model", node["model"], augment.get("model"), node["data"], node["loss"], node["seed"])
+    model = _once(shared, model_key, lambda: build_model(cfg, dm, loss))
     source = init_from(model, dm, cfg.init_from) if cfg.get("init_from") else None
     continued = source is not None and str(cfg.get("init_state", "weights")) == "continue"
     perturbation = None
@@ -89,7 +89,11 @@ def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None, fabric
             perturbation.update(loss_before=before["loss"], error_before=before["error"], loss_after=after["loss"],
                                 error_after=after["error"])
     if resume is None and writer:
-        atomic_torch_save(model.state_dict(), out / "checkpoints" / "init.pt")
+        if source is None and perturbation is None:  # a grid's copies of one built model: serialized once
+            data = _once(shared, ("init.pt", *model_key), lambda: torch_bytes(model.state_dict()), copy=False)
+        else:
+            data = torch_bytes(model.state_dict())
+        atomic_write(out / "checkpoints" / "init.pt", data)
     steps = total_steps(cfg, dm)
     schedule = build_schedule(cfg, steps, node["schedule"])
     if continued:  # the rates the source run would have taken next

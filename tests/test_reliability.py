@@ -215,3 +215,30 @@ def test_a_run_resumed_from_the_last_step_of_an_epoch_ends_that_epoch_first(make
     assert resumed["final"] == whole["final"] and resumed["data_order"] == whole["data_order"]
     epochs = [(r["step"], r["epoch"]) for r in Run(d).rows() if "train/loss" in r]
     assert epochs == [(r["step"], r["epoch"]) for r in Run(tmp_path / "whole").rows() if "train/loss" in r]
+
+
+def test_a_checkpoint_with_the_former_validation_and_test_means_resumes(make_cfg, tmp_path):
+    """Checkpoints written before the module kept only the training means carried empty ``val_`` / ``test_``
+    means: such a checkpoint still resumes, to the uninterrupted run's finals; any other unknown key is refused."""
+    args = [*TINY, "data.train_size=320", "trainer.max_steps=20", "metrics.every_n_steps=10",
+            "checkpoint.every_n_steps=10", "trainer.deterministic=true"]
+    whole = run(make_cfg(*args, out="whole"))
+    run(make_cfg(*args))
+    d = tmp_path / "run"
+    ckpt = torch.load(d / "checkpoints" / "step=00000010.ckpt", weights_only=True)
+    assert not any(k.startswith(("stage_metrics.val_", "stage_metrics.test_")) for k in ckpt["state_dict"])
+    for stage in ("val", "test"):
+        for metric in ("loss", "error"):
+            for state in ("mean_value", "weight"):
+                ckpt["state_dict"][f"stage_metrics.{stage}_.{metric}.{state}"] = torch.tensor(0.0)
+    (d / "checkpoints" / "step=00000020.ckpt").unlink()
+    torch.save(ckpt, d / "checkpoints" / "last.ckpt")
+    summary = json.loads((d / "summary.json").read_text())
+    (d / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    resumed = run(make_cfg(*args))
+    assert resumed["resumed_from_step"] == 10 and resumed["final"] == whole["final"]
+
+    from lossland.module import LandscapeModule
+    module = LandscapeModule(torch.nn.Linear(2, 1), torch.nn.MSELoss(), optimizer=None)
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        module.load_state_dict({**module.state_dict(), "stage_metrics.other_.loss.weight": torch.tensor(0.0)})
