@@ -35,10 +35,11 @@ demo: $(STAMP)  ## an elr sweep on the sphere that shows the three regimes, its 
 	@echo "Phase diagram: $(DEMO)/report/phase_diagram.png   (figures and tables: $(DEMO)/report/index.html)"
 
 # Two pytest workers (pytest-xdist), one thread each: two torch processes with their default threads on 2 cores run
-# 5x slower each (OpenMP threads spin). TEST_WORKERS=0 runs the tests in one process.
+# 5x slower each (OpenMP threads spin). Each worker takes the next test when it ends one (--maxschedchunk=1), the
+# longest first (tests/conftest.py), so both end together. TEST_WORKERS=0 runs the tests in one process.
 TEST_WORKERS ?= 2
 test: $(STAMP)  ## the default test run (includes the CI smoke sweep); slow tests: make test ARGS="-m slow"
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) $(ARGS)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --maxschedchunk=1 $(ARGS)
 
 # The Ray launcher in its own environment: hydra-ray-launcher pins cloudpickle<3, which the scale extra's joblib
 # excludes (docs/scale.md). A local Ray cluster is started by the test.

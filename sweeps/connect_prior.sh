@@ -10,16 +10,21 @@
 # group by prior kind, not strength).
 #
 #   sweeps/connect_prior.sh                    # embedded: mnist5k on CPU, width 50 (about 2.5 min on 2 cores)
-#   SCALE=tiny sweeps/connect_prior.sh         # seconds-scale check: digits, width 8, 1 pair, 1 epoch
+#   SCALE=tiny sweeps/connect_prior.sh         # seconds-scale check: digits, width 8, 1 pair, 1 epoch,
+#                                              # weight decay 1e-2 and dropout 0.3 besides none
 #   SCALE=full DATA_ROOT=/data/mnist sweeps/connect_prior.sh   # the paper's configs, strengths overridden
 #
-# Environment: STRENGTH_WIDTHS ("50"), WD_COEFS ("1e-4 1e-3 1e-2"; empty: none), DROPOUT_RATES ("0.1 0.3 0.5"), and
+# Environment: STRENGTH_WIDTHS ("50"), WD_COEFS ("1e-4 1e-3 1e-2"; SCALE=tiny "1e-2"; empty: none), DROPOUT_RATES
+# ("0.1 0.3 0.5"; SCALE=tiny "0.3"), and
 # connect_width.sh's OUT, PAIRS, EPOCHS, LR, NUM_POINTS, ALIGNED ("ot_exact"), WA_PATHS, JOBS, PYTHON, EXTRA_TRAIN,
 # EXTRA_CONNECT, SKIP_TRAIN. Layout: connect_width.sh's, one prior folder per strength: none, weight_decay_<coef>,
 # dropout_<rate>.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [ "${SCALE:-embedded}" = tiny ]; then  # the seconds-scale check: one strength of each kind besides none
+  WD_COEFS=${WD_COEFS-1e-2} DROPOUT_RATES=${DROPOUT_RATES-0.3}
+fi
 STRENGTH_WIDTHS=${STRENGTH_WIDTHS:-50}
 WD_COEFS=${WD_COEFS-1e-4 1e-3 1e-2}
 DROPOUT_RATES=${DROPOUT_RATES-0.1 0.3 0.5}

@@ -10,6 +10,24 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 
+# Modules with tests of half a minute or more on 2 cores (--durations), run after the recipes and before the rest.
+# `make test` hands each pytest-xdist worker its next test when it finishes one (--maxschedchunk=1): started first,
+# the long tests spread over both workers; started last, they would leave one worker idle while the other ends them.
+LONG_MODULES = ("test_exp_neuron_protocols.py", "test_launchers.py", "test_reliability.py", "test_wandb.py",
+                "test_failure_cases.py", "test_report.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The recipes (``-m recipes``), then the tests of :data:`LONG_MODULES`, then the rest, each in collection
+    order."""
+    def rank(item):
+        if item.get_closest_marker("recipes"):
+            return 0
+        return 1 if item.path.name in LONG_MODULES else 2
+
+    items.sort(key=rank)
+
+
 @pytest.fixture
 def make_cfg(tmp_path):
     """Compose the real config (as train.py would) with tiny sizes, writing into a fresh run dir."""

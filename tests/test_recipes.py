@@ -1,11 +1,11 @@
 """Every study recipe (``sweeps/*.sh``) end to end.
 
-``-m recipes`` (the second call of ``.ci/run``): each recipe, discovered from ``sweeps/``, runs at ``SCALE=tiny``
-(seconds of training: tiny data, a narrow net, a few steps) and its outputs are checked — every run finished,
-its tables and report written. A new recipe is run here without being listed; one that does not honour
-``SCALE=tiny`` fails (it runs past the time limit or refuses the scale). Study E's four protocol recipes run
-in the default test run already (tests/test_exp_neuron_protocols.py, with their own checks) and are not run
-twice. Slow: the embedded CE recipe finds the three phases in elr order.
+``-m recipes`` (run by ``.ci/run`` with the default tests, in its ``make test`` call): each recipe, discovered from
+``sweeps/``, runs at ``SCALE=tiny`` (seconds of training: tiny data, a narrow net, a few steps) and its outputs are
+checked — every run finished, its tables and report written. A new recipe is run here without being listed; one
+that does not honour ``SCALE=tiny`` fails (it runs past the time limit or refuses the scale). Study E's four
+protocol recipes run in the default test run already (tests/test_exp_neuron_protocols.py, with their own checks)
+and are not run twice. Slow: the embedded CE recipe finds the three phases in elr order.
 """
 
 import importlib
