@@ -34,7 +34,6 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lossland.build import build_data, build_loss, build_model, check_received_config
 from lossland.errors import LosslandError
 from lossland.records import CONFIG_YAML, METRICS_CSV, SUMMARY_JSON, atomic_torch_save
 
@@ -245,6 +244,8 @@ class Run:
             raise LosslandError(f"unreadable {path}: {first}") from None
         if not isinstance(cfg, DictConfig):
             raise LosslandError(f"unreadable {path}: not a mapping")
+        from lossland.build import check_received_config  # (here: reading records does not import Lightning)
+
         check_received_config(cfg, str(path))  # before anything in it is resolved or instantiated
         return cfg
 
@@ -377,6 +378,8 @@ class Run:
     # ------------------------------------------------------------------ rebuild
     def data(self):
         """The run's prepared data module (the same split; built once per data config per process)."""
+        from lossland.build import build_data
+
         return build_data(self.config)
 
     def model(self, checkpoint: str | Path | None = None):
@@ -385,6 +388,8 @@ class Run:
         path = self.checkpoint_path(checkpoint)
         key = f"{path.resolve()}:{path.stat().st_mtime_ns}"
         if key not in self._models:
+            from lossland.build import build_loss, build_model
+
             dm = self.data()
             loss = build_loss(self.config)
             model = build_model(self.config, dm, loss)

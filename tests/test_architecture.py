@@ -283,3 +283,14 @@ def test_the_file_check_catches_a_lower_layer_reading_upward(module, source, exp
 ])
 def test_the_file_check_allows_reading_down_and_within(module, source):
     assert violations(module, source, ROOT / (module.replace(".", "/") + ".py")) == []
+
+
+def test_hydras_plugin_discovery_and_reading_records_do_not_import_lightning():
+    """Hydra imports every ``hydra_plugins`` module at start-up in every command (``lab.py`` too, which trains no
+    Lightning module), and ``lossland.runs`` reads records: neither pulls in Lightning (about 3 s per process)."""
+    code = ("import sys; import hydra_plugins.lossland_launchers, hydra_plugins.lossland_sweeper, "
+            "hydra_plugins.lossland_phase_boundary, lossland.runs; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pytorch_lightning')))")
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "[]", res.stdout[:500]
