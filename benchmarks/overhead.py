@@ -2,9 +2,11 @@
 such job, both through the real command line (``python -m lossland.cli train [-m] ...``), and the one-step single
 run's time broken down (imports, compose, data, model, records).
 
-    python benchmarks/overhead.py [--jobs 24] [--launcher basic|vectorized] [--root <another checkout>]
+    python benchmarks/overhead.py [--jobs 24] [--launcher basic|vectorized] [--root <another checkout>] [--repeats 3]
 
-Printed: each command's wall and CPU time (CPU: this machine's other load inflates wall time, not CPU time), the
+Printed: each command's wall and CPU time (the best of ``--repeats`` runs, the two commands alternating: a
+machine whose speed moves by tens of percent from minute to minute otherwise swamps a difference of a few
+seconds; CPU: this machine's other load inflates wall time, not CPU time), the
 overhead per extra job ``(sweep - single) / (jobs - 1)`` — the whole cost of one more job, its own one training
 step and records included — and the part of it beyond the job's own work (the ``wall_s`` its ``summary.json``
 records); then the breakdown of one job measured in one process (the phases of ``lossland.train.run`` under a
@@ -95,17 +97,21 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=24)
     ap.add_argument("--launcher", default="basic", choices=("basic", "vectorized"))
     ap.add_argument("--root", type=Path, default=ROOT)
+    ap.add_argument("--repeats", type=int, default=3, help="each command's time is the best of this many runs")
     args = ap.parse_args()
     globals()["ROOT"] = args.root.resolve()
     launcher = [] if args.launcher == "basic" else ["hydra/launcher=vectorized"]
+    singles, sweeps = [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        single_wall, single_cpu = timed(["train", *JOB, f"hydra.run.dir={tmp / 'single'}"])
-        sweep_wall, sweep_cpu = timed(["train", "-m", *JOB, f"seed=range(0,{args.jobs})", *launcher,
-                                       f"hydra.sweep.dir={tmp / 'sweep'}"])
-        single_own = own([tmp / "single"])
-        sweep_own = own([tmp / "sweep" / str(i) for i in range(args.jobs)])
+        for r in range(args.repeats):  # the two commands alternate; each one's best run counts
+            single_wall, single_cpu = timed(["train", *JOB, f"hydra.run.dir={tmp / f'single{r}'}"])
+            singles.append((single_wall, single_cpu, own([tmp / f"single{r}"])))
+            sweep_wall, sweep_cpu = timed(["train", "-m", *JOB, f"seed=range(0,{args.jobs})", *launcher,
+                                           f"hydra.sweep.dir={tmp / f'sweep{r}'}"])
+            sweeps.append((sweep_wall, sweep_cpu, own([tmp / f"sweep{r}" / str(i) for i in range(args.jobs)])))
         parts = breakdown(tmp / "breakdown")
+    (single_wall, single_cpu, single_own), (sweep_wall, sweep_cpu, sweep_own) = min(singles), min(sweeps)
     n = args.jobs - 1
     per_job = (sweep_wall - single_wall) / n
     beyond = ((sweep_wall - sweep_own) - (single_wall - single_own)) / n
