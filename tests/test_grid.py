@@ -37,6 +37,14 @@ def _same_final(a: dict, b: dict, rel: float = 1e-5) -> None:
             assert a["final"][key] == pytest.approx(b["final"][key], rel=rel, abs=1e-6, nan_ok=True), key
 
 
+def _same_init(tmp_path, members):
+    """Each member's ``init.pt`` (a grid serializes it once per built model) holds its sequential run's weights."""
+    for i in members:
+        a, b = (torch.load(tmp_path / f"{side}{i}" / "checkpoints" / "init.pt", weights_only=True)
+                for side in ("vec", "seq"))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), i
+
+
 def test_mlp_lr_grid_equals_sequential_runs_and_a_diverging_member_stops_alone(make_cfg, tmp_path):
     seq, vec = _pairs(make_cfg, MLP, [["lr=0.05"], ["lr=0.5"], ["lr=1e4"]])
     expected = [run(c) for c in seq]
@@ -53,6 +61,7 @@ def test_mlp_lr_grid_equals_sequential_runs_and_a_diverging_member_stops_alone(m
         assert a.splitlines()[0] == b.splitlines()[0] and len(a.splitlines()) == len(b.splitlines())
         assert sorted(p.name for p in (tmp_path / f"vec{i}" / "checkpoints").iterdir()) == \
             sorted(p.name for p in (tmp_path / f"seq{i}" / "checkpoints").iterdir())
+    _same_init(tmp_path, range(3))  # one seed: one serialization for all three
     again = run_grid(vec)  # finished members are skipped
     assert [s["run_id"] for s in again] == [s["run_id"] for s in got]
 
@@ -72,6 +81,7 @@ def test_seed_and_weight_decay_grid_equals_sequential_runs_row_for_row(make_cfg,
     assert [s["status"] for s in got] == ["ok", "diverged", "ok"]
     for a, b in zip(got, [run(c) for c in seq]):
         _same_final(a, b)
+    _same_init(tmp_path, range(3))  # three seeds: three initial models
     for i in (0, 2):  # every logged value: batch means, epoch means, validation, phase metrics
         got, want = _rows(tmp_path / f"vec{i}" / "metrics.csv"), _rows(tmp_path / f"seq{i}" / "metrics.csv")
         assert len(got) == len(want) and any("val/loss" in r and r["val/loss"] for r in want)
