@@ -23,6 +23,7 @@ from lossland.regularizers import NoRegularizer
 # :meth:`lossland.loop.Trainer.evaluate`). Checkpoints before this carried empty ``val_`` / ``test_`` means too;
 # loading ignores them.
 STAGES = ("train",)
+FORMER_MEANS = ("stage_metrics.val_.", "stage_metrics.test_.")
 
 
 class LandscapeModule(L.LightningModule):
@@ -49,11 +50,9 @@ class LandscapeModule(L.LightningModule):
         return self.model(x)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """As ``nn.Module``'s, ignoring the empty validation / test means of checkpoints before ``STAGES``
-        held only ``train``."""
-        unused = tuple(f"stage_metrics.{s}_." for s in ("val", "test") if s not in STAGES)
-        if unused:
-            state_dict = {k: v for k, v in state_dict.items() if not k.startswith(unused)}
+        """As ``nn.Module``'s, ignoring the empty validation / test means of older checkpoints
+        (:data:`FORMER_MEANS`)."""
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith(FORMER_MEANS)}
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def configure_optimizers(self):
