@@ -42,20 +42,22 @@ def _members(overrides, per_member, lrs, dtype):
     return dm, loss, modules, opts
 
 
-@pytest.mark.parametrize("rule", sorted(RULES))
+@pytest.mark.parametrize("rule, fuse", [(r, False) for r in sorted(RULES)] + [("sgd", True)])
 @pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
-def test_stacked_rule_equals_torch_optim_member_by_member(rule, dtype, tol):
+def test_stacked_rule_equals_torch_optim_member_by_member(rule, fuse, dtype, tol):
+    """``fuse``: plain SGD's step folded into the chain rule's backward pass (what the grid's loop takes)."""
     overrides, per_member = RULES[rule]
     lrs = [0.05, 0.01] if "adam" not in rule else [1e-2, 3e-3]
     dm, loss, modules, opts = _members(overrides, per_member, lrs, dtype)
     stack = Stack(modules, opts)
-    assert stack.rule is not None
+    assert stack.rule is not None and stack.fusable == (rule == "sgd")
     g = torch.Generator().manual_seed(0)
     x_all, y_all = dm.splits["train"]
     for _ in range(12):
         idx = torch.randperm(len(x_all), generator=g)[:32]
         x, y = x_all[idx], y_all[idx]
-        grads, (losses, _) = stack.forward_backward(x, y, shared=True)
+        grads, (losses, _) = stack.forward_backward(x, y, shared=True, fuse=fuse)
+        assert (grads is None) == fuse
         stack.update(grads, torch.tensor(lrs, dtype=dtype))
         for module, opt in zip(modules, opts):
             opt.zero_grad()
@@ -92,6 +94,22 @@ def test_a_member_that_left_keeps_its_weights_and_state():
         assert torch.equal(stack.rule.state[n]["exp_avg"][1], moments[n])
     stack.compact()
     assert stack.rows == [0] and stack.rule.state[stack.names[0]]["exp_avg"].shape[0] == 1
+
+
+def test_a_member_that_left_keeps_its_weights_in_the_fused_sgd_step():
+    """The fused step of a member that left is undone bit for bit, even from a non-finite output gradient (what
+    a diverged member's loss gives)."""
+    dm, loss, modules, opts = _members(["optimizer=sgd"], [{}, {}], [1e-2, 1e-2], torch.float64)
+    stack = Stack(modules, opts)
+    x, y = dm.splits["train"][0][:32], dm.splits["train"][1][:32]
+    before = {n: v.detach().clone() for n, v in stack.params.items()}
+    assert stack.forward_backward(x, y, True, fuse=True)[0] is None
+    stack._pending[1] = float("nan")
+    stack.alive[1] = False
+    stack.update(None, torch.tensor([1e-2, 1e-2], dtype=torch.float64))
+    for n, v in before.items():
+        assert torch.equal(stack.params[n][1], v[1]) and not torch.equal(stack.params[n][0], v[0])
+        assert bool(torch.isfinite(stack.params[n]).all())
 
 
 def test_members_leaving_at_two_different_steps_keep_the_others_hyperparameters():

@@ -82,10 +82,15 @@ class StackedSGD(StackedRule):
         if any(bool(_group(o).get("nesterov")) != self.nesterov for o in optimizers):
             raise LosslandError("grid=vectorized: the members differ in nesterov")
 
+    @property
+    def plain(self) -> bool:
+        """θ ← θ − lr·g: no weight decay, no momentum (``Stack`` may then fold the step into its backward pass)."""
+        return not any(self.hyper["weight_decay"]) and not any(self.hyper["momentum"])
+
     @torch.no_grad()
     def step(self, params, grads, lr):
         h = self.hyper
-        if not any(h["weight_decay"]) and not any(h["momentum"]):  # plain SGD: θ ← θ − lr·g, one call per step
+        if self.plain:  # θ ← θ − lr·g, one call per step
             if self._rates is None or self._rates[0] != lr:  # the members' rates, shaped per parameter
                 rate = self.coef(lr)
                 self._rates = (list(lr), [_b(rate, p) for p in params.values()])

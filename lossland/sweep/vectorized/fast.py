@@ -72,7 +72,8 @@ class StackedMLP:
     :data:`BACKWARD` (or the identity) and flattening comes only first, :meth:`backward`: the parameter
     gradients of the last forward pass taken with ``save=True``, by the chain rule through the batched matrix
     products. Without autograd's graph a step of a small MLP costs about a fifth less; the gradients equal
-    autograd's to float round-off (``tests/test_stacked_backward.py``)."""
+    autograd's to float round-off (``tests/test_stacked_backward.py``). :meth:`sgd_step` is the same backward
+    pass with plain SGD's update folded in."""
 
     def __init__(self, plan: list[tuple[str, object]]):
         self.plan = plan
@@ -103,10 +104,21 @@ class StackedMLP:
         self._saved = saved if save else None
         return h
 
-    @torch.no_grad()
     def backward(self, params: dict, d: torch.Tensor) -> dict[str, torch.Tensor]:
         """The gradients of ``Σ_i L_i`` with respect to every stacked parameter, given ``d = ∂ΣL/∂output``
         (M, B, outputs) of the last ``save=True`` forward pass."""
+        return self._backward(params, d, step=False)
+
+    def sgd_step(self, params: dict, d: torch.Tensor) -> None:
+        """Plain SGD's step ``θ ← θ − lr·∂ΣL/∂θ`` of every member, in place, given ``d = lr·∂ΣL/∂output`` of the
+        last ``save=True`` forward pass (each member's rate folded into its rows, as every parameter of a member
+        takes its rate). Each layer is updated once the gradient has been propagated through its weights: the
+        backward pass and the update in one pass, without the gradients kept (they equal
+        :meth:`backward`'s times the rate to float round-off; ``tests/test_stacked_optim.py``)."""
+        self._backward(params, d, step=True)
+
+    @torch.no_grad()
+    def _backward(self, params: dict, d: torch.Tensor, step: bool) -> dict[str, torch.Tensor]:
         saved, self._saved = self._saved, None
         grads = {}
         for k in range(len(saved) - 1, -1, -1):
@@ -117,8 +129,13 @@ class StackedMLP:
                 continue
             if h.ndim == 2:  # the members' shared batch
                 h = h.expand(d.shape[0], *h.shape)
-            grads[f"{what}.weight"] = torch.bmm(d.transpose(1, 2), h)
-            grads[f"{what}.bias"] = d.sum(1)
-            if k > 0:  # the layer's input is not the data: propagate
-                d = torch.bmm(d, params[f"{what}.weight"])
+            w, b = params[f"{what}.weight"], params[f"{what}.bias"]
+            below = torch.bmm(d, w) if k > 0 else None  # the layer's input is not the data: propagate
+            if step:
+                w.baddbmm_(d.transpose(1, 2), h, alpha=-1)
+                b.sub_(d.sum(1))
+            else:
+                grads[f"{what}.weight"] = torch.bmm(d.transpose(1, 2), h)
+                grads[f"{what}.bias"] = d.sum(1)
+            d = below
         return grads

@@ -20,6 +20,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from lossland.errors import LosslandError
+from lossland.losses import Loss
 from lossland.optim import SphereSGD
 from lossland.optim.stacked import stacked_rule
 from lossland.regularizers import ExpNeuronPenalty, NoRegularizer, Sum, WeightDecay
@@ -164,6 +165,11 @@ class Stack:
                                         zip(optimizers, member_params)]) for n in names}
         self.rule = None if self.sphere else stacked_rule(optimizers, self.params)
         self.fast = stacked_mlp(models[0]) if not self.buffers else None
+        # plain SGD of an MLP whose backward pass the fast path computes, from the loss's closed-form gradient: the
+        # backward pass and the update in one (forward_backward(fuse=True))
+        self.fusable = getattr(self.fast, "manual", False) and getattr(self.rule, "plain", False) and \
+            not self.terms and not self.frozen and type(self.loss).per_sample_and_grad is not Loss.per_sample_and_grad
+        self._pending: torch.Tensor | None = None  # ∂ΣL/∂output of the forward pass whose update is pending
         self._forward = vmap(self._objective, in_dims=(0, 0, 0, None, None, 0))
         self._forward_own = vmap(self._objective, in_dims=(0, 0, 0, 0, 0, 0))
 
@@ -175,11 +181,17 @@ class Stack:
             total = total + 0.5 * coef[t] * sum(params[n].pow(2).sum() for n in names)
         return total, loss, out
 
-    def forward_backward(self, x: torch.Tensor, y: torch.Tensor, shared: bool):
+    def forward_backward(self, x: torch.Tensor, y: torch.Tensor, shared: bool, fuse: bool = False):
         """Gradients, losses (M,) and outputs (M, B, ...) of every member on its batch (``shared``: one batch
         for all, else ``x``/``y`` have a leading member dimension). The members are independent, so the
         gradient of the sum of their objectives is each member's own gradient in its slice (one backward
-        pass; faster than ``vmap(grad(...))``)."""
+        pass; faster than ``vmap(grad(...))``). ``fuse`` (where :attr:`fusable`): the gradients are None and
+        :meth:`update` computes them and takes the step in one backward pass."""
+        if fuse and self.fusable:
+            with torch.no_grad():
+                out = self.fast(self.params, x, shared, save=True)
+            loss, self._pending = self._closed_form(out, y, shared)
+            return None, (loss, out)
         if getattr(self.fast, "manual", False):
             return self._chain_rule(x, y, shared)
         if self.fast is not None:
@@ -204,12 +216,12 @@ class Stack:
         with torch.no_grad():
             out = self.fast(self.params, x, shared, save=True)
         m, b = out.shape[:2]
-        target = y.expand(m, b).reshape(-1) if shared else y.flatten()
-        closed = self.loss.per_sample_and_grad(out.flatten(0, 1), target)
-        if closed is not None:  # ∂(mean over the batch)/∂output
-            loss, d = closed[0].reshape(m, b).mean(1), closed[1].reshape(out.shape) / b
+        closed = self._closed_form(out, y, shared)
+        if closed is not None:
+            loss, d = closed
         else:
             out.requires_grad_()
+            target = y.expand(m, b).reshape(-1) if shared else y.flatten()
             loss = self.loss.per_sample(out.flatten(0, 1), target).reshape(m, b).mean(1)
             (d,) = torch.autograd.grad(loss.sum(), out)
         grads = self.fast.backward(self.params, d)
@@ -218,6 +230,16 @@ class Stack:
                 p = self.params[n]
                 grads[n] = grads[n] + _b(self.coef[:, t].to(p.dtype), p) * p.detach()
         return {n: grads[n] for n in self.names}, (loss.detach(), out.detach())
+
+    def _closed_form(self, out: torch.Tensor, y: torch.Tensor, shared: bool):
+        """(losses (M,), ∂(each member's mean over its batch)/∂output) from the loss's closed form; None where it
+        has none."""
+        m, b = out.shape[:2]
+        target = y.expand(m, b).reshape(-1) if shared else y.flatten()
+        closed = self.loss.per_sample_and_grad(out.flatten(0, 1), target)
+        if closed is None:
+            return None
+        return closed[0].reshape(m, b).mean(1), closed[1].reshape(out.shape) / b
 
     def row(self, i: int) -> int:
         """The stacked row of member ``i``."""
@@ -255,9 +277,10 @@ class Stack:
         return bad
 
     @torch.no_grad()
-    def update(self, grads: dict, r: torch.Tensor) -> None:
+    def update(self, grads: dict | None, r: torch.Tensor) -> None:
         """One optimizer step of every member still alive; ``r``: each member's lr (sphere SGD: elr), (M,) over
-        all members. Members that left keep their weights (and optimizer state) bit for bit."""
+        all members or over the stacked rows. ``grads`` None: the step of ``forward_backward(fuse=True)``.
+        Members that left keep their weights (and optimizer state) bit for bit."""
         if len(self.rows) != r.shape[0]:
             r = r[self.rows]
         dead = None if bool(self.alive.all()) else (~self.alive).nonzero().flatten()
@@ -265,7 +288,12 @@ class Stack:
             saved = None
             if dead is not None:
                 saved = ({n: self.params[n][dead].clone() for n in self.names}, self.rule.snapshot(dead))
-            self.rule.step(self.params, grads, r.tolist())
+            if grads is None:
+                d, self._pending = self._pending, None
+                self.fast.sgd_step(self.params, d * _b(r.to(d.dtype), d))
+                self.rule.steps += 1
+            else:
+                self.rule.step(self.params, grads, r.tolist())
             if saved is not None:
                 for n, v in saved[0].items():
                     self.params[n][dead] = v

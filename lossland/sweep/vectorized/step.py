@@ -33,6 +33,7 @@ class StackStep(Step):
                             for m in self.members)
         self.b = self.members[0].datamodule.batch_size
         self.rates: torch.Tensor | None = None  # each member's lr (elr) at this step, over all members
+        self.row_rates: torch.Tensor | None = None  # the same over the stacked rows
         self.orders: dict[int, torch.Tensor] = {}
         self.shared = True
         self.grads: dict = {}
@@ -94,7 +95,8 @@ class StackStep(Step):
                 m.module.set_rate(opt, step)
                 rates.append(opt.elr if st.sphere else opt.param_groups[0]["lr"])
             self.rates = torch.tensor(rates, dtype=st.params[st.names[0]].dtype)
-        self.grads, (loss, out) = st.forward_backward(x, y, self.shared)
+            self.row_rates = None
+        self.grads, (loss, out) = st.forward_backward(x, y, self.shared, fuse=True)  # plain SGD: grads in update
         self.losses.append(loss)
         self.outputs.append(out)
         self.targets.append(y)
@@ -112,7 +114,10 @@ class StackStep(Step):
         return list(zip(st.members_of(rows), (float(loss[k]) for k in rows.tolist())))
 
     def update(self) -> None:
-        self.stack.update(self.grads, self.rates)
+        if self.row_rates is None:  # the rates of the stacked rows (until the rates or the rows change)
+            rows = self.stack.rows
+            self.row_rates = self.rates if len(rows) == len(self.rates) else self.rates[rows]
+        self.stack.update(self.grads, self.row_rates)
         self.updates += 1
 
     def _stacked_block(self):
@@ -163,6 +168,7 @@ class StackStep(Step):
 
     def end_block(self) -> None:
         self.stack.compact()  # members that left leave the stack: the next steps compute only the others
+        self.row_rates = None
         self.losses, self.outputs, self.targets = [], [], []
         self._block = None
 
