@@ -190,8 +190,10 @@ class Stack:
         if fuse and self.fusable:
             with torch.no_grad():
                 out = self.fast(self.params, x, shared, save=True)
-            loss, self._pending = self._closed_form(out, y, shared)
-            return None, (loss, out)
+            closed = self._closed_form(out, y, shared)
+            if closed is not None:  # (a loss whose closed form declines: the chain rule's path below)
+                loss, self._pending = closed
+                return None, (loss, out)
         if getattr(self.fast, "manual", False):
             return self._chain_rule(x, y, shared)
         if self.fast is not None:
