@@ -20,7 +20,6 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from lossland.errors import LosslandError
-from lossland.losses import Loss
 from lossland.optim import SphereSGD
 from lossland.optim.stacked import stacked_rule
 from lossland.regularizers import ExpNeuronPenalty, NoRegularizer, Sum, WeightDecay
@@ -165,10 +164,10 @@ class Stack:
                                         zip(optimizers, member_params)]) for n in names}
         self.rule = None if self.sphere else stacked_rule(optimizers, self.params)
         self.fast = stacked_mlp(models[0]) if not self.buffers else None
-        # plain SGD of an MLP whose backward pass the fast path computes, from the loss's closed-form gradient: the
-        # backward pass and the update in one (forward_backward(fuse=True))
+        # plain SGD of an MLP whose backward pass the fast path computes: the backward pass and the update in one
+        # (forward_backward(fuse=True))
         self.fusable = getattr(self.fast, "manual", False) and getattr(self.rule, "plain", False) and \
-            not self.terms and not self.frozen and type(self.loss).per_sample_and_grad is not Loss.per_sample_and_grad
+            not self.terms and not self.frozen
         self._pending: torch.Tensor | None = None  # ∂ΣL/∂output of the forward pass whose update is pending
         self._forward = vmap(self._objective, in_dims=(0, 0, 0, None, None, 0))
         self._forward_own = vmap(self._objective, in_dims=(0, 0, 0, 0, 0, 0))
@@ -187,15 +186,8 @@ class Stack:
         gradient of the sum of their objectives is each member's own gradient in its slice (one backward
         pass; faster than ``vmap(grad(...))``). ``fuse`` (where :attr:`fusable`): the gradients are None and
         :meth:`update` computes them and takes the step in one backward pass."""
-        if fuse and self.fusable:
-            with torch.no_grad():
-                out = self.fast(self.params, x, shared, save=True)
-            closed = self._closed_form(out, y, shared)
-            if closed is not None:  # (a loss whose closed form declines: the chain rule's path below)
-                loss, self._pending = closed
-                return None, (loss, out)
         if getattr(self.fast, "manual", False):
-            return self._chain_rule(x, y, shared)
+            return self._chain_rule(x, y, shared, fuse and self.fusable)
         if self.fast is not None:
             out = self.fast(self.params, x, shared)
             m = out.shape[0]
@@ -211,37 +203,30 @@ class Stack:
         grads = torch.autograd.grad(total.sum(), [self.params[n] for n in self.names])
         return dict(zip(self.names, grads)), (loss.detach(), out.detach())
 
-    def _chain_rule(self, x: torch.Tensor, y: torch.Tensor, shared: bool):
+    def _chain_rule(self, x: torch.Tensor, y: torch.Tensor, shared: bool, fuse: bool = False):
         """:meth:`forward_backward` of an MLP whose backward pass the fast path computes itself
         (:class:`~lossland.sweep.vectorized.fast.StackedMLP`), from the loss's own closed-form gradient (autograd from
-        the loss to the outputs where it has none)."""
+        the loss to the outputs where it has none). ``fuse``: keep that gradient for :meth:`update`'s step."""
         with torch.no_grad():
             out = self.fast(self.params, x, shared, save=True)
         m, b = out.shape[:2]
-        closed = self._closed_form(out, y, shared)
-        if closed is not None:
-            loss, d = closed
+        target = y.expand(m, b).reshape(-1) if shared else y.flatten()
+        closed = self.loss.per_sample_and_grad(out.flatten(0, 1), target)
+        if closed is not None:  # ∂(mean over the batch)/∂output
+            loss, d = closed[0].reshape(m, b).mean(1), closed[1].reshape(out.shape) / b
         else:
             out.requires_grad_()
-            target = y.expand(m, b).reshape(-1) if shared else y.flatten()
             loss = self.loss.per_sample(out.flatten(0, 1), target).reshape(m, b).mean(1)
             (d,) = torch.autograd.grad(loss.sum(), out)
+        if fuse:
+            self._pending = d
+            return None, (loss.detach(), out.detach())
         grads = self.fast.backward(self.params, d)
         for t, names in enumerate(self.terms):  # ½·c·‖θ‖² adds c·θ
             for n in names:
                 p = self.params[n]
                 grads[n] = grads[n] + _b(self.coef[:, t].to(p.dtype), p) * p.detach()
         return {n: grads[n] for n in self.names}, (loss.detach(), out.detach())
-
-    def _closed_form(self, out: torch.Tensor, y: torch.Tensor, shared: bool):
-        """(losses (M,), ∂(each member's mean over its batch)/∂output) from the loss's closed form; None where it
-        has none."""
-        m, b = out.shape[:2]
-        target = y.expand(m, b).reshape(-1) if shared else y.flatten()
-        closed = self.loss.per_sample_and_grad(out.flatten(0, 1), target)
-        if closed is None:
-            return None
-        return closed[0].reshape(m, b).mean(1), closed[1].reshape(out.shape) / b
 
     def row(self, i: int) -> int:
         """The stacked row of member ``i``."""
