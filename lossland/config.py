@@ -15,8 +15,11 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from lossland import interpolations
 from lossland.compose import CachingLoader
 from lossland.errors import LosslandError
+
+interpolations.install()  # every process that composes or resolves a config imports this module
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "conf"
 POSITIVE = ("elr", "lr")

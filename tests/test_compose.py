@@ -1,14 +1,18 @@
 """Composition once per defaults list (lossland/compose.py) equals Hydra's own, for every option of every config
-group of every app, with value overrides on top."""
+group of every app, with value overrides on top; and every such config resolves with the memoized interpolation
+parser (lossland/interpolations.py) to what OmegaConf's own gives."""
 
 from __future__ import annotations
 
+import omegaconf.base
 import pytest
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
+from omegaconf.errors import GrammarParseError
 
+from lossland import interpolations
 from lossland.compose import STATS
 from lossland.config import CONFIG_DIR, compose, groups
 
@@ -42,6 +46,32 @@ def test_equals_hydra(app, choice):
     ours = compose(overrides, app, return_hydra_config=True)
     assert _plain(ours) == _plain(theirs)
     assert OmegaConf.is_struct(ours) == OmegaConf.is_struct(theirs)
+    job = OmegaConf.create({k: v for k, v in _plain(ours).items() if k != "hydra"})  # ${hydra:} needs a running app
+    memoized = _resolved(job)
+    interpolations.uninstall()
+    try:
+        assert memoized == _resolved(job)
+    finally:
+        interpolations.install()
+
+
+def _resolved(cfg):
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)
+    except Exception as e:  # noqa: BLE001 - the same failure either way
+        return type(e).__name__, str(e)
+
+
+def test_memoized_parse_reads_the_values_at_resolution_and_refuses_bad_strings_every_time():
+    assert omegaconf.base.parse is interpolations.memo_parse  # installed by lossland.config
+    cfg = OmegaConf.create({"lr": 0.1, "opt": {"lr": "${lr}", "v": "${oc.select:opt.elr,${oc.select:opt.lr,null}}"}})
+    assert (cfg.opt.lr, cfg.opt.v) == (0.1, 0.1)
+    cfg.lr = 0.2
+    assert (cfg.opt.lr, cfg.opt.v) == (0.2, 0.2)
+    assert interpolations.memo_parse.cache_info().hits > 0
+    for _ in range(2):
+        with pytest.raises(GrammarParseError):
+            OmegaConf.to_container(OmegaConf.create({"a": "${oc.select:"}), resolve=True)
 
 
 def test_value_overrides_reuse_the_template():
