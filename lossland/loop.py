@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 from lossland.data.base import block_sizes
 from lossland.errors import LosslandError
 from lossland.metrics.gradients import evaluate
+from lossland.module import stage_means
 from lossland.records import atomic_torch_save
 
 CHECKPOINT_VERSION = 2
@@ -484,9 +485,10 @@ class Loop:
     def _end_epoch(self) -> None:
         """The epoch's training means, then the validation split's (every ``check_val_every_n_epoch``)."""
         self.epoch_start_step = self.global_step
-        for i in self.alive:
+        means = stage_means([self.members[i].module for i in self.alive], "train")  # every member's at once
+        for i, row in zip(self.alive, means):
             m = self.members[i]
-            m.log(m.module.compute_stage("train"))
+            m.log(row)
             m.current_epoch += 1
             m.epoch_start_step = self.global_step
             if "val" in m.datamodule.splits and m.current_epoch % m.check_val_every_n_epoch == 0:

@@ -105,13 +105,25 @@ class LandscapeModule(L.LightningModule):
 
     def compute_stage(self, stage: str) -> dict[str, float]:
         """``{"<stage>/loss", "<stage>/error"}`` accumulated since the last call ({} if nothing was)."""
-        metrics = self.stage_metrics[f"{stage}_"]
-        values = {}
-        if float(metrics["loss"].weight) > 0:  # the sums, which a resumed run restores (its update count: not)
-            values = {f"{stage}/{k}": float(m.mean_value / m.weight) for k, m in metrics.items()}
-        for m in metrics.values():
-            clear_mean(m)
-        return values
+        return stage_means([self], stage)[0]
+
+
+def stage_means(modules: list[LandscapeModule], stage: str) -> list[dict[str, float]]:
+    """:meth:`LandscapeModule.compute_stage` of many modules at once (a grid's members at an epoch's end): one
+    division and one clearing for all their means."""
+    groups = [list(m.stage_metrics[f"{stage}_"].items()) for m in modules]
+    metrics = [m for group in groups for _, m in group]
+    sums, weights = torch.stack([m.mean_value for m in metrics]), torch.stack([m.weight for m in metrics])
+    means, counts = (sums / weights).tolist(), weights.tolist()
+    clear_means(metrics)
+    out, k = [], 0
+    for group in groups:
+        names = [name for name, _ in group]
+        # the loss's sum of weights, which a resumed run restores (its update count: not)
+        out.append({f"{stage}/{n}": means[k + j] for j, n in enumerate(names)} if counts[k + names.index("loss")] > 0
+                   else {})
+        k += len(group)
+    return out
 
 
 # A run's stage means are ``MeanMetric`` states (persistent: checkpoints carry them). At every block and epoch's end
@@ -123,14 +135,13 @@ def add_to_means(updates: list[tuple[MeanMetric, float, int]]) -> None:
     torch._foreach_add_([t for m, _, _ in updates for t in (m.mean_value, m.weight)],
                         [v for _, total, count in updates for v in (total, count)])
     for m, _, _ in updates:
-        m._update_count += 1
-        if m._computed is not None:
-            m._computed = None
+        state = vars(m)  # plain attributes: nn.Module's and torchmetrics' __setattr__ only pass them through
+        state["_update_count"] += 1
+        state["_computed"] = None
 
 
-def clear_mean(metric: MeanMetric) -> None:
-    """``MeanMetric.reset``: its states back to zero, in place."""
-    metric.mean_value.zero_()
-    metric.weight.zero_()
-    metric._update_count = 0
-    metric._computed = metric._forward_cache = None
+def clear_means(metrics: list[MeanMetric]) -> None:
+    """``MeanMetric.reset`` of each metric: its states back to zero, in place (one ``torch._foreach_zero_``)."""
+    torch._foreach_zero_([t for m in metrics for t in (m.mean_value, m.weight)])
+    for m in metrics:
+        vars(m).update(_update_count=0, _computed=None, _forward_cache=None)

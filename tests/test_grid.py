@@ -12,7 +12,7 @@ from torchmetrics import MeanMetric
 from lossland.build import build_data, build_loss, build_model, build_optimizer
 from lossland.config import compose
 from lossland.errors import LosslandError
-from lossland.module import LandscapeModule, add_to_means, clear_mean
+from lossland.module import LandscapeModule, add_to_means, clear_means
 from lossland.sweep.vectorized import run_grid
 from lossland.sweep.vectorized.stack import Stack, check_model, check_stackable
 from lossland.train import run
@@ -31,7 +31,7 @@ def _pairs(make_cfg, base, points):
 
 def _same_final(a: dict, b: dict, rel: float = 1e-5) -> None:
     assert a["status"] == b["status"] and a["steps"] == b["steps"]
-    assert a["diverged_at_step"] == b["diverged_at_step"]
+    assert a["diverged_at_step"] == b["diverged_at_step"] and a.get("data_order") == b.get("data_order")
     for key in FINAL:
         if b["final"].get(key) is not None:
             assert a["final"][key] == pytest.approx(b["final"][key], rel=rel, abs=1e-6, nan_ok=True), key
@@ -323,6 +323,6 @@ def test_means_added_at_once_and_cleared_in_place_equal_meanmetrics_own_update_a
             assert torch.equal(a.mean_value, b.mean_value) and torch.equal(a.weight, b.weight)
             assert a._update_count == b._update_count == 3 and torch.equal(a.compute(), b.compute())
             a.reset()
-            clear_mean(b)
+            clear_means([b])
             assert torch.equal(a.mean_value, b.mean_value) and torch.equal(a.weight, b.weight)
             assert a._update_count == b._update_count == 0 and b._computed is None
