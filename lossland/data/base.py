@@ -199,6 +199,20 @@ class TensorDataModule:
             raise DataError("data.drop_last=false is not supported: every step takes a full batch")
         return order.to(x.device)
 
+    def follow(self, other: TensorDataModule) -> bool:
+        """Take the epoch that ``other`` has just drawn (:meth:`epoch_order`) without drawing it again, when this
+        module's data order stands where ``other``'s stood (the same split, stream state and digest: a grid's
+        members of one seed): its stream and digest move on as ``other``'s did. False (nothing changed)
+        otherwise."""
+        start, digest = other._epoch_start
+        if other.splits["train"][0] is not self.splits["train"][0] or digest != self.order_digest or \
+                not torch.equal(self.order_generator.get_state(), start):
+            return False
+        self._epoch_start = (start, digest)
+        self.order_generator.set_state(other.order_generator.get_state())
+        self.order_digest = other.order_digest
+        return True
+
     def eval_loader(self, split: str, limit: int | None = None) -> TensorBatches:
         """The whole ``split`` (or its first ``limit`` examples) in batches of ``eval_batch_size``.
         ``data.eval_limit`` caps every such pass — the final evaluation, the convergence check, the test

@@ -29,11 +29,12 @@ from lossland.sweep.vectorized.fast import stacked_mlp
 FREE = ("seed", "elr", "lr", "out_dir", "regularizer.coef", "optimizer.lr", "optimizer.elr", "optimizer.momentum",
         "optimizer.dampening", "optimizer.weight_decay", "optimizer.betas", "optimizer.eps", "schedule.*",
         "augment.lam", "augment.penalty.lam")
+FREE_PREFIXES = tuple(f[:-1] for f in FREE if f.endswith("*"))
 STACKED_OPTIMIZERS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW", "lossland.optim.SphereSGD")
 
 
 def free(key: str) -> bool:
-    return key in FREE or any(f.endswith("*") and key.startswith(f[:-1]) for f in FREE)
+    return key in FREE or key.startswith(FREE_PREFIXES)
 
 
 def _flat(node, prefix: str = "") -> dict:

@@ -46,7 +46,14 @@ class StackStep(Step):
                             for m in self.members]
 
     def begin_epoch(self, replay: bool) -> None:  # the grid never resumes: its unfinished members run alone
-        self.orders = {i: self.members[i].datamodule.epoch_order() for i in self.stack.rows}
+        self.orders, drawn = {}, []  # drawn: (data module, its order) of the members that drew this epoch's
+        for i in self.stack.rows:
+            dm = self.members[i].datamodule
+            order = next((o for d, o in drawn if dm.follow(d)), None)  # one draw per data order (seed)
+            if order is None:
+                order = dm.epoch_order()
+                drawn.append((dm, order))
+            self.orders[i] = order
         self._group()
 
     def _group(self) -> None:
