@@ -67,7 +67,7 @@ def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None, fabric
     """The trainer, module and data of a job: data, model (+ ``init_from`` weights), optimizer, callbacks and
     loggers. Saves the initial weights to ``checkpoints/init.pt``. ``fabric``: the run's started Fabric (DDP:
     only global rank 0 writes, so the other ranks get no loggers). ``shared``: the members of a vectorized grid
-    share one such dict: the data module, loss, model and trainer factory are then built once per distinct
+    share one such dict: the data module, loss, model, regularizer and trainer factory are then built once per distinct
     (resolved) config node and seed, and each member gets a copy (:func:`_once`). ``resolved``: ``cfg`` resolved
     to a container, if the caller has it (nodes are then read from there: no interpolation parsed again)."""
     writer = fabric is None or fabric.is_global_zero
@@ -99,7 +99,8 @@ def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None, fabric
     if continued:  # the rates the source run would have taken next
         schedule = Shifted(schedule, int(source["global_step"]))
     module = LandscapeModule(model, loss, optimizer=build_optimizer(cfg, model, dm),
-                             regularizer=build_regularizer(cfg), schedule=schedule,
+                             regularizer=_once(shared, ("regularizer", node["regularizer"], augment.get("penalty")),
+                                               lambda: build_regularizer(cfg)), schedule=schedule,
                              max_loss=cfg.get("max_loss"))
     rows = None if resume is None or not writer else [r for r in Run(out).rows() if r["step"] <= resume["global_step"]]
     loggers = build_loggers(cfg, out, rows=rows) if writer else []
