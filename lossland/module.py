@@ -111,6 +111,8 @@ class LandscapeModule(L.LightningModule):
 def stage_means(modules: list[LandscapeModule], stage: str) -> list[dict[str, float]]:
     """:meth:`LandscapeModule.compute_stage` of many modules at once (a grid's members at an epoch's end): one
     division and one clearing for all their means."""
+    if not modules:
+        return []
     groups = [list(m.stage_metrics[f"{stage}_"].items()) for m in modules]
     metrics = [m for group in groups for _, m in group]
     sums, weights = torch.stack([m.mean_value for m in metrics]), torch.stack([m.weight for m in metrics])

@@ -67,9 +67,10 @@ def prepare(cfg: DictConfig, out: Path, run_id: str, resume: dict | None, fabric
     """The trainer, module and data of a job: data, model (+ ``init_from`` weights), optimizer, callbacks and
     loggers. Saves the initial weights to ``checkpoints/init.pt``. ``fabric``: the run's started Fabric (DDP:
     only global rank 0 writes, so the other ranks get no loggers). ``shared``: the members of a vectorized grid
-    share one such dict: the data module, loss, model, regularizer and trainer factory are then built once per distinct
-    (resolved) config node and seed, and each member gets a copy (:func:`_once`). ``resolved``: ``cfg`` resolved
-    to a container, if the caller has it (nodes are then read from there: no interpolation parsed again)."""
+    share one such dict: the data module, loss, model, regularizer and trainer factory are then built once per
+    distinct (resolved) config node and seed, and each member gets a copy (:func:`_once`). ``resolved``: ``cfg``
+    resolved to a container, if the caller has it (nodes are then read from there: no interpolation parsed
+    again)."""
     writer = fabric is None or fabric.is_global_zero
     node = resolved if resolved is not None else cfg
     augment = node.get("augment") or {}
