@@ -103,14 +103,10 @@ class LandscapeModule(L.LightningModule):
         metrics["error"].update(wrong)
         return float(losses.mean()), float(wrong.mean())
 
-    def compute_stage(self, stage: str) -> dict[str, float]:
-        """``{"<stage>/loss", "<stage>/error"}`` accumulated since the last call ({} if nothing was)."""
-        return stage_means([self], stage)[0]
-
 
 def stage_means(modules: list[LandscapeModule], stage: str) -> list[dict[str, float]]:
-    """:meth:`LandscapeModule.compute_stage` of many modules at once (a grid's members at an epoch's end): one
-    division and one clearing for all their means."""
+    """Each module's ``{"<stage>/loss", "<stage>/error"}`` accumulated since the last call ({} if nothing was),
+    every one of them cleared: one division and one clearing for all (the loop's members at an epoch's end)."""
     if not modules:
         return []
     groups = [list(m.stage_metrics[f"{stage}_"].items()) for m in modules]

@@ -208,7 +208,7 @@ class TensorDataModule:
         if other.splits["train"][0] is not self.splits["train"][0] or digest != self.order_digest or \
                 not torch.equal(self.order_generator.get_state(), start):
             return False
-        self._epoch_start = (start, digest)
+        self._epoch_start = other._epoch_start
         self.order_generator.set_state(other.order_generator.get_state())
         self.order_digest = other.order_digest
         return True
