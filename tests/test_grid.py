@@ -66,6 +66,23 @@ def test_mlp_lr_grid_equals_sequential_runs_and_a_diverging_member_stops_alone(m
     assert [s["run_id"] for s in again] == [s["run_id"] for s in got]
 
 
+def test_a_shared_batch_order_gathered_per_epoch_equals_gathering_batch_by_batch(make_cfg, tmp_path, monkeypatch):
+    """Members of one seed take views of the training split gathered once per epoch in its order
+    (``GATHER_EPOCH_BYTES``); a split above that size is gathered batch by batch: the same records, over epochs."""
+    import lossland.sweep.vectorized.step as step
+
+    base = [*MLP, "data.train_size=320", "trainer.max_steps=35"]  # 10 steps per epoch: 3 epochs and a half
+    epoch = [make_cfg(*base, f"lr={lr}", "grid=vectorized", out=f"epoch{i}") for i, lr in enumerate((0.05, 0.5))]
+    batch = [make_cfg(*base, f"lr={lr}", "grid=vectorized", out=f"batch{i}") for i, lr in enumerate((0.05, 0.5))]
+    gathered = run_grid(epoch)
+    monkeypatch.setattr(step, "GATHER_EPOCH_BYTES", 0)
+    per_batch = run_grid(batch)
+    assert [s["epochs"] for s in gathered] == [3, 3]
+    for i, (a, b) in enumerate(zip(gathered, per_batch)):
+        assert a["final"] == b["final"] and a["data_order"] == b["data_order"]
+        assert _rows(tmp_path / f"epoch{i}" / "metrics.csv") == _rows(tmp_path / f"batch{i}" / "metrics.csv")
+
+
 def _rows(path):
     with open(path) as f:
         return list(csv.DictReader(f))

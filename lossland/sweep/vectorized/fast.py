@@ -78,7 +78,9 @@ class StackedMLP:
     Activations are kept feature-major, ``(M, features, B)``: each layer is then ``W_i @ h_i`` with the weights
     as stored (``(M, out, in)``), which the batched products of these small shapes run faster than the
     batch-major ``h_i @ W_iᵀ`` (about a tenth less per step on the 16-point grid's shapes, ``docs/scale.md``); the
-    output is handed out batch-major, as a view."""
+    output is handed out batch-major, as a view. On the members' shared batch the first layer's weight gradient
+    (or update) is one matrix product for all, as its forward pass; a layer of one output propagates by an outer
+    product (a batched product of inner dimension one costs several times more)."""
 
     def __init__(self, plan: list[tuple[str, object]]):
         self.plan = plan
@@ -136,15 +138,24 @@ class StackedMLP:
                     d = BACKWARD[type(what)](d, h)
                 continue
             w, b = params[f"{what}.weight"], params[f"{what}.bias"]
-            if k > 0:  # the layer's input is not the data: propagate, and its input batch-major for the product
-                below, h = torch.bmm(w.transpose(1, 2), d), h.transpose(1, 2)
-            else:
-                below, h = None, h.expand(d.shape[0], *h.shape) if h.ndim == 2 else h
+            below = None
+            if k > 0:  # the layer's input is not the data: propagate (one output: an outer product, no bmm)
+                below = w.transpose(1, 2) * d if w.shape[1] == 1 else torch.bmm(w.transpose(1, 2), d)
+            if h.ndim == 2 and w.is_contiguous():  # the members' shared batch: one product for all, as forward
+                m, out = w.shape[:2]
+                if step:
+                    w.view(m * out, -1).addmm_(d.reshape(m * out, -1), h, alpha=-1)
+                else:
+                    grads[f"{what}.weight"] = torch.mm(d.reshape(m * out, -1), h).view(w.shape)
+            else:  # its input batch-major for the product
+                h = h.transpose(1, 2) if k > 0 else h.expand(d.shape[0], *h.shape) if h.ndim == 2 else h
+                if step:
+                    w.baddbmm_(d, h, alpha=-1)
+                else:
+                    grads[f"{what}.weight"] = torch.bmm(d, h)
             if step:
-                w.baddbmm_(d, h, alpha=-1)
                 b.sub_(d.sum(2))
             else:
-                grads[f"{what}.weight"] = torch.bmm(d, h)
                 grads[f"{what}.bias"] = d.sum(2)
             d = below
         return grads

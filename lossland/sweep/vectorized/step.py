@@ -20,6 +20,10 @@ from lossland.optim.schedules import Constant
 from lossland.sweep.vectorized.measure import due_phase_metrics
 from lossland.sweep.vectorized.stack import Stack
 
+# A training split up to this size is gathered into its epoch's order once per epoch (the steps then take views);
+# a larger one batch by batch (one copy of it per grid is then too much memory for what it saves).
+GATHER_EPOCH_BYTES = 64 * 2**20
+
 
 class StackStep(Step):
     """The members' step as one :class:`Stack`. Members that share the data order (the seed) share each batch;
@@ -36,6 +40,7 @@ class StackStep(Step):
         self.row_rates: torch.Tensor | None = None  # the same over the stacked rows
         self.orders: dict[int, torch.Tensor] = {}
         self.shared = True
+        self.epoch_data: tuple | None = None  # (order, x, y): the shared training split gathered in its epoch's order
         self.grads: dict = {}
         self.updates = 0
         self.synced: dict[int, int] = {}  # member -> update count its own model holds
@@ -76,11 +81,18 @@ class StackStep(Step):
         self.shared = len(uniq) == 1
         self.group = torch.tensor(group)
         self.identity = group == list(range(len(rows)))
+        if not self.shared or x0.numel() * x0.element_size() > GATHER_EPOCH_BYTES:
+            self.epoch_data = None
+        elif self.epoch_data is None or self.epoch_data[0] is not uniq[0]:  # a new epoch's order
+            y0 = self.members[rows[0]].datamodule.splits["train"][1]
+            self.epoch_data = uniq[0], x0.index_select(0, uniq[0]), y0.index_select(0, uniq[0])
 
     def _batch(self, pos: int):
         if self.stack.rows != self.grouped_rows:  # members left the stack
             self._group()
         sl = slice(pos * self.b, (pos + 1) * self.b)
+        if self.epoch_data is not None:
+            return self.epoch_data[1][sl], self.epoch_data[2][sl]  # views of the epoch's data in its order
         if self.shared:
             x, y = self.members[self.stack.rows[0]].datamodule.splits["train"]
             idx = self.uniq[0][sl]
