@@ -74,12 +74,13 @@ class Job:
     """One job directory from :meth:`open` to :meth:`finish`; ``summary`` is its ``summary.json``.
 
     ``fabric``: the run's started Fabric (several devices: global rank 0 decides and writes; the other ranks
-    follow). ``overrides``: the job's command-line overrides (default: Hydra's). ``resolved``: ``cfg`` already
-    resolved to a container, if the caller has it (a grid resolves each member's config once)."""
+    follow). ``overrides``: the job's command-line overrides (default: Hydra's). ``resolved`` / ``raw``: ``cfg``
+    already turned into a container, resolved / as written, if the caller has it (a grid makes both once per
+    member)."""
 
     def __init__(self, cfg: DictConfig, out: str | Path, fabric=None, overrides: list[str] | None = None,
-                 resolved: dict | None = None):
-        self.cfg, self.out, self.fabric = cfg, Path(out), fabric
+                 resolved: dict | None = None, raw: dict | None = None):
+        self.cfg, self.out, self.fabric, self.raw = cfg, Path(out), fabric, raw
         self.writer = fabric is None or fabric.is_global_zero
         self.overrides = job_overrides() if overrides is None else list(overrides)
         self.resolved = resolved if resolved is not None else OmegaConf.to_container(cfg, resolve=True)
@@ -135,7 +136,7 @@ class Job:
         with unwritable(self.out):  # a full disk, a read-only directory: one line, nothing half-written
             self._write()
             if self.writer and not under_hydra():  # a job outside a Hydra app (grid members, tests): still complete
-                atomic_write(self.out / CONFIG_YAML, config_yaml(cfg))
+                atomic_write(self.out / CONFIG_YAML, config_yaml(cfg if self.raw is None else self.raw))
 
     def attach(self, trainer=None, loggers: list | None = None) -> None:
         """The job's trainer (its counters go into the record) and loggers (default: the trainer's), which

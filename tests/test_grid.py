@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from torchmetrics import MeanMetric
 
 from lossland.build import build_data, build_loss, build_model, build_optimizer
@@ -62,6 +63,8 @@ def test_mlp_lr_grid_equals_sequential_runs_and_a_diverging_member_stops_alone(m
         assert sorted(p.name for p in (tmp_path / f"vec{i}" / "checkpoints").iterdir()) == \
             sorted(p.name for p in (tmp_path / f"seq{i}" / "checkpoints").iterdir())
     _same_init(tmp_path, range(3))  # one seed: one serialization for all three
+    for i in range(3):  # each member's config as written (from the container the grid made for its checks)
+        assert (tmp_path / f"vec{i}" / ".hydra" / "config.yaml").read_text() == OmegaConf.to_yaml(vec[i])
     again = run_grid(vec)  # finished members are skipped
     assert [s["run_id"] for s in again] == [s["run_id"] for s in got]
 

@@ -21,11 +21,13 @@ def stack_key(flat: dict, raw: dict) -> str:
                       default=str)
 
 
-def stack_groups(cfgs: list[DictConfig], resolved: list[dict] | None = None) -> list[list[int]]:
+def stack_groups(cfgs: list[DictConfig], resolved: list[dict] | None = None,
+                 raw: list[dict] | None = None) -> list[list[int]]:
     """The jobs' indices, one list per stack, in the order of their first job; each stack checked
     (:func:`~lossland.sweep.vectorized.stack.check_stackable`: options that do not stack are refused in one line).
-    ``resolved``: the configs already resolved to containers."""
-    flat = [flats(c, r) for c, r in zip(cfgs, resolved or [None] * len(cfgs))]
+    ``resolved`` / ``raw``: the configs already turned into containers, resolved / as written."""
+    none = [None] * len(cfgs)
+    flat = [flats(c, r, w) for c, r, w in zip(cfgs, resolved or none, raw or none)]
     groups: dict[str, list[int]] = {}
     for i, f in enumerate(flat):
         groups.setdefault(stack_key(*f), []).append(i)

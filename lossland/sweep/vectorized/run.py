@@ -46,8 +46,8 @@ def launch_batch(launcher, job_overrides, initial_job_idx: int) -> list:
     overrides = [[o for o in job if not o.startswith(("hydra.", "hydra/"))] for job in job_overrides]  # task's
     try:
         checked = check_grid(cfgs)  # refused: nothing written, no directory that blocks the corrected command
-        for cfg, hydra_cfg in members:
-            write_member_meta(config, cfg, hydra_cfg)
+        for (cfg, hydra_cfg), raw in zip(members, checked[2]):
+            write_member_meta(config, cfg, hydra_cfg, raw)
         print(f"lossland: hydra/launcher=vectorized: {len(cfgs)} jobs in {sweep}/", flush=True)
         summaries = run_grid(cfgs, overrides, vmap=launcher.vmap, checked=checked)
     except LosslandError as e:
@@ -102,25 +102,27 @@ def member_config(launcher, overrides: list[str], num: int) -> tuple[DictConfig,
     return cfg, hydra_cfg
 
 
-def write_member_meta(config: DictConfig, cfg: DictConfig, hydra_cfg: DictConfig) -> None:
-    """A member's ``.hydra/`` files (config, hydra, overrides), as Hydra's launchers write them."""
+def write_member_meta(config: DictConfig, cfg: DictConfig, hydra_cfg: DictConfig, raw: dict | None = None) -> None:
+    """A member's ``.hydra/`` files (config, hydra, overrides), as Hydra's launchers write them (``raw``: ``cfg``
+    as a container, unresolved, if the caller has it)."""
     if config.hydra.output_subdir is not None:
         meta = Path(cfg.out_dir) / str(config.hydra.output_subdir)
-        atomic_write(meta / "config.yaml", config_yaml(cfg))
+        atomic_write(meta / "config.yaml", config_yaml(cfg if raw is None else raw))
         atomic_write(meta / "hydra.yaml", config_yaml(hydra_cfg))
         atomic_write(meta / "overrides.yaml", config_yaml(hydra_cfg.hydra.overrides.task))
 
 
-def check_grid(cfgs: list[DictConfig], models: bool = True) -> tuple[list[list[int]], list[dict]]:
+def check_grid(cfgs: list[DictConfig], models: bool = True) -> tuple[list[list[int]], list[dict], list[dict]]:
     """Refuse (one line) a grid whose jobs are invalid or do not stack (``models``: nor models that do not),
     before anything is written. Returns the stacks (:func:`~lossland.sweep.vectorized.groups.stack_groups`) and
-    each config resolved to a container."""
+    each config as a container, resolved and as written (what its ``config.yaml`` holds)."""
     resolved = [resolve_checked(cfg) for cfg in cfgs]
-    groups = stack_groups(cfgs, resolved)
+    raw = [OmegaConf.to_container(cfg, enum_to_str=True) for cfg in cfgs]
+    groups = stack_groups(cfgs, resolved, raw)
     if models:
         for group in groups:
             worth_stacking(cfgs[group[0]])
-    return groups, resolved
+    return groups, resolved, raw
 
 
 def tracker_group(cfg: DictConfig, sweep: Path) -> None:
@@ -133,14 +135,14 @@ def tracker_group(cfg: DictConfig, sweep: Path) -> None:
 
 
 def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None, vmap: bool | None = None,
-             checked: tuple[list[list[int]], list[dict]] | None = None) -> list[dict]:
+             checked: tuple[list[list[int]], list[dict], list[dict]] | None = None) -> list[dict]:
     """Train the jobs ``cfgs`` (each with its own ``out_dir``) as stacked models, one per group of jobs that
     stack (:func:`~lossland.sweep.vectorized.groups.stack_groups`); returns each job's summary. Raises
     :class:`LosslandError` (one line) for options that do not stack, before any job starts. ``vmap``: stack any
     stackable model (default: the config's ``grid=vmap``, kept for one release). ``checked``: what
-    :func:`check_grid` returned for these configs (their groups and resolved configs; not checked again)."""
+    :func:`check_grid` returned for these configs (their groups and containers; not checked again)."""
     overrides = overrides or [[] for _ in cfgs]
-    groups, resolved = checked or check_grid(cfgs, models=False)
+    groups, resolved, raw = checked or check_grid(cfgs, models=False)
     if len(groups) > 1:
         print(f"lossland: hydra/launcher=vectorized: {len(groups)} stacks of {', '.join(str(len(g)) for g in groups)} "
               "jobs (jobs that differ in more than seeds, rates and optimizer values train in separate stacks)",
@@ -148,15 +150,16 @@ def run_grid(cfgs: list[DictConfig], overrides: list[list[str]] | None = None, v
     results: list[dict | None] = [None] * len(cfgs)
     for group in groups:
         for i, summary in zip(group, _run_stack([cfgs[i] for i in group], [overrides[i] for i in group], vmap,
-                                                [resolved[i] for i in group])):
+                                                [resolved[i] for i in group], [raw[i] for i in group])):
             results[i] = summary
     return results
 
 
-def _run_stack(cfgs: list[DictConfig], overrides: list[list[str]], vmap: bool | None,
-               resolved: list[dict]) -> list[dict]:
+def _run_stack(cfgs: list[DictConfig], overrides: list[list[str]], vmap: bool | None, resolved: list[dict],
+               raw: list[dict]) -> list[dict]:
     results: list[dict | None] = [None] * len(cfgs)
-    jobs = [Job(cfg, Path(cfg.out_dir), overrides=o, resolved=r) for cfg, o, r in zip(cfgs, overrides, resolved)]
+    jobs = [Job(cfg, Path(cfg.out_dir), overrides=o, resolved=r, raw=w)
+            for cfg, o, r, w in zip(cfgs, overrides, resolved, raw)]
     fresh = []
     for i, job in enumerate(jobs):
         action = job.open()

@@ -46,11 +46,11 @@ def _flat(node, prefix: str = "") -> dict:
     return {prefix[:-1]: node}
 
 
-def flats(cfg: DictConfig, resolved: dict | None = None) -> tuple[dict, dict]:
-    """The config as flat dicts of dotted keys: (resolved, as written); ``resolved``: the config already
-    resolved to a container."""
+def flats(cfg: DictConfig, resolved: dict | None = None, raw: dict | None = None) -> tuple[dict, dict]:
+    """The config as flat dicts of dotted keys: (resolved, as written); ``resolved`` / ``raw``: the config
+    already turned into a container, resolved / as written."""
     return _flat(resolved if resolved is not None else OmegaConf.to_container(cfg, resolve=True)), \
-        _flat(OmegaConf.to_container(cfg))
+        _flat(raw if raw is not None else OmegaConf.to_container(cfg))
 
 
 def check_stackable(cfgs: list[DictConfig], flat: list[tuple[dict, dict]] | None = None) -> None:
