@@ -14,7 +14,7 @@ from lossland.build import build_data, build_loss, build_model, build_optimizer
 from lossland.config import compose
 from lossland.errors import LosslandError
 from lossland.module import LandscapeModule, add_to_means, clear_means
-from lossland.sweep.vectorized import run_grid
+from lossland.sweep.vectorized import run_grid, step
 from lossland.sweep.vectorized.stack import Stack, check_model, check_stackable
 from lossland.train import run
 from tests.conftest import run_cli
@@ -72,8 +72,6 @@ def test_mlp_lr_grid_equals_sequential_runs_and_a_diverging_member_stops_alone(m
 def test_a_shared_batch_order_gathered_per_epoch_equals_gathering_batch_by_batch(make_cfg, tmp_path, monkeypatch):
     """Members of one seed take views of the training split gathered once per epoch in its order
     (``GATHER_EPOCH_BYTES``); a split above that size is gathered batch by batch: the same records, over epochs."""
-    import lossland.sweep.vectorized.step as step
-
     base = [*MLP, "data.train_size=320", "trainer.max_steps=35"]  # 10 steps per epoch: 3 epochs and a half
     epoch = [make_cfg(*base, f"lr={lr}", "grid=vectorized", out=f"epoch{i}") for i, lr in enumerate((0.05, 0.5))]
     batch = [make_cfg(*base, f"lr={lr}", "grid=vectorized", out=f"batch{i}") for i, lr in enumerate((0.05, 0.5))]

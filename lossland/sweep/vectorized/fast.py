@@ -141,14 +141,14 @@ class StackedMLP:
             below = None
             if k > 0:  # the layer's input is not the data: propagate (one output: an outer product, no bmm)
                 below = w.transpose(1, 2) * d if w.shape[1] == 1 else torch.bmm(w.transpose(1, 2), d)
-            if h.ndim == 2 and w.is_contiguous():  # the members' shared batch: one product for all, as forward
+            if h.ndim == 2:  # the data, the members' shared batch: one product for all, as forward
                 m, out = w.shape[:2]
-                if step:
+                if step:  # (stacked weights are contiguous: a view)
                     w.view(m * out, -1).addmm_(d.reshape(m * out, -1), h, alpha=-1)
                 else:
                     grads[f"{what}.weight"] = torch.mm(d.reshape(m * out, -1), h).view(w.shape)
-            else:  # its input batch-major for the product
-                h = h.transpose(1, 2) if k > 0 else h.expand(d.shape[0], *h.shape) if h.ndim == 2 else h
+            else:  # its input batch-major for the product (the data of each member's own batch already is)
+                h = h.transpose(1, 2) if k > 0 else h
                 if step:
                     w.baddbmm_(d, h, alpha=-1)
                 else:
